@@ -1,0 +1,61 @@
+# rpm-ingestd. The two commands: `make run` (try it on this machine) and `make test` (everything CI runs).
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+GO        ?= go
+BIN       := bin/rpm-ingestd
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS   := -s -w -X main.version=$(VERSION)
+GOFILES   := $(shell find cmd pkg internal e2e -name '*.go' 2>/dev/null)
+SCRIPTS   := $(shell git ls-files '*.sh' 2>/dev/null)
+
+.PHONY: help deps deps-run build run test unit e2e bench lint rpm selinux clean
+
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-9s %s\n", $$1, $$2}'
+
+deps: ## install the system packages the tests need (apt-get or dnf; as root)
+	@deploy/deps.sh test
+
+deps-run: ## install the system packages the daemon needs (createrepo_c)
+	@deploy/deps.sh run
+
+build: $(BIN) ## build bin/rpm-ingestd
+
+$(BIN): $(GOFILES) go.mod go.sum
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $@ ./cmd/rpm-ingestd
+
+run: deps-run build ## build and start the embedded default: uploads and the repo on http://127.0.0.1:5000, data in ./var
+	@mkdir -p var/repo var/spool
+	$(BIN) -c deploy/config.dev.yml
+
+test: deps ## install what the tests need, then run every test (unit, integration, end-to-end, selinux, unit file)
+	$(GO) vet ./...
+	$(GO) test -race -count=1 -timeout 10m ./cmd/... ./pkg/... ./internal/...
+	$(GO) test -count=1 -timeout 15m ./e2e/...
+	$(MAKE) --no-print-directory selinux
+	deploy/verify-unit.sh
+
+unit: ## unit and integration tests only (no nginx end-to-end)
+	$(GO) test -race -count=1 ./cmd/... ./pkg/... ./internal/...
+
+e2e: build ## the end-to-end suite only
+	$(GO) test -count=1 -v -timeout 15m ./e2e/...
+
+bench: deps ## benchmarks, reported as ratios against a floor measured in the same run
+	$(GO) test -run '^$$' -bench . -benchtime 3x ./pkg/... ./e2e/...
+
+lint: ## gofmt, go vet, staticcheck, shellcheck
+	@test -z "$$(gofmt -l $(GOFILES))" || { gofmt -l $(GOFILES); echo "gofmt: files above need formatting"; exit 1; }
+	$(GO) vet ./...
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@2025.1.1 ./...
+	shellcheck $(SCRIPTS)
+
+selinux: ## build selinux/rpm-ingestd.pp with the distribution's policy devel Makefile
+	selinux/build.sh
+
+rpm: build selinux ## build the rpm-ingestd RPM into dist/
+	deploy/rpm/build-rpm.sh $(VERSION)
+
+clean: ## remove build output and the `make run` data in ./var
+	rm -rf bin dist var selinux/build selinux/*.pp

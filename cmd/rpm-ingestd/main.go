@@ -1,0 +1,238 @@
+// Command rpm-ingestd receives RPM uploads, files them into a yum/dnf repository tree and keeps the tree's
+// metadata current with createrepo_c. This is the only code that reads flags and configuration, handles signals
+// or exits; everything else is wired from here.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/coreos/go-systemd/v22/daemon"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/rpm-ingestd/rpm-ingestd/pkg/config"
+	"github.com/rpm-ingestd/rpm-ingestd/pkg/indexer"
+	"github.com/rpm-ingestd/rpm-ingestd/pkg/ingest"
+	"github.com/rpm-ingestd/rpm-ingestd/pkg/server"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+// httpShutdownTimeout bounds how long in-flight uploads may take to finish on shutdown.
+const httpShutdownTimeout = 30 * time.Second
+
+func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
+
+// run is main without the exit, returning the exit code: 0 success, 1 runtime failure, 2 bad usage or config.
+func run(args []string, stdout, stderr io.Writer) int {
+	flags := flag.NewFlagSet("rpm-ingestd", flag.ContinueOnError)
+	flags.SetOutput(stderr)
+	var cfgPath string
+	flags.StringVar(&cfgPath, "c", config.DefaultPath, "configuration file (YAML)")
+	flags.StringVar(&cfgPath, "config", config.DefaultPath, "configuration file (YAML); same as -c")
+	showVersion := flags.Bool("version", false, "print the version and exit")
+	checkConfig := flags.Bool("check-config", false, "validate the configuration, print it as the daemon sees it, and exit")
+	if err := flags.Parse(args); err != nil {
+		return 2
+	}
+	if *showVersion {
+		fmt.Fprintf(stdout, "rpm-ingestd %s\n", version)
+		return 0
+	}
+
+	cfg, defaulted, err := loadConfig(cfgPath)
+	if err != nil {
+		fmt.Fprintf(stderr, "rpm-ingestd: invalid configuration:\n")
+		for _, line := range strings.Split(err.Error(), "\n") {
+			fmt.Fprintf(stderr, "  - %s\n", line)
+		}
+		return 2
+	}
+	if *checkConfig {
+		out, err := cfg.YAML()
+		if err != nil {
+			fmt.Fprintf(stderr, "rpm-ingestd: %v\n", err)
+			return 1
+		}
+		stdout.Write(out)
+		return 0
+	}
+
+	log, err := newLogger(cfg.Log, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "rpm-ingestd: %v\n", err)
+		return 2
+	}
+	defer log.Sync()
+	if defaulted {
+		log.Info("no configuration file, running on built-in defaults", zap.String("looked_for", cfgPath))
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := serve(ctx, cfg, log); err != nil {
+		log.Error("exit", zap.Error(err))
+		return 1
+	}
+	return 0
+}
+
+// loadConfig loads path. When path is the default and does not exist, the built-in defaults apply (defaulted
+// is true). The indexer command, when not configured, is whichever createrepo is on PATH, and must exist.
+func loadConfig(path string) (cfg *config.Config, defaulted bool, err error) {
+	cfg, err = config.Load(path)
+	if errors.Is(err, fs.ErrNotExist) && path == config.DefaultPath {
+		cfg, defaulted, err = config.Default(), true, nil
+		err = cfg.Validate()
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	if len(cfg.Indexer.Command) == 0 {
+		cfg.Indexer.Command = indexer.DefaultCommand()
+	}
+	if _, err := exec.LookPath(cfg.Indexer.Command[0]); err != nil {
+		return nil, false, fmt.Errorf("indexer.command: %q is not on PATH: install createrepo_c (Debian: apt-get install createrepo-c; RHEL/Fedora: dnf install createrepo_c) or name the program", cfg.Indexer.Command[0])
+	}
+	return cfg, defaulted, nil
+}
+
+func newLogger(c config.Log, out io.Writer) (*zap.Logger, error) {
+	level, err := zapcore.ParseLevel(c.Level)
+	if err != nil {
+		return nil, err
+	}
+	encCfg := zap.NewProductionEncoderConfig()
+	encCfg.EncodeTime = zapcore.ISO8601TimeEncoder
+	enc := zapcore.NewJSONEncoder(encCfg)
+	if c.Format == "console" {
+		encCfg.EncodeLevel = zapcore.CapitalLevelEncoder
+		enc = zapcore.NewConsoleEncoder(encCfg)
+	}
+	return zap.New(zapcore.NewCore(enc, zapcore.Lock(zapcore.AddSync(out)), level)), nil
+}
+
+// serve wires the parts and runs until ctx is cancelled (a signal) or one of them fails. Shutdown order: stop
+// taking requests and let in-flight uploads finish, then stop the indexer, which publishes every pending change
+// within indexer.shutdown_timeout. Stopping the indexer last means no handler can Trigger a stopped scheduler.
+func serve(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
+	ing, err := ingest.New(ingest.Options{
+		TopDir:   cfg.Repo.TopDir,
+		SpoolDir: cfg.Server.SpoolDir,
+		Layout: func(abbr, release, arch string) (string, error) {
+			return cfg.RenderLayout(config.LayoutFields{OSAbbr: abbr, OSRelease: release, Arch: arch})
+		},
+		Arches:    cfg.Repo.Arches,
+		DistTags:  cfg.Repo.DistTags,
+		Overwrite: cfg.Repo.Overwrite,
+		MaxSize:   int64(cfg.Server.MaxUploadSize),
+		MarkDirty: indexer.MarkDirty,
+	}, log.Named("ingest"))
+	if err != nil {
+		return err
+	}
+	defer ing.Close()
+	if n, err := ing.Cleanup(); n > 0 || err != nil {
+		log.Info("removed leftovers of interrupted uploads", zap.Int("files", n), zap.Error(err))
+	}
+
+	sched := indexer.NewScheduler(indexer.NewCreaterepo(cfg.Indexer.Command), indexer.Options{
+		QuietPeriod:     time.Duration(cfg.Indexer.QuietPeriod),
+		MaxDelay:        time.Duration(cfg.Indexer.MaxDelay),
+		Workers:         cfg.Indexer.Workers,
+		Timeout:         time.Duration(cfg.Indexer.Timeout),
+		ShutdownTimeout: time.Duration(cfg.Indexer.ShutdownTimeout),
+	}, log.Named("indexer"))
+	queued, err := sched.Recover(cfg.Repo.TopDir)
+	if err != nil {
+		return fmt.Errorf("scan %s for unindexed repositories: %w", cfg.Repo.TopDir, err)
+	}
+
+	srv, err := server.New(server.Options{
+		UploadPath:    cfg.Server.UploadPath,
+		UploadHeader:  cfg.Server.UploadHeader,
+		DirectUpload:  cfg.Server.DirectUpload,
+		MaxUploadSize: int64(cfg.Server.MaxUploadSize),
+		RepoURL:       cfg.Server.RepoURL,
+		ServeRepo:     cfg.Server.ServeRepo,
+		TopDir:        cfg.Repo.TopDir,
+	}, ing, sched, log.Named("http"))
+	if err != nil {
+		return err
+	}
+	ln, err := listen(cfg.Server.Listen)
+	if err != nil {
+		return err
+	}
+	httpSrv := &http.Server{
+		Handler:           srv.Routes(),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          zap.NewStdLog(log.Named("http")),
+	}
+
+	schedCtx, stopSched := context.WithCancel(context.Background())
+	defer stopSched()
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return sched.Run(schedCtx) }) // returns after publishing what is pending
+	g.Go(func() error {
+		if err := httpSrv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+		return nil
+	})
+	g.Go(func() error {
+		<-gctx.Done()
+		log.Info("shutting down: finishing uploads, then publishing pending repositories")
+		daemon.SdNotify(false, daemon.SdNotifyStopping)
+		sctx, cancel := context.WithTimeout(context.Background(), httpShutdownTimeout)
+		defer cancel()
+		err := httpSrv.Shutdown(sctx)
+		stopSched()
+		return err
+	})
+	log.Info("listening", zap.String("version", version), zap.String("listen", cfg.Server.Listen),
+		zap.String("top_dir", cfg.Repo.TopDir), zap.String("spool_dir", cfg.Server.SpoolDir),
+		zap.Bool("direct_upload", cfg.Server.DirectUpload), zap.Bool("serve_repo", cfg.Server.ServeRepo),
+		zap.Int("repos_to_index", queued))
+	daemon.SdNotify(false, daemon.SdNotifyReady) // (false, nil) outside systemd
+	return g.Wait()
+}
+
+// listen opens "host:port" or "unix:/path". A stale socket from a crashed run is replaced; the socket is made
+// group-writable so that the proxy's user, in the daemon's group, can connect and nobody else can.
+func listen(addr string) (net.Listener, error) {
+	path, ok := strings.CutPrefix(addr, "unix:")
+	if !ok {
+		return net.Listen("tcp", addr)
+	}
+	// Only a socket is removed: a typo in the path must not delete a file.
+	if fi, err := os.Lstat(path); err == nil && fi.Mode()&fs.ModeSocket != 0 {
+		if err := os.Remove(path); err != nil {
+			return nil, fmt.Errorf("remove stale socket: %w", err)
+		}
+	}
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.Chmod(path, 0o660); err != nil {
+		ln.Close()
+		return nil, err
+	}
+	return ln, nil
+}

@@ -1,0 +1,199 @@
+// Package config owns rpm-ingestd's YAML configuration: its typed structure, the built-in defaults, strict loading
+// (unknown keys are errors) and validation that reports every problem at once, with key names and line numbers.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// DefaultPath is where the daemon looks for its configuration when -c is not given.
+const DefaultPath = "/etc/rpm-ingestd/config.yml"
+
+// Config is the whole configuration file. Every key is documented in the README.
+type Config struct {
+	Server  Server  `yaml:"server"`
+	Repo    Repo    `yaml:"repo"`
+	Indexer Indexer `yaml:"indexer"`
+	Log     Log     `yaml:"log"`
+
+	// lines maps "section.key" to its line in the file, so validation errors can point at it.
+	lines map[string]int
+}
+
+// Server configures the HTTP side.
+type Server struct {
+	Listen        string `yaml:"listen"`
+	UploadPath    string `yaml:"upload_path"`
+	UploadHeader  string `yaml:"upload_header"`
+	SpoolDir      string `yaml:"spool_dir"`
+	DirectUpload  bool   `yaml:"direct_upload"`
+	MaxUploadSize Size   `yaml:"max_upload_size"`
+	ServeRepo     bool   `yaml:"serve_repo"`
+	RepoURL       string `yaml:"repo_url"`
+}
+
+// Repo configures where and how packages are stored.
+type Repo struct {
+	TopDir    string   `yaml:"top_dir"`
+	Layout    string   `yaml:"layout"`
+	Arches    []string `yaml:"arches"`
+	DistTags  []string `yaml:"dist_tags"`
+	Overwrite bool     `yaml:"overwrite"`
+}
+
+// Indexer configures the createrepo runs.
+type Indexer struct {
+	Command         []string `yaml:"command"`
+	QuietPeriod     Duration `yaml:"quiet_period"`
+	MaxDelay        Duration `yaml:"max_delay"`
+	Workers         int      `yaml:"workers"`
+	Timeout         Duration `yaml:"timeout"`
+	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
+}
+
+// Log configures zap.
+type Log struct {
+	Level  string `yaml:"level"`
+	Format string `yaml:"format"`
+}
+
+// Default returns the built-in configuration: the production layout under /srv/repo, listening on loopback.
+// Indexer.Command is left empty here and filled by the caller (cmd), which knows which createrepo is on PATH.
+func Default() *Config {
+	return &Config{
+		Server: Server{
+			Listen:        "127.0.0.1:5000",
+			UploadPath:    "/upload",
+			UploadHeader:  "X-Package-Name",
+			SpoolDir:      "/srv/repo/incoming",
+			DirectUpload:  true,
+			MaxUploadSize: 128 << 20,
+			ServeRepo:     false,
+			RepoURL:       "/repo",
+		},
+		Repo: Repo{
+			TopDir:   "/srv/repo/storage",
+			Layout:   "{{.OSRelease}}/{{.Arch}}",
+			Arches:   []string{"x86_64", "aarch64"},
+			DistTags: []string{"el", "fc", "amzn", "ol", "an", "oe", "mga"},
+		},
+		Indexer: Indexer{
+			QuietPeriod:     Duration(30 * time.Second),
+			MaxDelay:        Duration(5 * time.Minute),
+			Workers:         2,
+			Timeout:         Duration(10 * time.Minute),
+			ShutdownTimeout: Duration(60 * time.Second),
+		},
+		Log: Log{Level: "info", Format: "json"},
+	}
+}
+
+// Load reads path over Default(), strictly: unknown keys, wrong types, bad durations and sizes are errors that name
+// the line. Relative directories are resolved against the directory of path, so a config file and the tree it
+// names can move together. The result is validated; the error joins every problem found.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := Parse(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, err
+	}
+	cfg.resolvePaths(filepath.Dir(abs))
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+// Parse decodes YAML over Default() without resolving paths or validating.
+func Parse(data []byte) (*Config, error) {
+	cfg := Default()
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) {
+		return nil, cleanYAMLError(err)
+	}
+	// A second pass over the raw node tree records where each key sits; the strict decode above already
+	// proved the document well formed, so an error here is impossible in practice and safe to ignore.
+	var root yaml.Node
+	if yaml.Unmarshal(data, &root) == nil {
+		cfg.lines = keyLines(&root)
+	}
+	return cfg, nil
+}
+
+// cleanYAMLError turns yaml.v3's multi-line TypeError into one problem per line, without the Go type names that
+// mean nothing to an admin.
+func cleanYAMLError(err error) error {
+	var te *yaml.TypeError
+	if !errors.As(err, &te) {
+		return err
+	}
+	errs := make([]error, 0, len(te.Errors))
+	for _, e := range te.Errors {
+		e = strings.Replace(e, "not found in type config.", "is not a known key in ", 1)
+		errs = append(errs, errors.New(e))
+	}
+	return errors.Join(errs...)
+}
+
+// keyLines walks the document's top two mapping levels and returns "section.key" → line.
+func keyLines(root *yaml.Node) map[string]int {
+	lines := map[string]int{}
+	if root.Kind != yaml.DocumentNode || len(root.Content) == 0 || root.Content[0].Kind != yaml.MappingNode {
+		return lines
+	}
+	top := root.Content[0]
+	for i := 0; i+1 < len(top.Content); i += 2 {
+		section, body := top.Content[i], top.Content[i+1]
+		lines[section.Value] = section.Line
+		if body.Kind != yaml.MappingNode {
+			continue
+		}
+		for j := 0; j+1 < len(body.Content); j += 2 {
+			lines[section.Value+"."+body.Content[j].Value] = body.Content[j].Line
+		}
+	}
+	return lines
+}
+
+// resolvePaths makes relative directories absolute against base and trims trailing slashes from URL paths, so
+// the rest of the program sees one spelling of each.
+func (c *Config) resolvePaths(base string) {
+	c.Server.UploadPath = strings.TrimRight(c.Server.UploadPath, "/")
+	c.Server.RepoURL = strings.TrimRight(c.Server.RepoURL, "/")
+	for _, p := range []*string{&c.Server.SpoolDir, &c.Repo.TopDir} {
+		if *p != "" && !filepath.IsAbs(*p) {
+			*p = filepath.Join(base, *p)
+		}
+	}
+}
+
+// YAML renders the effective configuration, as --check-config prints it.
+func (c *Config) YAML() ([]byte, error) {
+	var buf bytes.Buffer
+	enc := yaml.NewEncoder(&buf)
+	enc.SetIndent(2)
+	if err := enc.Encode(c); err != nil {
+		return nil, err
+	}
+	if err := enc.Close(); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}

@@ -1,0 +1,186 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"text/template"
+	"time"
+)
+
+// LayoutFields are the values a repo.layout template may use.
+type LayoutFields struct {
+	OSAbbr    string // dist tag abbreviation: "el", "fc"
+	OSRelease string // major release: "9", "39"
+	Arch      string // "x86_64", "aarch64", or "SRPMS" for source packages
+}
+
+var (
+	archRe   = regexp.MustCompile(`^[A-Za-z0-9_]+$`)
+	distRe   = regexp.MustCompile(`^[a-z]+$`)
+	headerRe = regexp.MustCompile("^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
+)
+
+// Validate reports every problem in c at once (errors.Join), each naming its key and line.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(key, format string, args ...any) {
+		where := key
+		if line, ok := c.lines[key]; ok {
+			where = fmt.Sprintf("%s (line %d)", key, line)
+		}
+		errs = append(errs, fmt.Errorf("%s: %s", where, fmt.Sprintf(format, args...)))
+	}
+
+	s := &c.Server
+	if err := checkListen(s.Listen); err != nil {
+		bad("server.listen", "%v", err)
+	}
+	for _, u := range []struct{ key, path string }{{"server.upload_path", s.UploadPath}, {"server.repo_url", s.RepoURL}} {
+		if !strings.HasPrefix(u.path, "/") || strings.ContainsAny(u.path, "{}*?#") {
+			bad(u.key, "%q must be a URL path below / such as /upload, without {}*?#", u.path)
+		}
+	}
+	if s.UploadPath != "" && s.UploadPath == s.RepoURL {
+		bad("server.repo_url", "must differ from server.upload_path")
+	}
+	if strings.HasPrefix(s.RepoURL+"/", "/api/") || strings.HasPrefix(s.UploadPath+"/", "/api/") {
+		bad("server.repo_url", "/api is reserved for the status API")
+	}
+	if !headerRe.MatchString(s.UploadHeader) {
+		bad("server.upload_header", "%q is not a valid HTTP header name", s.UploadHeader)
+	}
+	if s.MaxUploadSize <= 0 {
+		bad("server.max_upload_size", "must be positive, like 128MiB")
+	}
+
+	checkDir := func(key, dir string) {
+		switch fi, err := os.Stat(dir); {
+		case dir == "":
+			bad(key, "must be set to an absolute directory")
+		case !filepath.IsAbs(dir):
+			bad(key, "%q must be an absolute path", dir)
+		case errors.Is(err, os.ErrNotExist):
+			bad(key, "%s does not exist: create it (mkdir -p %s) and give it to the daemon's user", dir, dir)
+		case err != nil:
+			bad(key, "%v", err)
+		case !fi.IsDir():
+			bad(key, "%s is not a directory", dir)
+		}
+	}
+	checkDir("server.spool_dir", s.SpoolDir)
+	checkDir("repo.top_dir", c.Repo.TopDir)
+	if within(s.SpoolDir, c.Repo.TopDir) {
+		bad("server.spool_dir", "%s lies inside repo.top_dir %s, where createrepo would index half-written uploads and the web server would publish them: move it beside top_dir on the same filesystem", s.SpoolDir, c.Repo.TopDir)
+	} else if within(c.Repo.TopDir, s.SpoolDir) {
+		bad("repo.top_dir", "%s lies inside server.spool_dir %s: keep them apart, side by side on one filesystem", c.Repo.TopDir, s.SpoolDir)
+	}
+
+	r := &c.Repo
+	if _, err := c.RenderLayout(LayoutFields{OSAbbr: "el", OSRelease: "9", Arch: "x86_64"}); err != nil {
+		bad("repo.layout", "%v", err)
+	}
+	checkList := func(key string, list []string, re *regexp.Regexp, what string) {
+		if len(list) == 0 {
+			bad(key, "must list at least one %s", what)
+		}
+		seen := map[string]bool{}
+		for _, v := range list {
+			switch {
+			case !re.MatchString(v):
+				bad(key, "%q is not a valid %s", v, what)
+			case seen[v]:
+				bad(key, "%q is listed twice", v)
+			}
+			seen[v] = true
+		}
+	}
+	checkList("repo.arches", r.Arches, archRe, "architecture")
+	for _, a := range r.Arches {
+		if a == "noarch" || a == "src" || a == "SRPMS" {
+			bad("repo.arches", "%q is not a repository architecture: noarch packages go to every listed arch and sources to SRPMS", a)
+		}
+	}
+	checkList("repo.dist_tags", r.DistTags, distRe, "dist tag abbreviation (lowercase letters, like el)")
+
+	ix := &c.Indexer
+	if len(ix.Command) > 0 && ix.Command[0] == "" {
+		bad("indexer.command", "the program name is empty")
+	}
+	for _, d := range []struct {
+		key string
+		d   Duration
+	}{{"indexer.quiet_period", ix.QuietPeriod}, {"indexer.max_delay", ix.MaxDelay},
+		{"indexer.timeout", ix.Timeout}, {"indexer.shutdown_timeout", ix.ShutdownTimeout}} {
+		if d.d <= 0 {
+			bad(d.key, "must be a positive duration, like 30s")
+		}
+	}
+	if ix.MaxDelay < ix.QuietPeriod {
+		bad("indexer.max_delay", "%s is shorter than indexer.quiet_period %s", ix.MaxDelay.String(), ix.QuietPeriod.String())
+	}
+	if ix.Workers < 1 {
+		bad("indexer.workers", "must be at least 1")
+	}
+
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log.level", "%q is not one of debug, info, warn, error", c.Log.Level)
+	}
+	switch c.Log.Format {
+	case "json", "console":
+	default:
+		bad("log.format", "%q is not one of json, console", c.Log.Format)
+	}
+	return errors.Join(errs...)
+}
+
+// String renders a Duration as Go duration text.
+func (d Duration) String() string { return time.Duration(d).String() }
+
+func checkListen(addr string) error {
+	if path, ok := strings.CutPrefix(addr, "unix:"); ok {
+		if !filepath.IsAbs(path) {
+			return fmt.Errorf("%q: a unix socket path must be absolute, like unix:/run/rpm-ingestd/rpm-ingestd.sock", addr)
+		}
+		return nil
+	}
+	if _, _, err := net.SplitHostPort(addr); err != nil {
+		return fmt.Errorf("%q is neither host:port nor unix:/path", addr)
+	}
+	return nil
+}
+
+// within reports whether dir is sub or lies below it (both absolute and clean).
+func within(dir, sub string) bool {
+	if dir == "" || sub == "" {
+		return false
+	}
+	rel, err := filepath.Rel(sub, dir)
+	return err == nil && rel != ".." && !strings.HasPrefix(rel, "../")
+}
+
+// RenderLayout executes repo.layout for f and returns the repository directory relative to top_dir. It refuses
+// results that are empty, absolute or climb out of top_dir, so the tree stays inside top_dir whatever the template.
+func (c *Config) RenderLayout(f LayoutFields) (string, error) {
+	tmpl, err := template.New("layout").Option("missingkey=error").Parse(c.Repo.Layout)
+	if err != nil {
+		return "", fmt.Errorf("%q is not a valid template: %w", c.Repo.Layout, err)
+	}
+	var buf bytes.Buffer
+	if err := tmpl.Execute(&buf, f); err != nil {
+		return "", fmt.Errorf("%q: %w (fields: .OSAbbr, .OSRelease, .Arch)", c.Repo.Layout, err)
+	}
+	out := buf.String()
+	clean := filepath.Clean(out)
+	if out == "" || filepath.IsAbs(out) || clean == "." || clean == ".." || strings.HasPrefix(clean, "../") {
+		return "", fmt.Errorf("%q renders %q, which is not a directory below top_dir", c.Repo.Layout, out)
+	}
+	return clean, nil
+}

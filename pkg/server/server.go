@@ -1,0 +1,353 @@
+// Package server is rpm-ingestd's HTTP layer: the routes table, middleware, the upload handler that composes
+// the ingester and the indexer, the status API, optional read-only serving of the tree, and the one place that
+// maps errors to HTTP statuses.
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/http"
+	"os"
+	"path"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/chi/v5/middleware"
+	"go.uber.org/zap"
+
+	"github.com/rpm-ingestd/rpm-ingestd/pkg/indexer"
+	"github.com/rpm-ingestd/rpm-ingestd/pkg/ingest"
+	"github.com/rpm-ingestd/rpm-ingestd/pkg/rpmmeta"
+)
+
+// Ingester places one upload; *ingest.Ingester implements it.
+type Ingester interface {
+	Ingest(ctx context.Context, req ingest.Request) (*ingest.Result, error)
+}
+
+// Indexer learns of changed repositories and reports on them; *indexer.Scheduler implements it. Trigger must
+// not block: the upload handler calls it before answering.
+type Indexer interface {
+	Trigger(repoDir string)
+	ExpectedAt(repoDir string) time.Time
+	Status() []indexer.RepoStatus
+}
+
+// Options configure the HTTP side; they mirror the server section of the configuration.
+type Options struct {
+	UploadPath    string // PUT/POST here and below; no trailing slash
+	UploadHeader  string // the proxy names the spooled file in this header
+	DirectUpload  bool   // accept request bodies when the header is absent
+	MaxUploadSize int64
+	RepoURL       string // URL prefix of TopDir, for links in responses and for ServeRepo
+	ServeRepo     bool
+	TopDir        string
+}
+
+// Server holds the handlers' dependencies. Build it with New; it is safe for concurrent use.
+type Server struct {
+	opts Options
+	ing  Ingester
+	idx  Indexer
+	log  *zap.Logger
+	repo http.Handler // nil unless ServeRepo
+	now  func() time.Time
+}
+
+// New builds a Server. With ServeRepo it opens TopDir for read-only serving.
+func New(opts Options, ing Ingester, idx Indexer, log *zap.Logger) (*Server, error) {
+	s := &Server{opts: opts, ing: ing, idx: idx, log: log, now: time.Now}
+	if opts.ServeRepo {
+		root, err := os.OpenRoot(opts.TopDir)
+		if err != nil {
+			return nil, fmt.Errorf("serve_repo: %w", err)
+		}
+		// os.Root keeps symlinks and ".." inside the tree; dotless hides our own files, as the nginx snippet does.
+		s.repo = http.StripPrefix(opts.RepoURL, http.FileServerFS(dotless{root.FS()}))
+	}
+	return s, nil
+}
+
+// Routes returns the HTTP handler. Middleware order: a request ID first so every later line can carry it, the
+// access log next so it sees the final status, the recoverer innermost so a panic becomes a logged 500.
+// There is no RealIP: it would let any direct client forge its logged address; we log the peer address and,
+// separately, what the proxy says about the client.
+func (s *Server) Routes() http.Handler {
+	r := chi.NewRouter()
+	r.Use(middleware.RequestID, s.accessLog, middleware.Recoverer)
+
+	r.Get("/healthz", s.healthz)    // GET /healthz - liveness: 200 "ok"
+	r.Get("/api/v1/repos", s.repos) // GET /api/v1/repos - index status of every known repository (JSON)
+	up := s.opts.UploadPath
+	r.Put(up, s.upload)               // PUT /upload - upload an RPM (body, or spooled file named by the proxy)
+	r.Put(up+"/", s.upload)           // PUT /upload/ - the same
+	r.Put(up+"/{filename}", s.upload) // PUT /upload/{filename} - the same; curl -T appends the file name, ignored
+	r.Post(up, s.upload)              // POST /upload - the same, for clients that cannot PUT
+	r.Post(up+"/", s.upload)          // POST /upload/ - the same
+	if s.repo != nil {
+		r.Get(s.opts.RepoURL, http.RedirectHandler(s.opts.RepoURL+"/", http.StatusMovedPermanently).ServeHTTP) // GET /repo - to /repo/
+		r.Get(s.opts.RepoURL+"/*", s.repo.ServeHTTP)                                                           // GET /repo/* - the tree, read-only, with listings
+		r.Head(s.opts.RepoURL+"/*", s.repo.ServeHTTP)                                                          // HEAD /repo/* - the same
+	}
+	return r
+}
+
+func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	fmt.Fprintln(w, "ok")
+}
+
+// repoStatus is one entry of GET /api/v1/repos: the indexer's view plus where clients find the repository.
+type repoStatus struct {
+	indexer.RepoStatus
+	URL string `json:"url"`
+}
+
+func (s *Server) repos(w http.ResponseWriter, _ *http.Request) {
+	st := s.idx.Status()
+	out := make([]repoStatus, 0, len(st))
+	for _, r := range st {
+		out = append(out, repoStatus{RepoStatus: r, URL: s.url(r.Dir)})
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// url returns the URL path under which clients see the absolute path p inside TopDir.
+func (s *Server) url(p string) string {
+	rel, err := filepath.Rel(s.opts.TopDir, p)
+	if err != nil {
+		return ""
+	}
+	return path.Join(s.opts.RepoURL, filepath.ToSlash(rel)) + "/"
+}
+
+// uploadResponse is the JSON body of a successful upload (Accept: application/json).
+type uploadResponse struct {
+	Name      string    `json:"name"`
+	Epoch     *uint32   `json:"epoch"`
+	Version   string    `json:"version"`
+	Release   string    `json:"release"`
+	Arch      string    `json:"arch"`
+	OSRelease string    `json:"os_release"`
+	Repos     []string  `json:"repos"` // repository URLs
+	Paths     []string  `json:"paths"` // package URLs
+	SHA256    string    `json:"sha256"`
+	Size      int64     `json:"size"`
+	Status    string    `json:"status"`
+	VisibleBy time.Time `json:"visible_by"` // when the indexer expects to have published it
+}
+
+// upload handles PUT/POST of one package. Behind the proxy the body was spooled to a file named by the upload
+// header, and the body is never read: the proxy may announce a Content-Length and send nothing.
+func (s *Server) upload(w http.ResponseWriter, r *http.Request) {
+	start := s.now()
+	req := ingest.Request{OSRelease: r.URL.Query().Get("os_release")}
+	if req.OSRelease == "" {
+		req.OSRelease = r.Header.Get("X-OS-Release")
+	}
+	switch spooled := r.Header.Get(s.opts.UploadHeader); {
+	case spooled != "":
+		req.SpoolPath = spooled
+		if r.ContentLength != 0 {
+			// Close instead of keep-alive: net/http would otherwise wait to drain a body that never comes.
+			w.Header().Set("Connection", "close")
+		}
+	case !s.opts.DirectUpload:
+		s.finish(w, r, start, nil, fmt.Errorf("%w: the %s header is missing; uploads must come through the proxy (server.direct_upload is off)", errMissingHeader, s.opts.UploadHeader))
+		return
+	case r.ContentLength > s.opts.MaxUploadSize:
+		s.finish(w, r, start, nil, &http.MaxBytesError{Limit: s.opts.MaxUploadSize})
+		return
+	default:
+		req.Body = http.MaxBytesReader(w, r.Body, s.opts.MaxUploadSize)
+	}
+
+	res, err := s.ing.Ingest(r.Context(), req)
+	if err == nil && res.Status != ingest.Present {
+		for _, repo := range res.Repos {
+			s.idx.Trigger(repo)
+		}
+	}
+	s.finish(w, r, start, res, err)
+}
+
+var errMissingHeader = errors.New("missing upload header")
+
+// finish writes the upload's response and its one log line.
+func (s *Server) finish(w http.ResponseWriter, r *http.Request, start time.Time, res *ingest.Result, err error) {
+	status := http.StatusCreated
+	switch {
+	case err != nil:
+		status = errorStatus(err)
+	case res.Status == ingest.Present:
+		status = http.StatusOK
+	}
+	s.logUpload(r, start, status, res, err)
+	if err != nil {
+		s.writeError(w, r, status, err)
+		return
+	}
+
+	var visible time.Time
+	urls := make([]string, len(res.Paths))
+	repos := make([]string, len(res.Repos))
+	for i := range res.Paths {
+		urls[i] = s.opts.RepoURL + "/" + res.Paths[i]
+		repos[i] = s.url(res.Repos[i])
+		if t := s.idx.ExpectedAt(res.Repos[i]); t.After(visible) {
+			visible = t
+		}
+	}
+	if status == http.StatusCreated {
+		w.Header().Set("Location", urls[0])
+	}
+	p := res.Package
+	if wantsJSON(r) {
+		writeJSON(w, status, uploadResponse{
+			Name: p.Name, Epoch: p.Epoch, Version: p.Version, Release: p.Release, Arch: p.FileArch(),
+			OSRelease: res.OSRelease, Repos: repos, Paths: urls, SHA256: p.SHA256, Size: p.Size,
+			Status: string(res.Status), VisibleBy: visible.UTC(),
+		})
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.WriteHeader(status)
+	what := "OK"
+	if res.Status == ingest.Present {
+		what = "OK (already present)"
+	}
+	when := "now"
+	if d := visible.Sub(s.now()).Round(time.Second); d > 0 {
+		when = "in about " + d.String()
+	}
+	fmt.Fprintf(w, "%s - Accessible as %s (published to dnf %s)\n", what, strings.Join(urls, " "), when)
+}
+
+// errorStatus is the one mapping from errors to HTTP statuses.
+func errorStatus(err error) int {
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.Is(err, rpmmeta.ErrInvalidPackage), errors.Is(err, ingest.ErrBadUpload), errors.Is(err, errMissingHeader):
+		return http.StatusBadRequest
+	case errors.Is(err, ingest.ErrForbidden):
+		return http.StatusForbidden
+	case errors.Is(err, ingest.ErrExists):
+		return http.StatusConflict
+	case errors.As(err, &tooBig), errors.Is(err, ingest.ErrTooLarge):
+		return http.StatusRequestEntityTooLarge
+	case errors.Is(err, ingest.ErrRejected):
+		return http.StatusUnprocessableEntity
+	case errors.Is(err, ingest.ErrNoSpace):
+		return http.StatusInsufficientStorage
+	}
+	return http.StatusInternalServerError
+}
+
+// writeError answers with one line naming the problem. A 500's detail stays in the log, under the request ID.
+func (s *Server) writeError(w http.ResponseWriter, r *http.Request, status int, err error) {
+	msg := err.Error()
+	var tooBig *http.MaxBytesError
+	switch {
+	case status == http.StatusInternalServerError:
+		msg = "internal error; the daemon's log has the details under request id " + middleware.GetReqID(r.Context())
+	case errors.As(err, &tooBig):
+		msg = fmt.Sprintf("upload is larger than server.max_upload_size (%d bytes)", tooBig.Limit)
+	}
+	msg = strings.ReplaceAll(msg, "\n", "; ")
+	if wantsJSON(r) {
+		writeJSON(w, status, map[string]string{"error": msg})
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.WriteHeader(status)
+	fmt.Fprintln(w, msg)
+}
+
+// logUpload writes the one line that answers "what happened to my upload?".
+func (s *Server) logUpload(r *http.Request, start time.Time, status int, res *ingest.Result, err error) {
+	fields := []zap.Field{
+		zap.String("req_id", middleware.GetReqID(r.Context())),
+		zap.String("remote", r.RemoteAddr),
+		zap.Int("status", status),
+		zap.Duration("took", s.now().Sub(start)),
+	}
+	for _, h := range []struct{ header, field string }{{"X-Real-IP", "client"}, {"X-Remote-User", "user"}} {
+		if v := r.Header.Get(h.header); v != "" {
+			fields = append(fields, zap.String(h.field, v))
+		}
+	}
+	if res != nil && res.Package != nil {
+		fields = append(fields, zap.String("nevra", res.Package.NEVRA()), zap.String("sha256", res.Package.SHA256),
+			zap.Int64("bytes", res.Package.Size))
+		if len(res.Paths) > 0 {
+			fields = append(fields, zap.Strings("paths", res.Paths))
+		}
+		if res.Status != "" {
+			fields = append(fields, zap.String("result", string(res.Status)))
+		}
+	}
+	switch {
+	case status >= 500:
+		s.log.Error("upload failed", append(fields, zap.Error(err))...)
+	case err != nil:
+		s.log.Info("upload rejected", append(fields, zap.String("reason", err.Error()))...)
+	default:
+		s.log.Info("upload stored", fields...)
+	}
+}
+
+// accessLog logs every request at debug level; uploads also get their own info line from logUpload.
+func (s *Server) accessLog(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ww := middleware.NewWrapResponseWriter(w, r.ProtoMajor)
+		start := s.now()
+		next.ServeHTTP(ww, r)
+		s.log.Debug("request", zap.String("req_id", middleware.GetReqID(r.Context())),
+			zap.String("method", r.Method), zap.String("path", r.URL.Path), zap.String("remote", r.RemoteAddr),
+			zap.Int("status", ww.Status()), zap.Int("bytes", ww.BytesWritten()), zap.Duration("took", s.now().Sub(start)))
+	})
+}
+
+func wantsJSON(r *http.Request) bool {
+	return slices.ContainsFunc(strings.Split(r.Header.Get("Accept"), ","), func(v string) bool {
+		return strings.HasPrefix(strings.TrimSpace(v), "application/json")
+	})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v) // the status is sent; a failed write means the client left
+}
+
+// dotless hides every name starting with a dot: such paths do not exist and listings leave them out. That keeps
+// our staging directory, lock and marker files and createrepo_c's temporary .repodata out of clients' sight.
+type dotless struct{ fs.FS }
+
+func (d dotless) Open(name string) (fs.File, error) {
+	for _, part := range strings.Split(name, "/") {
+		if strings.HasPrefix(part, ".") && part != "." {
+			return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrNotExist}
+		}
+	}
+	f, err := d.FS.Open(name)
+	if dir, ok := f.(fs.ReadDirFile); ok && err == nil {
+		return dotlessDir{dir}, nil
+	}
+	return f, err
+}
+
+type dotlessDir struct{ fs.ReadDirFile }
+
+func (d dotlessDir) ReadDir(n int) ([]fs.DirEntry, error) {
+	entries, err := d.ReadDirFile.ReadDir(n)
+	return slices.DeleteFunc(entries, func(e fs.DirEntry) bool { return strings.HasPrefix(e.Name(), ".") }), err
+}
