@@ -233,14 +233,14 @@ func (s *Server) finish(w http.ResponseWriter, r *http.Request, start time.Time,
 func errorStatus(err error) int {
 	var tooBig *http.MaxBytesError
 	switch {
+	case errors.As(err, &tooBig), errors.Is(err, ingest.ErrTooLarge): // first: a capped body is also a body error
+		return http.StatusRequestEntityTooLarge
 	case errors.Is(err, rpmmeta.ErrInvalidPackage), errors.Is(err, ingest.ErrBadUpload), errors.Is(err, errMissingHeader):
 		return http.StatusBadRequest
 	case errors.Is(err, ingest.ErrForbidden):
 		return http.StatusForbidden
 	case errors.Is(err, ingest.ErrExists):
 		return http.StatusConflict
-	case errors.As(err, &tooBig), errors.Is(err, ingest.ErrTooLarge):
-		return http.StatusRequestEntityTooLarge
 	case errors.Is(err, ingest.ErrRejected):
 		return http.StatusUnprocessableEntity
 	case errors.Is(err, ingest.ErrNoSpace):
