@@ -105,28 +105,37 @@ func Load(path string) (*Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	cfg, err := Parse(data)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+	cfg, decodeErr := Parse(data)
+	if cfg == nil {
+		return nil, fmt.Errorf("%s: %w", path, decodeErr)
 	}
 	abs, err := filepath.Abs(path)
 	if err != nil {
 		return nil, err
 	}
 	cfg.resolvePaths(filepath.Dir(abs))
-	if err := cfg.Validate(); err != nil {
+	// Decode problems (unknown keys, bad values) and validation problems are reported together, so an admin
+	// fixes the file in one pass.
+	if err := errors.Join(decodeErr, cfg.Validate()); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return cfg, nil
 }
 
-// Parse decodes YAML over Default() without resolving paths or validating.
+// Parse decodes YAML over Default() without resolving paths or validating. When only some keys are wrong
+// (unknown, or values of the wrong type) it returns the config decoded from the rest together with the error,
+// so that validation can still run; on a syntax error the config is nil.
 func Parse(data []byte) (*Config, error) {
 	cfg := Default()
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
+	var decodeErr error
 	if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) {
-		return nil, cleanYAMLError(err)
+		var te *yaml.TypeError
+		if !errors.As(err, &te) {
+			return nil, err
+		}
+		decodeErr = cleanYAMLError(te)
 	}
 	// A second pass over the raw node tree records where each key sits; the strict decode above already
 	// proved the document well formed, so an error here is impossible in practice and safe to ignore.
@@ -134,16 +143,12 @@ func Parse(data []byte) (*Config, error) {
 	if yaml.Unmarshal(data, &root) == nil {
 		cfg.lines = keyLines(&root)
 	}
-	return cfg, nil
+	return cfg, decodeErr
 }
 
 // cleanYAMLError turns yaml.v3's multi-line TypeError into one problem per line, without the Go type names that
 // mean nothing to an admin.
-func cleanYAMLError(err error) error {
-	var te *yaml.TypeError
-	if !errors.As(err, &te) {
-		return err
-	}
+func cleanYAMLError(te *yaml.TypeError) error {
 	errs := make([]error, 0, len(te.Errors))
 	for _, e := range te.Errors {
 		e = strings.Replace(e, "not found in type config.", "is not a known key in ", 1)

@@ -12,6 +12,7 @@ func TestLoadRejectsBadFiles(t *testing.T) {
 		file string
 		want []string // every substring must appear in the error
 	}{
+		{"syntax.yaml", []string{"yaml: line 1:"}},
 		{"unknown-key.yaml", []string{"line 2: field listn is not a known key in Server"}},
 		{"bad-duration.yaml", []string{"line 6:", `"30 parsecs" is not a duration`}},
 		{"bad-size.yaml", []string{"line 3:", `"lots" is not a size`}},
