@@ -210,9 +210,6 @@ func (in *Ingester) open(req Request) (*os.File, func() error, error) {
 	if err == nil && n > in.opts.MaxSize {
 		err = fail(ErrTooLarge, "upload is larger than server.max_upload_size (%d bytes)", in.opts.MaxSize)
 	}
-	if err == nil {
-		err = f.Sync() // the package must survive a crash once we answer 201
-	}
 	if err != nil {
 		f.Close()
 		remove()
@@ -325,6 +322,11 @@ func (in *Ingester) route(res *Result, override string) error {
 func (in *Ingester) place(f *os.File, res *Result) error {
 	if err := f.Chmod(0o644); err != nil { // the proxy spools 0600; clients read through the web server
 		return fmt.Errorf("chmod spool file: %w", err)
+	}
+	// Neither nginx nor our own spooling fsyncs: do it once here, so the package survives a power loss once
+	// it has a name in the tree (and we have answered 201).
+	if err := f.Sync(); err != nil {
+		return classifyIO(err, "sync upload")
 	}
 	for i := range res.Repos {
 		if err := in.checkConflict(in.finalPath(res, i), res.Package); err != nil {

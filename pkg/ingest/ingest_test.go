@@ -28,7 +28,7 @@ type env struct {
 	mu    sync.Mutex
 }
 
-func newEnv(t *testing.T, mod func(*Options)) *env {
+func newEnv(t testing.TB, mod func(*Options)) *env {
 	t.Helper()
 	base := t.TempDir()
 	e := &env{top: filepath.Join(base, "storage"), spool: filepath.Join(base, "incoming")}
