@@ -1,0 +1,150 @@
+package indexer
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// MarkDirty durably records that repoDir is about to change, so that a crash
+// (kill -9) anywhere between an upload and its index run loses nothing: the
+// uploader calls it BEFORE moving a package into Packages/, and Recover at
+// the next start finds the marker. It creates repoDir (and its parents) if
+// needed and <repoDir>/.rpm-ingestd-dirty if absent, fsyncing the file and
+// the directories it created or changed. If the marker already exists it is
+// a cheap no-op (one lstat): the run that claims it happens after our
+// caller's move or is detected by Createrepo's before/after listing.
+//
+// Safe for concurrent use; it does not touch the Scheduler.
+func MarkDirty(repoDir string) error {
+	marker := filepath.Join(repoDir, DirtyMarker)
+	if _, err := os.Lstat(marker); err == nil {
+		return nil
+	}
+	if err := mkdirAllSynced(repoDir); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(marker, os.O_CREATE|os.O_WRONLY, 0o644)
+	if err != nil {
+		return fmt.Errorf("create dirty marker: %w", err)
+	}
+	err = f.Sync()
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("sync dirty marker: %w", err)
+	}
+	// The directory entry is what makes the marker survive a power loss.
+	return syncDir(repoDir)
+}
+
+// mkdirAllSynced is os.MkdirAll that also fsyncs the parent of every
+// directory it created, top-down, so a new repository path is durable
+// before anything inside it is relied upon.
+func mkdirAllSynced(dir string) error {
+	var missing []string
+	for d := filepath.Clean(dir); ; d = filepath.Dir(d) {
+		_, err := os.Stat(d)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("stat %s: %w", d, err)
+		}
+		missing = append(missing, d)
+		if filepath.Dir(d) == d {
+			break
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("create %s: %w", dir, err)
+	}
+	for i := len(missing) - 1; i >= 0; i-- {
+		if err := syncDir(filepath.Dir(missing[i])); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("open %s for sync: %w", dir, err)
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("sync %s: %w", dir, err)
+	}
+	return nil
+}
+
+// Recover walks topDir for repository directories (directories with a
+// Packages/ subdirectory; hidden directories, repodata/ and Packages/ itself
+// are not descended into) and Triggers each one that needs indexing: it has
+// a dirty or indexing marker (an upload or a run was interrupted), or it has
+// no repodata/repomd.xml yet. It returns how many it triggered.
+//
+// It may be called before Run (the runs wait for Run's workers) or after.
+// Unreadable subdirectories are skipped and reported in the joined error
+// along with the count of what was triggered; an unreadable topDir is an
+// error.
+func (s *Scheduler) Recover(topDir string) (int, error) {
+	top := filepath.Clean(topDir)
+	n := 0
+	var errs []error
+	err := filepath.WalkDir(top, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if path == top {
+				return err
+			}
+			errs = append(errs, err)
+			return nil // skip what cannot be read, keep walking the rest
+		}
+		if !d.IsDir() {
+			return nil
+		}
+		if path != top {
+			name := d.Name()
+			if strings.HasPrefix(name, ".") || name == "repodata" || name == "Packages" {
+				return fs.SkipDir
+			}
+		}
+		if fi, err := os.Stat(filepath.Join(path, "Packages")); err != nil || !fi.IsDir() {
+			return nil
+		}
+		if needsIndex(path) {
+			s.Trigger(path)
+			n++
+		}
+		return nil
+	})
+	if err != nil {
+		return n, fmt.Errorf("recover %s: %w", top, err)
+	}
+	if len(errs) > 0 {
+		return n, fmt.Errorf("recover %s: %w", top, errors.Join(errs...))
+	}
+	return n, nil
+}
+
+// needsIndex reports whether repoDir has unindexed changes or no metadata.
+// Any doubt (a stat error other than "not found") counts as yes: an extra
+// run is cheap, a missed one leaves packages unpublished.
+func needsIndex(repoDir string) bool {
+	exists := func(name string) bool {
+		_, err := os.Lstat(filepath.Join(repoDir, name))
+		return !errors.Is(err, fs.ErrNotExist)
+	}
+	return exists(DirtyMarker) || exists(IndexingMarker) || !exists(filepath.Join("repodata", "repomd.xml"))
+}
