@@ -150,7 +150,9 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 		log.Info("removed leftovers of interrupted uploads", zap.Int("files", n), zap.Error(err))
 	}
 
-	sched := indexer.NewScheduler(indexer.NewCreaterepo(cfg.Indexer.Command), indexer.Options{
+	runner := indexer.NewCreaterepo(cfg.Indexer.Command)
+	runner.Log = log.Named("createrepo")
+	sched := indexer.NewScheduler(runner, indexer.Options{
 		QuietPeriod:     time.Duration(cfg.Indexer.QuietPeriod),
 		MaxDelay:        time.Duration(cfg.Indexer.MaxDelay),
 		Workers:         cfg.Indexer.Workers,
