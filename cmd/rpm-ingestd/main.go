@@ -118,6 +118,7 @@ func newLogger(c config.Log, out io.Writer) (*zap.Logger, error) {
 	}
 	encCfg := zap.NewProductionEncoderConfig()
 	encCfg.EncodeTime = zapcore.ISO8601TimeEncoder
+	encCfg.EncodeDuration = zapcore.StringDurationEncoder // "1.2s" reads better than 1.2 in a journal
 	enc := zapcore.NewJSONEncoder(encCfg)
 	if c.Format == "console" {
 		encCfg.EncodeLevel = zapcore.CapitalLevelEncoder
