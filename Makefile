@@ -9,7 +9,7 @@ LDFLAGS   := -s -w -X main.version=$(VERSION)
 GOFILES   := $(shell find cmd pkg internal e2e -name '*.go' 2>/dev/null)
 SCRIPTS   := $(shell git ls-files '*.sh' 2>/dev/null)
 
-.PHONY: help deps deps-run build run test unit e2e bench lint rpm selinux clean
+.PHONY: help deps deps-run build run test unit e2e bench lint rpm rpm-noselinux selinux clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-9s %s\n", $$1, $$2}'
@@ -54,8 +54,11 @@ lint: ## gofmt, go vet, staticcheck, shellcheck
 selinux: ## build selinux/rpm-ingestd.pp with the distribution's policy devel Makefile
 	selinux/build.sh
 
-rpm: build selinux ## build the rpm-ingestd RPM into dist/
-	deploy/rpm/build-rpm.sh $(VERSION)
+rpm: build selinux ## build the rpm-ingestd RPM (with the SELinux module) into dist/
+	deploy/rpm/build-rpm.sh --selinux=yes $(VERSION)
+
+rpm-noselinux: build ## the RPM without the SELinux module (hosts without policy devel files)
+	deploy/rpm/build-rpm.sh --selinux=no $(VERSION)
 
 clean: ## remove build output and the `make run` data in ./var
 	rm -rf bin dist var selinux/build selinux/*.pp
