@@ -107,7 +107,7 @@ release=$(sanitize "$release$dirty")
 [[ -f "$binary" ]] || die "$binary not found: run 'make build' first (or set BINARY)"
 [[ -f "$nginx_conf" ]] || die "$nginx_conf not found (or set NGINX_CONF)"
 [[ -f "$nginx_example" ]] || die "$nginx_example not found (or set NGINX_EXAMPLE)"
-for f in deploy/systemd/rpm-ingestd.service deploy/config.yml selinux/setup.sh deploy/README-deploy.md; do
+for f in deploy/systemd/rpm-ingestd.service deploy/config.yml selinux/setup.sh README.md; do
 	[[ -f "$root/$f" ]] || die "$root/$f not found"
 done
 
@@ -165,7 +165,7 @@ install -m 0644 "$root/deploy/config.yml" "$src/config.yml"
 install -m 0644 "$nginx_conf" "$src/rpm-ingestd.conf"
 install -m 0644 "$nginx_example" "$src/rpm-ingestd.example.conf"
 install -m 0755 "$root/selinux/setup.sh" "$src/setup.sh"
-install -m 0644 "$root/deploy/README-deploy.md" "$src/README-deploy.md"
+install -m 0644 "$root/README.md" "$src/README.md"
 args=(--without selinux)
 if [[ "$selinux" == yes ]]; then
 	install -m 0644 "$selinux_pp" "$src/rpm-ingestd.pp"

@@ -64,7 +64,7 @@ func addRPM(t *testing.T, repo, name string) {
 
 // repoquery lists the package names dnf sees in repo. A fresh cache dir per
 // call plus metadata_expire=0 avoids dnf's 48 h metadata cache hiding a
-// re-index (TECH-NOTES).
+// re-index.
 func repoquery(t *testing.T, repo string) []string {
 	t.Helper()
 	cmd := exec.Command("dnf", "-q", "repoquery",
