@@ -254,6 +254,9 @@ func (in *Ingester) openSpooled(name string) (*os.File, func() error, error) {
 	return f, func() error { return in.spool.Remove(rel) }, nil
 }
 
+// maxFileName is the longest file name common Linux filesystems accept.
+const maxFileName = 255
+
 var (
 	nameRe    = regexp.MustCompile(`^[A-Za-z0-9_+][A-Za-z0-9._+-]*$`)
 	versionRe = regexp.MustCompile(`^[A-Za-z0-9._+~^]+$`)
@@ -272,13 +275,16 @@ func validate(p *rpmmeta.Package, arches []string) error {
 		{"release", p.Release, versionRe, "letters, digits and ._+~^"},
 	} {
 		if !f.re.MatchString(f.value) || f.value == "." || f.value == ".." {
-			return fail(ErrRejected, "package %s %q is not allowed: use %s", f.field, f.value, f.want)
+			return fail(ErrRejected, "package %s %.80q is not allowed: use %s", f.field, f.value, f.want)
 		}
+	}
+	if n := len(p.FileName()); n > maxFileName {
+		return fail(ErrRejected, "package file name %s… is %d bytes, more than the %d a filesystem allows", p.FileName()[:40], n, maxFileName)
 	}
 	if p.Source || p.Arch == "noarch" || slices.Contains(arches, p.Arch) {
 		return nil
 	}
-	return fail(ErrRejected, "package arch %q is not accepted here: repo.arches lists %s (plus noarch and sources)", p.Arch, strings.Join(arches, ", "))
+	return fail(ErrRejected, "package arch %.40q is not accepted here: repo.arches lists %s (plus noarch and sources)", p.Arch, strings.Join(arches, ", "))
 }
 
 // route fills res.OSRelease, res.Repos and res.Paths.

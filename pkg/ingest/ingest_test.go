@@ -255,6 +255,24 @@ func TestRejections(t *testing.T) {
 		{"bad release", func(t *testing.T) []byte {
 			return testrpm.Build(t, testrpm.Spec{Name: "hello", Release: "1.el9%{x}", Arch: "x86_64"})
 		}, "", ErrRejected, "package release"},
+		{"path in name", func(t *testing.T) []byte {
+			return testrpm.Build(t, testrpm.Spec{Name: "../../etc/evil", Release: "1.el9", Arch: "x86_64", Files: map[string]string{"/x": "x"}})
+		}, "", ErrRejected, `package name "../../etc/evil" is not allowed`},
+		{"tab in name", func(t *testing.T) []byte {
+			return testrpm.Build(t, testrpm.Spec{Name: "a\tb", Release: "1.el9", Arch: "x86_64", Files: map[string]string{"/x": "x"}})
+		}, "", ErrRejected, `package name "a\tb" is not allowed`},
+		{"dash in version", func(t *testing.T) []byte {
+			return testrpm.Build(t, testrpm.Spec{Name: "a", Version: "1-2", Release: "1.el9", Arch: "x86_64"})
+		}, "", ErrRejected, `package version "1-2" is not allowed`},
+		{"newline in release", func(t *testing.T) []byte {
+			return testrpm.Build(t, testrpm.Spec{Name: "a", Release: "1.el9\n", Arch: "x86_64"})
+		}, "", ErrRejected, "package release"},
+		{"slash in arch", func(t *testing.T) []byte {
+			return testrpm.Build(t, testrpm.Spec{Name: "a", Release: "1.el9", Arch: "x86/64"})
+		}, "", ErrRejected, `package arch "x86/64" is not accepted`},
+		{"file name too long", func(t *testing.T) []byte {
+			return testrpm.Build(t, testrpm.Spec{Name: strings.Repeat("n", 250), Release: "1.el9", Arch: "x86_64"})
+		}, "", ErrRejected, "more than the 255 a filesystem allows"},
 		{"bad os_release override", good, "../9", ErrRejected, `os_release "../9" is not allowed`},
 		{"too large", func(t *testing.T) []byte { return bytes.Repeat([]byte{0xed}, 1<<20+1) }, "", ErrTooLarge, "max_upload_size"},
 	}

@@ -1,0 +1,295 @@
+package rpmmeta
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+)
+
+// The guard exists because cavaliergopher/rpm trusts its input: crafted headers of ~150 bytes make it panic, and an
+// INT32 entry with count 0xFFFFFFFF makes it allocate until the runtime dies, which recover() cannot catch. So before
+// the library sees a byte, the guard reads the lead and both headers with io.ReadFull and checks every bound the
+// library relies on, mirroring rpm's own hdrblobVerifyInfo. Bytes that pass cannot make the library index out of
+// range, loop past the store, or allocate more than maxDecodedBytes per header.
+
+// Sizes and caps of the on-disk format.
+const (
+	leadSize  = 96 // the legacy lead before the signature header
+	introSize = 16 // header intro: 8 magic/reserved bytes, index count, store size
+	entrySize = 16 // one index entry: tag, type, offset, count
+
+	// maxHeaderBytes caps index+store of each header, like rpm's own 32 MiB header limit. The library caps the
+	// store alone at the same size, so nothing it would accept is refused here.
+	maxHeaderBytes = 32 << 20
+	// maxIndexEntries is rpm's HEADER_TAGS_MAX: rpm refuses headers with more tags.
+	maxIndexEntries = 0xffff
+	// maxDecodedBytes caps what the library would allocate to decode one header (see decodedCost). Decoding expands
+	// data: each INT16 becomes an 8-byte int64, each 1-byte empty string a 16-byte Go string. Real headers expand
+	// about 2x, so a real header within the 32 MiB cap stays well below this, while a crafted 32 MiB store of empty
+	// strings would cost 512 MiB without it.
+	maxDecodedBytes = 128 << 20
+)
+
+// The lead and header magic numbers. rpm compares all 8 intro bytes (magic, version 1, 4 reserved zero bytes).
+var (
+	leadMagic   = []byte{0xed, 0xab, 0xee, 0xdb}
+	headerMagic = []byte{0x8e, 0xad, 0xe8, 0x01, 0, 0, 0, 0}
+)
+
+// Lead fields the guard checks.
+const (
+	leadMajorV3       = 3 // the only lead version rpm 4 writes; anything else is a format this parser cannot read
+	leadSigHeaderType = 5 // RPMSIGTYPE_HEADERSIG: the signature is a header structure
+)
+
+// Index entry data types (rpmTagType) and their element sizes; the string types are variable-length.
+const (
+	typeNull        = 0
+	typeChar        = 1
+	typeInt8        = 2
+	typeInt16       = 3
+	typeInt32       = 4
+	typeInt64       = 5
+	typeString      = 6
+	typeBin         = 7
+	typeStringArray = 8
+	typeI18NString  = 9
+)
+
+// Region tags (HEADERIMAGE, HEADERSIGNATURES, HEADERIMMUTABLE). When the first entry carries one, its data is the
+// region trailer, which rpm stores out of order; like rpm, the ordering check skips it.
+const (
+	tagRegionFirst = 61
+	tagRegionLast  = 63
+)
+
+// headerLayout locates one header in the file.
+type headerLayout struct {
+	start  int64  // file offset of the intro
+	il, dl uint32 // index entry count and store size, both capped by checkHeader
+}
+
+// end returns the offset just past the header's store.
+func (h headerLayout) end() int64 {
+	return h.start + introSize + int64(h.il)*entrySize + int64(h.dl)
+}
+
+// layout locates the signature and main headers. The payload runs from hdr.end() to the end of the file.
+type layout struct {
+	sig, hdr headerLayout
+}
+
+// guard reads the lead and both headers from r, which must be at offset 0 of a file of size bytes, and checks them.
+// Every violation is an ErrInvalidPackage error; other read errors are returned wrapped.
+func guard(r io.Reader, size int64) (layout, error) {
+	var lay layout
+	if size < leadSize {
+		return lay, invalidf("truncated: file is %d bytes, shorter than the %d-byte lead", size, leadSize)
+	}
+	var lead [leadSize]byte
+	if err := readFull(r, lead[:], "lead", size); err != nil {
+		return lay, err
+	}
+	if !bytes.Equal(lead[:4], leadMagic) {
+		return lay, invalidf("not an rpm file: bad lead magic % x", lead[:4])
+	}
+	// rpm v4 writes lead 3.0 and rpm 4 reads nothing else that matters today. A different version means a format
+	// the library cannot decode (it would misread it rather than fail), so it is refused by name.
+	if lead[4] != leadMajorV3 {
+		return lay, invalidf("unsupported lead version %d.%d: only the rpm v4 package format (lead version 3) is "+
+			"supported", lead[4], lead[5])
+	}
+	// Other signature types are pre-1997 fixed-size blobs, not headers; reading them as a header would be garbage.
+	if st := binary.BigEndian.Uint16(lead[78:80]); st != leadSigHeaderType {
+		return lay, invalidf("unsupported signature type %d in lead, want %d", st, leadSigHeaderType)
+	}
+
+	var err error
+	if lay.sig, err = checkHeader(r, leadSize, "signature", size); err != nil {
+		return lay, err
+	}
+	// The signature header is padded to a multiple of 8 bytes; the main header starts after the padding. lead,
+	// intro and entries are multiples of 8 already, so only the store size matters.
+	pad := int64((8 - lay.sig.dl%8) % 8)
+	if _, err := io.CopyN(io.Discard, r, pad); err != nil {
+		return lay, readErr(err, "signature padding", pad, size)
+	}
+	if lay.hdr, err = checkHeader(r, lay.sig.end()+pad, "main", size); err != nil {
+		return lay, err
+	}
+	return lay, nil
+}
+
+// checkHeader reads one header starting at file offset start and validates its intro and every index entry.
+func checkHeader(r io.Reader, start int64, what string, size int64) (headerLayout, error) {
+	h := headerLayout{start: start}
+	if start+introSize > size {
+		return h, invalidf("truncated: file is %d bytes, %s header intro ends at %d", size, what, start+introSize)
+	}
+	var intro [introSize]byte
+	if err := readFull(r, intro[:], what+" header intro", size); err != nil {
+		return h, err
+	}
+	if !bytes.Equal(intro[:8], headerMagic) {
+		return h, invalidf("%s header at offset %d: bad magic % x", what, start, intro[:8])
+	}
+	h.il = binary.BigEndian.Uint32(intro[8:12])
+	h.dl = binary.BigEndian.Uint32(intro[12:16])
+	// Caps before any allocation: index and store are allocated from these attacker-chosen numbers.
+	switch {
+	case h.il == 0: // rpm refuses an empty header; a package without tags has no name anyway
+		return h, invalidf("%s header has no index entries", what)
+	case h.il > maxIndexEntries:
+		return h, invalidf("%s header has %d index entries, more than rpm's limit of %d", what, h.il,
+			maxIndexEntries)
+	case uint64(h.il)*entrySize+uint64(h.dl) > maxHeaderBytes:
+		return h, invalidf("%s header is %d bytes, more than the %d-byte limit", what,
+			uint64(h.il)*entrySize+uint64(h.dl), maxHeaderBytes)
+	case h.end() > size:
+		// Checked before allocating, so a tiny file cannot make the guard allocate the full cap.
+		return h, invalidf("truncated: file is %d bytes, %s header ends at %d", size, what, h.end())
+	}
+
+	index := make([]byte, int(h.il)*entrySize)
+	if err := readFull(r, index, what+" header index", size); err != nil {
+		return h, err
+	}
+	store := make([]byte, h.dl)
+	if err := readFull(r, store, what+" header store", size); err != nil {
+		return h, err
+	}
+	if err := checkEntries(index, store, what); err != nil {
+		return h, err
+	}
+	return h, nil
+}
+
+// checkEntries validates every index entry against the store: known type, non-zero count, data inside the store
+// (computed in uint64 so nothing overflows), strings NUL-terminated inside the store, entries' data in index order
+// without overlap (rpm enforces this too, and it keeps the total scanning and decoding work linear in the store
+// size), and a bounded decoding cost.
+func checkEntries(index, store []byte, what string) error {
+	dl := uint64(len(store))
+	var end, cost uint64 // end of the previous entry's data; running decoding cost
+	for i := 0; i < len(index); i += entrySize {
+		e := index[i : i+entrySize]
+		tag := binary.BigEndian.Uint32(e[0:4])
+		typ := binary.BigEndian.Uint32(e[4:8])
+		off := uint64(binary.BigEndian.Uint32(e[8:12]))
+		count := uint64(binary.BigEndian.Uint32(e[12:16]))
+		where := fmt.Sprintf("%s tag %d (entry %d)", what, tag, i/entrySize)
+
+		if typ > typeI18NString {
+			return invalidf("%s: unknown data type %d", where, typ)
+		}
+		// The library rejects count 0 for every type, and rpm stores nothing without at least one value.
+		if count == 0 {
+			return invalidf("%s: zero value count", where)
+		}
+		if off >= dl {
+			return invalidf("%s: offset %d outside the %d-byte store", where, off, dl)
+		}
+		region := i == 0 && tag >= tagRegionFirst && tag <= tagRegionLast
+		if !region && off < end {
+			return invalidf("%s: data at offset %d overlaps the previous entry ending at %d", where, off, end)
+		}
+
+		// Length of this entry's data, computed from the store itself for strings: exactly the bytes the library
+		// will walk, so anything it could slice past the store is caught here.
+		n, err := dataLength(typ, count, store[off:])
+		if err != nil {
+			return invalidf("%s: %v", where, err)
+		}
+		if !region {
+			end = off + n
+		}
+		if cost += decodedCost(typ, count, n); cost > maxDecodedBytes {
+			return invalidf("%s header would decode to more than %d bytes", what, maxDecodedBytes)
+		}
+	}
+	return nil
+}
+
+// dataLength returns how many bytes of data, starting at data[0], an entry of type typ with count values occupies,
+// or an error when they do not fit in data.
+func dataLength(typ uint32, count uint64, data []byte) (uint64, error) {
+	avail := uint64(len(data))
+	var elem uint64
+	switch typ {
+	case typeNull:
+		return 0, nil
+	case typeChar, typeInt8, typeBin:
+		elem = 1
+	case typeInt16:
+		elem = 2
+	case typeInt32:
+		elem = 4
+	case typeInt64:
+		elem = 8
+	case typeString:
+		// rpm's dataLength refuses STRING entries with count != 1; the library would otherwise read count strings.
+		if count != 1 {
+			return 0, fmt.Errorf("STRING with count %d, want 1", count)
+		}
+		return stringsLength(1, data)
+	case typeStringArray, typeI18NString:
+		return stringsLength(count, data)
+	}
+	// count < 2^32 and elem <= 8, so the product cannot overflow uint64.
+	if n := count * elem; n <= avail {
+		return n, nil
+	}
+	return 0, fmt.Errorf("%d values of %d bytes exceed the %d bytes left in the store", count, elem, avail)
+}
+
+// stringsLength returns the length of count consecutive NUL-terminated strings at the start of data.
+func stringsLength(count uint64, data []byte) (uint64, error) {
+	// Each string takes at least its NUL, so a count above the bytes left cannot fit; checking first keeps the loop
+	// bounded by the data length rather than by count.
+	if count > uint64(len(data)) {
+		return 0, fmt.Errorf("%d strings cannot fit in the %d bytes left in the store", count, len(data))
+	}
+	var n uint64
+	for range count {
+		j := bytes.IndexByte(data[n:], 0)
+		if j < 0 {
+			return 0, errors.New("string not NUL-terminated within the store")
+		}
+		n += uint64(j) + 1
+	}
+	return n, nil
+}
+
+// decodedCost estimates what cavaliergopher/rpm allocates to decode one entry whose data is n bytes: a Tag plus map
+// slot per entry, a byte copy for CHAR/INT8/BIN, an int64 per integer, a string header plus the bytes per string.
+func decodedCost(typ uint32, count, n uint64) uint64 {
+	const perEntry = 128 // Tag struct, interface, map bucket share
+	switch typ {
+	case typeChar, typeInt8, typeBin:
+		return perEntry + count
+	case typeInt16, typeInt32, typeInt64:
+		return perEntry + 8*count
+	case typeString, typeStringArray, typeI18NString:
+		return perEntry + 16*count + n
+	}
+	return perEntry
+}
+
+// readFull reads exactly len(buf) bytes. A short read means the file ended early, which makes the package invalid;
+// any other error is an I/O problem and is returned wrapped as such.
+func readFull(r io.Reader, buf []byte, what string, size int64) error {
+	if _, err := io.ReadFull(r, buf); err != nil {
+		return readErr(err, what, int64(len(buf)), size)
+	}
+	return nil
+}
+
+// readErr maps an error from reading what (need bytes) to ErrInvalidPackage on EOF, or a wrapped I/O error.
+func readErr(err error, what string, need, size int64) error {
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return invalidf("truncated: file of %d bytes ended inside the %s (%d bytes)", size, what, need)
+	}
+	return fmt.Errorf("rpmmeta: read %s: %w", what, err)
+}

@@ -1,0 +1,311 @@
+// Package rpmmeta reads and verifies the metadata of an RPM package file: a bounded pre-parse guard over the raw
+// headers, cavaliergopher/rpm for decoding, SHA-256 digest and size checks, source-package detection, NEVRA and
+// canonical file names, and dist-tag parsing of release strings. It is pure: no logging, no HTTP, no globals that
+// change.
+package rpmmeta
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+
+	"github.com/cavaliergopher/rpm"
+)
+
+// ErrInvalidPackage is wrapped by every error that means "these bytes are not a complete, intact RPM package":
+// parse failures, truncation, trailing data, digest mismatches and bounds violations. Callers match it with
+// errors.Is; the wrapping message carries a one-line human reason.
+var ErrInvalidPackage = errors.New("invalid rpm package")
+
+// invalidf builds an ErrInvalidPackage error with a reason, e.g. "rpm: truncated: ...: invalid rpm package".
+func invalidf(format string, args ...any) error {
+	return fmt.Errorf("rpm: %s: %w", fmt.Sprintf(format, args...), ErrInvalidPackage)
+}
+
+// Package is the verified metadata of one RPM file.
+type Package struct {
+	Name, Version, Release string
+	// Epoch is nil when the header has no epoch tag, which rpm treats like epoch 0.
+	Epoch *uint32
+	// Arch is the header's arch. For source packages it is still the build arch (rpm records where the SRPM was
+	// built), so use FileArch for paths and names.
+	Arch string
+	// Source reports a source package (SRPM).
+	Source bool
+	// Size is the file size in bytes, as read during verification.
+	Size int64
+	// SHA256 is the lowercase hex SHA-256 of the whole file.
+	SHA256 string
+}
+
+// FileArch returns "src" for source packages and Arch otherwise: the arch rpm tooling uses in file names.
+func (p *Package) FileArch() string {
+	if p.Source {
+		return "src"
+	}
+	return p.Arch
+}
+
+// FileName returns the canonical file name "<name>-<version>-<release>.<FileArch()>.rpm". The fields come from an
+// untrusted header and are not restricted here: validate them before using FileName as a path (pkg/ingest does).
+func (p *Package) FileName() string {
+	return p.Name + "-" + p.Version + "-" + p.Release + "." + p.FileArch() + ".rpm"
+}
+
+// NEVRA returns "name-[epoch:]version-release.arch" with FileArch as the arch. The epoch appears whenever the
+// package has an epoch tag, including an explicit 0, so the string says exactly what the header says.
+func (p *Package) NEVRA() string {
+	evr := p.Version + "-" + p.Release
+	if p.Epoch != nil {
+		evr = strconv.FormatUint(uint64(*p.Epoch), 10) + ":" + evr
+	}
+	return p.Name + "-" + evr + "." + p.FileArch()
+}
+
+// Tag numbers from rpm's rpmtag.h that Inspect reads. Signature-header tags share the number space with the main
+// header but mean different things, hence the two groups.
+const (
+	sigTagSHA1     = 269  // RPMSIGTAG_SHA1: hex SHA-1 of the main header
+	sigTagLongSize = 270  // RPMSIGTAG_LONGSIZE: header+payload size, 64-bit
+	sigTagSHA256   = 273  // RPMSIGTAG_SHA256: hex SHA-256 of the main header
+	sigTagSize     = 1000 // RPMSIGTAG_SIZE: header+payload size, 32-bit
+
+	tagEpoch             = 1003
+	tagSourcePackage     = 1106 // present (in either header) only in source packages
+	tagPayloadDigest     = 5092
+	tagPayloadDigestAlgo = 5093
+
+	// pgpHashSHA256 is the PGPHASHALGO value rpm stores in tagPayloadDigestAlgo for SHA-256.
+	pgpHashSHA256 = 8
+	// leadTypeSource is the lead's package type for source packages.
+	leadTypeSource = 1
+)
+
+// Inspect reads the package in f from offset 0, verifies it and returns its metadata.
+//
+// f must be a plain *os.File on a regular file, never a wrapper around a network body: the rpm library misparses
+// headers when a Read returns short. Inspect seeks f (so it must not be used concurrently on the same f) and leaves
+// its offset unspecified. It never panics, and whatever the input its memory use is bounded by the header caps of
+// the guard (see guard.go), not by the file size.
+//
+// Verification: the guard checks the lead and both headers' structure; the library decodes them; then one
+// sequential pass hashes the file, and the file size must match the signature SIZE/LONGSIZE tag, the header must
+// match the signature SHA-256 (or SHA-1) digest, and the payload must match the header's SHA-256 payload digest,
+// each when present. A package with neither a size tag nor a SHA-256 payload digest is rejected because its
+// completeness cannot be established. Every such failure wraps ErrInvalidPackage; other errors (stat, seek, read
+// I/O) are returned as they are.
+func Inspect(f *os.File) (*Package, error) {
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("rpmmeta: stat: %w", err)
+	}
+	if !fi.Mode().IsRegular() {
+		// A pipe or device has no stable size and cannot be re-read; that is a caller bug, not a bad package.
+		return nil, fmt.Errorf("rpmmeta: %s is not a regular file", f.Name())
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return nil, fmt.Errorf("rpmmeta: seek: %w", err)
+	}
+	lay, err := guard(f, fi.Size())
+	if err != nil {
+		return nil, err
+	}
+
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return nil, fmt.Errorf("rpmmeta: seek: %w", err)
+	}
+	pkg, err := parse(f)
+	if err != nil {
+		return nil, err
+	}
+	// The library computes the header range on its own; if it disagrees with the guard, the digests below would be
+	// computed over the wrong bytes.
+	if start, end := pkg.HeaderRange(); int64(start) != lay.hdr.start || int64(end) != lay.hdr.end() {
+		return nil, invalidf("header range [%d,%d) disagrees with layout [%d,%d)",
+			start, end, lay.hdr.start, lay.hdr.end())
+	}
+
+	// Fields and tags first: a package refused for its name should not cost a pass over a large payload.
+	p, err := metadata(pkg)
+	if err != nil {
+		return nil, err
+	}
+	want, err := expectations(pkg)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return nil, fmt.Errorf("rpmmeta: seek: %w", err)
+	}
+	sum, err := hashFile(f, lay.hdr.start, lay.hdr.end(), want.headerHash, want.payloadDigest != "")
+	if err != nil {
+		return nil, err
+	}
+	if err := want.verify(sum, lay.hdr.start); err != nil {
+		return nil, err
+	}
+	p.Size = sum.size
+	p.SHA256 = hex.EncodeToString(sum.whole)
+	return p, nil
+}
+
+// parse runs rpm.Read on f, turning any panic into ErrInvalidPackage. The guard should make panics impossible; this
+// is the second line of defence. It cannot catch an out-of-memory crash, which is why the guard bounds allocations.
+func parse(f *os.File) (pkg *rpm.Package, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			pkg, err = nil, invalidf("parser panic: %v", r)
+		}
+	}()
+	pkg, err = rpm.Read(f)
+	if err != nil {
+		// The guard already read these bytes successfully, so any error here is about their content.
+		return nil, invalidf("parse: %v", err)
+	}
+	return pkg, nil
+}
+
+// expected is what the tags say the file must hash and measure to. Empty fields mean "not recorded".
+type expected struct {
+	size          int64  // header+payload bytes (signature SIZE or LONGSIZE), -1 when absent
+	headerHash    string // "sha256" or "sha1"; "" when the signature has no header digest
+	headerDigest  string // lowercase hex
+	payloadDigest string // lowercase hex SHA-256 of the payload
+}
+
+// expectations collects the size and digests to verify from the signature and main headers. A tag that is present
+// with the wrong type or a malformed value is an error rather than "absent": otherwise corrupting a tag's type would
+// switch its check off.
+func expectations(pkg *rpm.Package) (expected, error) {
+	want := expected{size: -1}
+	sig, hdr := &pkg.Signature, &pkg.Header
+
+	// LONGSIZE wins when both are present: SIZE is 32-bit and cannot describe packages of 4 GiB or more.
+	if v, ok, err := intTag(sig, "signature", sigTagLongSize, rpm.TagTypeInt64); err != nil {
+		return want, err
+	} else if ok {
+		if v < 0 { // a uint64 above MaxInt64 wrapped by the library; no file is that large
+			return want, invalidf("signature tag %d: impossible size %d", sigTagLongSize, uint64(v))
+		}
+		want.size = v
+	} else if v, ok, err := intTag(sig, "signature", sigTagSize, rpm.TagTypeInt32); err != nil {
+		return want, err
+	} else if ok {
+		want.size = v // decoded from a uint32: never negative
+	}
+
+	// SHA-256 is what rpm >= 4.14 writes; SHA-1 is the fallback older packages carry.
+	if d, ok, err := hexTag(sig, "signature", sigTagSHA256, sha256.Size); err != nil {
+		return want, err
+	} else if ok {
+		want.headerHash, want.headerDigest = "sha256", d
+	} else if d, ok, err := hexTag(sig, "signature", sigTagSHA1, 20); err != nil {
+		return want, err
+	} else if ok {
+		want.headerHash, want.headerDigest = "sha1", d
+	}
+
+	if t := hdr.GetTag(tagPayloadDigest); t != nil {
+		algo, _, err := intTag(hdr, "header", tagPayloadDigestAlgo, rpm.TagTypeInt32)
+		if err != nil {
+			return want, err
+		}
+		// Other algorithms are legal but not produced by current rpm; such a package falls back to the size check.
+		if algo == pgpHashSHA256 {
+			d, _, err := hexTag(hdr, "header", tagPayloadDigest, sha256.Size)
+			if err != nil {
+				return want, err
+			}
+			want.payloadDigest = d
+		}
+	}
+
+	if want.size < 0 && want.payloadDigest == "" {
+		return want, invalidf("cannot verify completeness: no size tag and no SHA-256 payload digest")
+	}
+	return want, nil
+}
+
+// verify compares the hashing pass with the expectations. hdrStart is where the main header begins: the size tags
+// count everything from there to the end of the file.
+func (want expected) verify(sum fileSums, hdrStart int64) error {
+	if want.size >= 0 {
+		switch wantTotal := hdrStart + want.size; {
+		case sum.size < wantTotal:
+			return invalidf("truncated: file is %d bytes, header says %d", sum.size, wantTotal)
+		case sum.size > wantTotal:
+			return invalidf("trailing data: file is %d bytes, header says %d", sum.size, wantTotal)
+		}
+	}
+	if want.headerHash != "" {
+		if got := hex.EncodeToString(sum.header); got != want.headerDigest {
+			return invalidf("header %s digest mismatch: got %s, signature says %s", want.headerHash, got,
+				want.headerDigest)
+		}
+	}
+	if want.payloadDigest != "" {
+		if got := hex.EncodeToString(sum.payload); got != want.payloadDigest {
+			return invalidf("payload sha256 digest mismatch: got %s, header says %s", got, want.payloadDigest)
+		}
+	}
+	return nil
+}
+
+// metadata extracts and validates the fields of Package (all but Size and SHA256).
+func metadata(pkg *rpm.Package) (*Package, error) {
+	p := &Package{
+		Name:    pkg.Name(),
+		Version: pkg.Version(),
+		Release: pkg.Release(),
+		Arch:    pkg.Architecture(),
+		// rpm itself decides "source" by the absence of SOURCERPM; the other two signs cover packages built by tools
+		// that always write SOURCERPM, and SRPMs whose header lost it.
+		Source: pkg.SourceRPM() == "" ||
+			pkg.Signature.GetTag(tagSourcePackage) != nil ||
+			pkg.Header.GetTag(tagSourcePackage) != nil ||
+			pkg.Lead.Type == leadTypeSource,
+	}
+	if v, ok, err := intTag(&pkg.Header, "header", tagEpoch, rpm.TagTypeInt32); err != nil {
+		return nil, err
+	} else if ok {
+		e := uint32(v) // INT32 tags are decoded from a uint32, so this cannot truncate
+		p.Epoch = &e
+	}
+	if err := validateFields(p); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// intTag returns the first value of an integer tag that must have type typ. ok is false when the tag is absent.
+func intTag(h *rpm.Header, where string, id int, typ rpm.TagType) (v int64, ok bool, err error) {
+	t := h.GetTag(id)
+	if t == nil {
+		return 0, false, nil
+	}
+	vals := t.Int64Slice()
+	if t.Type != typ || len(vals) == 0 {
+		return 0, false, invalidf("%s tag %d has type %v, want %v", where, id, t.Type, typ)
+	}
+	return vals[0], true, nil
+}
+
+// hexTag returns the first string of a tag that must hold a hex digest of size bytes, lowercased. ok is false when
+// the tag is absent.
+func hexTag(h *rpm.Header, where string, id, size int) (digest string, ok bool, err error) {
+	t := h.GetTag(id)
+	if t == nil {
+		return "", false, nil
+	}
+	s := t.String()
+	b, herr := hex.DecodeString(s)
+	if herr != nil || len(b) != size {
+		return "", false, invalidf("%s tag %d is not a %d-byte hex digest: %.80q", where, id, size, s)
+	}
+	// Re-encoding normalises upper-case hex, which rpm accepts.
+	return hex.EncodeToString(b), true, nil
+}

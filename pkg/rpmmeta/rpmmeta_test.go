@@ -1,0 +1,348 @@
+package rpmmeta
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/google/rpmpack"
+
+	"github.com/rpm-ingestd/rpm-ingestd/internal/testrpm"
+)
+
+// fixtureDir holds the real rpmbuild packages made by testdata/rpms/make-fixtures.sh.
+const fixtureDir = "../../testdata/rpms"
+
+func u32(v uint32) *uint32 { return &v }
+
+// inspectBytes writes data to a temp file and inspects it, as the daemon does with a spooled upload.
+func inspectBytes(t testing.TB, data []byte) (*Package, error) {
+	t.Helper()
+	return inspectIn(t, t.TempDir(), data)
+}
+
+// inspectIn is inspectBytes reusing dir, for loops over thousands of inputs.
+func inspectIn(t testing.TB, dir string, data []byte) (*Package, error) {
+	t.Helper()
+	p := filepath.Join(dir, "pkg.rpm")
+	if err := os.WriteFile(p, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	return Inspect(f)
+}
+
+func sha256Hex(b []byte) string {
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])
+}
+
+func TestInspectRpmpack(t *testing.T) {
+	tests := []struct {
+		name      string
+		spec      testrpm.Spec
+		wantEpoch *uint32
+		wantFile  string
+		wantNEVRA string
+	}{
+		{
+			name:      "x86_64 no epoch",
+			spec:      testrpm.Spec{Name: "hello", Version: "1.0", Release: "1.el9", Arch: "x86_64"},
+			wantFile:  "hello-1.0-1.el9.x86_64.rpm",
+			wantNEVRA: "hello-1.0-1.el9.x86_64",
+		},
+		{
+			name:      "aarch64 with epoch",
+			spec:      testrpm.Spec{Name: "tool", Version: "2.3.4", Release: "5.fc39", Arch: "aarch64", Epoch: u32(2)},
+			wantEpoch: u32(2),
+			wantFile:  "tool-2.3.4-5.fc39.aarch64.rpm",
+			wantNEVRA: "tool-2:2.3.4-5.fc39.aarch64",
+		},
+		{
+			name:      "noarch explicit epoch 0",
+			spec:      testrpm.Spec{Name: "data-files", Version: "0.1~rc1", Release: "1.el8_10", Arch: "noarch", Epoch: u32(0)},
+			wantEpoch: u32(0),
+			wantFile:  "data-files-0.1~rc1-1.el8_10.noarch.rpm",
+			wantNEVRA: "data-files-0:0.1~rc1-1.el8_10.noarch",
+		},
+		{
+			name: "module release and several files",
+			spec: testrpm.Spec{Name: "lib-foo_bar+x", Version: "1.2^git3", Release: "1.module+el8.9.0+20000+abcdef12",
+				Arch: "x86_64", Files: map[string]string{"/usr/bin/foo": "#!/bin/sh\necho foo\n", "/etc/foo.conf": "x=1\n"}},
+			wantFile:  "lib-foo_bar+x-1.2^git3-1.module+el8.9.0+20000+abcdef12.x86_64.rpm",
+			wantNEVRA: "lib-foo_bar+x-1.2^git3-1.module+el8.9.0+20000+abcdef12.x86_64",
+		},
+		{
+			name:      "large epoch and salt",
+			spec:      testrpm.Spec{Name: "e", Version: "1", Release: "1", Arch: "ppc64le", Epoch: u32(1 << 31), Salt: "s"},
+			wantEpoch: u32(1 << 31),
+			wantFile:  "e-1-1.ppc64le.rpm",
+			wantNEVRA: "e-2147483648:1-1.ppc64le",
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			data := testrpm.Build(t, tc.spec)
+			got, err := inspectBytes(t, data)
+			if err != nil {
+				t.Fatalf("Inspect: %v", err)
+			}
+			want := &Package{
+				Name: tc.spec.Name, Version: tc.spec.Version, Release: tc.spec.Release, Epoch: tc.wantEpoch,
+				Arch: tc.spec.Arch, Size: int64(len(data)), SHA256: sha256Hex(data),
+			}
+			assertPackage(t, got, want)
+			if got.FileName() != tc.wantFile || got.NEVRA() != tc.wantNEVRA {
+				t.Errorf("FileName, NEVRA = %q, %q; want %q, %q", got.FileName(), got.NEVRA(), tc.wantFile, tc.wantNEVRA)
+			}
+		})
+	}
+}
+
+// TestInspectManyRpmpack parses a few hundred rpmpack packages whose header sizes and entry positions all differ:
+// rpm.Open failed on about a quarter of such packages because entries straddled its 4 KiB buffer, so a small
+// table could pass by luck.
+func TestInspectManyRpmpack(t *testing.T) {
+	dir := t.TempDir()
+	for i := range 300 {
+		files := map[string]string{}
+		for j := range i%7 + 1 {
+			files[fmt.Sprintf("/usr/share/many/d%s/f%d", strings.Repeat("d", i%40), j)] = strings.Repeat("c", i*13+j)
+		}
+		spec := testrpm.Spec{Name: "p" + strings.Repeat("x", i%50), Version: fmt.Sprint(i), Release: "1.el9",
+			Arch: "x86_64", Files: files}
+		if _, err := inspectIn(t, dir, testrpm.Build(t, spec)); err != nil {
+			t.Errorf("package %d: %v", i, err)
+		}
+	}
+}
+
+// assertPackage compares every field, dereferencing Epoch.
+func assertPackage(t *testing.T, got, want *Package) {
+	t.Helper()
+	g, w := *got, *want
+	g.Epoch, w.Epoch = nil, nil
+	if g != w || epochString(got.Epoch) != epochString(want.Epoch) {
+		t.Errorf("Inspect =\n %+v epoch %s\nwant\n %+v epoch %s", g, epochString(got.Epoch), w,
+			epochString(want.Epoch))
+	}
+}
+
+func epochString(e *uint32) string {
+	if e == nil {
+		return "nil"
+	}
+	return strconv.FormatUint(uint64(*e), 10)
+}
+
+// TestInspectFixtures checks the real rpmbuild packages, whose headers differ from rpmpack's (more tags, SHA-1 and
+// MD5 digests, SRPM layout).
+func TestInspectFixtures(t *testing.T) {
+	tests := []struct {
+		file    string
+		release string
+		arch    string
+		source  bool
+		nevra   string
+	}{
+		{"hello-1.0-1.el9.x86_64.rpm", "1.el9", "x86_64", false, "hello-1.0-1.el9.x86_64"},
+		{"hello-1.0-1.el8.x86_64.rpm", "1.el8", "x86_64", false, "hello-1.0-1.el8.x86_64"},
+		{"hello-1.0-1.el9.aarch64.rpm", "1.el9", "aarch64", false, "hello-1.0-1.el9.aarch64"},
+		{"hello-1.0-1.fc39.x86_64.rpm", "1.fc39", "x86_64", false, "hello-1.0-1.fc39.x86_64"},
+		{"hello-1.0-1.module+el8.9.0+20000+abcdef12.x86_64.rpm", "1.module+el8.9.0+20000+abcdef12", "x86_64", false,
+			"hello-1.0-1.module+el8.9.0+20000+abcdef12.x86_64"},
+		{"hello-1.0-3.el7_9.x86_64.rpm", "3.el7_9", "x86_64", false, "hello-1.0-3.el7_9.x86_64"},
+		{"hello-1.0-1.x86_64.rpm", "1", "x86_64", false, "hello-1.0-1.x86_64"},
+		{"hello-data-1.0-1.el9.noarch.rpm", "1.el9", "noarch", false, "hello-data-1.0-1.el9.noarch"},
+		// The SRPM's header arch is the build host's; Source and FileArch make it "src".
+		{"hello-1.0-1.el9.src.rpm", "1.el9", "x86_64", true, "hello-1.0-1.el9.src"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.file, func(t *testing.T) {
+			data, err := os.ReadFile(filepath.Join(fixtureDir, tc.file))
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := inspectBytes(t, data)
+			if err != nil {
+				t.Fatalf("Inspect: %v", err)
+			}
+			name := "hello"
+			if strings.HasPrefix(tc.file, "hello-data") {
+				name = "hello-data"
+			}
+			want := &Package{Name: name, Version: "1.0", Release: tc.release, Arch: tc.arch, Source: tc.source,
+				Size: int64(len(data)), SHA256: sha256Hex(data)}
+			assertPackage(t, got, want)
+			if got.FileName() != tc.file || got.NEVRA() != tc.nevra {
+				t.Errorf("FileName, NEVRA = %q, %q; want %q, %q", got.FileName(), got.NEVRA(), tc.file, tc.nevra)
+			}
+		})
+	}
+}
+
+// TestInspectSourceDetection covers the two source signs other than a missing SOURCERPM (rpmpack always writes
+// SOURCERPM, so these packages look binary to rpm's own rule).
+func TestInspectSourceDetection(t *testing.T) {
+	spec := testrpm.Spec{Name: "src", Version: "1", Release: "1.el9", Arch: "x86_64"}
+	withTag := func(sig bool) []byte {
+		r, err := rpmpack.NewRPM(rpmpack.RPMMetaData{Name: spec.Name, Version: spec.Version, Release: spec.Release,
+			Arch: spec.Arch, Epoch: rpmpack.NoEpoch})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if sig {
+			r.AddCustomSig(tagSourcePackage, rpmpack.EntryInt32([]int32{1}))
+		} else {
+			r.AddCustomTag(tagSourcePackage, rpmpack.EntryInt32([]int32{1}))
+		}
+		var b bytes.Buffer
+		if err := r.Write(&b); err != nil {
+			t.Fatal(err)
+		}
+		return b.Bytes()
+	}
+	leadType := testrpm.Build(t, spec)
+	leadType[7] = leadTypeSource // the lead is covered by no digest, so this stays a valid package
+
+	tests := []struct {
+		name string
+		data []byte
+		want bool
+	}{
+		{"binary", testrpm.Build(t, spec), false},
+		{"SOURCEPACKAGE in header", withTag(false), true},
+		{"SOURCEPACKAGE in signature", withTag(true), true},
+		{"lead type source", leadType, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := inspectBytes(t, tc.data)
+			if err != nil {
+				t.Fatalf("Inspect: %v", err)
+			}
+			wantArch := "x86_64"
+			if tc.want {
+				wantArch = "src"
+			}
+			if got.Source != tc.want || got.FileArch() != wantArch || got.Arch != "x86_64" {
+				t.Errorf("Source, FileArch, Arch = %v, %q, %q; want %v, %q, x86_64", got.Source, got.FileArch(),
+					got.Arch, tc.want, wantArch)
+			}
+		})
+	}
+}
+
+// TestInspectRejectsBadFields: a header without its identifying fields is not a package. (Which characters the
+// fields may hold is the caller's policy: pkg/ingest tests it.)
+func TestInspectRejectsBadFields(t *testing.T) {
+	tests := []struct {
+		name    string
+		spec    testrpm.Spec
+		wantMsg string
+	}{
+		{"empty name", testrpm.Spec{Name: "", Version: "1", Release: "1", Arch: "x86_64"}, "missing name"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			data := buildRaw(t, tc.spec)
+			_, err := inspectBytes(t, data)
+			if !errors.Is(err, ErrInvalidPackage) || !strings.Contains(err.Error(), tc.wantMsg) {
+				t.Fatalf("Inspect error = %v, want ErrInvalidPackage containing %q", err, tc.wantMsg)
+			}
+		})
+	}
+}
+
+// TestInspectAcceptsOddNames: names rpmbuild can produce are valid packages even when a repository would refuse
+// them; that policy is the caller's (pkg/ingest), reported with its own error rather than ErrInvalidPackage.
+func TestInspectAcceptsOddNames(t *testing.T) {
+	for _, name := range []string{".hidden", "-rf", "hello%{x}", "a.b_c+d-e"} {
+		t.Run(name, func(t *testing.T) {
+			p, err := inspectBytes(t, buildRaw(t, testrpm.Spec{Name: name, Version: "1", Release: "1", Arch: "x86_64"}))
+			if err != nil || p.Name != name {
+				t.Fatalf("Inspect = %+v, %v; want name %q accepted", p, err, name)
+			}
+		})
+	}
+}
+
+// buildRaw builds with rpmpack directly: testrpm refuses an empty name, which this test needs.
+func buildRaw(t *testing.T, s testrpm.Spec) []byte {
+	t.Helper()
+	r, err := rpmpack.NewRPM(rpmpack.RPMMetaData{Name: s.Name, Version: s.Version, Release: s.Release, Arch: s.Arch,
+		Epoch: rpmpack.NoEpoch})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.AddFile(rpmpack.RPMFile{Name: "/usr/share/x", Body: []byte("x"), Mode: 0o100644, Owner: "root", Group: "root"})
+	var b bytes.Buffer
+	if err := r.Write(&b); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
+func TestInspectNotRegularFile(t *testing.T) {
+	f, err := os.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	// A directory is a caller bug, not a bad upload: it must not be reported as ErrInvalidPackage (a 400).
+	if _, err := Inspect(f); err == nil || errors.Is(err, ErrInvalidPackage) {
+		t.Fatalf("Inspect(dir) error = %v, want a non-ErrInvalidPackage error", err)
+	}
+}
+
+func TestPackageNames(t *testing.T) {
+	tests := []struct {
+		name      string
+		p         Package
+		wantFile  string
+		wantNEVRA string
+	}{
+		{"binary", Package{Name: "a", Version: "1", Release: "2.el9", Arch: "x86_64"},
+			"a-1-2.el9.x86_64.rpm", "a-1-2.el9.x86_64"},
+		{"epoch", Package{Name: "a", Version: "1", Release: "2", Arch: "noarch", Epoch: u32(3)},
+			"a-1-2.noarch.rpm", "a-3:1-2.noarch"},
+		{"source", Package{Name: "a", Version: "1", Release: "2", Arch: "aarch64", Source: true},
+			"a-1-2.src.rpm", "a-1-2.src"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := tc.p.FileName(); got != tc.wantFile {
+				t.Errorf("FileName = %q, want %q", got, tc.wantFile)
+			}
+			if got := tc.p.NEVRA(); got != tc.wantNEVRA {
+				t.Errorf("NEVRA = %q, want %q", got, tc.wantNEVRA)
+			}
+		})
+	}
+}
+
+// BenchmarkInspect measures Inspect on one small package file already on disk, the daemon's per-upload cost.
+func BenchmarkInspect(b *testing.B) {
+	p := testrpm.WriteFile(b, b.TempDir(), testrpm.Spec{Name: "bench", Version: "1", Release: "1.el9", Arch: "x86_64"})
+	f, err := os.Open(p)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	for b.Loop() {
+		if _, err := Inspect(f); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
