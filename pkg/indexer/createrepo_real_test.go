@@ -1,7 +1,6 @@
 package indexer
 
 import (
-	"bytes"
 	"context"
 	"encoding/xml"
 	"os"
@@ -12,15 +11,16 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/rpmpack"
 	"go.uber.org/zap/zaptest"
+
+	"github.com/rpm-ingestd/rpm-ingestd/internal/testrpm"
 )
 
 // These tests run the real createrepo_c and prove the result with a real
 // client (dnf repoquery). They fail, not skip, without the tools: CI must
 // install them (`make deps`).
 
-func requireTools(t *testing.T) {
+func requireTools(t testing.TB) {
 	t.Helper()
 	for _, tool := range []string{"createrepo_c", "dnf"} {
 		if _, err := exec.LookPath(tool); err != nil {
@@ -29,7 +29,7 @@ func requireTools(t *testing.T) {
 	}
 }
 
-// addRPM builds a tiny package with rpmpack and moves it into
+// addRPM builds a tiny package and moves it into
 // repo/Packages the way the uploader does: MarkDirty first, then write a
 // temporary file outside Packages/ and rename it in.
 func addRPM(t *testing.T, repo, name string) {
@@ -37,21 +37,9 @@ func addRPM(t *testing.T, repo, name string) {
 	if err := MarkDirty(repo); err != nil {
 		t.Fatal(err)
 	}
-	r, err := rpmpack.NewRPM(rpmpack.RPMMetaData{
-		Name: name, Version: "1.0", Release: "1.el9", Arch: "x86_64", Summary: "test package " + name,
-		Licence: "MIT", BuildTime: time.Unix(1_700_000_000, 0), Epoch: rpmpack.NoEpoch,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	r.AddFile(rpmpack.RPMFile{Name: "/usr/share/" + name + "/README", Body: []byte(name + "\n"),
-		Mode: 0o100644, Owner: "root", Group: "root"})
-	var buf bytes.Buffer
-	if err := r.Write(&buf); err != nil {
-		t.Fatal(err)
-	}
+	data := testrpm.Build(t, testrpm.Spec{Name: name, Release: "1.el9", Arch: "x86_64"})
 	tmp := filepath.Join(repo, ".upload-"+name)
-	if err := os.WriteFile(tmp, buf.Bytes(), 0o644); err != nil {
+	if err := os.WriteFile(tmp, data, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.MkdirAll(filepath.Join(repo, "Packages"), 0o755); err != nil {
