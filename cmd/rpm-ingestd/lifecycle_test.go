@@ -1,0 +1,249 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/rpm-ingestd/rpm-ingestd/internal/testrpm"
+)
+
+// These tests run the real daemon as a child process (the test binary re-executes itself into run(), the
+// stdlib's helper-process trick) with the real createrepo_c, and check what happens when it is stopped
+// gracefully or killed. A deadline only bounds how long a broken daemon can hang the test; nothing asserts
+// how fast anything is.
+
+const daemonEnv = "RPM_INGESTD_TEST_DAEMON_CONFIG"
+
+func TestMain(m *testing.M) {
+	if cfg := os.Getenv(daemonEnv); cfg != "" {
+		os.Exit(run([]string{"-c", cfg}, os.Stdout, os.Stderr))
+	}
+	os.Exit(m.Run())
+}
+
+// child is one rpm-ingestd process.
+type child struct {
+	cmd  *exec.Cmd
+	addr string
+	log  *bytes.Buffer
+	done chan error
+}
+
+// tree is a top_dir and spool_dir pair with a config writer.
+type tree struct{ dir, top, spool string }
+
+func newTree(t *testing.T) tree {
+	t.Helper()
+	for _, tool := range []string{"createrepo_c", "dnf"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Fatalf("%s not on PATH: run `make deps`", tool)
+		}
+	}
+	dir := t.TempDir()
+	tr := tree{dir: dir, top: filepath.Join(dir, "storage"), spool: filepath.Join(dir, "incoming")}
+	os.Mkdir(tr.top, 0o755)
+	os.Mkdir(tr.spool, 0o755)
+	return tr
+}
+
+// start runs the daemon on a free port with the given quiet period; extraEnv is added to its environment.
+func (tr tree) start(t *testing.T, quiet string, extraEnv ...string) *child {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	cfg := filepath.Join(tr.dir, "config.yml")
+	os.WriteFile(cfg, fmt.Appendf(nil, `server:
+  listen: %q
+  spool_dir: incoming
+repo:
+  top_dir: storage
+indexer:
+  quiet_period: %s
+  max_delay: 2h
+log:
+  level: debug
+`, addr, quiet), 0o644)
+	d := &child{addr: addr, log: &bytes.Buffer{}, done: make(chan error, 1)}
+	d.cmd = exec.Command(os.Args[0])
+	d.cmd.Env = append(append(os.Environ(), daemonEnv+"="+cfg), extraEnv...)
+	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
+	if err := d.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { d.done <- d.cmd.Wait() }()
+	t.Cleanup(func() {
+		d.cmd.Process.Kill()
+		if t.Failed() {
+			t.Logf("daemon log:\n%s", d.log)
+		}
+	})
+	d.waitHealthy(t)
+	return d
+}
+
+func (d *child) waitHealthy(t *testing.T) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		if resp, err := http.Get("http://" + d.addr + "/healthz"); err == nil {
+			resp.Body.Close()
+			return
+		}
+		select {
+		case err := <-d.done:
+			t.Fatalf("daemon exited: %v\n%s", err, d.log)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	t.Fatalf("daemon not healthy\n%s", d.log)
+}
+
+func (d *child) upload(t *testing.T, data []byte) {
+	t.Helper()
+	req, _ := http.NewRequest("PUT", "http://"+d.addr+"/upload/", bytes.NewReader(data))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("upload: %s", resp.Status)
+	}
+}
+
+// wait waits for the process to exit and returns its exit code.
+func (d *child) wait(t *testing.T) int {
+	t.Helper()
+	select {
+	case err := <-d.done:
+		if ee, ok := err.(*exec.ExitError); ok {
+			return ee.ExitCode()
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return 0
+	case <-time.After(60 * time.Second):
+		t.Fatalf("daemon did not exit\n%s", d.log)
+		return -1
+	}
+}
+
+// repoquery lists the package names a real dnf client sees in repo.
+func repoquery(t *testing.T, repo string) string {
+	t.Helper()
+	tmp := t.TempDir()
+	out, err := exec.Command("dnf", "-q", "repoquery", "--installroot", filepath.Join(tmp, "root"),
+		"--setopt=reposdir=/dev/null", "--setopt=cachedir="+filepath.Join(tmp, "cache"), "--releasever=9",
+		"--repofrompath=t,"+repo, "--repo=t", "--setopt=t.metadata_expire=0", "--nogpgcheck",
+		"--qf", "%{name}-%{version}-%{release}.%{arch}").CombinedOutput()
+	if err != nil {
+		t.Fatalf("dnf repoquery: %v\n%s", err, out)
+	}
+	return string(out)
+}
+
+// waitIndexed polls the status API until repo has a successful run and nothing pending.
+func (d *child) waitIndexed(t *testing.T, url string) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		resp, err := http.Get("http://" + d.addr + "/api/v1/repos")
+		if err == nil {
+			var repos []struct {
+				URL        string     `json:"url"`
+				LastResult string     `json:"last_result"`
+				DirtySince *time.Time `json:"dirty_since"`
+				Running    bool       `json:"running"`
+			}
+			json.NewDecoder(resp.Body).Decode(&repos)
+			resp.Body.Close()
+			for _, r := range repos {
+				if r.URL == url && r.LastResult == "ok" && r.DirtySince == nil && !r.Running {
+					return
+				}
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("%s never indexed\n%s", url, d.log)
+}
+
+// TestKill9BetweenUploadAndIndex: an upload answered 201 survives SIGKILL before its index run, and is published
+// after a restart with no further upload. The repository is indexed once first, so that it is the dirty marker,
+// not merely a missing repodata/, that brings the change back.
+func TestKill9BetweenUploadAndIndex(t *testing.T) {
+	tr := newTree(t)
+	repo := filepath.Join(tr.top, "9", "x86_64")
+	d := tr.start(t, "1s")
+	d.upload(t, testrpm.Build(t, testrpm.Spec{Name: "first", Release: "1.el9", Arch: "x86_64"}))
+	d.waitIndexed(t, "/repo/9/x86_64/")
+	d.cmd.Process.Signal(syscall.SIGTERM)
+	d.wait(t)
+
+	d = tr.start(t, "1h") // nothing will be indexed before the kill
+	d.upload(t, testrpm.Build(t, testrpm.Spec{Name: "survivor", Release: "1.el9", Arch: "x86_64"}))
+	if err := d.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	d.wait(t)
+	if got := repoquery(t, repo); strings.Contains(got, "survivor") {
+		t.Fatal("survivor was indexed before the kill: the test did not kill between upload and index")
+	}
+
+	d = tr.start(t, "1s")
+	d.waitIndexed(t, "/repo/9/x86_64/")
+	if got := repoquery(t, repo); !strings.Contains(got, "survivor-1.0-1.el9.x86_64") || !strings.Contains(got, "first-1.0-1.el9.x86_64") {
+		t.Fatalf("package lost after kill -9; dnf sees:\n%s", got)
+	}
+}
+
+// TestSIGTERMPublishesPendingAndNotifiesSystemd: on SIGTERM the daemon indexes what is pending now, even with
+// an hour of quiet period left, tells systemd READY=1 and STOPPING=1, and exits 0.
+func TestSIGTERMPublishesPendingAndNotifiesSystemd(t *testing.T) {
+	tr := newTree(t)
+	sockPath := filepath.Join(t.TempDir(), "notify.sock")
+	notify, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sockPath, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer notify.Close()
+	d := tr.start(t, "1h", "NOTIFY_SOCKET="+sockPath)
+	d.upload(t, testrpm.Build(t, testrpm.Spec{Name: "pending", Release: "1.el9", Arch: "x86_64"}))
+	if err := d.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if code := d.wait(t); code != 0 {
+		t.Fatalf("exit code %d\n%s", code, d.log)
+	}
+	if got := repoquery(t, filepath.Join(tr.top, "9", "x86_64")); !strings.Contains(got, "pending-1.0-1.el9.x86_64") {
+		t.Fatalf("pending package not published on shutdown; dnf sees:\n%s", got)
+	}
+	var msgs []string
+	notify.SetReadDeadline(time.Now().Add(5 * time.Second))
+	buf := make([]byte, 256)
+	for len(msgs) < 2 {
+		n, _, err := notify.ReadFromUnix(buf)
+		if err != nil {
+			break
+		}
+		msgs = append(msgs, string(buf[:n]))
+	}
+	if strings.Join(msgs, ",") != "READY=1,STOPPING=1" {
+		t.Errorf("sd_notify messages %q, want READY=1 then STOPPING=1", msgs)
+	}
+}
