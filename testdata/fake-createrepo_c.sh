@@ -11,11 +11,18 @@
 #   FAKE_CREATEREPO_IGNORE_TERM=1 ignore SIGTERM while sleeping (tests SIGKILL)
 #   FAKE_CREATEREPO_FAIL=code     print 200 lines of noise and an error, exit code
 #
-# Like createrepo_c it refuses to run while <repo>/.repodata exists, and on
-# success writes <repo>/repodata/repomd.xml.
+# Like createrepo_c it refuses to run while <out>/.repodata exists, and on
+# success writes <out>/repodata/repomd.xml, where <out> is the --outputdir
+# argument, or the repository directory without one.
 set -u
 
 for repo in "$@"; do :; done
+out=$repo
+prev=
+for a in "$@"; do
+	[ "$prev" = --outputdir ] && out=$a
+	prev=$a
+done
 log=${FAKE_CREATEREPO_LOG:-/dev/null}
 
 {
@@ -23,8 +30,8 @@ log=${FAKE_CREATEREPO_LOG:-/dev/null}
 	for a in "$@"; do echo "$a"; done
 } >>"$log"
 
-if [ -e "$repo/.repodata" ]; then
-	echo "Critical: Temporary repodata directory $repo/.repodata/ already exists! (Another createrepo process is running?)" >&2
+if [ -e "$out/.repodata" ]; then
+	echo "Critical: Temporary repodata directory $out/.repodata/ already exists! (Another createrepo process is running?)" >&2
 	exit 1
 fi
 
@@ -60,8 +67,8 @@ if [ -n "${FAKE_CREATEREPO_FAIL:-}" ]; then
 	exit "$FAKE_CREATEREPO_FAIL"
 fi
 
-mkdir -p "$repo/repodata" || exit 1
-cat >"$repo/repodata/repomd.xml" <<'EOF'
+mkdir -p "$out/repodata" || exit 1
+cat >"$out/repodata/repomd.xml" <<'EOF'
 <?xml version="1.0" encoding="UTF-8"?>
 <repomd xmlns="http://linux.duke.edu/metadata/repo"><revision>1</revision></repomd>
 EOF

@@ -18,6 +18,7 @@ import (
 
 	"github.com/gofrs/flock"
 	"go.uber.org/zap"
+	"golang.org/x/sys/unix"
 )
 
 // Names of the files the indexer keeps in a repository directory. None ends
@@ -33,6 +34,11 @@ const (
 	IndexingMarker = ".rpm-ingestd-indexing"
 	// tmpRepodata is createrepo_c's own lock and work directory.
 	tmpRepodata = ".repodata"
+	// outputDir is where createrepo_c writes the next generation (--outputdir), to be exchanged with
+	// repodata/ in one renameat2(RENAME_EXCHANGE). createrepo_c's own publishing is two renames (repodata →
+	// repodata.old.*, then .repodata → repodata) with a moment between them in which a client fetching
+	// repomd.xml gets 404: the end-to-end swap test caught it about once every three runs.
+	outputDir = ".rpm-ingestd-out"
 )
 
 // DefaultKillDelay is how long a cancelled run gets after SIGTERM before it
@@ -161,8 +167,12 @@ func (e *RunError) Unwrap() error { return e.Err }
 //     lock proves no run of ours owns it);
 //   - claims the dirty marker (DirtyMarker → IndexingMarker);
 //   - refreshes the mtime of the current metadata files (see DefaultCommand);
-//   - runs the command; ctx cancellation sends SIGTERM (createrepo_c then
-//     removes .repodata/ itself) and SIGKILL after KillDelay;
+//   - runs the command with --outputdir <repoDir>/.rpm-ingestd-out, seeded with
+//     hard links to the current repodata/ so --update and the retention of
+//     old files work as in place; ctx cancellation sends SIGTERM (createrepo_c
+//     then removes its work directory itself) and SIGKILL after KillDelay;
+//   - publishes the new repodata/ by exchanging it with the old one in one
+//     atomic rename, so readers see the old or the new generation, never none;
 //   - on success removes IndexingMarker, unless Packages/ changed during the
 //     run: an upload that saw DirtyMarker already present and moved its file
 //     in after the claim may have been missed by the scan, and the marker
@@ -212,7 +222,15 @@ func (c *Createrepo) Run(ctx context.Context, repoDir string) error {
 			zap.String("repo", repoDir), zap.Error(err))
 	}
 
-	if err := c.exec(ctx, repoDir); err != nil {
+	out := filepath.Join(repoDir, outputDir)
+	if err := prepareOutput(repoDir, out); err != nil {
+		return err
+	}
+	if err := c.exec(ctx, repoDir, out); err != nil {
+		os.RemoveAll(out)
+		return err
+	}
+	if err := c.publish(repoDir, out); err != nil {
 		return err
 	}
 
@@ -240,9 +258,67 @@ func (c *Createrepo) logger() *zap.Logger {
 	return c.Log
 }
 
-// exec runs the command and turns a failure into a *RunError.
-func (c *Createrepo) exec(ctx context.Context, repoDir string) error {
-	argv := append(slices.Clone(c.Argv), repoDir)
+// prepareOutput makes out/repodata a copy, by hard links, of repoDir/repodata (if any): createrepo_c --update
+// reads the previous generation from its output directory, and retains old files from there.
+// Whatever a previous, interrupted run left in out is discarded first; the lock makes that safe.
+func prepareOutput(repoDir, out string) error {
+	if err := os.RemoveAll(out); err != nil {
+		return fmt.Errorf("clear %s: %w", out, err)
+	}
+	dst := filepath.Join(out, "repodata")
+	if err := os.MkdirAll(dst, 0o755); err != nil {
+		return err
+	}
+	src := filepath.Join(repoDir, "repodata")
+	entries, err := os.ReadDir(src)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if !e.Type().IsRegular() {
+			continue
+		}
+		if err := os.Link(filepath.Join(src, e.Name()), filepath.Join(dst, e.Name())); err != nil {
+			return fmt.Errorf("seed %s: %w", out, err)
+		}
+	}
+	return nil
+}
+
+// publish swaps out/repodata in as repoDir/repodata atomically and removes out, which then holds the old
+// directory (its files that must stay readable were retained, by createrepo_c, in the new one).
+func (c *Createrepo) publish(repoDir, out string) error {
+	src, dst := filepath.Join(out, "repodata"), filepath.Join(repoDir, "repodata")
+	err := unix.Renameat2(unix.AT_FDCWD, src, unix.AT_FDCWD, dst, unix.RENAME_EXCHANGE)
+	switch {
+	case errors.Is(err, unix.ENOENT):
+		// No repodata/ yet: a plain rename is atomic too.
+		err = os.Rename(src, dst)
+	case errors.Is(err, unix.EINVAL), errors.Is(err, unix.ENOSYS), errors.Is(err, unix.EOPNOTSUPP):
+		// A filesystem without RENAME_EXCHANGE (NFS, old kernels): fall back to createrepo_c's own two
+		// renames, with the short window that implies.
+		c.logger().Warn("filesystem cannot exchange directories atomically; publishing with two renames",
+			zap.String("repo", repoDir), zap.Error(err))
+		old := filepath.Join(out, "old")
+		if err = os.Rename(dst, old); err == nil || errors.Is(err, fs.ErrNotExist) {
+			err = os.Rename(src, dst)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("publish %s: %w", dst, err)
+	}
+	if err := syncDir(repoDir); err != nil {
+		return err
+	}
+	return os.RemoveAll(out)
+}
+
+// exec runs the command, writing into out, and turns a failure into a *RunError.
+func (c *Createrepo) exec(ctx context.Context, repoDir, out string) error {
+	argv := append(slices.Clone(c.Argv), "--outputdir", out, repoDir)
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
 	cmd.WaitDelay = c.KillDelay

@@ -3,6 +3,7 @@ package indexer
 import (
 	"context"
 	"encoding/xml"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -276,4 +277,58 @@ func TestRealRetainByAgeNeedsFreshMtimes(t *testing.T) {
 			t.Errorf("%s kept although older than the retention age", filepath.Base(f))
 		}
 	}
+}
+
+// TestRealPublishIsAtomic polls repodata/ from another goroutine while createrepo_c publishes generation after
+// generation: repomd.xml must always exist, and every file it names must exist. createrepo_c's own publishing
+// (two renames) fails this; the runner's output directory and RENAME_EXCHANGE must not.
+func TestRealPublishIsAtomic(t *testing.T) {
+	requireTools(t)
+	repo := filepath.Join(t.TempDir(), "9", "x86_64")
+	addRPM(t, repo, "base")
+	c := NewCreaterepo(DefaultCommand())
+	if err := c.Run(t.Context(), repo); err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	misses := make(chan string, 1)
+	var checks int
+	go func() {
+		defer close(misses)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			checks++
+			b, err := os.ReadFile(filepath.Join(repo, "repodata", "repomd.xml"))
+			if err != nil {
+				misses <- "repomd.xml: " + err.Error()
+				return
+			}
+			var md repomd
+			if err := xml.Unmarshal(b, &md); err != nil {
+				misses <- "repomd.xml: " + err.Error()
+				return
+			}
+			for _, d := range md.Data {
+				if _, err := os.Stat(filepath.Join(repo, d.Location.Href)); err != nil {
+					misses <- d.Location.Href + ": " + err.Error()
+					return
+				}
+			}
+		}
+	}()
+	for i := range 15 {
+		addRPM(t, repo, fmt.Sprintf("gen%02d", i))
+		if err := c.Run(t.Context(), repo); err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(stop)
+	if miss, ok := <-misses; ok {
+		t.Fatalf("a reader found the repository broken: %s", miss)
+	}
+	t.Logf("%d consistent reads across 15 publications", checks)
 }

@@ -108,19 +108,22 @@ func TestCreaterepoSuccess(t *testing.T) {
 	if err := MarkDirty(repo); err != nil {
 		t.Fatal(err)
 	}
-	// A stale lock dir from a SIGKILLed createrepo_c; the fake, like the
-	// real tool, refuses to run while it exists.
-	if err := os.MkdirAll(filepath.Join(repo, ".repodata", "junk"), 0o755); err != nil {
-		t.Fatal(err)
+	// Stale lock dirs from a SIGKILLed createrepo_c, of ours (in the output
+	// dir) or of an admin's run in place; the fake, like the real tool,
+	// refuses to run while one exists in its output directory.
+	for _, stale := range []string{".repodata", outputDir + "/.repodata"} {
+		if err := os.MkdirAll(filepath.Join(repo, stale, "junk"), 0o755); err != nil {
+			t.Fatal(err)
+		}
 	}
 	c, log := fakeCreaterepo(t)
 	if err := c.Run(t.Context(), repo); err != nil {
 		t.Fatal(err)
 	}
-	if got, want := runs(t, log), [][]string{{"--update", "--no-database", repo}}; !slices.EqualFunc(got, want, slices.Equal) {
+	if got, want := runs(t, log), [][]string{{"--update", "--no-database", "--outputdir", filepath.Join(repo, outputDir), repo}}; !slices.EqualFunc(got, want, slices.Equal) {
 		t.Fatalf("argv %q, want %q", got, want)
 	}
-	for _, gone := range []string{".repodata", DirtyMarker, IndexingMarker} {
+	for _, gone := range []string{".repodata", outputDir, DirtyMarker, IndexingMarker} {
 		if exists(t, filepath.Join(repo, gone)) {
 			t.Errorf("%s still exists", gone)
 		}

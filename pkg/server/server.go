@@ -85,11 +85,12 @@ func (s *Server) Routes() http.Handler {
 	r.Get("/healthz", s.healthz)    // GET /healthz - liveness: 200 "ok"
 	r.Get("/api/v1/repos", s.repos) // GET /api/v1/repos - index status of every known repository (JSON)
 	up := s.opts.UploadPath
-	r.Put(up, s.upload)               // PUT /upload - upload an RPM (body, or spooled file named by the proxy)
-	r.Put(up+"/", s.upload)           // PUT /upload/ - the same
-	r.Put(up+"/{filename}", s.upload) // PUT /upload/{filename} - the same; curl -T appends the file name, ignored
-	r.Post(up, s.upload)              // POST /upload - the same, for clients that cannot PUT
-	r.Post(up+"/", s.upload)          // POST /upload/ - the same
+	r.Put(up, s.upload)                // PUT /upload - upload an RPM (body, or spooled file named by the proxy)
+	r.Put(up+"/", s.upload)            // PUT /upload/ - the same
+	r.Put(up+"/{filename}", s.upload)  // PUT /upload/{filename} - the same; curl -T appends the file name, ignored
+	r.Post(up, s.upload)               // POST /upload - the same, for clients that cannot PUT
+	r.Post(up+"/", s.upload)           // POST /upload/ - the same
+	r.Post(up+"/{filename}", s.upload) // POST /upload/{filename} - the same (curl -X POST -T)
 	if s.repo != nil {
 		r.Get(s.opts.RepoURL, http.RedirectHandler(s.opts.RepoURL+"/", http.StatusMovedPermanently).ServeHTTP) // GET /repo - to /repo/
 		r.Get(s.opts.RepoURL+"/*", s.repo.ServeHTTP)                                                           // GET /repo/* - the tree, read-only, with listings

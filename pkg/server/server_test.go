@@ -130,6 +130,7 @@ func TestUploadStatuses(t *testing.T) {
 		{"no dist tag, header override", "PUT", "/upload", testrpm.Build(t, testrpm.Spec{Name: "m", Release: "1", Arch: "x86_64"}), map[string]string{"X-OS-Release": "8"}, 201, "OK - Accessible as /repo/8/x86_64/Packages/m-1.0-1.x86_64.rpm"},
 		{"header outside spool", "PUT", "/upload", nil, map[string]string{"X-Package-Name": outside}, 403, "spooled file"},
 		{"too large by Content-Length", "PUT", "/upload", bytes.Repeat([]byte("x"), 1<<20+1), nil, 413, "upload is larger than server.max_upload_size (1048576 bytes)"},
+		{"POST with a file name", "POST", "/upload/x.rpm", testrpm.Build(t, testrpm.Spec{Name: "p", Release: "1.el9", Arch: "x86_64"}), nil, 201, "OK - Accessible as /repo/9/x86_64/Packages/p-1.0-1.el9.x86_64.rpm"},
 		{"GET on upload path", "GET", "/upload", nil, nil, 405, ""},
 	}
 	for _, tc := range tests {
@@ -147,8 +148,8 @@ func TestUploadStatuses(t *testing.T) {
 	if entries, _ := os.ReadDir(f.spool); len(entries) != 0 {
 		t.Errorf("spool not empty: %v", entries)
 	}
-	if got := len(f.idx.triggered); got != 3 { // the three 201s; the 200 changed nothing
-		t.Errorf("Trigger called %d times, want 3: %v", got, f.idx.triggered)
+	if got := len(f.idx.triggered); got != 4 { // the four 201s; the 200 changed nothing
+		t.Errorf("Trigger called %d times, want 4: %v", got, f.idx.triggered)
 	}
 }
 
