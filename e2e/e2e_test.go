@@ -7,6 +7,7 @@ import (
 	"maps"
 	"net/http"
 	"os"
+	"os/exec"
 	"path"
 	"path/filepath"
 	"slices"
@@ -79,6 +80,7 @@ func TestEndToEnd(t *testing.T) {
 	t.Run("BurstIndexedOnce", s.testBurst)
 	t.Run("SwapSafety", s.testSwap)
 	t.Run("CrashRecovery", s.testCrash)
+	t.Run("DogfoodOwnRPM", s.testDogfood)
 	t.Run("NothingLeftBehind", s.testLeftovers)
 }
 
@@ -661,6 +663,52 @@ func (s *stack) testCrash(t *testing.T) {
 	}
 	if fileExists(marker) {
 		t.Errorf("dirty marker %s still there after a successful run", marker)
+	}
+}
+
+// testDogfood builds rpm-ingestd's own RPM with the shipped packaging script (what `make rpm` runs) from the
+// binary under test, uploads it through nginx as a CI job would (it has no dist tag: ?os_release=9), and
+// installs it with dnf into an installroot; the binary that lands there runs --version.
+func (s *stack) testDogfood(t *testing.T) {
+	const repo = "/repo/9/x86_64/"
+	dist := filepath.Join(s.dir, "dist")
+	build := exec.Command("bash", "../deploy/rpm/build-rpm.sh", "--selinux=no", daemonVersion, dist)
+	build.Env = append(os.Environ(), "BINARY="+daemonBin)
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build-rpm.sh: %v\n%s", err, out)
+	}
+	rpms, _ := filepath.Glob(filepath.Join(dist, "rpm-ingestd-0.9.0-1.*.rpm"))
+	if len(rpms) != 1 {
+		t.Fatalf("build-rpm.sh made %v, want one rpm-ingestd-0.9.0-1 package", rpms)
+	}
+	runs := s.runsOf(t, repo)
+	args := []string{"-u", uploadUser + ":" + uploadPass}
+	if r := s.curlUpload(t, rpms[0], s.base+"/upload/?os_release=9", args...); r.code != http.StatusCreated {
+		t.Fatalf("upload %s: %d %s", filepath.Base(rpms[0]), r.code, r.body)
+	}
+	// The package requires nginx, createrepo_c, /bin/sh and /usr/bin/env, which an empty installroot lacks:
+	// stand-ins satisfy them (scriptlets are skipped, they would start services).
+	for _, spec := range []testrpm.Spec{
+		{Name: "nginx", Release: "1.el9", Arch: "x86_64"},
+		{Name: "createrepo_c", Release: "1.el9", Arch: "x86_64"},
+		{Name: "base-stub", Release: "1.el9", Arch: "x86_64", Files: map[string]string{"/bin/sh": "stub\n", "/usr/bin/env": "stub\n"}},
+	} {
+		if r := s.do(t, http.MethodPut, "/upload/", testrpm.Build(t, spec), nil, true); r.code != http.StatusCreated {
+			t.Fatalf("upload stand-in %s: %d %s", spec.Name, r.code, r.body)
+		}
+	}
+	s.waitIndexed(t, map[string]int{repo: runs + 1}, repo)
+
+	root := filepath.Join(s.dnfDir, "dogfood-root")
+	s.dnf(t, root, []string{repo}, "--setopt=tsflags=noscripts", "install", "rpm-ingestd")
+	for _, f := range []string{"usr/lib/systemd/system/rpm-ingestd.service", "etc/rpm-ingestd/config.yml", "usr/share/rpm-ingestd/nginx/rpm-ingestd.conf"} {
+		if !fileExists(filepath.Join(root, f)) {
+			t.Errorf("installed package lacks /%s", f)
+		}
+	}
+	out, err := exec.Command(filepath.Join(root, "usr", "bin", "rpm-ingestd"), "--version").CombinedOutput()
+	if err != nil || strings.TrimSpace(string(out)) != "rpm-ingestd "+daemonVersion {
+		t.Errorf("installed rpm-ingestd --version: %v %q, want %q", err, out, "rpm-ingestd "+daemonVersion)
 	}
 }
 

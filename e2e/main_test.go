@@ -17,6 +17,9 @@ var (
 	workRoot string
 )
 
+// daemonVersion is stamped into the binary under test; the dogfood test packages it under this version.
+const daemonVersion = "v0.9.0"
+
 func TestMain(m *testing.M) { os.Exit(testMain(m)) }
 
 func testMain(m *testing.M) int {
@@ -34,7 +37,7 @@ func testMain(m *testing.M) int {
 
 	// Built once, without -race or -trimpath: this is the binary under test, not a release.
 	daemonBin = filepath.Join(dir, "bin", "rpm-ingestd")
-	build := exec.Command(goTool(), "build", "-o", daemonBin, "../cmd/rpm-ingestd")
+	build := exec.Command(goTool(), "build", "-ldflags", "-X main.version="+daemonVersion, "-o", daemonBin, "../cmd/rpm-ingestd")
 	build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := build.CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "e2e: go build ../cmd/rpm-ingestd: %v\n%s", err, out)
