@@ -17,7 +17,7 @@ help: ## list the targets
 deps: ## install the system packages the tests need (apt-get or dnf; as root)
 	@deploy/deps.sh test
 
-deps-run: ## install the system packages the daemon needs (createrepo_c)
+deps-run: ## install the system packages the daemon needs (Go, createrepo_c)
 	@deploy/deps.sh run
 
 build: $(BIN) ## build bin/rpm-ingestd
