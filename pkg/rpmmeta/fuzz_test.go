@@ -35,16 +35,7 @@ func FuzzInspect(f *testing.F) {
 	dir := f.TempDir()
 	f.Fuzz(func(t *testing.T, data []byte) {
 		// One file per worker process, rewritten each time: a TempDir per input would dominate the run time.
-		path := filepath.Join(dir, "input.rpm")
-		if err := os.WriteFile(path, data, 0o600); err != nil {
-			t.Fatal(err)
-		}
-		fh, err := os.Open(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer fh.Close()
-		p, err := Inspect(fh)
+		p, err := inspectIn(t, dir, data)
 		if err != nil {
 			if !errors.Is(err, ErrInvalidPackage) {
 				t.Fatalf("Inspect error %v does not wrap ErrInvalidPackage", err)

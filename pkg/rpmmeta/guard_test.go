@@ -291,16 +291,7 @@ func TestInspectAcceptsWithoutSizeTag(t *testing.T) {
 // parse must turn the panic into ErrInvalidPackage.
 func TestParseRecoversPanic(t *testing.T) {
 	data := rawPackage(rawHeader([]rawEntry{{1000, typeStringArray, 1, 2}}, []byte("\x00ab")), minimalSig)
-	p := filepath.Join(t.TempDir(), "panic.rpm")
-	if err := os.WriteFile(p, data, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	f, err := os.Open(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	if _, err := parse(f); !errors.Is(err, ErrInvalidPackage) || !strings.Contains(err.Error(), "panic") {
+	if _, err := parse(writeOpen(t, t.TempDir(), data)); !errors.Is(err, ErrInvalidPackage) || !strings.Contains(err.Error(), "panic") {
 		t.Fatalf("parse error = %v, want ErrInvalidPackage from a recovered panic", err)
 	}
 }

@@ -34,6 +34,13 @@ func inspectBytes(t testing.TB, data []byte) (*Package, error) {
 // inspectIn is inspectBytes reusing dir, for loops over thousands of inputs.
 func inspectIn(t testing.TB, dir string, data []byte) (*Package, error) {
 	t.Helper()
+	return Inspect(writeOpen(t, dir, data))
+}
+
+// writeOpen writes data to dir/pkg.rpm (replacing it) and opens it read-only until the test ends: Inspect
+// wants a plain *os.File.
+func writeOpen(t testing.TB, dir string, data []byte) *os.File {
+	t.Helper()
 	p := filepath.Join(dir, "pkg.rpm")
 	if err := os.WriteFile(p, data, 0o600); err != nil {
 		t.Fatal(err)
@@ -42,8 +49,8 @@ func inspectIn(t testing.TB, dir string, data []byte) (*Package, error) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
-	return Inspect(f)
+	t.Cleanup(func() { f.Close() })
+	return f
 }
 
 func sha256Hex(b []byte) string {
