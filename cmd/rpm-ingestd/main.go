@@ -160,9 +160,11 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 		Timeout:         time.Duration(cfg.Indexer.Timeout),
 		ShutdownTimeout: time.Duration(cfg.Indexer.ShutdownTimeout),
 	}, log.Named("indexer"))
+	// An unreadable corner of the tree must not keep every other repository from being served: report it
+	// (an operator must fix the permissions) and go on with what was found.
 	queued, err := sched.Recover(cfg.Repo.TopDir)
 	if err != nil {
-		return fmt.Errorf("scan %s for unindexed repositories: %w", cfg.Repo.TopDir, err)
+		log.Error("scan for unindexed repositories incomplete", zap.Error(err))
 	}
 
 	srv, err := server.New(server.Options{
