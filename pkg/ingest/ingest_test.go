@@ -521,19 +521,60 @@ func TestCleanupRemovesLeftovers(t *testing.T) {
 	}
 }
 
-// TestDiskFull runs the ingester on a tiny tmpfs: ENOSPC must become ErrNoSpace and leave nothing behind.
-func TestDiskFull(t *testing.T) {
+// mountTmpfs mounts a tmpfs of the given size on a new directory and returns it. It needs root; CI runs as root,
+// so there a missing privilege fails the test instead of skipping it.
+func mountTmpfs(t *testing.T, size string) string {
+	t.Helper()
 	if os.Getuid() != 0 {
 		if os.Getenv("CI") != "" {
 			t.Fatal("needs root to mount a tmpfs, and CI must run every test")
 		}
 		t.Skip("needs root to mount a tmpfs (CI runs as root and fails here instead)")
 	}
-	base := t.TempDir()
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", base).CombinedOutput(); err != nil {
+	dir := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size, "tmpfs", dir).CombinedOutput(); err != nil {
 		t.Fatalf("mount tmpfs: %v: %s", err, out)
 	}
-	t.Cleanup(func() { syscall.Unmount(base, 0) })
+	t.Cleanup(func() { syscall.Unmount(dir, 0) })
+	return dir
+}
+
+// TestSpoolOnOtherFilesystem: when linking from the spool fails (EXDEV), the package is copied once into the
+// staging directory on the tree's filesystem, fsynced and linked from there, and the staging copy is gone after.
+func TestSpoolOnOtherFilesystem(t *testing.T) {
+	spool := filepath.Join(mountTmpfs(t, "4m"), "incoming")
+	os.Mkdir(spool, 0o755)
+	e := newEnv(t, func(o *Options) { o.SpoolDir = spool })
+	e.spool = spool
+	data := testrpm.Build(t, testrpm.Spec{Name: "data", Release: "1.el9", Arch: "noarch"})
+	for _, viaSpool := range []bool{true, false} {
+		res, err := e.upload(t, data, viaSpool, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if viaSpool && res.Status != Created || !viaSpool && res.Status != Present {
+			t.Errorf("spool=%v: status %q", viaSpool, res.Status)
+		}
+	}
+	var inodes []uint64
+	for _, arch := range []string{"x86_64", "aarch64"} {
+		p := filepath.Join(e.top, "9", arch, "Packages", "data-1.0-1.el9.noarch.rpm")
+		got, err := os.ReadFile(p)
+		if err != nil || !bytes.Equal(got, data) {
+			t.Fatalf("%s: %v", p, err)
+		}
+		fi, _ := os.Stat(p)
+		inodes = append(inodes, fi.Sys().(*syscall.Stat_t).Ino)
+	}
+	if inodes[0] != inodes[1] {
+		t.Error("noarch copies are separate files: the staged copy should be linked into every arch")
+	}
+	e.assertSpoolEmpty(t)
+}
+
+// TestDiskFull runs the ingester on a tiny tmpfs: ENOSPC must become ErrNoSpace and leave nothing behind.
+func TestDiskFull(t *testing.T) {
+	base := mountTmpfs(t, "256k")
 	top, spool := filepath.Join(base, "storage"), filepath.Join(base, "incoming")
 	os.Mkdir(top, 0o755)
 	os.Mkdir(spool, 0o755)
