@@ -68,6 +68,7 @@ func (tr tree) start(t *testing.T, quiet string, extraEnv ...string) *child {
 	os.WriteFile(cfg, fmt.Appendf(nil, `server:
   listen: %q
   spool_dir: incoming
+  direct_upload: true
 repo:
   top_dir: storage
 indexer:

@@ -75,7 +75,7 @@ func Default() *Config {
 			UploadPath:    "/upload",
 			UploadHeader:  "X-Package-Name",
 			SpoolDir:      "/srv/repo/incoming",
-			DirectUpload:  true,
+			DirectUpload:  false, // safe default: only what the proxy spooled, after its authentication
 			MaxUploadSize: 128 << 20,
 			ServeRepo:     false,
 			RepoURL:       "/repo",
