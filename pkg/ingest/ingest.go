@@ -244,8 +244,18 @@ func (in *Ingester) openSpooled(name string) (*os.File, func() error, error) {
 		return forbid("is outside server.spool_dir")
 	}
 	f, err := in.spool.Open(rel)
+	if errors.Is(err, fs.ErrPermission) {
+		// Not the uploader's doing: nginx writes its temp files 0600 for its worker user, so this daemon runs
+		// as another user. A 500 with this in the log, not a 403 the operator would never see.
+		return nil, nil, fmt.Errorf("open spooled file %s: %w: run rpm-ingestd as nginx's worker user (the unit's User= must equal nginx's user)", name, err)
+	}
 	if err != nil {
-		return forbid("cannot be opened inside server.spool_dir: " + errors.Unwrap(err).Error())
+		reason := err.Error()
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			reason = pe.Err.Error() // without the path, which the message already names
+		}
+		return forbid("cannot be opened inside server.spool_dir: " + reason)
 	}
 	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
 		f.Close()
