@@ -344,16 +344,24 @@ func (in *Ingester) place(f *os.File, res *Result) error {
 	if err := f.Sync(); err != nil {
 		return classifyIO(err, "sync upload")
 	}
-	for i := range res.Repos {
-		if err := in.checkConflict(in.finalPath(res, i), res.Package); err != nil {
+	// Judge every target before touching any, so a refused noarch package is placed nowhere; each stored file
+	// is hashed once, here, and the placement below reuses the result.
+	targets := make([]target, len(res.Repos))
+	for i, repo := range res.Repos {
+		t, err := stored(repo, filepath.Join(in.opts.TopDir, filepath.FromSlash(res.Paths[i])))
+		if err != nil {
 			return err
 		}
+		if err := in.judge(t, res.Package); err != nil {
+			return err
+		}
+		targets[i] = t
 	}
 	src := &source{f: f, staging: in.staging}
 	defer src.close()
 	res.Status = Present
-	for i, repo := range res.Repos {
-		st, err := in.placeOne(src, repo, in.finalPath(res, i), res.Package)
+	for _, t := range targets {
+		st, err := in.placeOne(src, t, res.Package)
 		if err != nil {
 			return err
 		}
@@ -364,55 +372,63 @@ func (in *Ingester) place(f *os.File, res *Result) error {
 	return nil
 }
 
-func (in *Ingester) finalPath(res *Result, i int) string {
-	return filepath.Join(in.opts.TopDir, filepath.FromSlash(res.Paths[i]))
+// target is one destination of an upload and what is stored there now.
+type target struct {
+	repo, dst string
+	exists    bool
+	sum       string    // hex SHA-256 of the stored file, when it exists
+	mtime     time.Time // of the stored file
 }
 
-// checkConflict fails with ErrExists when dst holds different bytes and overwriting is off.
-func (in *Ingester) checkConflict(dst string, p *rpmmeta.Package) error {
-	if in.opts.Overwrite {
-		return nil
-	}
-	sum, _, err := fileSHA256(dst)
+// stored looks at dst: whether a file is there, and its SHA-256 and mtime.
+func stored(repo, dst string) (target, error) {
+	t := target{repo: repo, dst: dst}
+	sum, mtime, err := fileSHA256(dst)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		return nil
+		return t, nil
 	case err != nil:
-		return err
-	case sum != p.SHA256:
-		return conflict(p, sum)
+		return t, err
+	}
+	t.exists, t.sum, t.mtime = true, sum, mtime
+	return t, nil
+}
+
+// judge fails with ErrExists when t holds different bytes and overwriting is off.
+func (in *Ingester) judge(t target, p *rpmmeta.Package) error {
+	if t.exists && t.sum != p.SHA256 && !in.opts.Overwrite {
+		return conflict(p, t.sum)
 	}
 	return nil
 }
 
-// placeOne makes dst show the upload. New names are created with link(2), which fails rather than replace, so
-// two racing uploads of one name resolve to one winner; the loser re-reads what won.
-func (in *Ingester) placeOne(src *source, repo, dst string, p *rpmmeta.Package) (Status, error) {
-	pkgDir := filepath.Dir(dst)
+// placeOne makes t.dst show the upload. New names are created with link(2), which fails rather than replace,
+// so two racing uploads of one name resolve to one winner; the loser looks again and is judged against it.
+func (in *Ingester) placeOne(src *source, t target, p *rpmmeta.Package) (Status, error) {
+	if t.exists && t.sum == p.SHA256 {
+		return Present, nil
+	}
+	if err := in.judge(t, p); err != nil {
+		return "", err
+	}
+	pkgDir := filepath.Dir(t.dst)
 	if err := os.MkdirAll(pkgDir, 0o755); err != nil {
 		return "", classifyIO(err, "create repository directory")
 	}
-	sum, mtime, err := fileSHA256(dst)
-	exists := err == nil
-	switch {
-	case err != nil && !errors.Is(err, fs.ErrNotExist):
-		return "", err
-	case exists && sum == p.SHA256:
-		return Present, nil
-	case exists && !in.opts.Overwrite:
-		return "", conflict(p, sum)
-	}
 	if in.opts.MarkDirty != nil {
-		if err := in.opts.MarkDirty(repo); err != nil {
+		if err := in.opts.MarkDirty(t.repo); err != nil {
 			return "", classifyIO(err, "mark repository dirty")
 		}
 	}
-	if exists {
-		return Replaced, in.replace(src, dst, mtime)
+	if t.exists {
+		return Replaced, in.replace(src, t.dst, t.mtime)
 	}
-	if err := src.linkTo(dst); errors.Is(err, fs.ErrExist) {
+	if err := src.linkTo(t.dst); errors.Is(err, fs.ErrExist) {
 		// Lost a race with a concurrent upload of the same name: judge against what won.
-		return in.placeOne(src, repo, dst, p)
+		if t, err = stored(t.repo, t.dst); err != nil {
+			return "", err
+		}
+		return in.placeOne(src, t, p)
 	} else if err != nil {
 		return "", classifyIO(err, "place package")
 	}
