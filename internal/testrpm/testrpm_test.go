@@ -2,6 +2,7 @@ package testrpm
 
 import (
 	"bytes"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -141,5 +142,33 @@ func TestBuildRPMTool(t *testing.T) {
 				t.Errorf("rpm %v = %q, want %q", tc.args, got, tc.want)
 			}
 		})
+	}
+}
+
+// TestHeaderBomb: the bomb is the size its doc promises, structurally a package (lead and header magics where a
+// parser looks for them), and refused by rpmmeta as an invalid package. (rpmmeta's own tests bound the memory.)
+func TestHeaderBomb(t *testing.T) {
+	b, err := HeaderBomb()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b) < 15_000_000 || len(b) > 16_000_000 {
+		t.Errorf("HeaderBomb is %d bytes, want about 15.6 MB", len(b))
+	}
+	hdrStart := 96 + 32 + HeaderBombStrings // lead, signature intro+entry+store (no padding: n%8 == 0)
+	if !bytes.Equal(b[:4], []byte{0xed, 0xab, 0xee, 0xdb}) || !bytes.Equal(b[hdrStart:hdrStart+3], []byte{0x8e, 0xad, 0xe8}) {
+		t.Errorf("lead or main header magic missing")
+	}
+	p := filepath.Join(t.TempDir(), "bomb.rpm")
+	if err := os.WriteFile(p, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := rpmmeta.Inspect(f); !errors.Is(err, rpmmeta.ErrInvalidPackage) {
+		t.Fatalf("Inspect(HeaderBomb) error = %v, want ErrInvalidPackage", err)
 	}
 }
