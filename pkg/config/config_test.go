@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"go.yaml.in/yaml/v3"
 )
 
 func TestLoadRejectsBadFiles(t *testing.T) {
@@ -121,6 +123,17 @@ func TestParseSize(t *testing.T) {
 		{"-1MiB", 0, false},
 		{"1.5GiB", 0, false},
 		{"99999999999TiB", 0, false},
+		{"1PiB", 1 << 50, true},
+		{"1P", 1 << 50, true},
+		{"7EiB", 7 << 60, true},
+		{"2EB", 2_000_000_000_000_000_000, true},
+		{"1024TiB", 1 << 50, true},
+		{"8EiB", 0, false},                       // 2^63 does not fit
+		{"9223372036854775807", 1<<63 - 1, true}, // the largest
+		{"9223372036854775808", 0, false},        // one more
+		{"10EB", 0, false},
+		{"1XB", 0, false},
+		{"1iB", 0, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.give, func(t *testing.T) {
@@ -154,5 +167,74 @@ func TestRenderLayout(t *testing.T) {
 				t.Errorf("RenderLayout = %q, %v; want %q, ok=%v", got, err, tc.want, tc.ok)
 			}
 		})
+	}
+}
+
+func TestParseSizeTooLargeMessage(t *testing.T) {
+	for _, give := range []string{"8EiB", "9223372036854775808", "99999999999999999999999"} {
+		if _, err := ParseSize(give); err == nil || !strings.Contains(err.Error(), "is too large") {
+			t.Errorf("ParseSize(%q) error %v, want one saying it is too large", give, err)
+		}
+	}
+}
+
+// TestSizeRoundTrip: whatever String prints (and so --check-config), ParseSize and the YAML decoder read back to
+// the same value. 1 TiB once printed as "1024TiB"-style text that came back as a different size.
+func TestSizeRoundTrip(t *testing.T) {
+	sizes := []Size{0, 1, 2, 999, 1000, 1001, 1023, 1024, 1025, 1536, 4096, 1000000, 1024000, 1 << 20, 3 << 20,
+		1 << 30, 1_000_000_000, 1 << 40, 5 << 40, 1_000_000_000_000, 1 << 50, 1<<50 + 1, 1 << 60, 7 << 60,
+		1_000_000_000_000_000_000, 9_000_000_000_000_000_000, 1<<63 - 1, 1<<63 - 1024, 1<<62 + 1<<61}
+	// Every power of two and of ten, and their neighbours, in range.
+	for i := range 62 {
+		p := Size(1) << i
+		sizes = append(sizes, p-1, p, p+1, 3*p) // 3 * 2^61 still fits below 2^63
+	}
+	for p, i := Size(1), 0; i <= 18; p, i = p*10, i+1 {
+		sizes = append(sizes, p-1, p, p+1, 9*p) // 9e18 still fits below 2^63
+	}
+	for _, want := range sizes {
+		text := want.String()
+		got, err := ParseSize(text)
+		if err != nil || got != want {
+			t.Errorf("Size(%d).String() = %q, which parses as %d, %v", want, text, got, err)
+			continue
+		}
+		out, err := yaml.Marshal(struct {
+			S Size `yaml:"s"`
+		}{want})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var back struct {
+			S Size `yaml:"s"`
+		}
+		if err := yaml.Unmarshal(out, &back); err != nil || back.S != want {
+			t.Errorf("YAML %q reads back as %d, %v; want %d", out, back.S, err, want)
+		}
+	}
+}
+
+func TestSizeString(t *testing.T) {
+	tests := []struct {
+		give Size
+		want string
+	}{
+		{0, "0"},
+		{1023, "1023"},
+		{1024, "1KiB"},
+		{1536, "1536"},
+		{1000, "1KB"},
+		{128 << 20, "128MiB"},
+		{1 << 40, "1TiB"},
+		{1 << 50, "1PiB"},
+		{5 << 40, "5TiB"},
+		{1 << 60, "1EiB"},
+		{1_000_000_000, "1GB"},
+		{-5, "-5"},
+	}
+	for _, tc := range tests {
+		if got := tc.give.String(); got != tc.want {
+			t.Errorf("Size(%d).String() = %q, want %q", int64(tc.give), got, tc.want)
+		}
 	}
 }
