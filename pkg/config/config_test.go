@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -236,5 +237,55 @@ func TestSizeString(t *testing.T) {
 		if got := tc.give.String(); got != tc.want {
 			t.Errorf("Size(%d).String() = %q, want %q", int64(tc.give), got, tc.want)
 		}
+	}
+}
+
+// TestRenderLayoutWithoutOSAbbr: an upload that names its release by hand has no OSAbbr. A layout that depends on
+// it must fail with ErrNoOSAbbr (which says what to do), not render a wrong or refused path; one that does not
+// depend on it renders as usual.
+func TestRenderLayoutWithoutOSAbbr(t *testing.T) {
+	tests := []struct {
+		layout, want string
+		err          error // nil: success
+	}{
+		{"{{.OSRelease}}/{{.Arch}}", "9/x86_64", nil},
+		{"{{.OSAbbr}}{{.OSRelease}}/{{.Arch}}", "", ErrNoOSAbbr},            // would file el9's packages under 9/
+		{"{{.OSAbbr}}/{{.OSRelease}}/{{.Arch}}", "", ErrNoOSAbbr},           // would render the absolute /9/x86_64
+		{"{{if .OSAbbr}}x{{end}}{{.OSRelease}}/{{.Arch}}", "", ErrNoOSAbbr}, // read in a condition
+		{"{{$a := .OSAbbr}}{{.OSRelease}}/{{.Arch}}", "9/x86_64", nil},      // read but unused: the result does not depend on it
+		{"{{with $x := .}}{{$x.OSAbbr}}{{end}}-{{.OSRelease}}/{{.Arch}}", "", ErrNoOSAbbr},
+	}
+	for _, tc := range tests {
+		t.Run(tc.layout, func(t *testing.T) {
+			c := Default()
+			c.Repo.Layout = tc.layout
+			got, err := c.RenderLayout(LayoutFields{OSRelease: "9", Arch: "x86_64"})
+			if got != tc.want || !errors.Is(err, tc.err) || (tc.err == nil) != (err == nil) {
+				t.Errorf("RenderLayout = %q, %v; want %q, %v", got, err, tc.want, tc.err)
+			}
+			// With a dist tag the same layouts all render.
+			if _, err := c.RenderLayout(LayoutFields{OSAbbr: "el", OSRelease: "9", Arch: "x86_64"}); err != nil {
+				t.Errorf("with OSAbbr: %v", err)
+			}
+		})
+	}
+	if msg := ErrNoOSAbbr.Error(); !strings.Contains(msg, "os_release=el9") || !strings.Contains(msg, "{{.OSAbbr}}") {
+		t.Errorf("message does not say what to do: %q", msg)
+	}
+}
+
+// TestLayoutUsingOSAbbrLoads: a layout that uses {{.OSAbbr}} is valid; Load accepts it and Notes explains what it
+// means for packages without a dist tag. The default layout has no note.
+func TestLayoutUsingOSAbbrLoads(t *testing.T) {
+	cfg, err := Load(filepath.Join("..", "..", "testdata", "config", "layout-osabbr.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	notes := cfg.Notes()
+	if len(notes) != 1 || !strings.Contains(notes[0], "os_release=el9") {
+		t.Errorf("notes %q, want one naming os_release=el9", notes)
+	}
+	if notes := Default().Notes(); len(notes) != 0 {
+		t.Errorf("default layout has notes: %q", notes)
 	}
 }

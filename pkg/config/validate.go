@@ -166,21 +166,58 @@ func within(dir, sub string) bool {
 	return err == nil && rel != ".." && !strings.HasPrefix(rel, "../")
 }
 
+// ErrNoOSAbbr is returned (wrapped) by RenderLayout when repo.layout uses {{.OSAbbr}} and the package has none:
+// its release was named by hand (os_release=9) because its Release has no dist tag. The uploader can fix it by
+// naming the release with its dist tag (os_release=el9), so callers answer it as a client error, not a 500.
+var ErrNoOSAbbr = errors.New("repo.layout uses {{.OSAbbr}} but the package has no dist tag: name the release with its dist tag, like os_release=el9")
+
+// probeAbbr stands in for an empty OSAbbr to find out whether the layout's output depends on it.
+const probeAbbr = "osabbr"
+
 // RenderLayout executes repo.layout for f and returns the repository directory relative to top_dir. It refuses
 // results that are empty, absolute or climb out of top_dir, so the tree stays inside top_dir whatever the template.
+// With an empty f.OSAbbr, a layout whose result depends on .OSAbbr fails with ErrNoOSAbbr: rendered as is it
+// would silently file an el9 package beside fc9's, or render a path like "/9/x86_64" that is refused anyway.
 func (c *Config) RenderLayout(f LayoutFields) (string, error) {
 	tmpl, err := template.New("layout").Option("missingkey=error").Parse(c.Repo.Layout)
 	if err != nil {
 		return "", fmt.Errorf("%q is not a valid template: %w", c.Repo.Layout, err)
 	}
-	var buf bytes.Buffer
-	if err := tmpl.Execute(&buf, f); err != nil {
-		return "", fmt.Errorf("%q: %w (fields: .OSAbbr, .OSRelease, .Arch)", c.Repo.Layout, err)
+	render := func(f LayoutFields) (string, error) {
+		var buf bytes.Buffer
+		if err := tmpl.Execute(&buf, f); err != nil {
+			return "", fmt.Errorf("%q: %w (fields: .OSAbbr, .OSRelease, .Arch)", c.Repo.Layout, err)
+		}
+		return buf.String(), nil
 	}
-	out := buf.String()
+	out, err := render(f)
+	if err != nil {
+		return "", err
+	}
+	if f.OSAbbr == "" {
+		// Rendering once more with a stand-in tells whether the template reads .OSAbbr at all (directly, in an
+		// {{if}}, through a variable), which no look at the template text would catch in every spelling.
+		probe := f
+		probe.OSAbbr = probeAbbr
+		if with, err := render(probe); err != nil || with != out {
+			return "", ErrNoOSAbbr
+		}
+	}
 	clean := filepath.Clean(out)
 	if out == "" || filepath.IsAbs(out) || clean == "." || clean == ".." || strings.HasPrefix(clean, "../") {
 		return "", fmt.Errorf("%q renders %q, which is not a directory below top_dir", c.Repo.Layout, out)
 	}
 	return clean, nil
+}
+
+// Notes returns remarks about a valid configuration that an operator should read but that do not stop the
+// daemon: today, that uploads of packages without a dist tag will need the release named with its dist tag
+// because repo.layout uses {{.OSAbbr}}. The caller logs them; config itself never logs.
+func (c *Config) Notes() []string {
+	var notes []string
+	_, err := c.RenderLayout(LayoutFields{OSRelease: "9", Arch: "x86_64"})
+	if errors.Is(err, ErrNoOSAbbr) {
+		notes = append(notes, fmt.Sprintf("repo.layout %q uses {{.OSAbbr}}: a package without a dist tag is accepted only when its upload names the release with one (os_release=el9 or X-OS-Release: el9), not with the bare number (os_release=9)", c.Repo.Layout))
+	}
+	return notes
 }
