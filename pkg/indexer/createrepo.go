@@ -119,6 +119,10 @@ type Createrepo struct {
 	// Log receives warnings the run recovers from (stale .repodata/ removed,
 	// metadata mtimes not refreshed); nil means no logging.
 	Log *zap.Logger
+	// Signer, if set, signs the new repodata/repomd.xml into repomd.xml.asc
+	// before the swap, so both become visible together; nil publishes
+	// unsigned metadata (and never an old generation's signature).
+	Signer Signer
 	// now is the time source for the metadata mtime refresh (a test seam).
 	now func() time.Time
 }
@@ -171,6 +175,9 @@ func (e *RunError) Unwrap() error { return e.Err }
 //     hard links to the current repodata/ so --update and the retention of
 //     old files work as in place; ctx cancellation sends SIGTERM (createrepo_c
 //     then removes its work directory itself) and SIGKILL after KillDelay;
+//   - drops the previous generation's repomd.xml.asc from the output and, with
+//     a Signer, signs the new repomd.xml (a signing failure fails the run and
+//     leaves the published metadata as it was);
 //   - publishes the new repodata/ by exchanging it with the old one in one
 //     atomic rename, so readers see the old or the new generation, never none;
 //   - on success removes IndexingMarker, unless Packages/ changed during the
@@ -227,6 +234,10 @@ func (c *Createrepo) Run(ctx context.Context, repoDir string) error {
 		return err
 	}
 	if err := c.exec(ctx, repoDir, out); err != nil {
+		os.RemoveAll(out)
+		return err
+	}
+	if err := c.signOutput(ctx, out); err != nil {
 		os.RemoveAll(out)
 		return err
 	}
