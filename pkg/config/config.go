@@ -39,6 +39,27 @@ type Server struct {
 	MaxUploadSize Size   `yaml:"max_upload_size"`
 	ServeRepo     bool   `yaml:"serve_repo"`
 	RepoURL       string `yaml:"repo_url"`
+
+	// MaxConcurrentUploads caps uploads being received or inspected at once; one more is answered 503 at once.
+	// Each inspection may decode up to rpmmeta.MaxDecodeBytes (32 MiB) of headers, so the default 16 bounds that
+	// part of the heap near 512 MiB, within the default MemoryLimit.
+	MaxConcurrentUploads int `yaml:"max_concurrent_uploads"`
+	// MemoryLimit is the Go runtime's soft memory limit (debug.SetMemoryLimit); 0 leaves it off. Keep the unit's
+	// MemoryMax= above it: MemoryMax is a hard cgroup limit that also counts createrepo_c.
+	MemoryLimit Size `yaml:"memory_limit"`
+	// UploadIdleTimeout is the longest a direct upload may go without sending a byte, and the grace period before
+	// UploadMinRate applies.
+	UploadIdleTimeout Duration `yaml:"upload_idle_timeout"`
+	// UploadMinRate is the average a direct upload must keep up after UploadIdleTimeout, in bytes per second; 0
+	// turns it off. Without it a client sending a byte every few seconds holds a slot and a spool file forever.
+	UploadMinRate Size `yaml:"upload_min_rate"`
+	// ReadHeaderTimeout, IdleTimeout and MaxHeaderBytes go to net/http's Server.
+	ReadHeaderTimeout Duration `yaml:"read_header_timeout"`
+	IdleTimeout       Duration `yaml:"idle_timeout"`
+	MaxHeaderBytes    Size     `yaml:"max_header_bytes"`
+	// ShutdownTimeout bounds the wait for in-flight requests on stop; uploads still running then are cut off
+	// (never acknowledged, nothing kept). See StopBudget.
+	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
 }
 
 // Repo configures where and how packages are stored.
@@ -79,6 +100,15 @@ func Default() *Config {
 			MaxUploadSize: 128 << 20,
 			ServeRepo:     false,
 			RepoURL:       "/repo",
+
+			MaxConcurrentUploads: 16,
+			MemoryLimit:          1 << 30,
+			UploadIdleTimeout:    Duration(30 * time.Second),
+			UploadMinRate:        4 << 10, // 32 kbit/s: slower than any real link, far faster than a trickle attack
+			ReadHeaderTimeout:    Duration(10 * time.Second),
+			IdleTimeout:          Duration(2 * time.Minute),
+			MaxHeaderBytes:       64 << 10, // nginx and curl send well under 8 KiB; net/http's own default is 1 MiB
+			ShutdownTimeout:      Duration(20 * time.Second),
 		},
 		Repo: Repo{
 			TopDir:   "/srv/repo/storage",

@@ -26,6 +26,19 @@ func TestLoadRejectsBadFiles(t *testing.T) {
 		}},
 		{"spool-inside-top.yaml", []string{"server.spool_dir (line 3): " + abs(t, "tree/storage/incoming") + " lies inside repo.top_dir"}},
 		{"escaping-layout.yaml", []string{"repo.layout (line 5):", "not a directory below top_dir"}},
+		{"bad-limits.yaml", []string{
+			"server.max_concurrent_uploads (line 3): must be at least 1",
+			"server.memory_limit (line 4): 1MiB is too small to run in: use at least 64MiB, or 0 to turn the limit off",
+			"server.upload_idle_timeout (line 5): must be a positive duration",
+			"server.read_header_timeout (line 7): must be a positive duration",
+			"server.idle_timeout (line 8): must be a positive duration",
+			"server.max_header_bytes (line 9): 100 is too small",
+			"server.shutdown_timeout (line 10): must be a positive duration",
+		}},
+		{"over-stop-budget.yaml", []string{
+			"indexer.shutdown_timeout (line 8): the longest stop adds up to 1m55s, more than the 1m50s stop budget: 30s (server.shutdown_timeout, line 4) + 5s",
+			"+ 1m10s (indexer.shutdown_timeout) + 10s (createrepo_c's SIGTERM-to-SIGKILL delay)",
+		}},
 		{"many-problems.yaml", []string{
 			`server.listen (line 2): "localhost" is neither host:port nor unix:/path`,
 			`server.upload_path (line 3): "upload" must be a URL path`,
@@ -87,6 +100,15 @@ func TestLoadGood(t *testing.T) {
 		{"dist_tags default", strings.Join(cfg.Repo.DistTags, ","), "el,fc,amzn,ol,an,oe,mga"},
 		{"header default", cfg.Server.UploadHeader, "X-Package-Name"},
 		{"format", cfg.Log.Format, "console"},
+		{"max_concurrent_uploads default", cfg.Server.MaxConcurrentUploads, 16},
+		{"memory_limit default", cfg.Server.MemoryLimit, Size(1 << 30)},
+		{"upload_idle_timeout default", time.Duration(cfg.Server.UploadIdleTimeout), 30 * time.Second},
+		{"upload_min_rate default", cfg.Server.UploadMinRate, Size(4 << 10)},
+		{"read_header_timeout default", time.Duration(cfg.Server.ReadHeaderTimeout), 10 * time.Second},
+		{"idle_timeout default", time.Duration(cfg.Server.IdleTimeout), 2 * time.Minute},
+		{"max_header_bytes default", cfg.Server.MaxHeaderBytes, Size(64 << 10)},
+		{"shutdown_timeout default", time.Duration(cfg.Server.ShutdownTimeout), 20 * time.Second},
+		{"stop time within budget", cfg.StopTime() <= StopBudget, true},
 	}
 	for _, c := range checks {
 		if c.got != c.want {

@@ -58,6 +58,19 @@ func (c *Config) Validate() error {
 	if s.MaxUploadSize <= 0 {
 		bad("server.max_upload_size", "must be positive, like 128MiB")
 	}
+	if s.MaxConcurrentUploads < 1 {
+		bad("server.max_concurrent_uploads", "must be at least 1")
+	}
+	if s.MemoryLimit != 0 && s.MemoryLimit < minMemoryLimit {
+		// Below this the garbage collector would run almost continuously; 0 is the way to turn the limit off.
+		bad("server.memory_limit", "%s is too small to run in: use at least %s, or 0 to turn the limit off", s.MemoryLimit, Size(minMemoryLimit))
+	}
+	if s.UploadMinRate < 0 {
+		bad("server.upload_min_rate", "must be 0 (off) or a rate in bytes per second, like 4KiB")
+	}
+	if s.MaxHeaderBytes < minHeaderBytes {
+		bad("server.max_header_bytes", "%s is too small for ordinary requests: use at least %s", s.MaxHeaderBytes, Size(minHeaderBytes))
+	}
 
 	checkDir := func(key, dir string) {
 		switch fi, err := os.Stat(dir); {
@@ -116,10 +129,16 @@ func (c *Config) Validate() error {
 		key string
 		d   Duration
 	}{{"indexer.quiet_period", ix.QuietPeriod}, {"indexer.max_delay", ix.MaxDelay},
-		{"indexer.timeout", ix.Timeout}, {"indexer.shutdown_timeout", ix.ShutdownTimeout}} {
+		{"indexer.timeout", ix.Timeout}, {"indexer.shutdown_timeout", ix.ShutdownTimeout},
+		{"server.upload_idle_timeout", s.UploadIdleTimeout}, {"server.read_header_timeout", s.ReadHeaderTimeout},
+		{"server.idle_timeout", s.IdleTimeout}, {"server.shutdown_timeout", s.ShutdownTimeout}} {
 		if d.d <= 0 {
 			bad(d.key, "must be a positive duration, like 30s")
 		}
+	}
+	if stop := c.StopTime(); stop > StopBudget {
+		bad("indexer.shutdown_timeout", "the longest stop adds up to %s, more than the %s stop budget: %s (server.shutdown_timeout%s) + %s (cutting off what is left) + %s (indexer.shutdown_timeout) + %s (createrepo_c's SIGTERM-to-SIGKILL delay); systemd's TimeoutStopSec=%s would SIGKILL createrepo_c: lower the two shutdown_timeout keys",
+			stop, StopBudget, s.ShutdownTimeout, c.lineOf("server.shutdown_timeout"), AbortWait, ix.ShutdownTimeout, KillDelay, UnitTimeoutStop)
 	}
 	if ix.MaxDelay < ix.QuietPeriod {
 		bad("indexer.max_delay", "%s is shorter than indexer.quiet_period %s", ix.MaxDelay.String(), ix.QuietPeriod.String())
@@ -140,6 +159,43 @@ func (c *Config) Validate() error {
 	}
 	return errors.Join(errs...)
 }
+
+// The stop budget. On SIGTERM the daemon waits up to server.shutdown_timeout for in-flight requests, then cuts off
+// the rest and waits up to AbortWait for their handlers to clean up, then lets the indexer publish pending changes
+// for up to indexer.shutdown_timeout, after which a running createrepo_c gets SIGTERM and, KillDelay later,
+// SIGKILL. The steps run one after another, so their sum is the longest stop. It must stay within StopBudget, which
+// leaves a margin below the unit's TimeoutStopSec (UnitTimeoutStop) for the rest of the exit; past that systemd
+// SIGKILLs createrepo_c too, and it leaves its .repodata/ lock behind. A test keeps these constants, the unit file
+// and deploy/config.yml in step.
+const (
+	// UnitTimeoutStop is TimeoutStopSec= in deploy/systemd/rpm-ingestd.service.
+	UnitTimeoutStop = 120 * time.Second
+	// StopBudget is the most StopTime may add up to: UnitTimeoutStop less a 10 s margin.
+	StopBudget = UnitTimeoutStop - 10*time.Second
+	// AbortWait bounds the wait for cut-off request handlers to return and remove their partial spool files.
+	AbortWait = 5 * time.Second
+	// KillDelay is how long createrepo_c gets between SIGTERM and SIGKILL; cmd sets the runner's KillDelay to it.
+	KillDelay = 10 * time.Second
+)
+
+// StopTime is the longest the daemon can take to stop with this configuration (see StopBudget).
+func (c *Config) StopTime() time.Duration {
+	return time.Duration(c.Server.ShutdownTimeout) + AbortWait + time.Duration(c.Indexer.ShutdownTimeout) + KillDelay
+}
+
+// lineOf returns ", line N" when key was set in the file, for messages that name a second key.
+func (c *Config) lineOf(key string) string {
+	if line, ok := c.lines[key]; ok {
+		return fmt.Sprintf(", line %d", line)
+	}
+	return ""
+}
+
+// Lower bounds of sizes that cannot usefully be smaller.
+const (
+	minMemoryLimit = 64 << 20
+	minHeaderBytes = 4 << 10
+)
 
 // String renders a Duration as Go duration text.
 func (d Duration) String() string { return time.Duration(d).String() }
