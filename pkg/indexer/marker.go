@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/rpm-ingestd/rpm-ingestd/internal/durable"
 )
 
 // MarkDirty durably records that repoDir is about to change, so that a crash
@@ -24,7 +26,7 @@ func MarkDirty(repoDir string) error {
 	if _, err := os.Lstat(marker); err == nil {
 		return nil
 	}
-	if err := mkdirAllSynced(repoDir); err != nil {
+	if err := durable.MkdirAll(repoDir, durable.SyncDir); err != nil {
 		return err
 	}
 	f, err := os.OpenFile(marker, os.O_CREATE|os.O_WRONLY, 0o644)
@@ -42,52 +44,8 @@ func MarkDirty(repoDir string) error {
 	return syncDir(repoDir)
 }
 
-// mkdirAllSynced is os.MkdirAll that also fsyncs the parent of every
-// directory it created, top-down, so a new repository path is durable
-// before anything inside it is relied upon.
-func mkdirAllSynced(dir string) error {
-	var missing []string
-	for d := filepath.Clean(dir); ; d = filepath.Dir(d) {
-		_, err := os.Stat(d)
-		if err == nil {
-			break
-		}
-		if !errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("stat %s: %w", d, err)
-		}
-		missing = append(missing, d)
-		if filepath.Dir(d) == d {
-			break
-		}
-	}
-	if len(missing) == 0 {
-		return nil
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("create %s: %w", dir, err)
-	}
-	for i := len(missing) - 1; i >= 0; i-- {
-		if err := syncDir(filepath.Dir(missing[i])); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("open %s for sync: %w", dir, err)
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("sync %s: %w", dir, err)
-	}
-	return nil
-}
+// syncDir is durable.SyncDir, under the name this package's callers use.
+func syncDir(dir string) error { return durable.SyncDir(dir) }
 
 // Recover walks topDir for repository directories (directories with a
 // Packages/ subdirectory; hidden directories, repodata/ and Packages/ itself

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rpm-ingestd/rpm-ingestd/internal/durable"
 	"github.com/rpm-ingestd/rpm-ingestd/internal/testrpm"
 )
 
@@ -67,7 +68,7 @@ func floor(b *testing.B, src, dst string) {
 	if err := os.Link(src, dst); err != nil {
 		b.Fatal(err)
 	}
-	if err := syncDir(filepath.Dir(dst)); err != nil {
+	if err := durable.SyncDir(filepath.Dir(dst)); err != nil {
 		b.Fatal(err)
 	}
 	os.Remove(src)

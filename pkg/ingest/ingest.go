@@ -17,12 +17,14 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
 	"go.uber.org/zap"
 	"golang.org/x/sys/unix"
 
+	"github.com/rpm-ingestd/rpm-ingestd/internal/durable"
 	"github.com/rpm-ingestd/rpm-ingestd/pkg/rpmmeta"
 )
 
@@ -76,6 +78,9 @@ type Result struct {
 	Repos     []string // absolute repository directories (each holds Packages/), one per placement
 	Paths     []string // slash-separated package paths relative to TopDir, parallel to Repos
 	Status    Status
+	// Dirty lists the repositories this upload marked dirty, also when Ingest failed after marking them (a
+	// partial or undone placement): the caller must Trigger each, so no marker waits for a restart.
+	Dirty []string
 }
 
 // LayoutFunc maps a package's distribution and arch ("SRPMS" for sources) to its repository directory, relative
@@ -110,13 +115,21 @@ type Ingester struct {
 	opts    Options
 	spool   *os.Root
 	staging string // temp dir on TopDir's filesystem, outside every repository createrepo scans
+	locks   *nameLocks
+	seq     atomic.Uint64 // makes staging names unique within the process
 	log     *zap.Logger
 	now     func() time.Time
+
+	// Test seams: the filesystem calls whose failure or timing tests provoke.
+	link       func(oldname, newname string) error // os.Link
+	syncDir    func(dir string) error              // durable.SyncDir
+	beforeLink func()                              // after the repositories are marked, before the first link
 }
 
 const (
 	spoolPattern = ".rpm-ingestd-*.part" // direct uploads being received, in SpoolDir
 	stagingName  = ".rpm-ingestd-tmp"    // under TopDir; the leading dot keeps nginx from serving it
+	locksName    = ".rpm-ingestd-locks"  // under TopDir: placement locks, kept across restarts (see nameLocks)
 )
 
 // New opens the spool directory and creates the staging directory. Close releases the spool handle.
@@ -130,7 +143,13 @@ func New(opts Options, log *zap.Logger) (*Ingester, error) {
 		root.Close()
 		return nil, fmt.Errorf("create staging dir: %w", err)
 	}
-	return &Ingester{opts: opts, spool: root, staging: staging, log: log, now: time.Now}, nil
+	locks, err := newNameLocks(filepath.Join(opts.TopDir, locksName))
+	if err != nil {
+		root.Close()
+		return nil, err
+	}
+	return &Ingester{opts: opts, spool: root, staging: staging, locks: locks, log: log, now: time.Now,
+		link: os.Link, syncDir: durable.SyncDir}, nil
 }
 
 // Close releases the spool directory handle.
@@ -297,16 +316,21 @@ func validate(p *rpmmeta.Package, arches []string) error {
 	return fail(ErrRejected, "package arch %.40q is not accepted here: repo.arches lists %s (plus noarch and sources)", p.Arch, strings.Join(arches, ", "))
 }
 
-// route fills res.OSRelease, res.Repos and res.Paths.
+// route fills res.OSRelease, res.Repos and res.Paths. A release named by the uploader (override) is either a
+// dist tag ("el9": it gives the layout its OSAbbr too) or a bare release ("9", with the package's own dist tag, if
+// any, for OSAbbr).
 func (in *Ingester) route(res *Result, override string) error {
 	p := res.Package
 	dist, ok := rpmmeta.ParseDist(p.Release, in.opts.DistTags)
 	switch {
 	case override != "":
 		if !osRelRe.MatchString(override) {
-			return fail(ErrRejected, "os_release %q is not allowed: use letters, digits, . and _, like 9", override)
+			return fail(ErrRejected, "os_release %q is not allowed: use letters, digits, . and _, like 9 or el9", override)
 		}
 		res.OSRelease = override
+		if d, ok := rpmmeta.ParseDist(override, in.opts.DistTags); ok {
+			dist, res.OSRelease = d, d.Major
+		}
 	case ok:
 		res.OSRelease = dist.Major
 	default:
@@ -325,7 +349,9 @@ func (in *Ingester) route(res *Result, override string) error {
 	for _, arch := range arches {
 		rel, err := in.opts.Layout(dist.Abbr, res.OSRelease, arch)
 		if err != nil {
-			return fmt.Errorf("layout: %w", err)
+			// The layout is validated at start for every dist tag, so only what the uploader chose can fail
+			// here, such as a bare os_release where the layout needs the dist tag's abbreviation.
+			return &Error{Kind: ErrRejected, Msg: "cannot route " + p.NEVRA() + ": " + err.Error(), cause: err}
 		}
 		res.Repos = append(res.Repos, filepath.Join(in.opts.TopDir, rel))
 		res.Paths = append(res.Paths, filepath.ToSlash(filepath.Join(rel, "Packages", p.FileName())))
@@ -333,8 +359,17 @@ func (in *Ingester) route(res *Result, override string) error {
 	return nil
 }
 
-// place puts f into every repository of res. It checks all of them for conflicts first, so a refused noarch
-// package is placed nowhere.
+// place puts f into every repository of res, all or nothing as far as the filesystem allows. In order:
+//  1. the upload gets a name in the staging directory on TopDir's filesystem (a hard link, or one fsynced copy
+//     when the spool is elsewhere), so the slow part is done before any repository is touched;
+//  2. under the lock for its file name, every target is judged (conflicts refuse the whole upload) and every
+//     repository is prepared: Packages/ created durably and marked dirty. A failure here places nothing;
+//  3. new names are linked in; if one fails (no space, no inodes), the links this request made are removed again;
+//  4. only then are existing files replaced (overwrite), by renames of staged names that cannot run out of space;
+//  5. every marker is re-asserted, because an index run may have claimed and cleared it between 2 and 3.
+//
+// res.Dirty lists the repositories marked in 2 (and 5), also when place fails: the caller triggers each, so a
+// marker never waits for a restart.
 func (in *Ingester) place(f *os.File, res *Result) error {
 	if err := f.Chmod(0o644); err != nil { // the proxy spools 0600; clients read through the web server
 		return fmt.Errorf("chmod spool file: %w", err)
@@ -344,32 +379,192 @@ func (in *Ingester) place(f *os.File, res *Result) error {
 	if err := f.Sync(); err != nil {
 		return classifyIO(err, "sync upload")
 	}
+	staged, err := in.stage(f)
+	if err != nil {
+		return classifyIO(err, "stage package")
+	}
+	defer os.Remove(staged)
+
+	p := res.Package
+	unlock, err := in.locks.lock(p.FileName())
+	if err != nil {
+		return classifyIO(err, "lock package name")
+	}
+	defer unlock()
+
 	// Judge every target before touching any, so a refused noarch package is placed nowhere; each stored file
-	// is hashed once, here, and the placement below reuses the result.
+	// is hashed once, here.
 	targets := make([]target, len(res.Repos))
 	for i, repo := range res.Repos {
 		t, err := stored(repo, filepath.Join(in.opts.TopDir, filepath.FromSlash(res.Paths[i])))
 		if err != nil {
 			return err
 		}
-		if err := in.judge(t, res.Package); err != nil {
+		if err := in.judge(t, p); err != nil {
 			return err
 		}
 		targets[i] = t
 	}
-	src := &source{f: f, staging: in.staging}
-	defer src.close()
+	if err := in.prepare(res, targets); err != nil {
+		return err
+	}
+	pl := &placement{in: in, staged: staged, pkg: p}
+	defer pl.removeTmps()
+	for _, t := range targets {
+		if t.exists && t.sum != p.SHA256 { // judged above: overwrite is on
+			if err := pl.addReplacement(t); err != nil {
+				return err
+			}
+		}
+	}
+	if in.beforeLink != nil {
+		in.beforeLink()
+	}
 	res.Status = Present
 	for _, t := range targets {
-		st, err := in.placeOne(src, t, res.Package)
-		if err != nil {
-			return err
+		if !t.exists {
+			if err := pl.link(t, res); err != nil {
+				pl.undo()
+				return err
+			}
 		}
-		if st != Present && res.Status != Replaced {
-			res.Status = st
+	}
+	if err := pl.commit(res); err != nil {
+		return err
+	}
+	// Re-assert the markers: a run that claimed one after prepare may have scanned Packages/ before our links
+	// and cleared it. A marker seen now is claimed only by a later run, whose scan then sees the package.
+	return in.markAll(res)
+}
+
+// prepare creates each target's Packages/ durably and marks its repository dirty, recording it in res.Dirty.
+func (in *Ingester) prepare(res *Result, targets []target) error {
+	for _, t := range targets {
+		if err := durable.MkdirAll(filepath.Dir(t.dst), in.syncDir); err != nil {
+			return classifyIO(err, "create repository directory")
+		}
+	}
+	return in.markAll(res)
+}
+
+// markAll marks every repository of res dirty and records them in res.Dirty.
+func (in *Ingester) markAll(res *Result) error {
+	res.Dirty = res.Repos
+	if in.opts.MarkDirty == nil {
+		return nil
+	}
+	for _, repo := range res.Repos {
+		if err := in.opts.MarkDirty(repo); err != nil {
+			return classifyIO(err, "mark repository dirty")
 		}
 	}
 	return nil
+}
+
+// placement is the filesystem work of one upload after its targets are judged: the steps that need space (new
+// links, staged names for replacements) come first and are undone together if one fails; the renames that
+// replace existing files come last and need none.
+type placement struct {
+	in     *Ingester
+	staged string
+	pkg    *rpmmeta.Package
+	made   []string // new names linked into the tree by this upload
+	olds   []target // files to replace (overwrite), parallel to tmps
+	tmps   []string // staged names, each renamed over its old file
+}
+
+// addReplacement stages a name for replacing t.
+func (pl *placement) addReplacement(t target) error {
+	tmp := pl.in.stagingName("replace")
+	if err := pl.in.link(pl.staged, tmp); err != nil {
+		return classifyIO(err, "stage package")
+	}
+	pl.olds, pl.tmps = append(pl.olds, t), append(pl.tmps, tmp)
+	return nil
+}
+
+// link creates t.dst as a new name for the upload. A name that appeared meanwhile (another process sharing the
+// tree, or an admin) is judged like any stored file, and replaced if it differs and overwrite is on.
+func (pl *placement) link(t target, res *Result) error {
+	err := pl.in.link(pl.staged, t.dst)
+	if errors.Is(err, fs.ErrExist) {
+		if t, err = stored(t.repo, t.dst); err != nil {
+			return err
+		}
+		if err := pl.in.judge(t, pl.pkg); err != nil {
+			return err
+		}
+		if t.sum == pl.pkg.SHA256 {
+			return nil
+		}
+		return pl.addReplacement(t)
+	}
+	if err != nil {
+		err = classifyIO(err, "place package")
+		if errors.Is(err, ErrNoSpace) {
+			err = fail(ErrNoSpace, "%s: nothing was kept", err)
+		}
+		return err
+	}
+	pl.made = append(pl.made, t.dst)
+	res.Status = Created
+	return nil
+}
+
+// undo removes the links this upload made; each is checked to still be ours, never what someone put there since.
+func (pl *placement) undo() {
+	for _, dst := range pl.made {
+		if sameFile(dst, pl.staged) {
+			os.Remove(dst)
+			pl.in.syncDir(filepath.Dir(dst))
+		}
+	}
+}
+
+// commit makes the new links durable and then renames the staged names over the files they replace. The new
+// file's mtime is pushed past every old one first: createrepo_c --update re-reads a package only when its size
+// or mtime changed, and a rebuild can have the same size. A rename that fails leaves a partial replacement; the
+// error says so, and res.Dirty still makes every repository re-index.
+func (pl *placement) commit(res *Result) error {
+	for _, dst := range pl.made {
+		if err := pl.in.syncDir(filepath.Dir(dst)); err != nil {
+			pl.undo()
+			return err
+		}
+	}
+	if len(pl.olds) == 0 {
+		return nil
+	}
+	mtime := pl.in.now()
+	for _, t := range pl.olds {
+		if !mtime.After(t.mtime.Add(time.Second)) {
+			mtime = t.mtime.Add(time.Second)
+		}
+	}
+	if err := os.Chtimes(pl.staged, mtime, mtime); err != nil { // one inode: every staged name and new link
+		pl.undo()
+		return err
+	}
+	for i, t := range pl.olds {
+		if err := os.Rename(pl.tmps[i], t.dst); err != nil {
+			return fmt.Errorf("replace %s (%d of %d files already replaced): %w", t.dst, i, len(pl.olds), err)
+		}
+		pl.tmps[i] = "" // consumed
+		res.Status = Replaced
+		if err := pl.in.syncDir(filepath.Dir(t.dst)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// removeTmps removes the staged names no rename consumed.
+func (pl *placement) removeTmps() {
+	for _, tmp := range pl.tmps {
+		if tmp != "" {
+			os.Remove(tmp)
+		}
+	}
 }
 
 // target is one destination of an upload and what is stored there now.
@@ -402,110 +597,27 @@ func (in *Ingester) judge(t target, p *rpmmeta.Package) error {
 	return nil
 }
 
-// placeOne makes t.dst show the upload. New names are created with link(2), which fails rather than replace,
-// so two racing uploads of one name resolve to one winner; the loser looks again and is judged against it.
-func (in *Ingester) placeOne(src *source, t target, p *rpmmeta.Package) (Status, error) {
-	if t.exists && t.sum == p.SHA256 {
-		return Present, nil
-	}
-	if err := in.judge(t, p); err != nil {
-		return "", err
-	}
-	pkgDir := filepath.Dir(t.dst)
-	if err := os.MkdirAll(pkgDir, 0o755); err != nil {
-		return "", classifyIO(err, "create repository directory")
-	}
-	if in.opts.MarkDirty != nil {
-		if err := in.opts.MarkDirty(t.repo); err != nil {
-			return "", classifyIO(err, "mark repository dirty")
-		}
-	}
-	if t.exists {
-		return Replaced, in.replace(src, t.dst, t.mtime)
-	}
-	if err := src.linkTo(t.dst); errors.Is(err, fs.ErrExist) {
-		// Lost a race with a concurrent upload of the same name: judge against what won.
-		if t, err = stored(t.repo, t.dst); err != nil {
-			return "", err
-		}
-		return in.placeOne(src, t, p)
-	} else if err != nil {
-		return "", classifyIO(err, "place package")
-	}
-	return Created, syncDir(pkgDir)
-}
-
-// replace swaps dst for the upload with rename(2), so readers see the old or the new file, never a mix. The new
-// file's mtime is pushed past the old one: createrepo_c --update re-reads a package only when its size or
-// mtime changed, and a rebuild can have the same size.
-func (in *Ingester) replace(src *source, dst string, oldMtime time.Time) error {
-	tmp, err := src.stage()
-	if err != nil {
-		return classifyIO(err, "stage package")
-	}
-	mtime := in.now()
-	if !mtime.After(oldMtime.Add(time.Second)) {
-		mtime = oldMtime.Add(time.Second)
-	}
-	if err := os.Chtimes(tmp, mtime, mtime); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, dst); err != nil {
-		return classifyIO(err, "replace package")
-	}
-	src.staged = "" // consumed by the rename
-	return syncDir(filepath.Dir(dst))
-}
-
-// source hands out names for the upload's bytes on TopDir's filesystem: hard links to the spooled inode where
-// the spool shares that filesystem (no copy), else one fsynced copy in the staging directory.
-type source struct {
-	f       *os.File
-	staging string
-	staged  string // the staged copy, if one was made
-}
-
-// linkTo creates dst as a new name for the upload; it fails with fs.ErrExist if dst exists.
-func (s *source) linkTo(dst string) error {
-	if s.staged == "" {
-		// Link the open file itself, not its path, so what lands is exactly what was checked. Linking through
-		// /proc/self/fd needs no privilege (AT_EMPTY_PATH would need CAP_DAC_READ_SEARCH).
-		err := unix.Linkat(unix.AT_FDCWD, fmt.Sprintf("/proc/self/fd/%d", s.f.Fd()), unix.AT_FDCWD, dst, unix.AT_SYMLINK_FOLLOW)
-		if err == nil || errors.Is(err, fs.ErrExist) {
-			return wrapLink(err, s.f.Name(), dst)
-		}
-		// EXDEV (spool on another filesystem), or no /proc: fall back to a copy.
-		if _, err := s.copy(); err != nil {
-			return err
-		}
-	}
-	return os.Link(s.staged, dst)
-}
-
-// stage returns a fresh name in the staging directory for the upload's bytes, for rename over an existing file.
-func (s *source) stage() (string, error) {
-	name := filepath.Join(s.staging, fmt.Sprintf("stage-%d-%d", os.Getpid(), time.Now().UnixNano()))
-	err := unix.Linkat(unix.AT_FDCWD, fmt.Sprintf("/proc/self/fd/%d", s.f.Fd()), unix.AT_FDCWD, name, unix.AT_SYMLINK_FOLLOW)
+// stage gives the upload's bytes a name in the staging directory, on TopDir's filesystem: a hard link to the open
+// spooled file (its inode, so what lands is exactly what was checked; through /proc/self/fd, which needs no
+// privilege where AT_EMPTY_PATH would), or, when the spool is on another filesystem, one fsynced copy.
+func (in *Ingester) stage(f *os.File) (string, error) {
+	name := in.stagingName("stage")
+	err := unix.Linkat(unix.AT_FDCWD, fmt.Sprintf("/proc/self/fd/%d", f.Fd()), unix.AT_FDCWD, name, unix.AT_SYMLINK_FOLLOW)
 	if err == nil {
-		s.staged = name
 		return name, nil
 	}
-	return s.copy()
-}
-
-// copy writes the upload to a new file in the staging directory and fsyncs it.
-func (s *source) copy() (string, error) {
-	fi, err := s.f.Stat()
+	// EXDEV (spool on another filesystem), or no /proc: copy.
+	fi, err := f.Stat()
 	if err != nil {
 		return "", err
 	}
-	tmp, err := os.CreateTemp(s.staging, "copy-*")
+	tmp, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
 		return "", err
 	}
-	_, err = io.Copy(tmp, io.NewSectionReader(s.f, 0, fi.Size()))
+	_, err = io.Copy(tmp, io.NewSectionReader(f, 0, fi.Size()))
 	if err == nil {
-		err = tmp.Chmod(0o644)
+		err = tmp.Chmod(0o644) // against the umask
 	}
 	if err == nil {
 		err = tmp.Sync()
@@ -514,30 +626,27 @@ func (s *source) copy() (string, error) {
 		err = cerr
 	}
 	if err != nil {
-		os.Remove(tmp.Name())
+		os.Remove(name)
 		return "", err
 	}
-	s.staged = tmp.Name()
-	return s.staged, nil
+	return name, nil
 }
 
-// close removes the staged name; the placed links keep the bytes.
-func (s *source) close() {
-	if s.staged != "" {
-		os.Remove(s.staged)
-	}
+// stagingName returns a new, unused name in the staging directory.
+func (in *Ingester) stagingName(kind string) string {
+	return filepath.Join(in.staging, fmt.Sprintf("%s-%d-%d", kind, os.Getpid(), in.seq.Add(1)))
+}
+
+// sameFile reports whether a and b name the same inode.
+func sameFile(a, b string) bool {
+	fa, errA := os.Lstat(a)
+	fb, errB := os.Lstat(b)
+	return errA == nil && errB == nil && os.SameFile(fa, fb)
 }
 
 func conflict(p *rpmmeta.Package, storedSum string) error {
 	return fail(ErrExists, "%s is already stored with different content (stored sha256 %s, uploaded sha256 %s): bump the release, or set repo.overwrite: true",
 		p.FileName(), storedSum, p.SHA256)
-}
-
-func wrapLink(err error, src, dst string) error {
-	if err == nil {
-		return nil
-	}
-	return &os.LinkError{Op: "link", Old: src, New: dst, Err: err}
 }
 
 // fileSHA256 returns the hex SHA-256 and mtime of the file at path.
@@ -556,16 +665,6 @@ func fileSHA256(path string) (string, time.Time, error) {
 		return "", time.Time{}, err
 	}
 	return hex.EncodeToString(h.Sum(nil)), fi.ModTime(), nil
-}
-
-// syncDir makes a new or renamed directory entry durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
 
 // classifyIO turns ENOSPC and EDQUOT into ErrNoSpace and leaves input errors (already *Error, or a body read

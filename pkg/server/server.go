@@ -170,8 +170,8 @@ func (s *Server) upload(w http.ResponseWriter, r *http.Request) {
 	}
 
 	res, err := s.ing.Ingest(r.Context(), req)
-	if err == nil && res.Status != ingest.Present {
-		for _, repo := range res.Repos {
+	if res != nil {
+		for _, repo := range res.Dirty { // also after a failure: a marked repository must not wait for a restart
 			s.idx.Trigger(repo)
 		}
 	}
