@@ -281,4 +281,3 @@ func TestLayoutNeedsDistTag(t *testing.T) {
 	}
 	e.assertSpoolEmpty(t)
 }
-
