@@ -14,12 +14,14 @@ require (
 	golang.org/x/sys v0.50.0
 )
 
+require github.com/cloudflare/circl v1.6.3 // indirect
+
 require (
-	github.com/ProtonMail/go-crypto v1.5.2 // indirect
+	github.com/ProtonMail/go-crypto v1.5.2
 	github.com/cavaliergopher/cpio v1.0.1 // indirect
 	github.com/klauspost/compress v1.18.0 // indirect
 	github.com/klauspost/pgzip v1.2.6 // indirect
 	github.com/ulikunitz/xz v0.5.12 // indirect
 	go.uber.org/multierr v1.10.0 // indirect
-	golang.org/x/crypto v0.58.0 // indirect; v0.59.0 removed openpgp, which cavaliergopher/rpm imports
+	golang.org/x/crypto v0.58.0 // v0.59.0 removed openpgp, which cavaliergopher/rpm imports
 )
