@@ -12,7 +12,7 @@ import (
 // INT32 entry with count 0xFFFFFFFF makes it allocate until the runtime dies, which recover() cannot catch. So before
 // the library sees a byte, the guard reads the lead and both headers with io.ReadFull and checks every bound the
 // library relies on, mirroring rpm's own hdrblobVerifyInfo. Bytes that pass cannot make the library index out of
-// range, loop past the store, or allocate more than maxDecodedBytes per header.
+// range, loop past the store, or allocate more than MaxDecodeBytes for both headers together.
 
 // Sizes and caps of the on-disk format.
 const (
@@ -25,12 +25,17 @@ const (
 	maxHeaderBytes = 32 << 20
 	// maxIndexEntries is rpm's HEADER_TAGS_MAX: rpm refuses headers with more tags.
 	maxIndexEntries = 0xffff
-	// maxDecodedBytes caps what the library would allocate to decode one header (see decodedCost). Decoding expands
-	// data: each INT16 becomes an 8-byte int64, each 1-byte empty string a 16-byte Go string. Real headers expand
-	// about 2x, so a real header within the 32 MiB cap stays well below this, while a crafted 32 MiB store of empty
-	// strings would cost 512 MiB without it.
-	maxDecodedBytes = 128 << 20
 )
+
+// MaxDecodeBytes is the decode budget: the most the guard lets cavaliergopher/rpm allocate to decode the signature
+// and main headers of one package together, as estimated by headerCost and decodedCost (its index and store copies,
+// a Tag and map slot per entry, and the decoded values). Decoding expands data: each INT16 becomes an 8-byte int64
+// and each 1-byte empty string a 16-byte Go string header, so a 15 MB file within every structural cap used to
+// cost 267 MiB (testrpm.HeaderBomb). Real headers cost about 3.3 times their size: an rpmbuild package with 20,000
+// files has 2.9 MB of headers estimated at 9.7 MB, so this budget admits packages of about 65,000 files, which
+// covers all but the largest debuginfo/debugsource packages. The cap multiplies by the number of uploads inspected
+// at once, which is why it is one total for the package rather than a per-header limit.
+const MaxDecodeBytes = 32 << 20
 
 // The lead and header magic numbers. rpm compares all 8 intro bytes (magic, version 1, 4 reserved zero bytes).
 var (
@@ -69,6 +74,7 @@ const (
 type headerLayout struct {
 	start  int64  // file offset of the intro
 	il, dl uint32 // index entry count and store size, both capped by checkHeader
+	cost   uint64 // estimated bytes the library allocates to decode this header (headerCost + decodedCost)
 }
 
 // end returns the offset just past the header's store.
@@ -107,7 +113,7 @@ func guard(r io.Reader, size int64) (layout, error) {
 	}
 
 	var err error
-	if lay.sig, err = checkHeader(r, leadSize, "signature", size); err != nil {
+	if lay.sig, err = checkHeader(r, leadSize, "signature", size, 0); err != nil {
 		return lay, err
 	}
 	// The signature header is padded to a multiple of 8 bytes; the main header starts after the padding. lead,
@@ -116,14 +122,16 @@ func guard(r io.Reader, size int64) (layout, error) {
 	if _, err := io.CopyN(io.Discard, r, pad); err != nil {
 		return lay, readErr(err, "signature padding", pad, size)
 	}
-	if lay.hdr, err = checkHeader(r, lay.sig.end()+pad, "main", size); err != nil {
+	// One budget for both headers: the main header may spend what the signature header left.
+	if lay.hdr, err = checkHeader(r, lay.sig.end()+pad, "main", size, lay.sig.cost); err != nil {
 		return lay, err
 	}
 	return lay, nil
 }
 
-// checkHeader reads one header starting at file offset start and validates its intro and every index entry.
-func checkHeader(r io.Reader, start int64, what string, size int64) (headerLayout, error) {
+// checkHeader reads one header starting at file offset start and validates its intro and every index entry. spent
+// is the decode budget already used by the headers before this one; the returned cost includes only this header.
+func checkHeader(r io.Reader, start int64, what string, size int64, spent uint64) (headerLayout, error) {
 	h := headerLayout{start: start}
 	if start+introSize > size {
 		return h, invalidf("truncated: file is %d bytes, %s header intro ends at %d", size, what, start+introSize)
@@ -151,28 +159,72 @@ func checkHeader(r io.Reader, start int64, what string, size int64) (headerLayou
 		// Checked before allocating, so a tiny file cannot make the guard allocate the full cap.
 		return h, invalidf("truncated: file is %d bytes, %s header ends at %d", size, what, h.end())
 	}
-
+	// The budget is checked three times, each with a tighter estimate, so that a bomb is refused before the guard
+	// itself allocates what it describes: from the intro alone (the library's copies of index and store), from
+	// the index (plus what the counts alone imply), and from the store (plus the bytes of every string).
+	if err := overBudget(what, spent+headerCost(h.il, h.dl)); err != nil {
+		return h, err
+	}
 	index := make([]byte, int(h.il)*entrySize)
 	if err := readFull(r, index, what+" header index", size); err != nil {
+		return h, err
+	}
+	if err := overBudget(what, spent+headerCost(h.il, h.dl)+countsCost(index, h.dl)); err != nil {
 		return h, err
 	}
 	store := make([]byte, h.dl)
 	if err := readFull(r, store, what+" header store", size); err != nil {
 		return h, err
 	}
-	if err := checkEntries(index, store, what); err != nil {
+	values, err := checkEntries(index, store, what)
+	if err != nil {
+		return h, err
+	}
+	h.cost = headerCost(h.il, h.dl) + values
+	if err := overBudget(what, spent+h.cost); err != nil {
 		return h, err
 	}
 	return h, nil
 }
 
+// overBudget refuses a package whose headers would cost more than MaxDecodeBytes to decode; total is the estimate
+// so far, including the headers before this one.
+func overBudget(what string, total uint64) error {
+	if total > MaxDecodeBytes {
+		return invalidf("headers would need more than the %d-byte decode budget (at least %d bytes by the %s header)",
+			MaxDecodeBytes, total, what)
+	}
+	return nil
+}
+
+// headerCost estimates what the library allocates for one header before decoding any value: its own copies of the
+// index (16 bytes per entry) and store, and per entry a Tag, the interface box of its value and a map slot.
+func headerCost(il, dl uint32) uint64 {
+	const perEntry = 128 // Tag struct (32), boxed slice header (32), map slot and growth share
+	return uint64(il)*(entrySize+perEntry) + uint64(dl)
+}
+
+// countsCost is the part of the values' decoded cost that the index alone determines: decodedCost with the string
+// bytes unknown (0). Each count is first capped at what can fit in the dl-byte store (a value takes at least one
+// byte), so that a count too large for the store is reported by checkEntries as the bounds error it is, and the
+// result stays a lower bound of the cost of any header that passes checkEntries. Unknown types cost nothing here.
+func countsCost(index []byte, dl uint32) uint64 {
+	var cost uint64
+	for i := 0; i < len(index); i += entrySize {
+		typ := binary.BigEndian.Uint32(index[i+4 : i+8])
+		count := min(uint64(binary.BigEndian.Uint32(index[i+12:i+16])), uint64(dl))
+		cost += decodedCost(typ, count, 0)
+	}
+	return cost
+}
+
 // checkEntries validates every index entry against the store: known type, non-zero count, data inside the store
 // (computed in uint64 so nothing overflows), strings NUL-terminated inside the store, entries' data in index order
 // without overlap (rpm enforces this too, and it keeps the total scanning and decoding work linear in the store
-// size), and a bounded decoding cost.
-func checkEntries(index, store []byte, what string) error {
+// size). It returns the decoded cost of all values (see decodedCost), which the caller charges to the budget.
+func checkEntries(index, store []byte, what string) (cost uint64, err error) {
 	dl := uint64(len(store))
-	var end, cost uint64 // end of the previous entry's data; running decoding cost
+	var end uint64 // end of the previous entry's data
 	for i := 0; i < len(index); i += entrySize {
 		e := index[i : i+entrySize]
 		tag := binary.BigEndian.Uint32(e[0:4])
@@ -182,34 +234,33 @@ func checkEntries(index, store []byte, what string) error {
 		where := fmt.Sprintf("%s tag %d (entry %d)", what, tag, i/entrySize)
 
 		if typ > typeI18NString {
-			return invalidf("%s: unknown data type %d", where, typ)
+			return 0, invalidf("%s: unknown data type %d", where, typ)
 		}
 		// The library rejects count 0 for every type, and rpm stores nothing without at least one value.
 		if count == 0 {
-			return invalidf("%s: zero value count", where)
+			return 0, invalidf("%s: zero value count", where)
 		}
 		if off >= dl {
-			return invalidf("%s: offset %d outside the %d-byte store", where, off, dl)
+			return 0, invalidf("%s: offset %d outside the %d-byte store", where, off, dl)
 		}
 		region := i == 0 && tag >= tagRegionFirst && tag <= tagRegionLast
 		if !region && off < end {
-			return invalidf("%s: data at offset %d overlaps the previous entry ending at %d", where, off, end)
+			return 0, invalidf("%s: data at offset %d overlaps the previous entry ending at %d", where, off, end)
 		}
 
 		// Length of this entry's data, computed from the store itself for strings: exactly the bytes the library
 		// will walk, so anything it could slice past the store is caught here.
 		n, err := dataLength(typ, count, store[off:])
 		if err != nil {
-			return invalidf("%s: %v", where, err)
+			return 0, invalidf("%s: %v", where, err)
 		}
 		if !region {
 			end = off + n
 		}
-		if cost += decodedCost(typ, count, n); cost > maxDecodedBytes {
-			return invalidf("%s header would decode to more than %d bytes", what, maxDecodedBytes)
-		}
+		// The sum cannot overflow: count < 2^32 and n < 2^32 per entry, and fewer than 2^16 entries.
+		cost += decodedCost(typ, count, n)
 	}
-	return nil
+	return cost, nil
 }
 
 // dataLength returns how many bytes of data, starting at data[0], an entry of type typ with count values occupies,
@@ -262,19 +313,21 @@ func stringsLength(count uint64, data []byte) (uint64, error) {
 	return n, nil
 }
 
-// decodedCost estimates what cavaliergopher/rpm allocates to decode one entry whose data is n bytes: a Tag plus map
-// slot per entry, a byte copy for CHAR/INT8/BIN, an int64 per integer, a string header plus the bytes per string.
+// decodedCost estimates what cavaliergopher/rpm allocates for the value of one entry whose data is n bytes (the
+// per-entry overhead is in headerCost): a byte copy for CHAR/INT8/BIN, an int64 per integer of any width, and per
+// string a 16-byte string header plus its bytes. The allocator rounds each string up to a size class, by at most 16
+// bytes for short strings and 12.5% for long ones, hence 32 per string plus n*9/8 (n counts the NULs too).
+// TestDecodeCostEstimate checks that this does not undercount. n = 0 gives a lower bound for strings.
 func decodedCost(typ uint32, count, n uint64) uint64 {
-	const perEntry = 128 // Tag struct, interface, map bucket share
 	switch typ {
 	case typeChar, typeInt8, typeBin:
-		return perEntry + count
+		return count
 	case typeInt16, typeInt32, typeInt64:
-		return perEntry + 8*count
+		return 8 * count
 	case typeString, typeStringArray, typeI18NString:
-		return perEntry + 16*count + n
+		return 32*count + n + n/8
 	}
-	return perEntry
+	return 0
 }
 
 // readFull reads exactly len(buf) bytes. A short read means the file ended early, which makes the package invalid;

@@ -222,7 +222,7 @@ func TestInspectRejectsCorruption(t *testing.T) {
 			"payload sha256 digest mismatch"},
 		{"rpmbuild: appended garbage", fixture, func(b []byte) []byte { return append(b, 1, 2, 3) }, "trailing data"},
 		{"decoding cost over budget", rawPackage(minimalSig, rawHeader(
-			[]rawEntry{{1000, typeStringArray, 0, 9 << 20}}, make([]byte, 9<<20))), nil, "would decode"},
+			[]rawEntry{{1000, typeStringArray, 0, 9 << 20}}, make([]byte, 9<<20))), nil, "decode budget"},
 		{"crafted header that panics the library", rawPackage(rawHeader(
 			[]rawEntry{{1000, typeStringArray, 1, 2}}, []byte("\x00ab")), minimalSig), nil, "not NUL-terminated"},
 		{"signature only", rawPackage(minimalSig, nil), nil, "truncated"},

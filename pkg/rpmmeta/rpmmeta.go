@@ -89,8 +89,9 @@ const (
 //
 // f must be a plain *os.File on a regular file, never a wrapper around a network body: the rpm library misparses
 // headers when a Read returns short. Inspect seeks f (so it must not be used concurrently on the same f) and leaves
-// its offset unspecified. It never panics, and whatever the input its memory use is bounded by the header caps of
-// the guard (see guard.go), not by the file size.
+// its offset unspecified. It never panics, and whatever the input its memory use is bounded by the guard's header
+// caps and decode budget (MaxDecodeBytes, for both headers together), not by the file size: headers over the
+// budget are refused with ErrInvalidPackage before the library decodes them.
 //
 // Verification: the guard checks the lead and both headers' structure; the library decodes them; then one
 // sequential pass hashes the file, and the file size must match the signature SIZE/LONGSIZE tag, the header must
