@@ -515,4 +515,18 @@ func TestRealSignedRepository(t *testing.T) {
 	if !strings.Contains(err.Error(), "GPG signature verification error") {
 		t.Fatalf("dnf refused for another reason than the signature: %v", err)
 	}
+
+	// Signing turned off: the real createrepo_c copies the previous
+	// repomd.xml.asc into the new generation, and it must not be published.
+	c.Signer = nil
+	addRPM(t, repo, "charlie")
+	if err := c.Run(t.Context(), repo); err != nil {
+		t.Fatal(err)
+	}
+	if exists(t, md+".asc") {
+		t.Fatal("a stale repomd.xml.asc was published with unsigned metadata")
+	}
+	if got := repoquery(t, repo); !slices.Equal(got, []string{"alpha", "bravo", "charlie"}) {
+		t.Fatalf("unsigned repoquery = %v", got)
+	}
 }
