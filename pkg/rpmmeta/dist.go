@@ -9,19 +9,21 @@ type Dist struct{ Abbr, Major string }
 func (d Dist) String() string { return d.Abbr + d.Major }
 
 // ParseDist finds the dist tag in an RPM release. It scans the dot-separated tokens from the last to the first, and
-// each token's '+'-separated parts from the last to the first; the first part that is exactly <abbr><digits>,
-// optionally followed by "_<digits>", for an abbr in abbrs wins, and its first digits are the major version.
-// Scanning from the right finds the dist in "2.el9.1" (a post-dist rebuild suffix) and in module releases such as
-// "1.module+el8.9.0+20000+abcdef12", where the dist is a '+' part in the middle. "3.el7_9" and "1.el8_10" are
-// minor-release streams of el7 and el8. ok is false when no part matches, e.g. for "1", "1.el" or "1.rhel9" with
-// abbrs ["el"]: the abbr must match a whole part prefix, not a suffix of something longer.
+// each token's '+'-separated parts from the last to the first; the first part that is a dist tag (see matchDist)
+// for an abbr in abbrs wins, and its first digits are the major version. Scanning from the right finds the dist in
+// "2.el9.1" and "4.el8_10.1" (post-dist rebuild suffixes, e.g. Oracle's) and in module releases such as
+// "1.module+el8.9.0+20000+abcdef12", where the dist is a '+' part in the middle. AlmaLinux and CentOS write
+// module releases with an underscore, "1.module_el8.9.0+3745+02e1b364": a "module_" prefix is ignored. ok is false
+// when no part matches, e.g. for "1", "1.el" or "1.rhel9" with abbrs ["el"]: the abbr must match a whole part
+// prefix, not a suffix of something longer.
 func ParseDist(release string, abbrs []string) (d Dist, ok bool) {
 	tokens := strings.Split(release, ".")
 	for i := len(tokens) - 1; i >= 0; i-- {
 		parts := strings.Split(tokens[i], "+")
 		for j := len(parts) - 1; j >= 0; j-- {
+			part := strings.TrimPrefix(parts[j], "module_")
 			for _, abbr := range abbrs {
-				if major, ok := matchDist(parts[j], abbr); ok {
+				if major, ok := matchDist(part, abbr); ok {
 					return Dist{Abbr: abbr, Major: major}, true
 				}
 			}
@@ -30,8 +32,14 @@ func ParseDist(release string, abbrs []string) (d Dist, ok bool) {
 	return Dist{}, false
 }
 
-// matchDist reports whether part is abbr followed by digits, optionally "_" and more digits, and returns the first
-// digits.
+// matchDist reports whether part is a dist tag for abbr and returns its first digits, the major version. A dist
+// tag is abbr followed by digits and then at most one of the suffixes real distributions use:
+//   - "_<digits>": an EL minor-release stream, "el7_9", "el8_10", "el10_0";
+//   - "sp<digits>": an openEuler service pack, "oe2203sp1" (major 2203);
+//   - "uek": Oracle's Unbreakable Enterprise Kernel, "el9uek".
+//
+// Anything else after the digits ("el9x", "el9_", "el9_2_1") is refused: a misparsed dist files a package under
+// the wrong distribution, so unknown shapes are left to the caller's explicit override.
 func matchDist(part, abbr string) (major string, ok bool) {
 	if abbr == "" {
 		return "", false // an empty abbr would match every bare number, e.g. the "1" of "1.foo"
@@ -40,22 +48,30 @@ func matchDist(part, abbr string) (major string, ok bool) {
 	if !found {
 		return "", false
 	}
-	major, minor, hasMinor := strings.Cut(rest, "_")
-	if !isDigits(major) || hasMinor && !isDigits(minor) {
+	n := leadingDigits(rest)
+	major, suffix := rest[:n], rest[n:]
+	if major == "" {
 		return "", false
 	}
-	return major, true
+	switch {
+	case suffix == "", suffix == "uek",
+		strings.HasPrefix(suffix, "_") && isDigits(suffix[1:]),
+		strings.HasPrefix(suffix, "sp") && isDigits(suffix[2:]):
+		return major, true
+	}
+	return "", false
+}
+
+// leadingDigits returns the number of ASCII digits at the start of s.
+func leadingDigits(s string) int {
+	n := 0
+	for n < len(s) && s[n] >= '0' && s[n] <= '9' {
+		n++
+	}
+	return n
 }
 
 // isDigits reports whether s is non-empty and all ASCII digits.
 func isDigits(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
-			return false
-		}
-	}
-	return true
+	return s != "" && leadingDigits(s) == len(s)
 }
