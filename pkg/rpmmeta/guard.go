@@ -45,7 +45,8 @@ var (
 
 // Lead fields the guard checks.
 const (
-	leadMajorV3       = 3 // the only lead version rpm 4 writes; anything else is a format this parser cannot read
+	leadMajorV3       = 3 // the lead version rpm 4 writes
+	leadMajorV4       = 4 // accepted by rpm (rpmLeadCheck) and by the library; the layout after it is the same
 	leadSigHeaderType = 5 // RPMSIGTYPE_HEADERSIG: the signature is a header structure
 )
 
@@ -101,11 +102,11 @@ func guard(r io.Reader, size int64) (layout, error) {
 	if !bytes.Equal(lead[:4], leadMagic) {
 		return lay, invalidf("not an rpm file: bad lead magic % x", lead[:4])
 	}
-	// rpm v4 writes lead 3.0 and rpm 4 reads nothing else that matters today. A different version means a format
-	// the library cannot decode (it would misread it rather than fail), so it is refused by name.
-	if lead[4] != leadMajorV3 {
-		return lay, invalidf("unsupported lead version %d.%d: only the rpm v4 package format (lead version 3) is "+
-			"supported", lead[4], lead[5])
+	// rpm 4 writes lead 3.0 and reads major versions 3 and 4 with any minor (rpmLeadCheck in lib/rpmlead.c; checked
+	// against rpm 4.18 by TestLeadVersionsAgreeWithRPM): the headers that follow are the same. Anything else is a
+	// format rpm itself refuses as "unsupported RPM package version".
+	if lead[4] != leadMajorV3 && lead[4] != leadMajorV4 {
+		return lay, invalidf("unsupported lead version %d.%d: rpm reads only lead versions 3 and 4", lead[4], lead[5])
 	}
 	// Other signature types are pre-1997 fixed-size blobs, not headers; reading them as a header would be garbage.
 	if st := binary.BigEndian.Uint16(lead[78:80]); st != leadSigHeaderType {
