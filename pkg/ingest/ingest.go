@@ -6,12 +6,16 @@ package ingest
 
 import (
 	"context"
+	"crypto/md5"
+	"crypto/sha1"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -107,6 +111,9 @@ type Request struct {
 	Body      io.Reader
 	// OSRelease overrides the release read from the dist tag, for packages built without one.
 	OSRelease string
+	// Checksums the client sent for the body, by algorithm ("sha256", "sha1" or "md5") as hex: a mismatch
+	// refuses the upload as changed in transit.
+	Checksums map[string]string
 }
 
 // Ingester places uploads. It is safe for concurrent use: the filesystem (link(2) fails on an existing name,
@@ -193,6 +200,9 @@ func (in *Ingester) Ingest(ctx context.Context, req Request) (*Result, error) {
 	}
 	if fi.Size() > in.opts.MaxSize {
 		return nil, fail(ErrTooLarge, "upload is %d bytes, more than server.max_upload_size (%d bytes)", fi.Size(), in.opts.MaxSize)
+	}
+	if err := checkSums(f, req.Checksums); err != nil {
+		return nil, err
 	}
 	pkg, err := rpmmeta.Inspect(f)
 	if err != nil {
@@ -281,6 +291,41 @@ func (in *Ingester) openSpooled(name string) (*os.File, func() error, error) {
 		return forbid("is not a regular file")
 	}
 	return f, func() error { return in.spool.Remove(rel) }, nil
+}
+
+// checkSums compares the checksums the client claimed with the file, in one pass over it. It runs before the
+// parse, so a body damaged in transit is reported as such and not as an invalid package.
+func checkSums(f *os.File, want map[string]string) error {
+	if len(want) == 0 {
+		return nil
+	}
+	hashes := map[string]hash.Hash{}
+	var ws []io.Writer
+	for algo := range want {
+		var h hash.Hash
+		switch algo {
+		case "sha256":
+			h = sha256.New()
+		case "sha1":
+			h = sha1.New()
+		case "md5":
+			h = md5.New()
+		default:
+			return fail(ErrBadUpload, "checksum algorithm %q is not supported: send sha256, sha1 or md5", algo)
+		}
+		hashes[algo] = h
+		ws = append(ws, h)
+	}
+	if _, err := io.Copy(io.MultiWriter(ws...), io.NewSectionReader(f, 0, 1<<62)); err != nil {
+		return fmt.Errorf("read upload: %w", err)
+	}
+	for _, algo := range slices.Sorted(maps.Keys(want)) {
+		got := hex.EncodeToString(hashes[algo].Sum(nil))
+		if claimed := strings.ToLower(strings.TrimSpace(want[algo])); got != claimed {
+			return fail(ErrBadUpload, "checksum mismatch: the upload's %s is %s, the client sent %.64q; the body was damaged in transit, upload again", algo, got, claimed)
+		}
+	}
+	return nil
 }
 
 // maxFileName is the longest file name common Linux filesystems accept.

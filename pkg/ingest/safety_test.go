@@ -3,10 +3,14 @@ package ingest
 import (
 	"compress/gzip"
 	"context"
+	"crypto/md5"
+	"crypto/sha1"
 	"crypto/sha256"
+	"encoding/hex"
 	"encoding/xml"
 	"errors"
 	"fmt"
+	"hash"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -280,4 +284,36 @@ func TestLayoutNeedsDistTag(t *testing.T) {
 		t.Fatalf("os_release el9: %+v, %v", res, err)
 	}
 	e.assertSpoolEmpty(t)
+}
+
+// TestClientChecksums: a body whose checksum differs from what the client sent is refused as damaged in transit,
+// before it is parsed, and leaves nothing behind; matching ones (any case) pass.
+func TestClientChecksums(t *testing.T) {
+	data := testrpm.Build(t, testrpm.Spec{Name: "hello", Release: "1.el9", Arch: "x86_64"})
+	sum := func(h hash.Hash) string { h.Write(data); return hex.EncodeToString(h.Sum(nil)) }
+	good := map[string]string{"sha256": strings.ToUpper(sum(sha256.New())), "sha1": sum(sha1.New()), "md5": sum(md5.New())}
+	tests := []struct {
+		name string
+		sums map[string]string
+		want error
+	}{
+		{"all match", good, nil},
+		{"sha256 differs", map[string]string{"sha256": sum(sha1.New())}, ErrBadUpload},
+		{"sha1 differs", map[string]string{"sha256": good["sha256"], "sha1": strings.Repeat("0", 40)}, ErrBadUpload},
+		{"md5 differs", map[string]string{"md5": "d41d8cd98f00b204e9800998ecf8427e"}, ErrBadUpload},
+		{"unknown algorithm", map[string]string{"crc32": "0"}, ErrBadUpload},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, nil)
+			_, err := e.in.Ingest(context.Background(), Request{SpoolPath: e.spoolFile(t, data), Checksums: tc.sums})
+			if !errors.Is(err, tc.want) || tc.want != nil && !strings.Contains(err.Error(), "checksum") {
+				t.Fatalf("err = %v, want %v", err, tc.want)
+			}
+			if tc.want != nil && len(e.treeFiles(t)) != 0 {
+				t.Errorf("refused upload left %v", e.treeFiles(t))
+			}
+			e.assertSpoolEmpty(t)
+		})
+	}
 }
