@@ -1,0 +1,165 @@
+// Package auth decides who may change a repository: the htpasswd file (bcrypt, apr1, {SHA}) re-read when it
+// changes, which connection peers are local or trusted proxies (SO_PEERCRED on the unix socket, addresses over
+// TCP), and a per-address limiter of failed logins. It knows net/http but no router: the server wraps
+// Authorize and Proxied in its own middleware and maps the sentinels below to statuses.
+package auth
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// The errors Authorize and Proxied return, wrapped with a one-line message that says how to fix the problem.
+// The server maps them with errors.Is. No message ever contains a password or a user name the client sent.
+var (
+	// ErrUnauthorized means credentials are missing or wrong: 401 with the Challenge header.
+	ErrUnauthorized = errors.New("unauthorized")
+	// ErrForbidden means this peer may not do this whatever it sends: 403.
+	ErrForbidden = errors.New("forbidden")
+	// ErrTooManyFailures means the client's address failed too often: 429 with Retry-After. The error is a
+	// *LimitError, which carries the delay.
+	ErrTooManyFailures = errors.New("too many failed logins")
+)
+
+// Challenge is the WWW-Authenticate header value that goes with a 401.
+const Challenge = `Basic realm="rpm-ingestd"`
+
+// The headers a trusted proxy sets (the shipped nginx snippet does). They are read only from TrustedProxy
+// peers; from anyone else they are ignored, since any client can send them.
+const (
+	RealIPHeader     = "X-Real-IP"     // the client's address, for the failure limiter and the logs
+	RemoteUserHeader = "X-Remote-User" // the user the proxy authenticated
+)
+
+// LimitError is ErrTooManyFailures with the time until the client may try again.
+type LimitError struct {
+	RetryAfter time.Duration
+}
+
+// Error says when to come back; it is one line and safe to send to the client.
+func (e *LimitError) Error() string {
+	return "too many failed logins from this address; try again in " + e.RetryAfterHeader() + "s"
+}
+
+// Unwrap makes errors.Is(err, ErrTooManyFailures) true.
+func (e *LimitError) Unwrap() error { return ErrTooManyFailures }
+
+// RetryAfterHeader is the Retry-After value: whole seconds, rounded up so the client never comes back early,
+// and at least 1.
+func (e *LimitError) RetryAfterHeader() string {
+	s := max(1, math.Ceil(e.RetryAfter.Seconds()))
+	return strconv.FormatFloat(s, 'f', 0, 64)
+}
+
+// Authenticator combines the three parts into the decisions the server needs for mutating requests. It is
+// immutable after NewAuthenticator and safe for concurrent use.
+type Authenticator struct {
+	htpasswd *Htpasswd
+	trust    *Trust
+	limiter  *Limiter
+}
+
+// NewAuthenticator returns an Authenticator. h is nil when server.htpasswd is not set: then only Local peers
+// may change anything. t is required. l may be nil to disable the failure limiter (tests).
+func NewAuthenticator(h *Htpasswd, t *Trust, l *Limiter) *Authenticator {
+	if l == nil {
+		l = NewLimiter(0, 0, nil)
+	}
+	return &Authenticator{htpasswd: h, trust: t, limiter: l}
+}
+
+// Mode describes the policy in force, for the start-up log line.
+func (a *Authenticator) Mode() string {
+	if a.htpasswd == nil {
+		return "local only: uploads and changes are accepted from loopback and the unix socket only; set server.htpasswd to accept authenticated clients from elsewhere"
+	}
+	return fmt.Sprintf("htpasswd: uploads and changes need Basic credentials of one of the %d users in %s",
+		a.htpasswd.Users(), a.htpasswd.Path())
+}
+
+// Authorize decides a direct upload or a mutating API call and returns the authenticated user ("" when
+// htpasswd is off and the peer is local).
+//
+// With htpasswd, every peer (local ones too) needs Basic credentials: the limiter is consulted first
+// (ErrTooManyFailures), then missing or wrong credentials give ErrUnauthorized, and wrong ones count as a
+// failure. Missing credentials do not count: clients such as curl and browsers first ask without them. A
+// success does not clear the count, or one known password would let an attacker keep guessing others.
+//
+// Without htpasswd, Local peers are allowed and all others get ErrForbidden naming server.htpasswd.
+//
+// The request's peer comes from ConnContext; a request without one is from an unknown, untrusted peer.
+func (a *Authenticator) Authorize(r *http.Request) (user string, err error) {
+	peer, _ := PeerFrom(r.Context())
+	if a.htpasswd == nil {
+		if a.trust.Local(peer) {
+			return "", nil
+		}
+		return "", fmt.Errorf("%w: %s is not local; without server.htpasswd only loopback and the unix socket may upload or change anything, so set server.htpasswd on the daemon",
+			ErrForbidden, peer)
+	}
+	key := a.clientKey(r, peer)
+	if ok, wait := a.limiter.Allow(key); !ok {
+		return "", &LimitError{RetryAfter: wait}
+	}
+	user, pass, ok := r.BasicAuth()
+	if !ok {
+		return "", fmt.Errorf("%w: send the Basic credentials of a user in server.htpasswd (curl -u USER)", ErrUnauthorized)
+	}
+	if !a.htpasswd.Check(user, pass) {
+		a.limiter.Fail(key)
+		return "", fmt.Errorf("%w: wrong user name or password", ErrUnauthorized)
+	}
+	return user, nil
+}
+
+// Proxied decides a request in header mode, where the proxy names a file it spooled (and authenticated the
+// uploader itself). Only a TrustedProxy peer may do that: anyone else could name another client's spooled
+// file, whose names are sequential. It returns the user the proxy reported in RemoteUserHeader ("" if none),
+// or ErrForbidden; the caller must then leave the named file alone.
+func (a *Authenticator) Proxied(r *http.Request) (user string, err error) {
+	peer, _ := PeerFrom(r.Context())
+	if !a.trust.TrustedProxy(peer) {
+		return "", fmt.Errorf("%w: %s is not a trusted proxy, so it may not name a spooled file; connect through the unix socket as the daemon's user, or add the proxy's address to server.trusted_proxies",
+			ErrForbidden, peer)
+	}
+	return r.Header.Get(RemoteUserHeader), nil
+}
+
+// ClientAddr returns the address the limiter counts failures against, also useful in logs: the RealIPHeader
+// when a trusted proxy sent a valid one (else every client behind the proxy would share one count, and one
+// attacker could lock all of them out), otherwise the peer itself.
+func (a *Authenticator) ClientAddr(r *http.Request) string {
+	peer, _ := PeerFrom(r.Context())
+	return a.clientKey(r, peer)
+}
+
+// clientKey is ClientAddr with the peer already looked up. IPv6 clients are counted per /64, the block one
+// host usually gets: counting single addresses would give an attacker 2^64 fresh tries.
+func (a *Authenticator) clientKey(r *http.Request, peer Peer) string {
+	if a.trust.TrustedProxy(peer) {
+		if ip, err := netip.ParseAddr(strings.TrimSpace(r.Header.Get(RealIPHeader))); err == nil {
+			return addrKey(cleanAddr(ip))
+		}
+	}
+	switch {
+	case peer.Addr.IsValid():
+		return addrKey(cleanAddr(peer.Addr))
+	case peer.Unix && peer.Cred:
+		return "unix uid " + strconv.Itoa(peer.UID) // not the pid: each connection has its own
+	}
+	return peer.String() // "unix (no credentials)" or "unknown": such peers share one count
+}
+
+func addrKey(a netip.Addr) string {
+	if a.Is6() {
+		p, _ := a.Prefix(64) // cannot fail for a valid IPv6 address
+		return p.String()
+	}
+	return a.String()
+}
