@@ -56,8 +56,12 @@ type Signer interface {
 // unlocked in the agent beforehand (gpg-preset-passphrase); otherwise the
 // pinentry gpg-agent starts fails at once without a terminal, and the error
 // says so. Should a pinentry wait instead, the run's timeout cancels it.
+//
+// GPG holds no state between calls, so it is safe for concurrent use; the
+// gpg processes share the home's agent, which serialises what it must.
 type GPG struct {
-	// Home is gpg's --homedir (the admin's GNUPGHOME for the daemon user).
+	// Home is gpg's --homedir (the admin's GNUPGHOME for the daemon user);
+	// empty leaves the choice to gpg ($GNUPGHOME, else ~/.gnupg).
 	Home string
 	// KeyID selects the signing key (-u): a fingerprint is best; gpg picks
 	// the key's signing subkey if it has one.
@@ -98,9 +102,17 @@ func (g *GPG) Sign(ctx context.Context, file string) error {
 
 // hint tells the operator the two usual causes of a signing failure.
 func (g *GPG) hint() string {
-	return fmt.Sprintf("check that the secret key is listed by `gpg --homedir %s --list-secret-keys %s`; "+
+	return fmt.Sprintf("check that the secret key is listed by `%s %s`; "+
 		"a key with a passphrase must be unlocked in gpg-agent beforehand (gpg-preset-passphrase), "+
-		"because the daemon cannot answer a passphrase prompt", g.Home, g.KeyID)
+		"because the daemon cannot answer a passphrase prompt", listKeysCommand(g.Home), g.KeyID)
+}
+
+// listKeysCommand is the command an operator runs to see the usable keys.
+func listKeysCommand(home string) string {
+	if home == "" {
+		return "gpg --list-secret-keys"
+	}
+	return "gpg --homedir " + home + " --list-secret-keys"
 }
 
 // run runs gpg with --batch and --homedir plus args and returns its stdout.
@@ -109,8 +121,11 @@ func (g *GPG) run(ctx context.Context, args ...string) ([]byte, error) {
 	if prog == "" {
 		prog = "gpg"
 	}
-	argv := append([]string{prog, "--batch", "--homedir", g.Home}, args...)
-	return runTool(ctx, argv, g.KillDelay)
+	argv := []string{prog, "--batch"}
+	if g.Home != "" {
+		argv = append(argv, "--homedir", g.Home)
+	}
+	return runTool(ctx, append(argv, args...), g.KillDelay)
 }
 
 // ExportPublicKey writes the armored public key keyID from the GnuPG home
@@ -129,9 +144,9 @@ func ExportPublicKey(ctx context.Context, gpgHome, keyID, dst string) error {
 		return fmt.Errorf("export public key %s: %w", keyID, err)
 	}
 	if !bytes.HasPrefix(key, []byte(armorPublicKey)) {
-		return fmt.Errorf("export public key %s: gpg exported nothing: the key is not in %s "+
-			"(list the keys with `gpg --homedir %s --list-secret-keys` and set key_id to a fingerprint from it)",
-			keyID, gpgHome, gpgHome)
+		return fmt.Errorf("export public key %s: gpg exported nothing: no such key in the GnuPG home %q "+
+			"(list the keys with `%s` and set key_id to a fingerprint from it)",
+			keyID, gpgHome, listKeysCommand(gpgHome))
 	}
 	if err := writeFileAtomic(dst, key, 0o644); err != nil {
 		return fmt.Errorf("export public key %s: %w", keyID, err)

@@ -530,3 +530,24 @@ func TestRealSignedRepository(t *testing.T) {
 		t.Fatalf("unsigned repoquery = %v", got)
 	}
 }
+
+func TestGPGEmptyHomeUsesGNUPGHOME(t *testing.T) {
+	// gpg_home left out of the config: gpg's own default applies, which an
+	// admin may point elsewhere with GNUPGHOME in the unit's environment.
+	home, fpr := newKey(t, "")
+	t.Setenv("GNUPGHOME", home)
+	file := filepath.Join(t.TempDir(), "repomd.xml")
+	if err := os.WriteFile(file, []byte("<repomd/>\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := NewGPG("", fpr).Sign(t.Context(), file); err != nil {
+		t.Fatal(err)
+	}
+	key := filepath.Join(t.TempDir(), "key.asc")
+	if err := ExportPublicKey(t.Context(), "", fpr, key); err != nil {
+		t.Fatal(err)
+	}
+	if err := verify(t, key, file+".asc", file); err != nil {
+		t.Fatalf("gpg --verify: %v", err)
+	}
+}
