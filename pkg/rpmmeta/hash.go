@@ -1,6 +1,7 @@
 package rpmmeta
 
 import (
+	"crypto/md5"  // only to verify the legacy header+payload digest of pre-4.14 packages
 	"crypto/sha1" // only to verify the legacy header digest of pre-4.14 packages
 	"crypto/sha256"
 	"fmt"
@@ -10,18 +11,21 @@ import (
 
 // fileSums is the result of the single hashing pass over a package file.
 type fileSums struct {
-	size    int64  // bytes read
-	whole   []byte // SHA-256 of the whole file
-	header  []byte // digest of the main header bytes, nil when not requested
-	payload []byte // SHA-256 of the bytes after the main header, nil when not requested
+	size   int64  // bytes read
+	whole  []byte // SHA-256 of the whole file
+	header []byte // digest of the main header bytes, nil when not requested
+	// payload is the payload digest, nil when not requested: SHA-256 of the bytes after the main header, or, for
+	// the legacy MD5 tag, MD5 of the main header and everything after it.
+	payload []byte
 }
 
 // splitHasher is an io.Writer that feeds a file stream, in order, to up to three hashes at once: every byte to the
-// whole-file hash, bytes in [hdrStart, hdrEnd) to the header hash, and bytes from hdrEnd on to the payload hash. It
-// lets Inspect read the file exactly once after the guard, however large the payload.
+// whole-file hash, bytes in [hdrStart, hdrEnd) to the header hash, and bytes from payloadStart on to the payload
+// hash. It lets Inspect read the file exactly once after the guard, however large the payload.
 type splitHasher struct {
 	off              int64 // file offset of the next byte written
 	hdrStart, hdrEnd int64
+	payloadStart     int64 // hdrEnd for SHA-256, hdrStart for the legacy MD5 that covers header and payload
 	whole            hash.Hash
 	header, payload  hash.Hash // nil when not needed
 }
@@ -33,7 +37,7 @@ func (s *splitHasher) Write(p []byte) (int, error) {
 		writeRange(s.header, p, s.off, s.hdrStart, s.hdrEnd)
 	}
 	if s.payload != nil {
-		writeRange(s.payload, p, s.off, s.hdrEnd, s.off+int64(len(p)))
+		writeRange(s.payload, p, s.off, s.payloadStart, s.off+int64(len(p)))
 	}
 	s.off += int64(len(p))
 	return len(p), nil
@@ -49,8 +53,9 @@ func writeRange(w io.Writer, p []byte, pOff, from, to int64) {
 }
 
 // hashFile reads r (positioned at offset 0) to the end in one pass. headerHash is "sha256", "sha1" or "" (no
-// header digest needed); payload says whether to hash the payload. Read errors are I/O problems, not bad packages.
-func hashFile(r io.Reader, hdrStart, hdrEnd int64, headerHash string, payload bool) (fileSums, error) {
+// header digest needed); payloadHash is "sha256" (the payload alone, tag 5092), "md5" (header and payload, the
+// legacy signature tag 1004) or "" (none). Read errors are I/O problems, not bad packages.
+func hashFile(r io.Reader, hdrStart, hdrEnd int64, headerHash, payloadHash string) (fileSums, error) {
 	s := &splitHasher{hdrStart: hdrStart, hdrEnd: hdrEnd, whole: sha256.New()}
 	switch headerHash {
 	case "sha256":
@@ -58,8 +63,11 @@ func hashFile(r io.Reader, hdrStart, hdrEnd int64, headerHash string, payload bo
 	case "sha1":
 		s.header = sha1.New()
 	}
-	if payload {
-		s.payload = sha256.New()
+	switch payloadHash {
+	case "sha256":
+		s.payload, s.payloadStart = sha256.New(), hdrEnd
+	case "md5":
+		s.payload, s.payloadStart = md5.New(), hdrStart
 	}
 	n, err := io.Copy(s, r) // fixed 32 KiB buffer: memory does not grow with the payload
 	if err != nil {

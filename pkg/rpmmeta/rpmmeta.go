@@ -5,6 +5,7 @@
 package rpmmeta
 
 import (
+	"crypto/md5" // only for the size of the legacy MD5 digest tag
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -40,6 +41,12 @@ type Package struct {
 	Size int64
 	// SHA256 is the lowercase hex SHA-256 of the whole file.
 	SHA256 string
+	// PayloadChecked says how Inspect verified the payload: "sha256" when the header's SHA-256 payload digest (tag
+	// 5092, rpm >= 4.14) matched, "md5" when a package without it had its legacy MD5 digest of header and payload
+	// (signature tag 1004, e.g. EL7 and older builds) match, and "" when the package carries neither. Then only
+	// the size tag was checked: a truncated or extended file is still refused, but a same-size corruption of the
+	// payload is not detected (the header is still checked by its SHA-1 or SHA-256 digest when it has one).
+	PayloadChecked string
 }
 
 // FileArch returns "src" for source packages and Arch otherwise: the arch rpm tooling uses in file names.
@@ -73,6 +80,7 @@ const (
 	sigTagLongSize = 270  // RPMSIGTAG_LONGSIZE: header+payload size, 64-bit
 	sigTagSHA256   = 273  // RPMSIGTAG_SHA256: hex SHA-256 of the main header
 	sigTagSize     = 1000 // RPMSIGTAG_SIZE: header+payload size, 32-bit
+	sigTagMD5      = 1004 // RPMSIGTAG_MD5: binary MD5 of header+payload
 
 	tagEpoch             = 1003
 	tagSourcePackage     = 1106 // present (in either header) only in source packages
@@ -95,8 +103,9 @@ const (
 //
 // Verification: the guard checks the lead and both headers' structure; the library decodes them; then one
 // sequential pass hashes the file, and the file size must match the signature SIZE/LONGSIZE tag, the header must
-// match the signature SHA-256 (or SHA-1) digest, and the payload must match the header's SHA-256 payload digest,
-// each when present. A package with neither a size tag nor a SHA-256 payload digest is rejected because its
+// match the signature SHA-256 (or SHA-1) digest, and the payload must match the header's SHA-256 payload digest
+// or, in packages without one, the signature's MD5 digest of header and payload, each when present (see
+// Package.PayloadChecked). A package with neither a size tag nor a payload digest is rejected because its
 // completeness cannot be established. Every such failure wraps ErrInvalidPackage; other errors (stat, seek, read
 // I/O) are returned as they are.
 func Inspect(f *os.File) (*Package, error) {
@@ -142,7 +151,7 @@ func Inspect(f *os.File) (*Package, error) {
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
 		return nil, fmt.Errorf("rpmmeta: seek: %w", err)
 	}
-	sum, err := hashFile(f, lay.hdr.start, lay.hdr.end(), want.headerHash, want.payloadDigest != "")
+	sum, err := hashFile(f, lay.hdr.start, lay.hdr.end(), want.headerHash, want.payloadHash)
 	if err != nil {
 		return nil, err
 	}
@@ -151,6 +160,7 @@ func Inspect(f *os.File) (*Package, error) {
 	}
 	p.Size = sum.size
 	p.SHA256 = hex.EncodeToString(sum.whole)
+	p.PayloadChecked = want.payloadHash
 	return p, nil
 }
 
@@ -175,7 +185,8 @@ type expected struct {
 	size          int64  // header+payload bytes (signature SIZE or LONGSIZE), -1 when absent
 	headerHash    string // "sha256" or "sha1"; "" when the signature has no header digest
 	headerDigest  string // lowercase hex
-	payloadDigest string // lowercase hex SHA-256 of the payload
+	payloadHash   string // "sha256" (payload only), "md5" (header+payload) or "" when the package has neither
+	payloadDigest string // lowercase hex
 }
 
 // expectations collects the size and digests to verify from the signature and main headers. A tag that is present
@@ -221,12 +232,24 @@ func expectations(pkg *rpm.Package) (expected, error) {
 			if err != nil {
 				return want, err
 			}
-			want.payloadDigest = d
+			want.payloadHash, want.payloadDigest = "sha256", d
+		}
+	}
+	// Packages from rpm < 4.14 have no payload digest, but rpmbuild has always written the MD5 of header and
+	// payload. MD5 is broken against an attacker, who could also just rewrite the tag; it is here to catch the
+	// corruption a size check misses, like a flipped byte. Signatures, not digests, are the defence against forgery.
+	if want.payloadHash == "" {
+		if t := sig.GetTag(sigTagMD5); t != nil {
+			if b := t.Bytes(); t.Type != rpm.TagTypeBinary || len(b) != md5.Size {
+				return want, invalidf("signature tag %d is not a %d-byte binary MD5 digest (type %v, %d bytes)",
+					sigTagMD5, md5.Size, t.Type, len(b))
+			}
+			want.payloadHash, want.payloadDigest = "md5", hex.EncodeToString(t.Bytes())
 		}
 	}
 
-	if want.size < 0 && want.payloadDigest == "" {
-		return want, invalidf("cannot verify completeness: no size tag and no SHA-256 payload digest")
+	if want.size < 0 && want.payloadHash == "" {
+		return want, invalidf("cannot verify completeness: no size tag and no payload digest")
 	}
 	return want, nil
 }
@@ -248,9 +271,10 @@ func (want expected) verify(sum fileSums, hdrStart int64) error {
 				want.headerDigest)
 		}
 	}
-	if want.payloadDigest != "" {
+	if want.payloadHash != "" {
 		if got := hex.EncodeToString(sum.payload); got != want.payloadDigest {
-			return invalidf("payload sha256 digest mismatch: got %s, header says %s", got, want.payloadDigest)
+			return invalidf("payload %s digest mismatch: got %s, package says %s", want.payloadHash, got,
+				want.payloadDigest)
 		}
 	}
 	return nil
