@@ -30,7 +30,7 @@ var data = []byte("the exact header bytes an rpm signature covers")
 var t0 = time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC)
 
 // newEntity makes a key pair; algo is "rsa" (2048 bits) or "ed25519".
-func newEntity(t *testing.T, name, algo string, cfg *packet.Config) *openpgp.Entity {
+func newEntity(t testing.TB, name, algo string, cfg *packet.Config) *openpgp.Entity {
 	t.Helper()
 	if cfg == nil {
 		cfg = &packet.Config{}
@@ -51,7 +51,7 @@ func newEntity(t *testing.T, name, algo string, cfg *packet.Config) *openpgp.Ent
 }
 
 // armored returns the armored public keys of ents in one block, as `gpg --export --armor A B` writes them.
-func armored(t *testing.T, ents ...*openpgp.Entity) []byte {
+func armored(t testing.TB, ents ...*openpgp.Entity) []byte {
 	t.Helper()
 	var buf bytes.Buffer
 	w, err := armor.Encode(&buf, openpgp.PublicKeyType, nil)
@@ -70,7 +70,7 @@ func armored(t *testing.T, ents ...*openpgp.Entity) []byte {
 }
 
 // writeFile writes b to a new file in a test directory and returns its path.
-func writeFile(t *testing.T, name string, b []byte) string {
+func writeFile(t testing.TB, name string, b []byte) string {
 	t.Helper()
 	p := filepath.Join(t.TempDir(), name)
 	if err := os.WriteFile(p, b, 0o644); err != nil {
@@ -80,7 +80,7 @@ func writeFile(t *testing.T, name string, b []byte) string {
 }
 
 // keyringOf loads a keyring holding ents, through a file as in production.
-func keyringOf(t *testing.T, ents ...*openpgp.Entity) *Keyring {
+func keyringOf(t testing.TB, ents ...*openpgp.Entity) *Keyring {
 	t.Helper()
 	k, err := LoadKeyring([]string{writeFile(t, "keys.asc", armored(t, ents...))})
 	if err != nil {
@@ -98,7 +98,7 @@ type sigOpts struct {
 
 // sign makes a v4 signature packet over msg by e, with chosen creation time and type: openpgp.DetachSign would
 // refuse an expired key and always uses the current time.
-func sign(t *testing.T, e *openpgp.Entity, msg []byte, o sigOpts) []byte {
+func sign(t testing.TB, e *openpgp.Entity, msg []byte, o sigOpts) []byte {
 	t.Helper()
 	priv := o.key
 	if priv == nil {
@@ -129,7 +129,7 @@ func sign(t *testing.T, e *openpgp.Entity, msg []byte, o sigOpts) []byte {
 
 // v3Sign builds a version 3 RSA signature packet by hand (RFC 4880 5.2.2), as gpg 1.x with --force-v3-sigs made
 // them for rpm: old-format packet header with a two-byte length.
-func v3Sign(t *testing.T, e *openpgp.Entity, msg []byte, hashID byte, h crypto.Hash) []byte {
+func v3Sign(t testing.TB, e *openpgp.Entity, msg []byte, hashID byte, h crypto.Hash) []byte {
 	t.Helper()
 	rsaKey, ok := e.PrivateKey.PrivateKey.(*rsa.PrivateKey)
 	if !ok {
