@@ -217,7 +217,7 @@ func generate(algo string) *material {
 	if out, err := gpg(home, "--quick-gen-key", m.userID, primary, usage, "never").run(); err != nil {
 		return &material{err: fmt.Errorf("%w\n%s", err, out)}
 	}
-	pub, subs, err := listKeys(home)
+	pub, _, err := listKeys(home)
 	if err != nil {
 		return &material{err: err}
 	}
@@ -226,7 +226,8 @@ func generate(algo string) *material {
 		if out, err := gpg(home, "--quick-add-key", m.fingerprint, Ed25519, "sign", "never").run(); err != nil {
 			return &material{err: fmt.Errorf("add subkey: %w\n%s", err, out)}
 		}
-		if _, subs, err = listKeys(home); err != nil {
+		_, subs, err := listKeys(home)
+		if err != nil {
 			return &material{err: err}
 		}
 		if len(subs) != 1 {
