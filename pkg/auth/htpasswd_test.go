@@ -415,3 +415,30 @@ func TestCheckConcurrentReload(t *testing.T) {
 		}
 	}
 }
+
+// countingVerifier records how often it was asked.
+type countingVerifier struct{ calls int }
+
+func (c *countingVerifier) verify(string) bool { c.calls++; return true }
+func (*countingVerifier) scheme() string       { return "test" }
+func (*countingVerifier) weak() bool           { return false }
+
+// TestUnknownUserPaysForADecoy checks, without measuring time, that an unknown user's password is hashed once
+// (against the decoy) and that even a decoy that "matches" lets nobody in.
+func TestUnknownUserPaysForADecoy(t *testing.T) {
+	h, err := LoadHtpasswd(writeFile(t, t.TempDir(), "u", "alice:{SHA}5en6G6MezRroT3XKqkdPOmY/BfQ=\n"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	decoy := &countingVerifier{}
+	h.cur.Load().users.decoy = decoy
+	if h.Check("nobody", "secret") {
+		t.Error("an unknown user was let in")
+	}
+	if decoy.calls != 1 {
+		t.Errorf("decoy checked %d times for an unknown user, want 1", decoy.calls)
+	}
+	if !h.Check("alice", "secret") || decoy.calls != 1 {
+		t.Errorf("a known user: decoy checked %d times in all, want still 1", decoy.calls)
+	}
+}
