@@ -48,6 +48,14 @@ type Options struct {
 	RepoURL       string // URL prefix of TopDir, for links in responses and for ServeRepo
 	ServeRepo     bool
 	TopDir        string
+
+	// MaxConcurrentUploads caps uploads in progress (received, checked or placed); one more gets 503 with
+	// Retry-After at once, never a queue. 0 means no cap.
+	MaxConcurrentUploads int
+	// UploadIdleTimeout and UploadMinRate (bytes/s, 0 off) bound how slowly a direct upload may send its body;
+	// a slower one is cut off with 408 and its partial spool file removed. UploadIdleTimeout 0 means no bound.
+	UploadIdleTimeout time.Duration
+	UploadMinRate     int64
 }
 
 // Server holds the handlers' dependencies. Build it with New; it is safe for concurrent use.
@@ -58,11 +66,14 @@ type Server struct {
 	log  *zap.Logger
 	repo http.Handler // nil unless ServeRepo
 	now  func() time.Time
+
+	slots    slots    // uploads in progress, capped by MaxConcurrentUploads
+	inflight inflight // running handlers, for Wait
 }
 
 // New builds a Server. With ServeRepo it opens TopDir for read-only serving.
 func New(opts Options, ing Ingester, idx Indexer, log *zap.Logger) (*Server, error) {
-	s := &Server{opts: opts, ing: ing, idx: idx, log: log, now: time.Now}
+	s := &Server{opts: opts, ing: ing, idx: idx, log: log, now: time.Now, slots: newSlots(opts.MaxConcurrentUploads)}
 	if opts.ServeRepo {
 		root, err := os.OpenRoot(opts.TopDir)
 		if err != nil {
@@ -74,13 +85,14 @@ func New(opts Options, ing Ingester, idx Indexer, log *zap.Logger) (*Server, err
 	return s, nil
 }
 
-// Routes returns the HTTP handler. Middleware order: a request ID first so every later line can carry it, the
-// access log next so it sees the final status, the recoverer innermost so a panic becomes a logged 500.
+// Routes returns the HTTP handler. Middleware order: the in-flight count outermost so Wait covers everything a
+// handler does, a request ID so every later line can carry it, the access log next so it sees the final status,
+// the recoverer innermost so a panic becomes a logged 500.
 // There is no RealIP: it would let any direct client forge its logged address; we log the peer address and,
 // separately, what the proxy says about the client.
 func (s *Server) Routes() http.Handler {
 	r := chi.NewRouter()
-	r.Use(middleware.RequestID, s.accessLog, middleware.Recoverer)
+	r.Use(s.track, middleware.RequestID, s.accessLog, middleware.Recoverer)
 
 	r.Get("/healthz", s.healthz)    // GET /healthz - liveness: 200 "ok"
 	r.Get("/api/v1/repos", s.repos) // GET /api/v1/repos - index status of every known repository (JSON)
@@ -165,8 +177,18 @@ func (s *Server) upload(w http.ResponseWriter, r *http.Request) {
 	case r.ContentLength > s.opts.MaxUploadSize:
 		s.finish(w, r, start, nil, &http.MaxBytesError{Limit: s.opts.MaxUploadSize})
 		return
-	default:
-		req.Body = http.MaxBytesReader(w, r.Body, s.opts.MaxUploadSize)
+	}
+	// The cap covers receiving too: a direct upload's spool file and connection are what it protects, as well as
+	// the memory an inspection takes.
+	if !s.slots.tryAcquire() {
+		s.finish(w, r, start, nil, busyError(s.opts.MaxConcurrentUploads))
+		return
+	}
+	defer s.slots.release()
+	if req.SpoolPath == "" {
+		// The deadline stays after a failed read on purpose: net/http then cannot wait for the rest of the body
+		// before answering, and closes the connection.
+		req.Body = newRateBody(w, http.MaxBytesReader(w, r.Body, s.opts.MaxUploadSize), s.opts.UploadIdleTimeout, s.opts.UploadMinRate, s.now)
 	}
 
 	res, err := s.ing.Ingest(r.Context(), req)
@@ -234,6 +256,10 @@ func (s *Server) finish(w http.ResponseWriter, r *http.Request, start time.Time,
 func errorStatus(err error) int {
 	var tooBig *http.MaxBytesError
 	switch {
+	case errors.Is(err, errBusy), errors.Is(err, context.Canceled): // cancelled: the daemon is stopping
+		return http.StatusServiceUnavailable
+	case errors.Is(err, errSlowUpload): // before the body errors it is wrapped in
+		return http.StatusRequestTimeout
 	case errors.As(err, &tooBig), errors.Is(err, ingest.ErrTooLarge): // first: a capped body is also a body error
 		return http.StatusRequestEntityTooLarge
 	case errors.Is(err, rpmmeta.ErrInvalidPackage), errors.Is(err, ingest.ErrBadUpload), errors.Is(err, errMissingHeader):
@@ -255,6 +281,11 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, status int, 
 	msg := err.Error()
 	var tooBig *http.MaxBytesError
 	switch {
+	case status == http.StatusServiceUnavailable:
+		w.Header().Set("Retry-After", retryAfter)
+		if !errors.Is(err, errBusy) {
+			msg = "the daemon is stopping; retry in a few seconds"
+		}
 	case status == http.StatusInternalServerError:
 		msg = "internal error; the daemon's log has the details under request id " + middleware.GetReqID(r.Context())
 	case errors.As(err, &tooBig):
@@ -294,6 +325,9 @@ func (s *Server) logUpload(r *http.Request, start time.Time, status int, res *in
 		}
 	}
 	switch {
+	case status == http.StatusServiceUnavailable:
+		// Busy or stopping: nothing is broken, but a steady stream of these means max_concurrent_uploads is low.
+		s.log.Warn("upload refused", append(fields, zap.String("reason", err.Error()))...)
 	case status >= 500:
 		s.log.Error("upload failed", append(fields, zap.Error(err))...)
 	case err != nil:
