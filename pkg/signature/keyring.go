@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 
 	"github.com/ProtonMail/go-crypto/openpgp"
@@ -43,6 +44,11 @@ func LoadKeyring(files []string) (*Keyring, error) {
 func loadFile(name string) (openpgp.EntityList, error) {
 	f, err := os.Open(name)
 	if err != nil {
+		// LoadKeyring names the file already; keep the cause (still errors.Is(err, fs.ErrNotExist)).
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			return nil, pe.Err
+		}
 		return nil, err
 	}
 	defer f.Close()

@@ -452,6 +452,9 @@ func TestLoadKeyring(t *testing.T) {
 				t.Fatal("LoadKeyring succeeded")
 			}
 			assertContains(t, err.Error(), tc.wantMsg...)
+			if strings.Count(err.Error(), dir) != 1 {
+				t.Errorf("error names the path %d times: %v", strings.Count(err.Error(), dir), err)
+			}
 		})
 	}
 	if _, err := LoadKeyring(nil); err == nil {
