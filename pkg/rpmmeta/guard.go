@@ -2,6 +2,7 @@ package rpmmeta
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -76,6 +77,7 @@ type headerLayout struct {
 	start  int64  // file offset of the intro
 	il, dl uint32 // index entry count and store size, both capped by checkHeader
 	cost   uint64 // estimated bytes the library allocates to decode this header (headerCost + decodedCost)
+	raw    []byte // the header's bytes as read and checked: intro, index and store, file range [start, end())
 }
 
 // end returns the offset just past the header's store.
@@ -86,6 +88,26 @@ func (h headerLayout) end() int64 {
 // layout locates the signature and main headers. The payload runs from hdr.end() to the end of the file.
 type layout struct {
 	sig, hdr headerLayout
+	lead     []byte // the 96 lead bytes
+	pad      []byte // the padding between the signature and main headers
+}
+
+// reader returns the bytes the guard checked, file range [0, hdr.end()), as one stream for the library. Each part
+// is returned whole by its bytes.Reader and the library's reads end exactly at part boundaries (lead, header,
+// padding), so it never sees the short reads it misparses.
+func (lay *layout) reader() io.Reader {
+	return io.MultiReader(bytes.NewReader(lay.lead), bytes.NewReader(lay.sig.raw), bytes.NewReader(lay.pad),
+		bytes.NewReader(lay.hdr.raw))
+}
+
+// headHash returns the SHA-256 of the bytes the guard checked, for comparison with the file's bytes in the same
+// range when Inspect hashes the file.
+func (lay *layout) headHash() []byte {
+	h := sha256.New()
+	for _, b := range [][]byte{lay.lead, lay.sig.raw, lay.pad, lay.hdr.raw} {
+		h.Write(b)
+	}
+	return h.Sum(nil)
 }
 
 // guard reads the lead and both headers from r, which must be at offset 0 of a file of size bytes, and checks them.
@@ -95,10 +117,11 @@ func guard(r io.Reader, size int64) (layout, error) {
 	if size < leadSize {
 		return lay, invalidf("truncated: file is %d bytes, shorter than the %d-byte lead", size, leadSize)
 	}
-	var lead [leadSize]byte
-	if err := readFull(r, lead[:], "lead", size); err != nil {
+	lead := make([]byte, leadSize)
+	if err := readFull(r, lead, "lead", size); err != nil {
 		return lay, err
 	}
+	lay.lead = lead
 	if !bytes.Equal(lead[:4], leadMagic) {
 		return lay, invalidf("not an rpm file: bad lead magic % x", lead[:4])
 	}
@@ -119,10 +142,11 @@ func guard(r io.Reader, size int64) (layout, error) {
 	}
 	// The signature header is padded to a multiple of 8 bytes; the main header starts after the padding. lead,
 	// intro and entries are multiples of 8 already, so only the store size matters.
-	pad := int64((8 - lay.sig.dl%8) % 8)
-	if _, err := io.CopyN(io.Discard, r, pad); err != nil {
-		return lay, readErr(err, "signature padding", pad, size)
+	lay.pad = make([]byte, (8-lay.sig.dl%8)%8)
+	if err := readFull(r, lay.pad, "signature padding", size); err != nil {
+		return lay, err
 	}
+	pad := int64(len(lay.pad))
 	// One budget for both headers: the main header may spend what the signature header left.
 	if lay.hdr, err = checkHeader(r, lay.sig.end()+pad, "main", size, lay.sig.cost); err != nil {
 		return lay, err
@@ -173,7 +197,12 @@ func checkHeader(r io.Reader, start int64, what string, size int64, spent uint64
 	if err := overBudget(what, spent+headerCost(h.il, h.dl)+countsCost(index, h.dl)); err != nil {
 		return h, err
 	}
-	store := make([]byte, h.dl)
+	// The header's bytes are kept in one buffer: the library decodes this very copy, and the main header's is
+	// what its signatures sign (Package.HeaderBytes). Only the index, at most 1 MiB, is copied twice.
+	h.raw = make([]byte, h.end()-h.start)
+	copy(h.raw, intro[:])
+	copy(h.raw[introSize:], index)
+	store := h.raw[introSize+len(index):]
 	if err := readFull(r, store, what+" header store", size); err != nil {
 		return h, err
 	}

@@ -13,26 +13,28 @@ import (
 type fileSums struct {
 	size   int64  // bytes read
 	whole  []byte // SHA-256 of the whole file
+	head   []byte // SHA-256 of the lead and both headers, file range [0, hdrEnd), to compare with the guard's read
 	header []byte // digest of the main header bytes, nil when not requested
 	// payload is the payload digest, nil when not requested: SHA-256 of the bytes after the main header, or, for
 	// the legacy MD5 tag, MD5 of the main header and everything after it.
 	payload []byte
 }
 
-// splitHasher is an io.Writer that feeds a file stream, in order, to up to three hashes at once: every byte to the
-// whole-file hash, bytes in [hdrStart, hdrEnd) to the header hash, and bytes from payloadStart on to the payload
-// hash. It lets Inspect read the file exactly once after the guard, however large the payload.
+// splitHasher is an io.Writer that feeds a file stream, in order, to up to four hashes at once: every byte to the
+// whole-file hash, bytes in [0, hdrEnd) to the head hash, bytes in [hdrStart, hdrEnd) to the header hash, and bytes
+// from payloadStart on to the payload hash. It lets Inspect read the file exactly once after the guard, however large the payload.
 type splitHasher struct {
 	off              int64 // file offset of the next byte written
 	hdrStart, hdrEnd int64
 	payloadStart     int64 // hdrEnd for SHA-256, hdrStart for the legacy MD5 that covers header and payload
-	whole            hash.Hash
+	whole, head      hash.Hash
 	header, payload  hash.Hash // nil when not needed
 }
 
 // Write implements io.Writer; hash.Hash writes never fail.
 func (s *splitHasher) Write(p []byte) (int, error) {
 	s.whole.Write(p)
+	writeRange(s.head, p, s.off, 0, s.hdrEnd)
 	if s.header != nil {
 		writeRange(s.header, p, s.off, s.hdrStart, s.hdrEnd)
 	}
@@ -56,7 +58,7 @@ func writeRange(w io.Writer, p []byte, pOff, from, to int64) {
 // header digest needed); payloadHash is "sha256" (the payload alone, tag 5092), "md5" (header and payload, the
 // legacy signature tag 1004) or "" (none). Read errors are I/O problems, not bad packages.
 func hashFile(r io.Reader, hdrStart, hdrEnd int64, headerHash, payloadHash string) (fileSums, error) {
-	s := &splitHasher{hdrStart: hdrStart, hdrEnd: hdrEnd, whole: sha256.New()}
+	s := &splitHasher{hdrStart: hdrStart, hdrEnd: hdrEnd, whole: sha256.New(), head: sha256.New()}
 	switch headerHash {
 	case "sha256":
 		s.header = sha256.New()
@@ -73,7 +75,7 @@ func hashFile(r io.Reader, hdrStart, hdrEnd int64, headerHash, payloadHash strin
 	if err != nil {
 		return fileSums{}, fmt.Errorf("rpmmeta: read package: %w", err)
 	}
-	sum := fileSums{size: n, whole: s.whole.Sum(nil)}
+	sum := fileSums{size: n, whole: s.whole.Sum(nil), head: s.head.Sum(nil)}
 	if s.header != nil {
 		sum.header = s.header.Sum(nil)
 	}

@@ -5,6 +5,7 @@
 package rpmmeta
 
 import (
+	"bytes"
 	"crypto/md5" // only for the size of the legacy MD5 digest tag
 	"crypto/sha256"
 	"encoding/hex"
@@ -47,6 +48,29 @@ type Package struct {
 	// the size tag was checked: a truncated or extended file is still refused, but a same-size corruption of the
 	// payload is not detected (the header is still checked by its SHA-1 or SHA-256 digest when it has one).
 	PayloadChecked string
+
+	// HeaderSigs are the OpenPGP signatures of the main header alone, signature tags 267 (DSAHEADER) and 268
+	// (RSAHEADER), in tag order; nil for an unsigned package. rpm 4.18 writes RSA signatures in 268 and all others,
+	// EdDSA included, in 267; rpm >= 4.16 writes only these. Each signs HeaderBytes. Inspect does not verify them:
+	// that needs a keyring and a policy (pkg/signature).
+	HeaderSigs []RawSig
+	// LegacySigs are the OpenPGP signatures of header and payload, signature tags 1002 (PGP) and 1005 (GPG), in tag
+	// order, written by rpm < 4.16 next to the header signatures (or alone, by much older rpm). Each signs the file
+	// range [HeaderStart, Size), which can be as large as the package: stream it from the file to verify.
+	LegacySigs []RawSig
+	// HeaderBytes are the exact bytes of the main header, file range [HeaderStart, HeaderEnd): the bytes the header
+	// digests were verified over, that the metadata above was decoded from, and that HeaderSigs sign. Their size is
+	// bounded by MaxDecodeBytes; typically a few KiB, a few MiB for packages with tens of thousands of files.
+	HeaderBytes []byte
+	// HeaderStart and HeaderEnd are the file offsets of the main header; the payload starts at HeaderEnd.
+	HeaderStart, HeaderEnd int64
+}
+
+// RawSig is one signature tag of a package: its tag number and its value, a binary OpenPGP signature packet as rpm
+// stores it (not armored). The packet is untrusted input, only extracted, never parsed here.
+type RawSig struct {
+	Tag    int
+	Packet []byte
 }
 
 // FileArch returns "src" for source packages and Arch otherwise: the arch rpm tooling uses in file names.
@@ -81,6 +105,10 @@ const (
 	sigTagSHA256   = 273  // RPMSIGTAG_SHA256: hex SHA-256 of the main header
 	sigTagSize     = 1000 // RPMSIGTAG_SIZE: header+payload size, 32-bit
 	sigTagMD5      = 1004 // RPMSIGTAG_MD5: binary MD5 of header+payload
+	sigTagDSA      = 267  // RPMSIGTAG_DSA: OpenPGP signature of the main header, any algorithm but RSA (EdDSA too)
+	sigTagRSA      = 268  // RPMSIGTAG_RSA: OpenPGP RSA signature of the main header
+	sigTagPGP      = 1002 // RPMSIGTAG_PGP: OpenPGP RSA signature of header+payload
+	sigTagGPG      = 1005 // RPMSIGTAG_GPG: OpenPGP DSA signature of header+payload
 
 	tagEpoch             = 1003
 	tagSourcePackage     = 1106 // present (in either header) only in source packages
@@ -95,9 +123,11 @@ const (
 
 // Inspect reads the package in f from offset 0, verifies it and returns its metadata.
 //
-// f must be a plain *os.File on a regular file, never a wrapper around a network body: the rpm library misparses
-// headers when a Read returns short. Inspect seeks f (so it must not be used concurrently on the same f) and leaves
-// its offset unspecified. It never panics, and whatever the input its memory use is bounded by the guard's header
+// f must be a plain *os.File on a regular file that nothing writes to while Inspect runs (a spooled upload).
+// Inspect reads it twice: the guard reads the lead and headers, which the library then decodes from memory, and
+// one pass hashes the whole file; if the two reads disagree, Inspect fails with an error that is not
+// ErrInvalidPackage. It seeks f (so it must not be used concurrently on the same f) and leaves its offset
+// unspecified. It never panics, and whatever the input its memory use is bounded by the guard's header
 // caps and decode budget (MaxDecodeBytes, for both headers together), not by the file size: headers over the
 // budget are refused with ErrInvalidPackage before the library decodes them.
 //
@@ -125,10 +155,9 @@ func Inspect(f *os.File) (*Package, error) {
 		return nil, err
 	}
 
-	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		return nil, fmt.Errorf("rpmmeta: seek: %w", err)
-	}
-	pkg, err := parse(f)
+	// The library decodes the bytes the guard checked, not a second read of the file: the guard's bounds hold for
+	// those bytes only.
+	pkg, err := parse(lay.reader())
 	if err != nil {
 		return nil, err
 	}
@@ -155,24 +184,40 @@ func Inspect(f *os.File) (*Package, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := unchanged(f.Name(), &lay, sum); err != nil {
+		return nil, err
+	}
 	if err := want.verify(sum, lay.hdr.start); err != nil {
 		return nil, err
 	}
 	p.Size = sum.size
 	p.SHA256 = hex.EncodeToString(sum.whole)
 	p.PayloadChecked = want.payloadHash
+	p.HeaderBytes, p.HeaderStart, p.HeaderEnd = lay.hdr.raw, lay.hdr.start, lay.hdr.end()
 	return p, nil
 }
 
-// parse runs rpm.Read on f, turning any panic into ErrInvalidPackage. The guard should make panics impossible; this
+// unchanged checks that the hashing pass read the same lead and headers as the guard. The digests are computed
+// over the file, while HeaderBytes and the metadata come from the guard's read: they are the same bytes only if the
+// file did not change in between, which the caller promises and this checks. A change is not the package's fault,
+// so the error is not ErrInvalidPackage.
+func unchanged(name string, lay *layout, sum fileSums) error {
+	if !bytes.Equal(sum.head, lay.headHash()) {
+		return fmt.Errorf("rpmmeta: %s changed while it was inspected", name)
+	}
+	return nil
+}
+
+// parse runs rpm.Read on r, turning any panic into ErrInvalidPackage. The guard should make panics impossible; this
 // is the second line of defence. It cannot catch an out-of-memory crash, which is why the guard bounds allocations.
-func parse(f *os.File) (pkg *rpm.Package, err error) {
+// r must return full reads (see layout.reader).
+func parse(r io.Reader) (pkg *rpm.Package, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			pkg, err = nil, invalidf("parser panic: %v", r)
 		}
 	}()
-	pkg, err = rpm.Read(f)
+	pkg, err = rpm.Read(r)
 	if err != nil {
 		// The guard already read these bytes successfully, so any error here is about their content.
 		return nil, invalidf("parse: %v", err)
@@ -280,7 +325,8 @@ func (want expected) verify(sum fileSums, hdrStart int64) error {
 	return nil
 }
 
-// metadata extracts and validates the fields of Package (all but Size and SHA256).
+// metadata extracts and validates the fields of Package that come from the tags: identity and signatures (the
+// sizes, digests and header bytes are set by Inspect).
 func metadata(pkg *rpm.Package) (*Package, error) {
 	p := &Package{
 		Name:    pkg.Name(),
@@ -303,7 +349,32 @@ func metadata(pkg *rpm.Package) (*Package, error) {
 	if err := validateFields(p); err != nil {
 		return nil, err
 	}
+	var err error
+	if p.HeaderSigs, err = rawSigs(&pkg.Signature, sigTagDSA, sigTagRSA); err != nil {
+		return nil, err
+	}
+	if p.LegacySigs, err = rawSigs(&pkg.Signature, sigTagPGP, sigTagGPG); err != nil {
+		return nil, err
+	}
 	return p, nil
+}
+
+// rawSigs returns the signature tags ids that are present, in the order given. A present tag that is not binary is
+// an error rather than "unsigned": otherwise retyping a signature would switch its verification off.
+func rawSigs(sig *rpm.Header, ids ...int) ([]RawSig, error) {
+	var sigs []RawSig
+	for _, id := range ids {
+		t := sig.GetTag(id)
+		if t == nil {
+			continue
+		}
+		if t.Type != rpm.TagTypeBinary {
+			return nil, invalidf("signature tag %d has type %v, want %v", id, t.Type, rpm.TagTypeBinary)
+		}
+		// The library's decoded copy: the caller may keep it without pinning anything else.
+		sigs = append(sigs, RawSig{Tag: id, Packet: t.Bytes()})
+	}
+	return sigs, nil
 }
 
 // intTag returns the first value of an integer tag that must have type typ. ok is false when the tag is absent.
