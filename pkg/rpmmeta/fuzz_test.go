@@ -15,7 +15,8 @@ import (
 // FuzzInspect checks that no input panics, exhausts memory, or is reported with anything but ErrInvalidPackage, and
 // that an accepted package is self-consistent. Run it with: go test ./pkg/rpmmeta -run '^$' -fuzz FuzzInspect
 // -fuzztime 30s. Most mutations of a valid package fail a digest; the structural mutations the fuzzer finds still
-// exercise the guard, which is the code that matters for safety.
+// exercise the guard, which is the code that matters for safety. Besides the seeds below, go test replays the
+// corpus in testdata/fuzz/FuzzInspect (legacy packages, lead versions, retyped tags; see its README.md).
 func FuzzInspect(f *testing.F) {
 	f.Add(testrpm.Build(f, testrpm.Spec{Name: "fuzz", Version: "1", Release: "1.el9", Arch: "x86_64"}))
 	f.Add(testrpm.Build(f, testrpm.Spec{Name: "fz", Version: "2", Release: "1", Arch: "noarch", Epoch: u32(1),
@@ -54,7 +55,8 @@ func FuzzInspect(f *testing.F) {
 
 // FuzzGuard checks the guard's central promise in memory, thousands of times faster than FuzzInspect: whatever the
 // guard accepts, the library decodes without panicking. (An allocation blow-up would show as the fuzzer's memory
-// limit being hit.) Run it with: go test ./pkg/rpmmeta -run '^$' -fuzz FuzzGuard -fuzztime 30s
+// limit being hit; TestDecodeCostEstimate checks the budget's estimate directly.) Run it with:
+// go test ./pkg/rpmmeta -run '^$' -fuzz FuzzGuard -fuzztime 30s. go test also replays testdata/fuzz/FuzzGuard.
 func FuzzGuard(f *testing.F) {
 	f.Add(testrpm.Build(f, testrpm.Spec{Name: "g", Version: "1", Release: "1", Arch: "x86_64"}))
 	f.Add(rawPackage(minimalSig, minimalSig))
