@@ -24,20 +24,32 @@ func FuzzParseHtpasswd(f *testing.F) {
 		if len(pass) > 256 {
 			pass = pass[:256] // md5-crypt's work grows with the password; long ones only slow the fuzzer down
 		}
-		checked, bcrypts := 0, 0
+		checked, slows := 0, 0
 		for name, v := range u.byName {
 			if name == "" || strings.ContainsAny(name, ":\n\r") || strings.TrimLeft(name, " \t") != name || name[0] == '#' {
 				t.Fatalf("accepted user name %q", name)
 			}
-			// bcrypt's cost is exponential: the fuzzer can write "$2y$17$", and a check then takes seconds.
-			// The parser's cost bounds have their own table test; verify a few cheap entries, at most one
-			// bcrypt (a millisecond even at cost 4), so that minimizing an input stays quick.
-			b, isBcrypt := v.(*bcryptHash)
-			if checked == 3 || (isBcrypt && (b.cost > minBcryptCost || bcrypts == 1)) {
+			// bcrypt's cost is exponential: the fuzzer can write "$2y$17$", and a check then takes seconds; SHA-crypt
+			// can ask for a million rounds. The parser's bounds have their own table tests; verify a few cheap
+			// entries, at most one slow-format one at its minimum cost (a millisecond), so minimizing stays quick.
+			slow := false
+			switch h := v.(type) {
+			case *bcryptHash:
+				slow = true
+				if h.cost > minBcryptCost {
+					continue
+				}
+			case *shaCryptHash:
+				slow = true
+				if h.rounds > minShaRounds {
+					continue
+				}
+			}
+			if checked == 3 || (slow && slows == 1) {
 				continue
 			}
-			if isBcrypt {
-				bcrypts++
+			if slow {
+				slows++
 			}
 			checked++
 			v.verify(pass)

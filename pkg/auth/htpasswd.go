@@ -14,8 +14,9 @@ import (
 )
 
 // Htpasswd is a user file in the format of Apache's htpasswd, the same file nginx's auth_basic_user_file
-// reads. It accepts bcrypt (`htpasswd -B`), apr1 (`htpasswd -m`, the tool's default), md5-crypt ($1$) and
-// {SHA} (`htpasswd -s`) entries, and refuses crypt(3) DES and anything else at load.
+// reads. It accepts bcrypt (`htpasswd -B`), SHA-crypt ($5$ and $6$, `htpasswd -2` and `-5`), apr1 (`htpasswd
+// -m`, the tool's default), md5-crypt ($1$) and {SHA} (`htpasswd -s`) entries, and refuses crypt(3) DES,
+// plain text and anything else at load.
 //
 // Check re-reads the file when it changes, so users are added, removed and re-keyed with the htpasswd tool and
 // no restart. A change that does not parse is logged and the previous users stay in force: a half-saved file
@@ -103,11 +104,19 @@ func idOf(fi os.FileInfo) fileID {
 	return id
 }
 
-// Check reports whether pass is user's password. Before checking it stats the file and, if it changed since it
+// maxPasswordLen bounds the work one request can cause: md5-crypt and SHA-crypt hash the password thousands of
+// times, and SHA-crypt's P sequence is quadratic in its length, so a megabyte Authorization header would cost
+// seconds of CPU. The htpasswd tool itself refuses passwords over 256 bytes.
+const maxPasswordLen = 1024
+
+// Check reports whether pass is user's password. A password longer than 1024 bytes is refused unchecked. Before checking it stats the file and, if it changed since it
 // was last read, reloads it (see the type's comment for failed reloads). An unknown user costs about as much
 // as a wrong password (see decoyFor), so timing does not tell which user names exist. Check never logs
 // credentials; it may log a reload failure.
 func (h *Htpasswd) Check(user, pass string) bool {
+	if len(pass) > maxPasswordLen {
+		return false // whoever the user is: the refusal tells nothing about the file
+	}
 	u := h.current().users
 	v, ok := u.byName[user]
 	if !ok {

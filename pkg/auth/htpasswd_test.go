@@ -1,6 +1,8 @@
 package auth
 
 import (
+	"crypto/sha1"
+	"encoding/base64"
 	"errors"
 	"os"
 	"os/exec"
@@ -58,6 +60,9 @@ func TestRealHtpasswdFormats(t *testing.T) {
 		{"apr1 default", nil, "apr1", true},
 		{"apr1 -m", []string{"-m"}, "apr1", true},
 		{"sha1", []string{"-s"}, "sha1", true},
+		{"sha256-crypt", []string{"-2"}, "sha256-crypt", false},
+		{"sha512-crypt", []string{"-5"}, "sha512-crypt", false},
+		{"sha512-crypt with rounds", []string{"-5", "-r", "12345"}, "sha512-crypt", false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -98,12 +103,38 @@ func TestRealApr1Lengths(t *testing.T) {
 	}
 }
 
-// TestMD5CryptVector checks the $1$ variant against a fixed vector, made with
-// `openssl passwd -1 -salt saltstr password` (OpenSSL 3.0): the magic string must enter the hash.
+// TestRealShaCryptLengths compares our SHA-crypt with htpasswd -2 and -5 over passwords of every length from 0
+// to 70, past one SHA-512 block, at the minimum rounds to keep it quick.
+func TestRealShaCryptLengths(t *testing.T) {
+	for _, flag := range []string{"-2", "-5"} {
+		for n := range 71 {
+			pass := strings.Repeat("aZ9$:é", 12)[:n]
+			line := htpasswdEntry(t, "u", pass, flag, "-r", "1000")
+			v, err := parseHash(strings.TrimPrefix(line, "u:"))
+			if err != nil {
+				t.Fatalf("%s length %d: parse %q: %v", flag, n, line, err)
+			}
+			if !v.verify(pass) || v.verify(pass+"x") {
+				t.Errorf("%s length %d: password %q: right one verifies %v, wrong one %v, against htpasswd's %q",
+					flag, n, pass, v.verify(pass), v.verify(pass+"x"), line)
+			}
+		}
+	}
+}
+
+// TestMD5CryptVector checks fixed vectors, made with `openssl passwd` (OpenSSL 3.0): the $1$ variant (the
+// magic string must enter the hash), and SHA-crypt with short salts and explicit rounds.
 func TestMD5CryptVector(t *testing.T) {
 	tests := []struct{ hash, pass string }{
 		{"$1$saltstr$jt4dMUtB952ERKJcUbm6W1", "password"},
 		{"$apr1$saltstr$eaFFXp.WAyy3TdCdMgjvx.", "password"}, // openssl passwd -apr1 -salt saltstr password
+		// openssl passwd -5 / -6 -salt saltstring 'Hello world!': Drepper's own test vectors, which have a
+		// salt shorter than htpasswd's 16 characters.
+		{"$5$saltstring$5B8vYYiY.CVt1RlTTf8KbXBH3hsxY/GNooZaBBGWEc5", "Hello world!"},
+		{"$6$saltstring$svn8UoSVapNtMuq1ukKS4tPQd8iKwSMHWjl/O817G3uBnIFNjnQJuesI68u4OTLiBFdcbYEdFCoEOfaS35inz1", "Hello world!"},
+		// Rounds below the minimum are raised to it, as crypt(3) does: for "rounds=10" openssl writes the hash
+		// below with rounds=1000.
+		{"$5$rounds=10$roundstoolow$yfvwcWrQ8l/K0DAWyuPMDNHpIVlTQebY9l/gL972bIC", "the minimum number is still observed"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.hash, func(t *testing.T) {
@@ -159,11 +190,37 @@ func TestLoadHtpasswdFile(t *testing.T) {
 	}
 }
 
+// TestCheckLongPassword checks the bound on password length: a long password is refused before any hashing,
+// even when it is right.
+func TestCheckLongPassword(t *testing.T) {
+	ok := strings.Repeat("p", maxPasswordLen)
+	long := ok + "p"
+	content := "short:{SHA}" + sha1Base64(ok) + "\nlong:{SHA}" + sha1Base64(long) + "\n"
+	h, err := LoadHtpasswd(writeFile(t, t.TempDir(), "u", content), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !h.Check("short", ok) {
+		t.Errorf("a %d-byte password was refused", len(ok))
+	}
+	if h.Check("long", long) {
+		t.Errorf("a %d-byte password was checked", len(long))
+	}
+}
+
+func sha1Base64(s string) string {
+	sum := sha1.Sum([]byte(s))
+	return base64.StdEncoding.EncodeToString(sum[:])
+}
+
 // TestParseErrors checks that every kind of bad line stops the load with the file, the line number and a fix,
 // and that the error never repeats a hash (or a line that may be a pasted password).
 func TestParseErrors(t *testing.T) {
 	des := htpasswdEntry(t, "dave", "secret", "-d")
 	sha512 := htpasswdEntry(t, "sam", "secret", "-5")
+	if !strings.HasPrefix(sha512, "sam:$6$") {
+		t.Fatalf("htpasswd -5 wrote %q", sha512)
+	}
 	good := htpasswdEntry(t, "alice", "secret", "-B", "-C", "4")
 	goodHash := strings.TrimPrefix(good, "alice:")
 	tests := []struct {
@@ -176,7 +233,10 @@ func TestParseErrors(t *testing.T) {
 		{"empty user", ":" + goodHash + "\n", []string{"line 1", "empty user name"}, goodHash},
 		{"empty hash", "bob:\n", []string{"line 1", `"bob"`, "empty password hash"}, ""},
 		{"des crypt", good + "\n" + des + "\n", []string{"line 2", `"dave"`, "crypt(3) DES", "htpasswd -B"}, strings.TrimPrefix(des, "dave:")},
-		{"sha512 crypt", sha512 + "\n", []string{"line 1", "$6$", "htpasswd -B"}, strings.TrimPrefix(sha512, "sam:")},
+		{"sha-crypt too many rounds", "sam:$6$rounds=1000001$abc$" + strings.Repeat("a", 86) + "\n", []string{"line 1", "rounds 1000001", "htpasswd -B"}, ""},
+		{"sha-crypt bad rounds", "sam:$5$rounds=-5$abc$" + strings.Repeat("a", 43) + "\n", []string{"bad rounds"}, ""},
+		{"sha-crypt long salt", "sam:$5$abcdefghijklmnopq$" + strings.Repeat("a", 43) + "\n", []string{"bad salt"}, ""},
+		{"sha-crypt short hash", strings.TrimSuffix(sha512, sha512[len(sha512)-1:]) + "\n", []string{"malformed SHA-crypt $6$"}, sha512[10:30]},
 		{"plain text", "bob:secret\n", []string{"line 1", "unrecognised password hash"}, "secret"},
 		{"truncated bcrypt", "bob:" + goodHash[:59] + "\n", []string{"line 1", "malformed bcrypt"}, goodHash[:59]},
 		{"bcrypt cost too high", "bob:$2y$31$" + goodHash[7:] + "\n", []string{"cost 31", "4..17"}, goodHash[7:]},

@@ -131,15 +131,17 @@ func parseHash(h string) (verifier, error) {
 			return nil, errors.New("malformed {SHA} hash: want base64 of 20 bytes; " + fix)
 		}
 		return &sha1Hash{sum: sum}, nil
-	case strings.HasPrefix(h, "$5$"), strings.HasPrefix(h, "$6$"):
-		return nil, errors.New("SHA-crypt ($5$, $6$) hashes are not supported; " + fix)
+	case strings.HasPrefix(h, sha256Crypt.magic):
+		return parseShaCrypt(h, sha256Crypt)
+	case strings.HasPrefix(h, sha512Crypt.magic):
+		return parseShaCrypt(h, sha512Crypt)
 	case len(h) == 13 && strings.Trim(h, itoa64) == "":
 		// crypt(3) DES: `htpasswd -d`. It uses only the first 8 characters of the password.
 		return nil, errors.New("crypt(3) DES hash, which uses only 8 password characters and is refused; " + fix)
 	case h == "":
 		return nil, errors.New("empty password hash; " + fix)
 	}
-	return nil, errors.New("unrecognised password hash (bcrypt, apr1 and {SHA} are accepted); " + fix)
+	return nil, errors.New("unrecognised password hash (bcrypt, SHA-crypt, apr1, md5-crypt and {SHA} are accepted); " + fix)
 }
 
 // bcryptHash is a $2y$/$2a$/$2b$ entry, as `htpasswd -B` writes.
@@ -217,6 +219,48 @@ func (m *md5CryptHash) scheme() string {
 }
 
 func (*md5CryptHash) weak() bool { return true }
+
+// shaCryptHash is a SHA-crypt entry, $5$ (SHA-256, `htpasswd -2`) or $6$ (SHA-512, `htpasswd -5`), which
+// nginx reads through glibc's crypt(3). Not weak at its default 5000 rounds.
+type shaCryptHash struct {
+	v      shaCryptVariant
+	rounds int
+	salt   string
+	sum    string
+}
+
+func parseShaCrypt(h string, v shaCryptVariant) (verifier, error) {
+	name := "SHA-crypt " + v.magic
+	const fix = "; re-create the entry with htpasswd -B FILE USER"
+	rest := h[len(v.magic):]
+	rounds := defaultShaRounds
+	if r, ok := strings.CutPrefix(rest, "rounds="); ok {
+		digits, after, found := strings.Cut(r, "$")
+		n, err := strconv.Atoi(digits)
+		if !found || err != nil || digits == "" || strings.Trim(digits, "0123456789") != "" {
+			return nil, errors.New("malformed " + name + " hash: bad rounds" + fix)
+		}
+		if n > maxShaRounds {
+			return nil, fmt.Errorf("%s rounds %d is above %d, too slow to check per request%s", name, n, maxShaRounds, fix)
+		}
+		rounds, rest = max(n, minShaRounds), after // below the minimum, crypt(3) uses the minimum
+	}
+	salt, sum, ok := strings.Cut(rest, "$")
+	switch {
+	case !ok || len(salt) > maxShaSalt:
+		return nil, errors.New("malformed " + name + " hash: bad salt" + fix)
+	case len(sum) != v.encodedLen || strings.Trim(sum, itoa64) != "":
+		return nil, errors.New("malformed " + name + " hash" + fix)
+	}
+	return &shaCryptHash{v: v, rounds: rounds, salt: salt, sum: sum}, nil
+}
+
+func (s *shaCryptHash) verify(pass string) bool {
+	return subtle.ConstantTimeCompare(shaCrypt(s.v, []byte(pass), s.salt, s.rounds), []byte(s.sum)) == 1
+}
+
+func (s *shaCryptHash) scheme() string { return s.v.name }
+func (*shaCryptHash) weak() bool       { return false }
 
 // sha1Hash is a {SHA} entry (`htpasswd -s`): one unsalted SHA-1. Weak: identical passwords have identical
 // hashes and rainbow tables exist.
