@@ -58,6 +58,12 @@ func newTree(t *testing.T) tree {
 // start runs the daemon on a free port with the given quiet period; extraEnv is added to its environment.
 func (tr tree) start(t *testing.T, quiet string, extraEnv ...string) *child {
 	t.Helper()
+	return tr.startWith(t, quiet, "", extraEnv...)
+}
+
+// startWith is start with more keys for the server section, given as indented YAML lines.
+func (tr tree) startWith(t *testing.T, quiet, serverKeys string, extraEnv ...string) *child {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -69,14 +75,14 @@ func (tr tree) start(t *testing.T, quiet string, extraEnv ...string) *child {
   listen: %q
   spool_dir: incoming
   direct_upload: true
-repo:
+%srepo:
   top_dir: storage
 indexer:
   quiet_period: %s
   max_delay: 2h
 log:
   level: debug
-`, addr, quiet), 0o644)
+`, addr, serverKeys, quiet), 0o644)
 	d := &child{addr: addr, log: &bytes.Buffer{}, done: make(chan error, 1)}
 	d.cmd = exec.Command(os.Args[0])
 	d.cmd.Env = append(append(os.Environ(), daemonEnv+"="+cfg), extraEnv...)

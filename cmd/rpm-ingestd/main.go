@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -32,9 +33,6 @@ import (
 
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "dev"
-
-// httpShutdownTimeout bounds how long in-flight uploads may take to finish on shutdown.
-const httpShutdownTimeout = 30 * time.Second
 
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
 
@@ -64,6 +62,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	if *checkConfig {
+		for _, note := range cfg.Notes() {
+			fmt.Fprintf(stderr, "rpm-ingestd: note: %s\n", note)
+		}
 		out, err := cfg.YAML()
 		if err != nil {
 			fmt.Fprintf(stderr, "rpm-ingestd: %v\n", err)
@@ -81,6 +82,15 @@ func run(args []string, stdout, stderr io.Writer) int {
 	defer log.Sync()
 	if defaulted {
 		log.Info("no configuration file, running on built-in defaults", zap.String("looked_for", cfgPath))
+	}
+	for _, note := range cfg.Notes() {
+		log.Info("configuration note", zap.String("note", note))
+	}
+	if limit := int64(cfg.Server.MemoryLimit); limit > 0 {
+		// A soft limit: the collector works harder as the heap nears it, so bursts of uploads are collected
+		// before the unit's hard MemoryMax= would kill the daemon. It cannot cap live memory; the upload cap
+		// and rpmmeta's decode budget do that.
+		debug.SetMemoryLimit(limit)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -153,6 +163,7 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 
 	runner := indexer.NewCreaterepo(cfg.Indexer.Command)
 	runner.Log = log.Named("createrepo")
+	runner.KillDelay = config.KillDelay // part of the stop budget that config validated
 	sched := indexer.NewScheduler(runner, indexer.Options{
 		QuietPeriod:     time.Duration(cfg.Indexer.QuietPeriod),
 		MaxDelay:        time.Duration(cfg.Indexer.MaxDelay),
@@ -175,6 +186,10 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 		RepoURL:       cfg.Server.RepoURL,
 		ServeRepo:     cfg.Server.ServeRepo,
 		TopDir:        cfg.Repo.TopDir,
+
+		MaxConcurrentUploads: cfg.Server.MaxConcurrentUploads,
+		UploadIdleTimeout:    time.Duration(cfg.Server.UploadIdleTimeout),
+		UploadMinRate:        int64(cfg.Server.UploadMinRate),
 	}, ing, sched, log.Named("http"))
 	if err != nil {
 		return err
@@ -183,10 +198,16 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 	if err != nil {
 		return err
 	}
+	// Every request's context derives from reqCtx, so that a stop that runs out of drain time can cancel the
+	// uploads still running before it closes their connections.
+	reqCtx, cancelRequests := context.WithCancel(context.Background())
+	defer cancelRequests()
 	httpSrv := &http.Server{
 		Handler:           srv.Routes(),
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
+		ReadHeaderTimeout: time.Duration(cfg.Server.ReadHeaderTimeout),
+		IdleTimeout:       time.Duration(cfg.Server.IdleTimeout),
+		MaxHeaderBytes:    int(cfg.Server.MaxHeaderBytes),
+		BaseContext:       func(net.Listener) context.Context { return reqCtx },
 		ErrorLog:          zap.NewStdLog(log.Named("http")),
 	}
 
@@ -204,9 +225,7 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 		<-gctx.Done()
 		log.Info("shutting down: finishing uploads, then publishing pending repositories")
 		daemon.SdNotify(false, daemon.SdNotifyStopping)
-		sctx, cancel := context.WithTimeout(context.Background(), httpShutdownTimeout)
-		defer cancel()
-		err := httpSrv.Shutdown(sctx)
+		err := stopHTTP(httpSrv, srv, cancelRequests, time.Duration(cfg.Server.ShutdownTimeout), log)
 		stopSched()
 		return err
 	})
@@ -216,6 +235,34 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 		zap.Int("repos_to_index", queued))
 	daemon.SdNotify(false, daemon.SdNotifyReady) // (false, nil) outside systemd
 	return g.Wait()
+}
+
+// stopHTTP stops taking requests and waits up to drain for the running ones to finish. Uploads still running
+// then are cut off: their contexts are cancelled and their connections closed, and stopHTTP waits (up to
+// config.AbortWait) until their handlers have returned, which is when the ingester has removed their partial
+// spool files. That is a clean stop (nil): no cut-off upload had been answered, so nothing a client was told is
+// stored can be lost, and the client sees its upload fail and retries. Only handlers that do not return in time
+// make it an error.
+func stopHTTP(httpSrv *http.Server, srv *server.Server, cancelRequests context.CancelFunc, drain time.Duration, log *zap.Logger) error {
+	ctx, cancel := context.WithTimeout(context.Background(), drain)
+	defer cancel()
+	err := httpSrv.Shutdown(ctx)
+	if !errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	running := srv.InFlight()
+	cancelRequests()
+	if err := httpSrv.Close(); err != nil {
+		return err
+	}
+	wctx, wcancel := context.WithTimeout(context.Background(), config.AbortWait)
+	defer wcancel()
+	if err := srv.Wait(wctx); err != nil {
+		return fmt.Errorf("cut off requests still running after server.shutdown_timeout (%s): %w", drain, err)
+	}
+	log.Warn("server.shutdown_timeout reached: cut off the requests still running; none had been answered, so nothing acknowledged is lost",
+		zap.Int("requests", running), zap.Duration("shutdown_timeout", drain))
+	return nil
 }
 
 // listen opens "host:port" or "unix:/path". A stale socket from a crashed run is replaced; the socket is made

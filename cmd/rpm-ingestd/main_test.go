@@ -17,6 +17,8 @@ func TestRunFlags(t *testing.T) {
 	os.WriteFile(good, []byte("server:\n  spool_dir: spool\nrepo:\n  top_dir: storage\nindexer:\n  command: [sh, -c, 'true']\n"), 0o644)
 	bad := filepath.Join(dir, "bad.yml")
 	os.WriteFile(bad, []byte("server:\n  spool_dir: spool\n  bogus: 1\nrepo:\n  top_dir: nowhere\nindexer:\n  workers: 0\n"), 0o644)
+	abbr := filepath.Join(dir, "abbr.yml")
+	os.WriteFile(abbr, []byte("server:\n  spool_dir: spool\nrepo:\n  top_dir: storage\n  layout: '{{.OSAbbr}}{{.OSRelease}}/{{.Arch}}'\nindexer:\n  command: [sh, -c, 'true']\n"), 0o644)
 	noProgram := filepath.Join(dir, "noprog.yml")
 	os.WriteFile(noProgram, []byte("server:\n  spool_dir: spool\nrepo:\n  top_dir: storage\nindexer:\n  command: [no-such-createrepo]\n"), 0o644)
 
@@ -30,6 +32,10 @@ func TestRunFlags(t *testing.T) {
 		{"version", []string{"--version"}, 0, []string{"rpm-ingestd dev"}, nil},
 		{"check good config prints effective config", []string{"-c", good, "--check-config"}, 0,
 			[]string{"spool_dir: " + filepath.Join(dir, "spool"), "quiet_period: 30s", "max_upload_size: 128MiB"}, nil},
+		{"limits printed so they read back", []string{"-c", good, "--check-config"}, 0,
+			[]string{"max_concurrent_uploads: 16", "memory_limit: 1GiB", "upload_min_rate: 4KiB", "max_header_bytes: 64KiB", "shutdown_timeout: 20s"}, nil},
+		{"layout note on stderr", []string{"-c", abbr, "--check-config"}, 0, []string{"layout: '{{.OSAbbr}}{{.OSRelease}}/{{.Arch}}'"},
+			[]string{"rpm-ingestd: note: repo.layout", "os_release=el9"}},
 		{"long flag", []string{"--config", good, "--check-config"}, 0, []string{"top_dir: " + filepath.Join(dir, "storage")}, nil},
 		{"unknown key fails with exit 2", []string{"-c", bad, "--check-config"}, 2, nil,
 			[]string{"invalid configuration", "line 3: field bogus is not a known key", "repo.top_dir (line 5): " + filepath.Join(dir, "nowhere") + " does not exist",
