@@ -1,7 +1,8 @@
 // Package rpmmeta reads and verifies the metadata of an RPM package file: a bounded pre-parse guard over the raw
-// headers, cavaliergopher/rpm for decoding, SHA-256 digest and size checks, source-package detection, NEVRA and
-// canonical file names, and dist-tag parsing of release strings. It is pure: no logging, no HTTP, no globals that
-// change.
+// headers with one decode budget (MaxDecodeBytes), cavaliergopher/rpm for decoding, SHA-256 (or legacy SHA-1/MD5)
+// digest and size checks, source-package detection, NEVRA and canonical file names, dist-tag parsing of release
+// strings, and the raw signature tags with the exact bytes they sign, for a verifier elsewhere. It is pure: no
+// logging, no HTTP, no globals that change.
 package rpmmeta
 
 import (
