@@ -1,5 +1,5 @@
-// Package auth decides who may change a repository: the htpasswd file (bcrypt, apr1, {SHA}) re-read when it
-// changes, which connection peers are local or trusted proxies (SO_PEERCRED on the unix socket, addresses over
+// Package auth decides who may change a repository: the htpasswd file (bcrypt, SHA-crypt, apr1, {SHA}) re-read
+// when it changes, which connection peers are local or trusted proxies (SO_PEERCRED on the unix socket, addresses over
 // TCP), and a per-address limiter of failed logins. It knows net/http but no router: the server wraps
 // Authorize and Proxied in its own middleware and maps the sentinels below to statuses.
 package auth

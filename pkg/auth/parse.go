@@ -27,17 +27,17 @@ const (
 // maxLineErrors is how many bad lines one error names before it only counts the rest.
 const maxLineErrors = 10
 
-// itoa64 is the alphabet of crypt(3)'s base-64 encoding, shared by md5-crypt, apr1 and DES crypt.
+// itoa64 is the alphabet of crypt(3)'s base-64 encoding, shared by md5-crypt, apr1, SHA-crypt and DES crypt.
 const itoa64 = "./0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
 // errHtpasswd marks every parse error, so tests and callers can tell a bad file from an I/O error.
 var errHtpasswd = errors.New("htpasswd")
 
-// verifier checks one password against one stored hash. Implementations compare in constant time with
-// respect to the password; the work done depends only on the stored hash.
+// verifier checks one password against one stored hash. Implementations compare the final hashes in constant
+// time, and their work depends only on the stored hash and the password's length, never on its content.
 type verifier interface {
 	verify(pass string) bool
-	scheme() string // for logs and Weak(): "bcrypt", "apr1", "md5-crypt", "sha1"
+	scheme() string // for tests and logs: "bcrypt", "sha512-crypt", "apr1", "md5-crypt", "sha1"...
 	weak() bool
 }
 
