@@ -82,6 +82,7 @@ type Result struct {
 	Repos     []string // absolute repository directories (each holds Packages/), one per placement
 	Paths     []string // slash-separated package paths relative to TopDir, parallel to Repos
 	Status    Status
+	SignedBy  string // key id of the verified (or, without require_signature, the claimed) signer; "" if unsigned
 	// Dirty lists the repositories this upload marked dirty, also when Ingest failed after marking them (a
 	// partial or undone placement): the caller must Trigger each, so no marker waits for a restart.
 	Dirty []string
@@ -100,9 +101,19 @@ type Options struct {
 	DistTags  []string // dist tag abbreviations that route a release, like "el"
 	Overwrite bool
 	MaxSize   int64 // bytes; larger uploads are refused with ErrTooLarge
+	// Signatures judges each package's header signatures before anything is placed: a refusal is a 422 that
+	// names the key. Nil accepts every package and records no signer.
+	Signatures SignaturePolicy
 	// MarkDirty is called with a repository directory before a package enters it, so that a crash right
 	// after the move cannot lose the pending index (indexer.MarkDirty). Nil skips it.
 	MarkDirty func(repoDir string) error
+}
+
+// SignaturePolicy decides whether a package's header signatures are acceptable; signature.Policy implements it.
+// Judge gets the exact signed header bytes and the raw signature packets, and returns the signer's key id ("" when
+// unsigned and acceptable) or why the package is refused. It must be safe for concurrent use.
+type SignaturePolicy interface {
+	Judge(header []byte, packets [][]byte) (signedBy string, err error)
 }
 
 // Request is one upload: either SpoolPath (the proxy already wrote the body there) or Body (streamed here).
@@ -210,6 +221,9 @@ func (in *Ingester) Ingest(ctx context.Context, req Request) (*Result, error) {
 	}
 	res := &Result{Package: pkg}
 	if err := validate(pkg, in.opts.Arches); err != nil {
+		return res, err
+	}
+	if err := in.judgeSignature(res); err != nil {
 		return res, err
 	}
 	if err := in.route(res, req.OSRelease); err != nil {
@@ -359,6 +373,25 @@ func validate(p *rpmmeta.Package, arches []string) error {
 		return nil
 	}
 	return fail(ErrRejected, "package arch %.40q is not accepted here: repo.arches lists %s (plus noarch and sources)", p.Arch, strings.Join(arches, ", "))
+}
+
+// judgeSignature applies the signature policy to the package's header signatures and records the signer. The
+// header signature covers the payload through the header's payload digest, which Inspect has already checked.
+func (in *Ingester) judgeSignature(res *Result) error {
+	if in.opts.Signatures == nil {
+		return nil
+	}
+	p := res.Package
+	packets := make([][]byte, len(p.HeaderSigs))
+	for i, s := range p.HeaderSigs {
+		packets[i] = s.Packet
+	}
+	signedBy, err := in.opts.Signatures.Judge(p.HeaderBytes, packets)
+	if err != nil {
+		return &Error{Kind: ErrRejected, Msg: p.NEVRA() + ": " + err.Error() + " (repo.require_signature is on; repo.keyring lists the accepted keys)", cause: err}
+	}
+	res.SignedBy = signedBy
+	return nil
 }
 
 // route fills res.OSRelease, res.Repos and res.Paths. A release named by the uploader (override) is either a
