@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"path/filepath"
 	"runtime/debug"
 	"strings"
 	"syscall"
@@ -29,6 +30,7 @@ import (
 	"github.com/rpm-ingestd/rpm-ingestd/pkg/indexer"
 	"github.com/rpm-ingestd/rpm-ingestd/pkg/ingest"
 	"github.com/rpm-ingestd/rpm-ingestd/pkg/server"
+	"github.com/rpm-ingestd/rpm-ingestd/pkg/signature"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -141,17 +143,22 @@ func newLogger(c config.Log, out io.Writer) (*zap.Logger, error) {
 // taking requests and let in-flight uploads finish, then stop the indexer, which publishes every pending change
 // within indexer.shutdown_timeout. Stopping the indexer last means no handler can Trigger a stopped scheduler.
 func serve(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
+	policy, err := signaturePolicy(cfg.Repo, log)
+	if err != nil {
+		return err
+	}
 	ing, err := ingest.New(ingest.Options{
 		TopDir:   cfg.Repo.TopDir,
 		SpoolDir: cfg.Server.SpoolDir,
 		Layout: func(abbr, release, arch string) (string, error) {
 			return cfg.RenderLayout(config.LayoutFields{OSAbbr: abbr, OSRelease: release, Arch: arch})
 		},
-		Arches:    cfg.Repo.Arches,
-		DistTags:  cfg.Repo.DistTags,
-		Overwrite: cfg.Repo.Overwrite,
-		MaxSize:   int64(cfg.Server.MaxUploadSize),
-		MarkDirty: indexer.MarkDirty,
+		Arches:     cfg.Repo.Arches,
+		DistTags:   cfg.Repo.DistTags,
+		Overwrite:  cfg.Repo.Overwrite,
+		MaxSize:    int64(cfg.Server.MaxUploadSize),
+		MarkDirty:  indexer.MarkDirty,
+		Signatures: policy,
 	}, log.Named("ingest"))
 	if err != nil {
 		return err
@@ -171,9 +178,20 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 		Timeout:         time.Duration(cfg.Indexer.Timeout),
 		ShutdownTimeout: time.Duration(cfg.Indexer.ShutdownTimeout),
 	}, log.Named("indexer"))
+	scan := sched.Recover
+	if sg := cfg.Indexer.Sign; sg != nil {
+		runner.Signer = indexer.NewGPG(sg.GPGHome, sg.KeyID)
+		dst := filepath.Join(cfg.Repo.TopDir, sg.PublicKey)
+		if err := indexer.ExportPublicKey(ctx, sg.GPGHome, sg.KeyID, dst); err != nil {
+			return fmt.Errorf("indexer.sign: %w", err)
+		}
+		log.Info("signing repository metadata", zap.String("key_id", sg.KeyID), zap.String("public_key", dst))
+		// Metadata published unsigned or under another key fails clients with repo_gpgcheck: re-sign it all.
+		scan = sched.RecoverAll
+	}
 	// An unreadable corner of the tree must not keep every other repository from being served: report it
 	// (an operator must fix the permissions) and go on with what was found.
-	queued, err := sched.Recover(cfg.Repo.TopDir)
+	queued, err := scan(cfg.Repo.TopDir)
 	if err != nil {
 		log.Error("scan for unindexed repositories incomplete", zap.Error(err))
 	}
@@ -263,6 +281,24 @@ func stopHTTP(httpSrv *http.Server, srv *server.Server, cancelRequests context.C
 	log.Warn("server.shutdown_timeout reached: cut off the requests still running; none had been answered, so nothing acknowledged is lost",
 		zap.Int("requests", running), zap.Duration("shutdown_timeout", drain))
 	return nil
+}
+
+// signaturePolicy loads the keyring and logs the policy in force. Without require_signature every package passes,
+// and a signature that is present is still read, so its key id is logged and returned as signed_by.
+func signaturePolicy(r config.Repo, log *zap.Logger) (ingest.SignaturePolicy, error) {
+	p := signature.Policy{Require: r.RequireSignature}
+	if len(r.Keyring) > 0 {
+		kr, err := signature.LoadKeyring(r.Keyring)
+		if err != nil {
+			return nil, fmt.Errorf("repo.keyring: %w", err)
+		}
+		p.Keyring = kr
+		for _, k := range kr.Keys() {
+			log.Info("trusted package signing key", zap.String("key_id", k.KeyID), zap.String("fingerprint", k.Fingerprint), zap.String("user", k.UserID))
+		}
+	}
+	log.Info("package signature policy", zap.Bool("require_signature", p.Require), zap.Int("keyring_files", len(r.Keyring)))
+	return p, nil
 }
 
 // listen opens "host:port" or "unix:/path". A stale socket from a crashed run is replaced; the socket is made

@@ -69,6 +69,11 @@ type Repo struct {
 	Arches    []string `yaml:"arches"`
 	DistTags  []string `yaml:"dist_tags"`
 	Overwrite bool     `yaml:"overwrite"`
+	// RequireSignature refuses (422) every package whose header signature does not verify against Keyring.
+	// Without it, a signature that is present is only read and its key id recorded.
+	RequireSignature bool `yaml:"require_signature"`
+	// Keyring lists files of armored OpenPGP public keys (gpg --export --armor), relative to the config file.
+	Keyring []string `yaml:"keyring"`
 }
 
 // Indexer configures the createrepo runs.
@@ -79,7 +84,22 @@ type Indexer struct {
 	Workers         int      `yaml:"workers"`
 	Timeout         Duration `yaml:"timeout"`
 	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
+	// Sign, when set, signs each new repodata/repomd.xml before it is published (repo_gpgcheck).
+	Sign *Sign `yaml:"sign"`
 }
+
+// Sign configures metadata signing with the real gpg.
+type Sign struct {
+	// GPGHome is gpg's --homedir (relative to the config file); empty leaves it to gpg ($GNUPGHOME, ~/.gnupg).
+	GPGHome string `yaml:"gpg_home"`
+	// KeyID names the secret key: a fingerprint is best, a key id or user id works.
+	KeyID string `yaml:"key_id"`
+	// PublicKey is the file name under top_dir the public key is exported to at start, for clients' gpgkey=.
+	PublicKey string `yaml:"public_key"`
+}
+
+// DefaultPublicKey is the default Sign.PublicKey.
+const DefaultPublicKey = "RPM-GPG-KEY-rpm-ingestd"
 
 // Log configures zap.
 type Log struct {
@@ -212,7 +232,14 @@ func keyLines(root *yaml.Node) map[string]int {
 func (c *Config) resolvePaths(base string) {
 	c.Server.UploadPath = strings.TrimRight(c.Server.UploadPath, "/")
 	c.Server.RepoURL = strings.TrimRight(c.Server.RepoURL, "/")
-	for _, p := range []*string{&c.Server.SpoolDir, &c.Repo.TopDir} {
+	paths := []*string{&c.Server.SpoolDir, &c.Repo.TopDir}
+	for i := range c.Repo.Keyring {
+		paths = append(paths, &c.Repo.Keyring[i])
+	}
+	if c.Indexer.Sign != nil {
+		paths = append(paths, &c.Indexer.Sign.GPGHome)
+	}
+	for _, p := range paths {
 		if *p != "" && !filepath.IsAbs(*p) {
 			*p = filepath.Join(base, *p)
 		}

@@ -39,6 +39,13 @@ func TestLoadRejectsBadFiles(t *testing.T) {
 			"indexer.shutdown_timeout (line 8): the longest stop adds up to 1m55s, more than the 1m50s stop budget: 30s (server.shutdown_timeout, line 4) + 5s",
 			"+ 1m10s (indexer.shutdown_timeout) + 10s (createrepo_c's SIGTERM-to-SIGKILL delay)",
 		}},
+		{"bad-signing.yaml", []string{
+			"repo.require_signature (line 5): is on but repo.keyring lists no key file",
+			"indexer.sign (line 7): key_id is missing",
+			`indexer.sign (line 7): public_key "../escape.asc" must be a plain file name`,
+			"indexer.sign (line 7): gpg_home " + abs(t, "no-such-gnupg") + " is not a directory",
+		}},
+		{"missing-keyring.yaml", []string{"repo.keyring (line 6): " + abs(t, "keys/absent.asc") + " is not a readable file: export the key with gpg --export --armor"}},
 		{"many-problems.yaml", []string{
 			`server.listen (line 2): "localhost" is neither host:port nor unix:/path`,
 			`server.upload_path (line 3): "upload" must be a URL path`,

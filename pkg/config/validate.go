@@ -121,9 +121,34 @@ func (c *Config) Validate() error {
 	}
 	checkList("repo.dist_tags", r.DistTags, distRe, "dist tag abbreviation (lowercase letters, like el)")
 
+	if r.RequireSignature && len(r.Keyring) == 0 {
+		bad("repo.require_signature", "is on but repo.keyring lists no key file: export the signing key with gpg --export --armor KEYID > ci.asc and list it")
+	}
+	for _, k := range r.Keyring {
+		if fi, err := os.Stat(k); err != nil || !fi.Mode().IsRegular() {
+			bad("repo.keyring", "%s is not a readable file: export the key with gpg --export --armor KEYID > %s", k, k)
+		}
+	}
+
 	ix := &c.Indexer
 	if len(ix.Command) > 0 && ix.Command[0] == "" {
 		bad("indexer.command", "the program name is empty")
+	}
+	if sg := ix.Sign; sg != nil {
+		if sg.KeyID == "" {
+			bad("indexer.sign", "key_id is missing: name the signing key, best by fingerprint (gpg --list-secret-keys)")
+		}
+		if sg.PublicKey == "" { // a default for a section that only exists when set, so Default() cannot hold it
+			sg.PublicKey = DefaultPublicKey
+		}
+		if filepath.Base(sg.PublicKey) != sg.PublicKey || strings.HasPrefix(sg.PublicKey, ".") {
+			bad("indexer.sign", "public_key %q must be a plain file name (it is written into repo.top_dir)", sg.PublicKey)
+		}
+		if sg.GPGHome != "" {
+			if fi, err := os.Stat(sg.GPGHome); err != nil || !fi.IsDir() {
+				bad("indexer.sign", "gpg_home %s is not a directory", sg.GPGHome)
+			}
+		}
 	}
 	for _, d := range []struct {
 		key string

@@ -58,6 +58,16 @@ func syncDir(dir string) error { return durable.SyncDir(dir) }
 // along with the count of what was triggered; an unreadable topDir is an
 // error.
 func (s *Scheduler) Recover(topDir string) (int, error) {
+	return s.recover(topDir, needsIndex)
+}
+
+// RecoverAll is Recover that Triggers every repository under topDir, indexed or not: for changes that invalidate
+// all published metadata at once, such as metadata signing turned on or a new signing key.
+func (s *Scheduler) RecoverAll(topDir string) (int, error) {
+	return s.recover(topDir, func(string) bool { return true })
+}
+
+func (s *Scheduler) recover(topDir string, needsIndex func(repoDir string) bool) (int, error) {
 	top := filepath.Clean(topDir)
 	n := 0
 	var errs []error

@@ -153,7 +153,8 @@ type uploadResponse struct {
 	SHA256    string    `json:"sha256"`
 	Size      int64     `json:"size"`
 	Status    string    `json:"status"`
-	VisibleBy time.Time `json:"visible_by"` // when the indexer expects to have published it
+	SignedBy  string    `json:"signed_by,omitempty"` // key id of the package's signer
+	VisibleBy time.Time `json:"visible_by"`          // when the indexer expects to have published it
 }
 
 // upload handles PUT/POST of one package. Behind the proxy the body was spooled to a file named by the upload
@@ -235,7 +236,7 @@ func (s *Server) finish(w http.ResponseWriter, r *http.Request, start time.Time,
 		writeJSON(w, status, uploadResponse{
 			Name: p.Name, Epoch: p.Epoch, Version: p.Version, Release: p.Release, Arch: p.FileArch(),
 			OSRelease: res.OSRelease, Repos: repos, Paths: urls, SHA256: p.SHA256, Size: p.Size,
-			Status: string(res.Status), VisibleBy: visible.UTC(),
+			Status: string(res.Status), SignedBy: res.SignedBy, VisibleBy: visible.UTC(),
 		})
 		return
 	}
@@ -322,6 +323,9 @@ func (s *Server) logUpload(r *http.Request, start time.Time, status int, res *in
 		}
 		if res.Status != "" {
 			fields = append(fields, zap.String("result", string(res.Status)))
+		}
+		if res.SignedBy != "" {
+			fields = append(fields, zap.String("signed_by", res.SignedBy))
 		}
 	}
 	switch {
