@@ -106,11 +106,17 @@ type stack struct {
 	starts int
 	web    *http.Client // through nginx
 	direct *http.Client // straight to the daemon's socket, bypassing nginx
+
+	repoExtra, indexerExtra string   // YAML lines added to the daemon's repo: and indexer: sections
+	dnfGPG                  []string // dnf's signature options; nil means --nogpgcheck
 }
 
 // newStack renders the shipped nginx files for temporary paths and starts nginx and the daemon. Every process
 // is stopped in t.Cleanup, and on failure the nginx error log and the daemon log are dumped.
-func newStack(t *testing.T) *stack {
+func newStack(t *testing.T) *stack { return newStackWith(t, nil) }
+
+// newStackWith is newStack with a hook that adjusts the stack (its directories exist, nothing runs yet).
+func newStackWith(t *testing.T, setup func(*stack)) *stack {
 	t.Helper()
 	tools := requireTools(t)
 	dir, err := os.MkdirTemp(workRoot, "s")
@@ -164,6 +170,9 @@ func newStack(t *testing.T) *stack {
 	})
 
 	s.writeHtpasswd(t)
+	if setup != nil {
+		setup(s)
+	}
 	s.startDaemon(t, defaultTiming)
 	s.startNginx(t)
 	return s
@@ -335,6 +344,7 @@ repo:
   arches: [x86_64, aarch64]
   dist_tags: [el, fc]
   overwrite: false
+%s
 indexer:
   command: ["createrepo_c", "--update", "--no-database", "--error-exit-val", "--retain-old-md-by-age=10m"]
   quiet_period: %s
@@ -342,10 +352,11 @@ indexer:
   workers: 2
   timeout: 2m
   shutdown_timeout: 20s
+%s
 log:
   level: info
   format: json
-`, s.socket, s.spool, s.top, tm.quiet, tm.maxDelay)
+`, s.socket, s.spool, s.top, s.repoExtra, tm.quiet, tm.maxDelay, s.indexerExtra)
 	p := filepath.Join(s.dir, fmt.Sprintf("config-%d.yml", s.starts))
 	writeFile(t, p, cfg)
 	return p
@@ -680,7 +691,11 @@ func (s *stack) waitIndexed(t testing.TB, minRuns map[string]int, urls ...string
 func (s *stack) dnfCmd(ctx context.Context, root string, repos []string, args ...string) *exec.Cmd {
 	argv := []string{"-y", "-q", "--refresh", "--noplugins", "--installroot=" + root, "--releasever=9",
 		"--setopt=reposdir=/dev/null", "--setopt=cachedir=" + filepath.Join(s.dnfDir, "cache"),
-		"--nogpgcheck", "--setopt=install_weak_deps=False", "--setopt=skip_if_unavailable=False"}
+		"--setopt=install_weak_deps=False", "--setopt=skip_if_unavailable=False"}
+	if s.dnfGPG == nil {
+		argv = append(argv, "--nogpgcheck")
+	}
+	argv = append(argv, s.dnfGPG...)
 	for i, r := range repos {
 		id := fmt.Sprintf("r%d", i)
 		argv = append(argv, fmt.Sprintf("--repofrompath=%s,%s%s", id, s.base, r), "--repo="+id,
