@@ -60,7 +60,19 @@ type Server struct {
 	// ShutdownTimeout bounds the wait for in-flight requests on stop; uploads still running then are cut off
 	// (never acknowledged, nothing kept). See StopBudget.
 	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
+
+	// Htpasswd is the user file (nginx's auth_basic_user_file) that direct uploads and mutating requests
+	// authenticate against, relative to the config file. Empty: only loopback and the unix socket may upload.
+	Htpasswd string `yaml:"htpasswd"`
+	// TrustedProxies lists the CIDRs (or single addresses) of TCP peers that may name a spooled file in the
+	// upload header and speak for the client (X-Real-IP, X-Remote-User). An empty list trusts no TCP peer;
+	// unix-socket peers are judged by uid instead.
+	TrustedProxies []string `yaml:"trusted_proxies"`
 }
+
+// DefaultTrustedProxies is server.trusted_proxies when the file leaves it out: loopback only. It equals
+// auth.DefaultTrustedProxies (config imports nothing of ours; a test in cmd keeps the two in step).
+func DefaultTrustedProxies() []string { return []string{"127.0.0.0/8", "::1/128"} }
 
 // Repo configures where and how packages are stored.
 type Repo struct {
@@ -129,6 +141,7 @@ func Default() *Config {
 			IdleTimeout:          Duration(2 * time.Minute),
 			MaxHeaderBytes:       64 << 10, // nginx and curl send well under 8 KiB; net/http's own default is 1 MiB
 			ShutdownTimeout:      Duration(20 * time.Second),
+			TrustedProxies:       DefaultTrustedProxies(),
 		},
 		Repo: Repo{
 			TopDir:   "/srv/repo/storage",
@@ -232,7 +245,7 @@ func keyLines(root *yaml.Node) map[string]int {
 func (c *Config) resolvePaths(base string) {
 	c.Server.UploadPath = strings.TrimRight(c.Server.UploadPath, "/")
 	c.Server.RepoURL = strings.TrimRight(c.Server.RepoURL, "/")
-	paths := []*string{&c.Server.SpoolDir, &c.Repo.TopDir}
+	paths := []*string{&c.Server.SpoolDir, &c.Repo.TopDir, &c.Server.Htpasswd}
 	for i := range c.Repo.Keyring {
 		paths = append(paths, &c.Repo.Keyring[i])
 	}

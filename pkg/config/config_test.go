@@ -46,6 +46,15 @@ func TestLoadRejectsBadFiles(t *testing.T) {
 			"indexer.sign (line 7): gpg_home " + abs(t, "no-such-gnupg") + " is not a directory",
 		}},
 		{"missing-keyring.yaml", []string{"repo.keyring (line 6): " + abs(t, "keys/absent.asc") + " is not a readable file: export the key with gpg --export --armor"}},
+		{"bad-auth.yaml", []string{
+			"server.htpasswd (line 3): " + abs(t, "tree/auth/missing.htpasswd") + " does not exist: create it with htpasswd -c -B",
+			`server.trusted_proxies (line 4): "10.1.2.3/8" has host bits set; write 10.0.0.0/8 for the network or 10.1.2.3 for the host`,
+			`server.trusted_proxies (line 4): "nginx" is not a CIDR`,
+			`server.trusted_proxies (line 4): "fe80::1%eth0": zones are not supported`,
+			`server.trusted_proxies (line 4): "::ffff:10.0.0.0/104" is an IPv4-mapped IPv6 prefix`,
+			"repo.top_dir (line 6): " + abs(t, "tree/storage-not-there") + " does not exist", // reported together
+		}},
+		{"htpasswd-is-dir.yaml", []string{"server.htpasswd (line 3): " + abs(t, "tree/auth") + " is not a regular file"}},
 		{"many-problems.yaml", []string{
 			`server.listen (line 2): "localhost" is neither host:port nor unix:/path`,
 			`server.upload_path (line 3): "upload" must be a URL path`,
@@ -133,6 +142,49 @@ func TestLoadGood(t *testing.T) {
 	}
 	if again.Server.MaxUploadSize != cfg.Server.MaxUploadSize || again.Indexer.QuietPeriod != cfg.Indexer.QuietPeriod {
 		t.Errorf("round trip changed values:\n%s", out)
+	}
+}
+
+func TestLoadAuth(t *testing.T) {
+	cfg, err := Load(filepath.Join("..", "..", "testdata", "config", "auth.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Server.Htpasswd != abs(t, "tree/auth/htpasswd") {
+		t.Errorf("htpasswd = %q, want it resolved against the config file's directory", cfg.Server.Htpasswd)
+	}
+	// [] must stay an explicit "trust no TCP peer", not fall back to the default.
+	if cfg.Server.TrustedProxies == nil || len(cfg.Server.TrustedProxies) != 0 {
+		t.Errorf("trusted_proxies = %#v, want empty", cfg.Server.TrustedProxies)
+	}
+	out, err := cfg.YAML()
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := Parse(out)
+	if err != nil || again.Server.TrustedProxies == nil || len(again.Server.TrustedProxies) != 0 {
+		t.Errorf("trusted_proxies: [] does not survive --check-config: %#v, %v\n%s", again.Server.TrustedProxies, err, out)
+	}
+
+	good, err := Load(filepath.Join("..", "..", "testdata", "config", "good.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if good.Server.Htpasswd != "" || strings.Join(good.Server.TrustedProxies, ",") != "127.0.0.0/8,::1/128" {
+		t.Errorf("defaults: htpasswd %q, trusted_proxies %v", good.Server.Htpasswd, good.Server.TrustedProxies)
+	}
+}
+
+func TestCheckProxy(t *testing.T) {
+	for _, ok := range []string{"127.0.0.0/8", "::1/128", "10.0.0.1", "2001:db8::/32", "192.0.2.7/32", "0.0.0.0/0"} {
+		if err := checkProxy(ok); err != nil {
+			t.Errorf("checkProxy(%q) = %v", ok, err)
+		}
+	}
+	for _, bad := range []string{"", "10.0.0.0/33", "10.0.0.1/8", "nginx", "fe80::1%eth0", "::ffff:10.0.0.0/104", "10.0.0.0/8 "} {
+		if err := checkProxy(bad); err == nil {
+			t.Errorf("checkProxy(%q) accepted", bad)
+		}
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -70,6 +71,23 @@ func (c *Config) Validate() error {
 	}
 	if s.MaxHeaderBytes < minHeaderBytes {
 		bad("server.max_header_bytes", "%s is too small for ordinary requests: use at least %s", s.MaxHeaderBytes, Size(minHeaderBytes))
+	}
+	// The file's content (hash formats, line by line) is checked by auth at start; here only that it is there,
+	// so that a typo in the path is reported together with every other problem.
+	if h := s.Htpasswd; h != "" {
+		switch fi, err := os.Stat(h); {
+		case errors.Is(err, os.ErrNotExist):
+			bad("server.htpasswd", "%s does not exist: create it with htpasswd -c -B %s USER", h, h)
+		case err != nil:
+			bad("server.htpasswd", "%v", err)
+		case !fi.Mode().IsRegular():
+			bad("server.htpasswd", "%s is not a regular file", h)
+		}
+	}
+	for _, p := range s.TrustedProxies {
+		if err := checkProxy(p); err != nil {
+			bad("server.trusted_proxies", "%v", err)
+		}
 	}
 
 	checkDir := func(key, dir string) {
@@ -234,6 +252,28 @@ func checkListen(addr string) error {
 	}
 	if _, _, err := net.SplitHostPort(addr); err != nil {
 		return fmt.Errorf("%q is neither host:port nor unix:/path", addr)
+	}
+	return nil
+}
+
+// checkProxy accepts what auth.NewTrust accepts: "10.0.0.0/8", "2001:db8::/32" or a bare address. It refuses
+// host bits under the mask (did the admin mean the host or the network?), zones, and IPv4-mapped IPv6 prefixes,
+// which would never match since peers are unmapped. A test in cmd runs the same table through both.
+func checkProxy(s string) error {
+	if a, err := netip.ParseAddr(s); err == nil {
+		if a.Zone() != "" {
+			return fmt.Errorf("%q: zones are not supported; write the address without %%zone", s)
+		}
+		return nil
+	}
+	p, err := netip.ParsePrefix(s)
+	switch {
+	case err != nil:
+		return fmt.Errorf("%q is not a CIDR (like 10.0.0.0/8 or ::1/128) or an IP address", s)
+	case p.Masked() != p:
+		return fmt.Errorf("%q has host bits set; write %s for the network or %s for the host", s, p.Masked(), p.Addr())
+	case p.Addr().Is4In6():
+		return fmt.Errorf("%q is an IPv4-mapped IPv6 prefix; write the IPv4 CIDR", s)
 	}
 	return nil
 }
