@@ -68,8 +68,11 @@ if [ -n "${FAKE_CREATEREPO_FAIL:-}" ]; then
 fi
 
 mkdir -p "$out/repodata" || exit 1
-cat >"$out/repodata/repomd.xml" <<'EOF'
+# A new file renamed into place, as createrepo_c does: the output directory is seeded with hard links to the
+# published generation, and writing through one of them would change the published file in place.
+cat >"$out/repodata/.repomd.xml.new" <<'EOF'
 <?xml version="1.0" encoding="UTF-8"?>
 <repomd xmlns="http://linux.duke.edu/metadata/repo"><revision>1</revision></repomd>
 EOF
+mv -f "$out/repodata/.repomd.xml.new" "$out/repodata/repomd.xml" || exit 1
 echo "Pool finished"
