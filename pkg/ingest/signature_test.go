@@ -46,7 +46,7 @@ func flipSignatureByte(t *testing.T, data []byte) []byte {
 	}
 	pkt := p.HeaderSigs[0].Packet
 	at := bytes.Index(data, pkt)
-	if at < 0 || bytes.Index(data[at+1:], pkt) >= 0 {
+	if at < 0 || bytes.Contains(data[at+1:], pkt) {
 		t.Fatalf("signature packet (%d bytes) found at %d, want exactly once", len(pkt), at)
 	}
 	out := bytes.Clone(data)
