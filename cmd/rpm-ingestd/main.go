@@ -26,6 +26,7 @@ import (
 	"go.uber.org/zap/zapcore"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/rpm-ingestd/rpm-ingestd/pkg/auth"
 	"github.com/rpm-ingestd/rpm-ingestd/pkg/config"
 	"github.com/rpm-ingestd/rpm-ingestd/pkg/indexer"
 	"github.com/rpm-ingestd/rpm-ingestd/pkg/ingest"
@@ -120,6 +121,13 @@ func loadConfig(path string) (cfg *config.Config, defaulted bool, err error) {
 	if _, err := exec.LookPath(cfg.Indexer.Command[0]); err != nil {
 		return nil, false, fmt.Errorf("indexer.command: %q is not on PATH: install createrepo_c (Debian: apt-get install createrepo-c; RHEL/Fedora: dnf install createrepo_c) or name the program", cfg.Indexer.Command[0])
 	}
+	// Parsed here too, not only in serve, so that a bad line is a configuration error (exit 2, also for
+	// --check-config) naming the file and the line. serve loads the file again with its logger for reloads.
+	if cfg.Server.Htpasswd != "" {
+		if _, err := auth.LoadHtpasswd(cfg.Server.Htpasswd, nil); err != nil {
+			return nil, false, fmt.Errorf("server.htpasswd: %w", err)
+		}
+	}
 	return cfg, defaulted, nil
 }
 
@@ -196,6 +204,10 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 		log.Error("scan for unindexed repositories incomplete", zap.Error(err))
 	}
 
+	authn, err := newAuthenticator(cfg.Server, log.Named("auth"))
+	if err != nil {
+		return err
+	}
 	srv, err := server.New(server.Options{
 		UploadPath:    cfg.Server.UploadPath,
 		UploadHeader:  cfg.Server.UploadHeader,
@@ -208,6 +220,7 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 		MaxConcurrentUploads: cfg.Server.MaxConcurrentUploads,
 		UploadIdleTimeout:    time.Duration(cfg.Server.UploadIdleTimeout),
 		UploadMinRate:        int64(cfg.Server.UploadMinRate),
+		Auth:                 authn,
 	}, ing, sched, log.Named("http"))
 	if err != nil {
 		return err
@@ -226,6 +239,7 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 		IdleTimeout:       time.Duration(cfg.Server.IdleTimeout),
 		MaxHeaderBytes:    int(cfg.Server.MaxHeaderBytes),
 		BaseContext:       func(net.Listener) context.Context { return reqCtx },
+		ConnContext:       auth.ConnContext, // the kernel's view of each peer, which every auth decision uses
 		ErrorLog:          zap.NewStdLog(log.Named("http")),
 	}
 
@@ -253,6 +267,39 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 		zap.Int("repos_to_index", queued))
 	daemon.SdNotify(false, daemon.SdNotifyReady) // (false, nil) outside systemd
 	return g.Wait()
+}
+
+// The failed-login limit: after loginFailures wrong passwords within loginWindow, an address gets 429 until its
+// oldest failure leaves the window. Ten a minute is far more than a person mistyping and far too few to guess.
+const (
+	loginFailures = 10
+	loginWindow   = time.Minute
+)
+
+// newAuthenticator builds who-may-upload from server.htpasswd and server.trusted_proxies, and logs the mode in
+// force and the users whose hashes are weak (an operator should re-create them with htpasswd -B).
+func newAuthenticator(s config.Server, log *zap.Logger) (*auth.Authenticator, error) {
+	var h *auth.Htpasswd
+	if s.Htpasswd != "" {
+		var err error
+		if h, err = auth.LoadHtpasswd(s.Htpasswd, log); err != nil {
+			return nil, fmt.Errorf("server.htpasswd: %w", err)
+		}
+	}
+	trust, err := auth.NewTrust(s.TrustedProxies, os.Getuid())
+	if err != nil {
+		return nil, err // config validated the same rules; this is only reached if the two disagree
+	}
+	a := auth.NewAuthenticator(h, trust, auth.NewLimiter(loginFailures, loginWindow, nil))
+	log.Info("upload authentication", zap.String("mode", a.Mode()), zap.Strings("trusted_proxies", trust.Proxies()),
+		zap.Int("proxy_uid", os.Getuid()))
+	if h != nil {
+		if weak := h.Weak(); len(weak) > 0 {
+			log.Warn("htpasswd users with weak password hashes (apr1, md5-crypt or {SHA}, fast to brute-force from a stolen file): re-create them with htpasswd -B",
+				zap.String("file", h.Path()), zap.Strings("users", weak))
+		}
+	}
+	return a, nil
 }
 
 // stopHTTP stops taking requests and waits up to drain for the running ones to finish. Uploads still running

@@ -71,7 +71,7 @@ func (b *blockingIngester) waitEntered(t *testing.T, n int) {
 func newLimitedServer(t *testing.T, ing Ingester, mod func(*Options)) *Server {
 	t.Helper()
 	opts := Options{UploadPath: "/upload", UploadHeader: "X-Package-Name", DirectUpload: true, MaxUploadSize: 1 << 20,
-		RepoURL: "/repo", TopDir: "/top", MaxConcurrentUploads: 2}
+		RepoURL: "/repo", TopDir: "/top", MaxConcurrentUploads: 2, Auth: allowAll{}}
 	if mod != nil {
 		mod(&opts)
 	}

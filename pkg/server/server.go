@@ -21,6 +21,7 @@ import (
 	"github.com/go-chi/chi/v5/middleware"
 	"go.uber.org/zap"
 
+	"github.com/rpm-ingestd/rpm-ingestd/pkg/auth"
 	"github.com/rpm-ingestd/rpm-ingestd/pkg/indexer"
 	"github.com/rpm-ingestd/rpm-ingestd/pkg/ingest"
 	"github.com/rpm-ingestd/rpm-ingestd/pkg/rpmmeta"
@@ -56,6 +57,24 @@ type Options struct {
 	// a slower one is cut off with 408 and its partial spool file removed. UploadIdleTimeout 0 means no bound.
 	UploadIdleTimeout time.Duration
 	UploadMinRate     int64
+
+	// Auth decides every request that changes the tree (see mutating). Required: New refuses a nil Auth, so a
+	// forgotten wiring can never mean "open to everyone".
+	Auth Authorizer
+}
+
+// Authorizer decides who may change the tree; *auth.Authenticator implements it. Its methods are called
+// concurrently, never block on anything but CPU (a password hash) and return errors wrapping auth.ErrUnauthorized,
+// auth.ErrForbidden or auth.ErrTooManyFailures (a *auth.LimitError), which errorStatus maps.
+type Authorizer interface {
+	// Authorize decides a direct request: Basic credentials against server.htpasswd, or, without htpasswd, a
+	// local peer. It returns the user ("" for a local peer without htpasswd).
+	Authorize(r *http.Request) (user string, err error)
+	// Proxied decides a request that names a spooled file: only a trusted proxy may. It returns the user the
+	// proxy authenticated ("" if it sent none).
+	Proxied(r *http.Request) (user string, err error)
+	// ClientAddr is the client's address for the logs: what a trusted proxy reports, else the peer's.
+	ClientAddr(r *http.Request) string
 }
 
 // Server holds the handlers' dependencies. Build it with New; it is safe for concurrent use.
@@ -73,6 +92,9 @@ type Server struct {
 
 // New builds a Server. With ServeRepo it opens TopDir for read-only serving.
 func New(opts Options, ing Ingester, idx Indexer, log *zap.Logger) (*Server, error) {
+	if opts.Auth == nil {
+		return nil, errors.New("server: Options.Auth is required")
+	}
 	s := &Server{opts: opts, ing: ing, idx: idx, log: log, now: time.Now, slots: newSlots(opts.MaxConcurrentUploads)}
 	if opts.ServeRepo {
 		root, err := os.OpenRoot(opts.TopDir)
@@ -96,13 +118,17 @@ func (s *Server) Routes() http.Handler {
 
 	r.Get("/healthz", s.healthz)    // GET /healthz - liveness: 200 "ok"
 	r.Get("/api/v1/repos", s.repos) // GET /api/v1/repos - index status of every known repository (JSON)
-	up := s.opts.UploadPath
-	r.Put(up, s.upload)                // PUT /upload - upload an RPM (body, or spooled file named by the proxy)
-	r.Put(up+"/", s.upload)            // PUT /upload/ - the same
-	r.Put(up+"/{filename}", s.upload)  // PUT /upload/{filename} - the same; curl -T appends the file name, ignored
-	r.Post(up, s.upload)               // POST /upload - the same, for clients that cannot PUT
-	r.Post(up+"/", s.upload)           // POST /upload/ - the same
-	r.Post(up+"/{filename}", s.upload) // POST /upload/{filename} - the same (curl -X POST -T)
+	// Everything that changes the tree goes in this group, behind s.mutating; read-only routes stay outside.
+	r.Group(func(r chi.Router) {
+		r.Use(s.mutating)
+		up := s.opts.UploadPath
+		r.Put(up, s.upload)                // PUT /upload - upload an RPM (body, or spooled file named by the proxy)
+		r.Put(up+"/", s.upload)            // PUT /upload/ - the same
+		r.Put(up+"/{filename}", s.upload)  // PUT /upload/{filename} - the same; curl -T appends the file name, ignored
+		r.Post(up, s.upload)               // POST /upload - the same, for clients that cannot PUT
+		r.Post(up+"/", s.upload)           // POST /upload/ - the same
+		r.Post(up+"/{filename}", s.upload) // POST /upload/{filename} - the same (curl -X POST -T)
+	})
 	if s.repo != nil {
 		r.Get(s.opts.RepoURL, http.RedirectHandler(s.opts.RepoURL+"/", http.StatusMovedPermanently).ServeHTTP) // GET /repo - to /repo/
 		r.Get(s.opts.RepoURL+"/*", s.repo.ServeHTTP)                                                           // GET /repo/* - the tree, read-only, with listings
@@ -203,6 +229,50 @@ func (s *Server) upload(w http.ResponseWriter, r *http.Request) {
 
 var errMissingHeader = errors.New("missing upload header")
 
+// mutating guards the routes that change the tree (uploads now; delete and promote later). A request that
+// names a spooled file in the upload header is the proxy's, decided by Proxied: only a trusted proxy may name
+// one, since the names are sequential and anyone else could file another client's upload as their own. Any
+// other request is decided by Authorize (htpasswd, or local peers only). A refusal is answered before the
+// handler runs, so a named spooled file is left alone and a body is never read. The user goes into the request's
+// context for the handler's log line.
+//
+// It runs before the direct_upload check on purpose: a peer that may not upload learns nothing about the
+// configuration, and a local client (the usual case) still gets the 400 that says the header is missing.
+func (s *Server) mutating(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		decide := s.opts.Auth.Authorize
+		if r.Header.Get(s.opts.UploadHeader) != "" {
+			decide = s.opts.Auth.Proxied
+		}
+		user, err := decide(r)
+		if err != nil {
+			s.refuse(w, r, err)
+			return
+		}
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), userKey{}, user)))
+	})
+}
+
+// userKey is the context key of the user that mutating let in.
+type userKey struct{}
+
+// refuse answers a request that mutating turned away, and logs it. Client mistakes are Info; a flood of them
+// is what the limiter is for. Nothing the client sent is logged but its path: the error texts of auth never
+// carry a password or the user name the client tried.
+func (s *Server) refuse(w http.ResponseWriter, r *http.Request, err error) {
+	status := errorStatus(err)
+	if r.ContentLength != 0 {
+		// The body (or, in header mode, a Content-Length with no body) is never read: without this, net/http
+		// would wait to drain it before the connection could be reused.
+		w.Header().Set("Connection", "close")
+	}
+	peer, _ := auth.PeerFrom(r.Context())
+	s.log.Info("request refused", zap.String("req_id", middleware.GetReqID(r.Context())),
+		zap.String("method", r.Method), zap.String("path", r.URL.Path), zap.Stringer("peer", peer),
+		zap.String("client", s.opts.Auth.ClientAddr(r)), zap.Int("status", status), zap.String("reason", err.Error()))
+	s.writeError(w, r, status, err)
+}
+
 // finish writes the upload's response and its one log line.
 func (s *Server) finish(w http.ResponseWriter, r *http.Request, start time.Time, res *ingest.Result, err error) {
 	status := http.StatusCreated
@@ -257,6 +327,12 @@ func (s *Server) finish(w http.ResponseWriter, r *http.Request, start time.Time,
 func errorStatus(err error) int {
 	var tooBig *http.MaxBytesError
 	switch {
+	case errors.Is(err, auth.ErrUnauthorized):
+		return http.StatusUnauthorized
+	case errors.Is(err, auth.ErrForbidden):
+		return http.StatusForbidden
+	case errors.Is(err, auth.ErrTooManyFailures):
+		return http.StatusTooManyRequests
 	case errors.Is(err, errBusy), errors.Is(err, context.Canceled): // cancelled: the daemon is stopping
 		return http.StatusServiceUnavailable
 	case errors.Is(err, errSlowUpload): // before the body errors it is wrapped in
@@ -281,7 +357,12 @@ func errorStatus(err error) int {
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, status int, err error) {
 	msg := err.Error()
 	var tooBig *http.MaxBytesError
+	var limited *auth.LimitError
 	switch {
+	case status == http.StatusUnauthorized:
+		w.Header().Set("WWW-Authenticate", auth.Challenge)
+	case errors.As(err, &limited):
+		w.Header().Set("Retry-After", limited.RetryAfterHeader())
 	case status == http.StatusServiceUnavailable:
 		w.Header().Set("Retry-After", retryAfter)
 		if !errors.Is(err, errBusy) {
@@ -310,10 +391,11 @@ func (s *Server) logUpload(r *http.Request, start time.Time, status int, res *in
 		zap.Int("status", status),
 		zap.Duration("took", s.now().Sub(start)),
 	}
-	for _, h := range []struct{ header, field string }{{"X-Real-IP", "client"}, {"X-Remote-User", "user"}} {
-		if v := r.Header.Get(h.header); v != "" {
-			fields = append(fields, zap.String(h.field, v))
-		}
+	// The client and the user come from the Authorizer, never straight from headers: from anyone but a trusted
+	// proxy, X-Real-IP and X-Remote-User are whatever the client chose to send.
+	fields = append(fields, zap.String("client", s.opts.Auth.ClientAddr(r)))
+	if user, _ := r.Context().Value(userKey{}).(string); user != "" {
+		fields = append(fields, zap.String("user", user))
 	}
 	if res != nil && res.Package != nil {
 		fields = append(fields, zap.String("nevra", res.Package.NEVRA()), zap.String("sha256", res.Package.SHA256),

@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
 	"github.com/rpm-ingestd/rpm-ingestd/internal/testrpm"
@@ -57,11 +58,16 @@ type fixture struct {
 
 func newFixture(t *testing.T, mod func(*Options)) *fixture {
 	t.Helper()
+	return newFixtureLog(t, mod, zaptest.NewLogger(t))
+}
+
+// newFixtureLog is newFixture with the logger given, for tests that read what was logged.
+func newFixtureLog(t *testing.T, mod func(*Options), log *zap.Logger) *fixture {
+	t.Helper()
 	base := t.TempDir()
 	f := &fixture{idx: &recordingIndexer{}, top: filepath.Join(base, "storage"), spool: filepath.Join(base, "incoming")}
 	os.Mkdir(f.top, 0o755)
 	os.Mkdir(f.spool, 0o755)
-	log := zaptest.NewLogger(t)
 	ing, err := ingest.New(ingest.Options{
 		TopDir: f.top, SpoolDir: f.spool, Arches: []string{"x86_64", "aarch64"}, DistTags: []string{"el", "fc"},
 		MaxSize: 1 << 20, Layout: func(_, r, a string) (string, error) { return filepath.Join(r, a), nil },
@@ -71,7 +77,7 @@ func newFixture(t *testing.T, mod func(*Options)) *fixture {
 	}
 	t.Cleanup(func() { ing.Close() })
 	opts := Options{UploadPath: "/upload", UploadHeader: "X-Package-Name", DirectUpload: true, MaxUploadSize: 1 << 20,
-		RepoURL: "/repo", ServeRepo: true, TopDir: f.top}
+		RepoURL: "/repo", ServeRepo: true, TopDir: f.top, Auth: allowAll{}}
 	if mod != nil {
 		mod(&opts)
 	}
@@ -273,7 +279,7 @@ func TestErrorMapping(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(fmt.Sprint(tc.status), func(t *testing.T) {
-			s, err := New(Options{UploadPath: "/upload", UploadHeader: "X-Package-Name", DirectUpload: true, MaxUploadSize: 10, RepoURL: "/repo"},
+			s, err := New(Options{UploadPath: "/upload", UploadHeader: "X-Package-Name", DirectUpload: true, MaxUploadSize: 10, RepoURL: "/repo", Auth: allowAll{}},
 				failingIngester{tc.err}, &recordingIndexer{}, zaptest.NewLogger(t))
 			if err != nil {
 				t.Fatal(err)
