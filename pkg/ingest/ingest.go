@@ -286,7 +286,9 @@ func (in *Ingester) openSpooled(name string) (*os.File, func() error, error) {
 	if err != nil || rel == "." || rel == ".." || strings.HasPrefix(rel, "../") {
 		return forbid("is outside server.spool_dir")
 	}
-	f, err := in.spool.Open(rel)
+	// O_NONBLOCK: opening a FIFO planted in the spool would otherwise block the request forever; the regular-file
+	// check below then refuses it. It changes nothing for regular files.
+	f, err := in.spool.OpenFile(rel, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if errors.Is(err, fs.ErrPermission) {
 		// Not the uploader's doing: nginx writes its temp files 0600 for its worker user, so this daemon runs
 		// as another user. A 500 with this in the log, not a 403 the operator would never see.

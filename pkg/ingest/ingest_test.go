@@ -455,6 +455,9 @@ func TestSpoolConfinement(t *testing.T) {
 		t.Fatal(err)
 	}
 	os.Mkdir(filepath.Join(e.spool, "sub"), 0o700)
+	if err := syscall.Mkfifo(filepath.Join(e.spool, "fifo"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct{ name, path string }{
 		{"absolute path outside spool", outside},
 		{"relative path", "victim.rpm"},
@@ -464,6 +467,7 @@ func TestSpoolConfinement(t *testing.T) {
 		{"the spool itself", e.spool},
 		{"a directory", filepath.Join(e.spool, "sub")},
 		{"missing file", filepath.Join(e.spool, "nope")},
+		{"a FIFO (would block the open)", filepath.Join(e.spool, "fifo")},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
