@@ -191,6 +191,7 @@ func (s *Server) upload(w http.ResponseWriter, r *http.Request) {
 	if req.OSRelease == "" {
 		req.OSRelease = r.Header.Get("X-OS-Release")
 	}
+	req.Checksums = clientChecksums(r.Header)
 	switch spooled := r.Header.Get(s.opts.UploadHeader); {
 	case spooled != "":
 		req.SpoolPath = spooled
@@ -228,6 +229,23 @@ func (s *Server) upload(w http.ResponseWriter, r *http.Request) {
 }
 
 var errMissingHeader = errors.New("missing upload header")
+
+// checksumHeaders are the headers in which clients (Artifactory's among them) send the body's checksum.
+var checksumHeaders = map[string]string{"X-Checksum-Sha256": "sha256", "X-Checksum-Sha1": "sha1", "X-Checksum-Md5": "md5"}
+
+// clientChecksums returns the checksums the client sent, by algorithm; nil when none.
+func clientChecksums(h http.Header) map[string]string {
+	var sums map[string]string
+	for header, algo := range checksumHeaders {
+		if v := h.Get(header); v != "" {
+			if sums == nil {
+				sums = map[string]string{}
+			}
+			sums[algo] = v
+		}
+	}
+	return sums
+}
 
 // mutating guards the routes that change the tree (uploads now; delete and promote later). A request that
 // names a spooled file in the upload header is the proxy's, decided by Proxied: only a trusted proxy may name

@@ -131,6 +131,7 @@ func TestUploadStatuses(t *testing.T) {
 		{"same bytes again", "PUT", "/upload", hello(t, ""), nil, 200, "OK (already present) - Accessible as /repo/9/x86_64/Packages/hello-1.0-1.el9.x86_64.rpm"},
 		{"different bytes, same name", "POST", "/upload/", hello(t, "x"), nil, 409, "hello-1.0-1.el9.x86_64.rpm is already stored with different content"},
 		{"junk", "PUT", "/upload", []byte("junk"), nil, 400, "rpm:"},
+		{"checksum mismatch", "PUT", "/upload", hello(t, "y"), map[string]string{"X-Checksum-Sha256": strings.Repeat("0", 64)}, 400, "checksum mismatch: the upload's sha256 is"},
 		{"no dist tag", "PUT", "/upload", testrpm.Build(t, testrpm.Spec{Name: "n", Release: "1", Arch: "x86_64"}), nil, 422, `release "1" of n-1.0-1.x86_64 has no dist tag`},
 		{"no dist tag, query override", "PUT", "/upload?os_release=9", testrpm.Build(t, testrpm.Spec{Name: "n", Release: "1", Arch: "x86_64"}), nil, 201, "OK - Accessible as /repo/9/x86_64/Packages/n-1.0-1.x86_64.rpm"},
 		{"no dist tag, header override", "PUT", "/upload", testrpm.Build(t, testrpm.Spec{Name: "m", Release: "1", Arch: "x86_64"}), map[string]string{"X-OS-Release": "8"}, 201, "OK - Accessible as /repo/8/x86_64/Packages/m-1.0-1.x86_64.rpm"},
