@@ -114,22 +114,6 @@ func unixClient(path string) *http.Client {
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) { return d.DialContext(ctx, "unix", path) }}}
 }
 
-// nonLoopbackAddr returns an address of this host that is not loopback, for a peer that is not local.
-func nonLoopbackAddr(t *testing.T) string {
-	t.Helper()
-	addrs, err := net.InterfaceAddrs()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, a := range addrs {
-		if n, ok := a.(*net.IPNet); ok && n.IP.To4() != nil && n.IP.IsGlobalUnicast() && !n.IP.IsLoopback() {
-			return n.IP.String()
-		}
-	}
-	t.Fatalf("this test needs an IPv4 address on a non-loopback interface, for a peer that is not local; the host has only %v", addrs)
-	return ""
-}
-
 // put sends one upload: a body (direct), or headers only (header mode). user "" sends no credentials.
 func put(t *testing.T, hc *http.Client, url string, body []byte, hdr map[string]string, user, pass string) (int, http.Header, string) {
 	t.Helper()
@@ -206,24 +190,8 @@ func TestAuthTCPPeers(t *testing.T) {
 		!strings.Contains(log, `"trusted_proxies":["127.0.0.1/32"]`) {
 		t.Errorf("the start-up log does not state the mode and the trusted proxies:\n%s", log)
 	}
-
-	host := nonLoopbackAddr(t)
-	tr2 := newTree(t)
-	addr2 := freePort(t, host)
-	fromHost := tcpFrom(host)
-	d2 := tr2.startAuth(t, addr2, "", fromHost, "http://"+addr2)
-	code, _, body = put(t, fromHost, d2.base+"/upload/", own, nil, "", "")
-	if code != http.StatusForbidden || !strings.Contains(body, host+" is not local; without server.htpasswd only loopback and the unix socket may upload") {
-		t.Fatalf("direct upload from %s: %d %q, want 403 naming server.htpasswd", host, code, body)
-	}
-	code, _, body = put(t, fromHost, d2.base+"/upload/", nil, map[string]string{"X-Package-Name": tr2.spoolFile(t, "0000000001", victim)}, "", "")
-	if code != http.StatusForbidden || !strings.Contains(body, "is not a trusted proxy") {
-		t.Fatalf("header mode from %s: %d %q, want 403", host, code, body)
-	}
-	if got := tr2.stored(t); len(got) != 0 {
-		t.Fatalf("stored after refusals: %v", got)
-	}
-	d2.stop(t)
+	// A peer that is not local (403 without htpasswd) is covered by pkg/server's tests with a simulated peer
+	// address: a real one would need traffic to an address other than loopback, which tests here must not send.
 }
 
 // TestAuthUnixSocket: over the unix socket, a peer running as the daemon's uid is the trusted proxy and may
