@@ -6,6 +6,7 @@ import (
 	"encoding/xml"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"maps"
 	"os"
@@ -327,12 +328,18 @@ func (c *Createrepo) publish(repoDir, out string) error {
 	return os.RemoveAll(out)
 }
 
-// exec runs the command, writing into out, and turns a failure into a *RunError.
+// exec runs the command, writing into out.
 func (c *Createrepo) exec(ctx context.Context, repoDir, out string) error {
-	argv := append(slices.Clone(c.Argv), "--outputdir", out, repoDir)
+	return startTool(ctx, append(slices.Clone(c.Argv), "--outputdir", out, repoDir), c.KillDelay, nil)
+}
+
+// startTool runs argv to its end and turns a failure into a *RunError carrying the tail of its output. Its stdout
+// goes to stdout, or with stderr into that tail when stdout is nil. ctx cancellation sends SIGTERM (createrepo_c
+// then removes its work directory itself) and SIGKILL killDelay later (DefaultKillDelay if zero).
+func startTool(ctx context.Context, argv []string, killDelay time.Duration, stdout io.Writer) error {
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
-	cmd.WaitDelay = c.KillDelay
+	cmd.WaitDelay = killDelay
 	if cmd.WaitDelay <= 0 {
 		cmd.WaitDelay = DefaultKillDelay
 	}
@@ -347,8 +354,10 @@ func (c *Createrepo) exec(ctx context.Context, repoDir, out string) error {
 		Pdeathsig: syscall.SIGTERM,
 	}
 	tail := &tailBuffer{max: outputTail}
-	cmd.Stdout = tail
-	cmd.Stderr = tail
+	cmd.Stdout, cmd.Stderr = tail, tail
+	if stdout != nil {
+		cmd.Stdout = stdout
+	}
 	err := cmd.Run()
 	if err == nil {
 		return nil

@@ -7,10 +7,8 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 )
 
@@ -182,38 +180,18 @@ func (c *Createrepo) signOutput(ctx context.Context, out string) error {
 	return nil
 }
 
-// runTool runs argv the way Createrepo.exec runs createrepo_c (own process
-// group, SIGTERM on cancellation and SIGKILL killDelay later, death signal
-// if the daemon dies) and returns its stdout; stderr is kept as the output
-// tail of the *RunError returned on failure.
+// runTool runs argv as a child of the daemon (see startTool) and returns its stdout, capped at maxGPGOutput;
+// stderr is kept as the output tail of the *RunError returned on failure.
 func runTool(ctx context.Context, argv []string, killDelay time.Duration) ([]byte, error) {
-	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
-	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
-	cmd.WaitDelay = killDelay
-	if cmd.WaitDelay <= 0 {
-		cmd.WaitDelay = DefaultKillDelay
-	}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
 	stdout := &capBuffer{max: maxGPGOutput}
-	tail := &tailBuffer{max: outputTail}
-	cmd.Stdout = stdout
-	cmd.Stderr = tail
-	err := cmd.Run()
+	err := startTool(ctx, argv, killDelay, stdout)
 	if err == nil && stdout.over {
-		err = fmt.Errorf("output exceeds %d bytes", maxGPGOutput)
+		err = &RunError{Argv: argv, ExitCode: 0, Err: fmt.Errorf("output exceeds %d bytes", maxGPGOutput)}
 	}
-	if err == nil {
-		return stdout.Bytes(), nil
+	if err != nil {
+		return nil, err
 	}
-	re := &RunError{Argv: argv, ExitCode: -1, Output: tail.String(), Err: err}
-	var exitErr *exec.ExitError
-	if errors.As(err, &exitErr) {
-		re.ExitCode = exitErr.ExitCode()
-	}
-	if cause := context.Cause(ctx); cause != nil {
-		re.Err = fmt.Errorf("%w (%w)", cause, err)
-	}
-	return nil, re
+	return stdout.Bytes(), nil
 }
 
 // capBuffer is a bytes.Buffer that keeps at most max bytes and remembers
