@@ -20,6 +20,8 @@ import (
 	"github.com/gofrs/flock"
 	"go.uber.org/zap"
 	"golang.org/x/sys/unix"
+
+	"github.com/rpm-ingestd/rpm-ingestd/internal/durable"
 )
 
 // Names of the files the indexer keeps in a repository directory. None ends
@@ -322,7 +324,7 @@ func (c *Createrepo) publish(repoDir, out string) error {
 	if err != nil {
 		return fmt.Errorf("publish %s: %w", dst, err)
 	}
-	if err := syncDir(repoDir); err != nil {
+	if err := durable.SyncDir(repoDir); err != nil {
 		return err
 	}
 	return os.RemoveAll(out)

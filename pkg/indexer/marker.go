@@ -41,11 +41,8 @@ func MarkDirty(repoDir string) error {
 		return fmt.Errorf("sync dirty marker: %w", err)
 	}
 	// The directory entry is what makes the marker survive a power loss.
-	return syncDir(repoDir)
+	return durable.SyncDir(repoDir)
 }
-
-// syncDir is durable.SyncDir, under the name this package's callers use.
-func syncDir(dir string) error { return durable.SyncDir(dir) }
 
 // Recover walks topDir for repository directories (directories with a
 // Packages/ subdirectory; hidden directories, repodata/ and Packages/ itself

@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/rpm-ingestd/rpm-ingestd/internal/durable"
 )
 
 // DefaultPublicKeyName is the file, in the top directory, that main exports
@@ -246,5 +248,5 @@ func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
 		os.Remove(tmp)
 		return fmt.Errorf("write %s: %w", path, err)
 	}
-	return syncDir(dir)
+	return durable.SyncDir(dir)
 }
