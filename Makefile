@@ -43,14 +43,14 @@ unit: ## unit and integration tests only (no nginx end-to-end)
 # One bounded run per fuzz target (go test -fuzz takes one target in one package at a time). The seed corpora in
 # testdata/fuzz already replay in every plain go test; an input that fails here is written there: fix, then commit it.
 FUZZTIME ?= 10s
-FUZZ      = $(GO) test -run '^$$' -fuzztime $(FUZZTIME) -fuzz
+FUZZ      = GO=$(GO) deploy/fuzz.sh
 
 fuzz: ## run each fuzz target for FUZZTIME (10s): rpm parsing, signatures, htpasswd, spool paths
-	$(FUZZ) '^FuzzGuard$$' ./pkg/rpmmeta/
-	$(FUZZ) '^FuzzInspect$$' ./pkg/rpmmeta/
-	$(FUZZ) '^FuzzParseSignature$$' ./pkg/signature/
-	$(FUZZ) '^FuzzParseHtpasswd$$' ./pkg/auth/
-	$(FUZZ) '^FuzzSpoolPath$$' ./pkg/ingest/
+	$(FUZZ) FuzzGuard ./pkg/rpmmeta/ $(FUZZTIME)
+	$(FUZZ) FuzzInspect ./pkg/rpmmeta/ $(FUZZTIME)
+	$(FUZZ) FuzzParseSignature ./pkg/signature/ $(FUZZTIME)
+	$(FUZZ) FuzzParseHtpasswd ./pkg/auth/ $(FUZZTIME)
+	$(FUZZ) FuzzSpoolPath ./pkg/ingest/ $(FUZZTIME)
 
 e2e: build ## the end-to-end suite only
 	$(GO) test -count=1 -v -timeout 15m ./e2e/...
