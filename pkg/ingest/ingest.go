@@ -127,8 +127,9 @@ type Request struct {
 	Checksums map[string]string
 }
 
-// Ingester places uploads. It is safe for concurrent use: the filesystem (link(2) fails on an existing name,
-// rename(2) replaces atomically) arbitrates between uploads of one package, not a lock.
+// Ingester places uploads. It is safe for concurrent use: uploads of one file name are placed one at a time (a
+// lock per name, shared with other processes through flock), and link(2), which fails on an existing name,
+// guards against anything else writing into the tree.
 type Ingester struct {
 	opts    Options
 	spool   *os.Root
@@ -139,9 +140,8 @@ type Ingester struct {
 	now     func() time.Time
 
 	// Test seams: the filesystem calls whose failure or timing tests provoke.
-	link       func(oldname, newname string) error // os.Link
-	syncDir    func(dir string) error              // durable.SyncDir
-	beforeLink func()                              // after the repositories are marked, before the first link
+	link    func(oldname, newname string) error // os.Link
+	syncDir func(dir string) error              // durable.SyncDir
 }
 
 const (
@@ -496,9 +496,6 @@ func (in *Ingester) place(f *os.File, res *Result) error {
 				return err
 			}
 		}
-	}
-	if in.beforeLink != nil {
-		in.beforeLink()
 	}
 	res.Status = Present
 	for _, t := range targets {
