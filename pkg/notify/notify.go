@@ -301,6 +301,12 @@ func (n *Notifier) work(ctx context.Context, h *hook) {
 			n.discard(h)
 			return
 		case b := <-h.queue:
+			if ctx.Err() != nil {
+				// select picks at random among ready cases; a message taken after the end is dropped unsent.
+				n.drop(h, b, "shutting down")
+				n.discard(h)
+				return
+			}
 			ok := n.deliver(ctx, h, b)
 			if n.done != nil {
 				n.done(h.index, ok)
