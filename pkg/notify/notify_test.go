@@ -628,4 +628,3 @@ func TestMetricsExistAtStart(t *testing.T) {
 		t.Error("registering twice succeeded")
 	}
 }
-
