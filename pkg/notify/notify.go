@@ -122,7 +122,12 @@ type Notifier struct {
 	m     *metrics
 
 	running atomic.Bool // Run was called
-	stopped atomic.Bool // Run returned: Notify drops at once instead of filling queues nobody reads
+
+	// stopMu orders Notify's enqueue against Run's end: Notify holds it shared while it checks stopped and sends
+	// (a non-blocking send, so it is held for moments), and Run holds it exclusively to set stopped. Everything
+	// enqueued before that is found by Run's final discard; everything after is dropped by Notify itself.
+	stopMu  sync.RWMutex
+	stopped bool // Run returned: Notify drops at once instead of filling queues nobody reads
 
 	// done, when set by a test, is called after each message leaves a worker, delivered or not.
 	done func(index int, delivered bool)
@@ -251,11 +256,13 @@ func (n *Notifier) Notify(b Batch) {
 	if len(b.Packages) == 0 {
 		return
 	}
+	n.stopMu.RLock()
+	defer n.stopMu.RUnlock()
 	for _, h := range n.hooks {
 		if !h.matches(b.Repo) {
 			continue
 		}
-		if n.stopped.Load() {
+		if n.stopped {
 			n.drop(h, b, "notifier stopped")
 			continue
 		}
@@ -285,8 +292,10 @@ func (n *Notifier) Run(ctx context.Context) error {
 		wg.Go(func() { n.work(ctx, h) })
 	}
 	wg.Wait()
-	n.stopped.Store(true)
-	// A Notify racing with the Store above may have queued one more message after its worker left.
+	n.stopMu.Lock()
+	n.stopped = true
+	n.stopMu.Unlock()
+	// A Notify that ran between a worker's exit and the line above may have queued one more message.
 	for _, h := range n.hooks {
 		n.discard(h)
 	}
