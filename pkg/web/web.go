@@ -182,7 +182,7 @@ type indexData struct {
 func (h *Handler) index(w http.ResponseWriter, r *http.Request) {
 	q := strings.TrimSpace(r.URL.Query().Get("q"))
 	if len(q) > maxQuery {
-		q = q[:maxQuery]
+		q = strings.ToValidUTF8(q[:maxQuery], "") // the cut may split a character; drop its remains
 	}
 	d := indexData{Repos: h.opts.Source.Repos()}
 	if q != "" {

@@ -195,6 +195,7 @@ func TestSearch(t *testing.T) {
 		{"no match", "/?q=nothing", "nothing", []string{"No package name contains “nothing”."}, nil},
 		{"blank is no search", "/?q=+++", "", nil, []string{`id="results"`}},
 		{"capped", "/?q=" + strings.Repeat("a", 500), strings.Repeat("a", maxQuery), []string{`id="results"`}, nil},
+		{"capped on a character boundary", "/?q=" + strings.Repeat("é", 150), strings.Repeat("é", maxQuery/2), []string{`id="results"`}, nil},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
