@@ -1,0 +1,3 @@
+package main
+
+func (b *bench) scenarioCoalesce() error { return nil }
