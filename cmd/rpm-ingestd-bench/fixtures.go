@@ -86,7 +86,9 @@ type pool struct {
 }
 
 // spec returns the i-th package of the pool.
-func (p pool) spec(i int) pkgSpec { return pkgSpec{name: fmt.Sprintf("%s-%05d", p.prefix, i), size: p.size} }
+func (p pool) spec(i int) pkgSpec {
+	return pkgSpec{name: fmt.Sprintf("%s-%05d", p.prefix, i), size: p.size}
+}
 
 // path returns the file of the i-th package.
 func (p pool) path(i int) string { return filepath.Join(p.dir, p.spec(i).fileName()) }

@@ -24,11 +24,11 @@ func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
 // sizes are the counts a run uses; quick mode shrinks them so the whole run stays under two minutes.
 type sizes struct {
 	quick       bool
-	headerN     int   // uploads per concurrency level in scenario 1
-	nginxSmallN int   // 10 KiB uploads through nginx
-	nginxBigN   int   // 10 MiB uploads through nginx
-	bigSize     int   // scenario 3's package size
-	coalesceN   int   // scenario 4's uploads
+	headerN     int // uploads per concurrency level in scenario 1
+	nginxSmallN int // 10 KiB uploads through nginx
+	nginxBigN   int // 10 MiB uploads through nginx
+	bigSize     int // scenario 3's package size
+	coalesceN   int // scenario 4's uploads
 	coalesceDur time.Duration
 	repoSizes   []int // scenario 5
 }

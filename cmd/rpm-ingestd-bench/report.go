@@ -174,20 +174,20 @@ const scenarioDoc = `## What each scenario measures
    with nginx's own DAV PUT (nginx spools the body, renames it into place and answers 204 on replacement) and
    never proxies.
 3. **Direct mode streaming**: the body goes to the daemon's socket (server.direct_upload) and is spooled by the
-   daemon itself. One big package against `+"`cp`"+` of the same file into the same filesystem followed by an
+   daemon itself. One big package against ` + "`cp`" + ` of the same file into the same filesystem followed by an
    fsync (the daemon fsyncs; plain cp is given too). Then 16 concurrent uploads of the same size (to 16
    repositories via ?os_release) while VmHWM of the daemon is read: it must not grow with upload size.
 4. **Coalescing**: uploads spread evenly over the interval into one repository, quiet period 2 s. Index runs
    come from /api/v1/repos; the indexer's CPU is the daemon's reaped-children CPU (cutime+cstime, which is
    createrepo_c). Time to visible is from the last upload's answer to a dnf repoquery (--refresh, reading the
-   tree) listing the last package. The naive design runs `+"`createrepo_c --update --no-database`"+` after
+   tree) listing the last package. The naive design runs ` + "`createrepo_c --update --no-database`" + ` after
    every one of the same uploads.
 5. **Publish cost against repository size**: a tree of N packages with current metadata; one package is added
    through the daemon. Measured: from the end of the quiet period (the run's last_start in /api/v1/repos) to
    repomd.xml listing the package (last_end, and checked in primary.xml). Compared on the same tree, reset to
-   the same state, with bare `+"`createrepo_c --update --no-database`"+` (our flags), `+"`createrepo_c --update`"+`
-   (with sqlite) and `+"`createrepo_c`"+` with its default flags (full re-read, sqlite).
-6. **Time to visible for a CI job**: the wall time of one `+"`curl -T ...?wait=visible&publish=now`"+` through
+   the same state, with bare ` + "`createrepo_c --update --no-database`" + ` (our flags), ` + "`createrepo_c --update`" + `
+   (with sqlite) and ` + "`createrepo_c`" + ` with its default flags (full re-read, sqlite).
+6. **Time to visible for a CI job**: the wall time of one ` + "`curl -T ...?wait=visible&publish=now`" + ` through
    nginx against bare createrepo_c on the same repository plus one HTTP round trip through nginx.
 7. **Footprint**: the daemon's VmRSS idle after start, and its peak (VmHWM) during scenario 1 at concurrency 32.
 `

@@ -57,7 +57,9 @@ func (b *bench) scenarioHeader() error {
 			return err
 		}
 		stopSampler := sampleRSS(d.pid(), &peak)
-		res, err := runLoad(d.client, n, conc, func(i int) (*httpRequest, error) { return headerPut("http://rpm-ingestd", names[i], "c"+strconv.Itoa(conc)) }, 201)
+		res, err := runLoad(d.client, n, conc, func(i int) (*httpRequest, error) {
+			return headerPut("http://rpm-ingestd", names[i], "c"+strconv.Itoa(conc))
+		}, 201)
 		stopSampler()
 		if err != nil {
 			return err
@@ -103,7 +105,6 @@ func (b *bench) scenarioHeader() error {
 	}
 	return nil
 }
-
 
 // spoolCopies copies the first n packages of p into dir (inside the spool) under sequential names, like
 // nginx's temp files, and flushes them to disk so their writeback does not land inside the measurement.

@@ -64,7 +64,7 @@ func (b *bench) scenarioDirect() error {
 	r := float64(cs) / float64(o) // throughput ours ÷ throughput of cp+fsync
 	mbps := func(t time.Duration) string { return fmt.Sprintf("%.0f MiB/s", float64(huge.size)/(1<<20)/t.Seconds()) }
 	b.add(row{scen: "3", what: fmt.Sprintf("direct upload of %s: throughput ours/cp+fsync", human(int64(huge.size))), ratio: x(r),
-		abs: fmt.Sprintf("ours %s (%s); cp+fsync %s (%s); plain cp %s (%s); median of %d", ms(o), mbps(o), ms(cs), mbps(cs), ms(c), mbps(c), reps),
+		abs:    fmt.Sprintf("ours %s (%s); cp+fsync %s (%s); plain cp %s (%s); median of %d", ms(o), mbps(o), ms(cs), mbps(cs), ms(c), mbps(c), reps),
 		target: "≥ 0.9×", met: verdict(r >= 0.9)})
 
 	// Peak RSS: a fresh daemon per size, so VmHWM is this burst's peak.
@@ -99,8 +99,8 @@ func (b *bench) scenarioDirect() error {
 	}
 	small, large := hwm["10 MiB"], hwm[human(int64(huge.size))]
 	b.add(row{scen: "3", what: fmt.Sprintf("peak RSS, 16 × %s in flight / 16 × 10 MiB", human(int64(huge.size))),
-		ratio: x(float64(large.hwm) / float64(small.hwm)),
-		abs:   fmt.Sprintf("VmHWM %s with 16 × %s, %s with 16 × 10 MiB", human(large.hwm), human(int64(huge.size)), human(small.hwm)),
+		ratio:  x(float64(large.hwm) / float64(small.hwm)),
+		abs:    fmt.Sprintf("VmHWM %s with 16 × %s, %s with 16 × 10 MiB", human(large.hwm), human(int64(huge.size)), human(small.hwm)),
 		target: "≤ 64 MiB", met: verdict(large.hwm <= 64<<20)})
 	return nil
 }
