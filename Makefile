@@ -55,8 +55,9 @@ fuzz: ## run each fuzz target for FUZZTIME (10s): rpm parsing, signatures, htpas
 e2e: build ## the end-to-end suite only
 	$(GO) test -count=1 -v -timeout 15m ./e2e/...
 
-bench: deps ## benchmarks, reported as ratios against a floor measured in the same run
-	$(GO) test -run '^$$' -bench . -benchtime 5x ./pkg/...
+bench: deps build ## the daemon through nginx against its floors and createrepo_c, into BENCHMARKS.md (BENCH_QUICK=1: < 2 min)
+	$(GO) build -o bin/rpm-ingestd-bench ./cmd/rpm-ingestd-bench
+	bin/rpm-ingestd-bench -bin $(BIN) -var var/bench -out BENCHMARKS.md
 
 lint: ## gofmt, go vet, staticcheck, shellcheck
 	@test -z "$$(gofmt -l $(GOFILES))" || { gofmt -l $(GOFILES); echo "gofmt: files above need formatting"; exit 1; }
