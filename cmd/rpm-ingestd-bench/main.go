@@ -53,6 +53,8 @@ type bench struct {
 	rows  []row
 	notes []string // evidence paragraphs for BENCHMARKS.md
 	big   *bigRepoAnalysis
+
+	profBuilt bool // profBin has built the symbol-carrying daemon
 }
 
 func run(args []string, stdout, stderr io.Writer) int {

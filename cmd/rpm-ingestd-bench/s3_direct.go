@@ -67,6 +67,29 @@ func (b *bench) scenarioDirect() error {
 		abs:    fmt.Sprintf("ours %s (%s); cp+fsync %s (%s); plain cp %s (%s); median of %d", ms(o), mbps(o), ms(cs), mbps(cs), ms(c), mbps(c), reps),
 		target: "≥ 0.9×", met: verdict(r >= 0.9)})
 
+	if r < 0.9 {
+		pconf := conf
+		pconf.dir, pconf.top = filepath.Join(dir, "perf"), filepath.Join(dir, "top-perf")
+		prof, err := b.perfDaemon(pconf, func(d *daemon) error {
+			for i := range reps {
+				err := do(d.client, func(int) (*httpRequest, error) {
+					return bodyPut("http://rpm-ingestd/upload/?os_release=perf"+strconv.Itoa(i), huge.path(0))
+				}, 0, []int{201})
+				if err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			prof = "perf failed: " + err.Error()
+		}
+		b.note("Scenario 3: one direct upload of %s took %s against %s for cp+fsync (cp copies inside the kernel with "+
+			"copy_file_range; the upload crosses a socket from this program, is written by the daemon, then read again "+
+			"for the SHA-256 and the payload digest). perf record of the daemon (a build with symbols) during %d more "+
+			"uploads, functions by share of its samples: %s", human(int64(huge.size)), ms(o), ms(cs), reps, prof)
+	}
+
 	// Peak RSS: a fresh daemon per size, so VmHWM is this burst's peak.
 	hwm := map[string]memory{}
 	for _, burst := range []struct {
