@@ -15,6 +15,7 @@ type variant struct {
 	flags string
 	res   crResult
 	safe  string
+	ok    bool // safe for the daemon as it is (repo.overwrite: false, the default)
 }
 
 // bigRepoAnalysis is where createrepo_c's time goes at the largest repository size.
@@ -30,21 +31,24 @@ func (b *bench) analyse(t *tree, ours crResult) (*bigRepoAnalysis, error) {
 	a := &bigRepoAnalysis{n: t.n}
 	fmt.Fprintf(b.out, "  where the time goes at %d packages:\n", t.n)
 	base := "--update --no-database"
-	a.variants = append(a.variants, variant{flags: base + " (ours)", res: ours, safe: "baseline: what the daemon runs (plus --error-exit-val --retain-old-md-by-age=10m --outputdir)"})
-	for _, v := range []struct{ flags, safe string }{
-		{base + " --skip-stat", "only with repo.overwrite: false (our default): a replaced file keeps its name, size may match, and --skip-stat would keep its stale checksum; deletions are still seen (they vanish from the directory listing)"},
-		{base + " --workers 1", "safe (only the number of threads reading new packages)"},
-		{base + " --workers 4", "safe"},
-		{base + " --general-compress-type=xz", "safe for dnf and yum ≥ 3.4; slower here"},
-		{base + " --general-compress-type=bz2", "safe for dnf; slower here"},
-		{"--no-database", "safe, but re-reads every package: what --update avoids"},
+	a.variants = append(a.variants, variant{flags: base + " (ours)", res: ours, ok: true, safe: "baseline: what the daemon runs (plus --error-exit-val --retain-old-md-by-age=10m --outputdir)"})
+	for _, v := range []struct {
+		flags, safe string
+		ok          bool
+	}{
+		{base + " --skip-stat", "only with repo.overwrite: false (the default): with overwrite a replaced package keeps its name and createrepo_c would keep the old entry's checksum without a stat; removed files still drop out (they vanish from the directory listing)", true},
+		{base + " --workers 1", "safe: only the number of threads reading new packages", true},
+		{base + " --workers 4", "safe", true},
+		{base + " --general-compress-type=xz", "safe for dnf (and yum on EL7)", true},
+		{base + " --general-compress-type=bz2", "safe for dnf", true},
+		{"--no-database", "safe, but re-reads every package: what --update avoids", true},
 	} {
 		r, err := b.createrepo(t, 1, strings.Fields(v.flags)...)
 		if err != nil {
 			return nil, err
 		}
 		fmt.Fprintf(b.out, "    %-60s %s (%.2f CPU-s)\n", v.flags, ms(r.wall), r.cpu)
-		a.variants = append(a.variants, variant{flags: v.flags, res: r, safe: v.safe})
+		a.variants = append(a.variants, variant{flags: v.flags, res: r, safe: v.safe, ok: v.ok})
 	}
 	r, err := b.pkglistRun(t)
 	if err != nil {
@@ -137,11 +141,27 @@ func (a *bigRepoAnalysis) markdown() string {
 	var sb strings.Builder
 	fmt.Fprintf(&sb, "\n## Where the time goes in big repositories\n\nAt %d packages, one package added, each run from the same "+
 		"state (the tree reset to the old metadata between runs). Ratios are against our flags.\n\n"+
-		"| createrepo_c flags | wall | CPU | wall ÷ ours | safe for us? |\n|---|---|---|---|---|\n", a.n)
+		"| createrepo_c flags | wall | CPU | wall ÷ ours | safe for us? | verdict |\n|---|---|---|---|---|---|\n", a.n)
 	base := a.variants[0].res.wall
-	for _, v := range a.variants {
-		fmt.Fprintf(&sb, "| `%s` | %s | %.2f s | %s | %s |\n", v.flags, ms(v.res.wall), v.res.cpu, x(v.res.wall.Seconds()/base.Seconds()), v.safe)
+	for i, v := range a.variants {
+		r := v.res.wall.Seconds() / base.Seconds()
+		verdict := "keep ours"
+		switch {
+		case i == 0:
+			verdict = "current"
+		case !v.ok:
+			verdict = "not adoptable"
+		case r < 0.9:
+			verdict = "**adopt** (saves " + fmt.Sprintf("%.0f", 100*(1-r)) + " %)"
+		case r < 1.1:
+			verdict = "no measurable gain"
+		}
+		fmt.Fprintf(&sb, "| `%s` | %s | %.2f s | %s | %s | %s |\n", v.flags, ms(v.res.wall), v.res.cpu, x(r), v.safe, verdict)
 	}
+	sb.WriteString("\n\"adopt\" means: faster by more than the noise (10 %) on this run and safe for the daemon as configured by " +
+		"default. The daemon's command is indexer.command, so an operator can adopt a flag today; changing " +
+		"indexer.DefaultCommand is the daemon's decision, not this tool's (one run at one size is evidence, not proof: " +
+		"re-run `make bench` before changing a default).\n")
 	fmt.Fprintf(&sb, "\nperf record of `createrepo_c --update --no-database` (share of samples by shared object; libxml2 parses the "+
 		"old metadata and writes the new, libz decompresses the old and compresses the new, the kernel share is file "+
 		"I/O, stat and directory reads, librpm reads only the new package):\n\n```\n%s\n```\n\nstrace -c -f of the same run (system "+

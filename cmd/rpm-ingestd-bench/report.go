@@ -146,6 +146,13 @@ Ratios read "ours รท comparison" for times and CPU (lower is better) and "ours ร
 (higher is better); each row says which. The targets are issue 14's "What good looks like".
 
 `, time.Now().UTC().Format("2006-01-02 15:04 UTC"), mode, took.Seconds(), machine, table)
+	sb.WriteString("## Targets (issue 14) and what this run measured\n\n| # | target | measured | met |\n|---|---|---|---|\n")
+	for _, r := range b.rows {
+		if r.target != "" {
+			fmt.Fprintf(&sb, "| %s | %s: %s | %s (%s) | %s |\n", r.scen, r.what, r.target, r.ratio, r.abs, r.met)
+		}
+	}
+	sb.WriteString("\n")
 	sb.WriteString(scenarioDoc)
 	if b.big != nil {
 		sb.WriteString(b.big.markdown())
