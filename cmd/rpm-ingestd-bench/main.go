@@ -53,6 +53,7 @@ type bench struct {
 	rows  []row
 	notes []string // evidence paragraphs for BENCHMARKS.md
 	big   *bigRepoAnalysis
+	scale []scalePoint // scenario 5 per size, for the analysis
 
 	profBuilt bool // profBin has built the symbol-carrying daemon
 }

@@ -78,13 +78,19 @@ func (b *bench) straceDaemon(conf daemonConf, ops int, load func(d *daemon) erro
 		return "", err
 	}
 	defer d.stop(syscall.SIGKILL, time.Second)
-	out := filepath.Join(conf.dir, "strace-c.txt")
+	return straceAttach(d, ops, func() error { return load(d) })
+}
+
+// straceAttach counts the system calls of the running daemon d (strace -c -f) while load runs, and returns the
+// calls with the most time, per operation of the load (ops).
+func straceAttach(d *daemon, ops int, load func() error) (string, error) {
+	out := filepath.Join(d.conf.dir, fmt.Sprintf("strace-c-%d.txt", time.Now().UnixNano()))
 	st := exec.Command("strace", "-c", "-f", "-o", out, "-p", strconv.Itoa(d.pid()))
 	if err := st.Start(); err != nil {
 		return "", fmt.Errorf("strace: %w", err)
 	}
 	time.Sleep(500 * time.Millisecond)
-	lerr := load(d)
+	lerr := load()
 	_ = st.Process.Signal(syscall.SIGINT)
 	_ = st.Wait()
 	if lerr != nil {

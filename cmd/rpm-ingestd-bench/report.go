@@ -155,7 +155,7 @@ Ratios read "ours รท comparison" for times and CPU (lower is better) and "ours ร
 	sb.WriteString("\n")
 	sb.WriteString(scenarioDoc)
 	if b.big != nil {
-		sb.WriteString(b.big.markdown())
+		sb.WriteString(b.big.markdown(b.scale))
 	}
 	if len(b.notes) > 0 {
 		sb.WriteString("\n## Evidence and notes from this run\n\n")

@@ -62,6 +62,23 @@ func (b *bench) scenarioNginx() error {
 			target: "≤ 1.2×", met: verdict(r50 <= 1.2)})
 		b.add(row{scen: "2", what: fmt.Sprintf("through nginx, %s, c=8: p99 latency ours/nginx alone", c.label),
 			ratio: x(float64(ours.pct(0.99)) / float64(alone.pct(0.99))), abs: "see above"})
+		if r50 > 1.2 {
+			// The same packages once more into other repositories, with the daemon's system calls counted.
+			calls, err := straceAttach(d, c.n, func() error {
+				_, err := runLoad(ng.web, c.n, conc, func(i int) (*httpRequest, error) {
+					return ng.put("/upload/?os_release=s"+filepath.Base(c.p.prefix), c.p.path(i))
+				}, 201)
+				return err
+			})
+			if err != nil {
+				calls = "strace failed: " + err.Error()
+			}
+			b.note("Scenario 2, %s: p50 %s through the daemon against %s for nginx alone. What the daemon adds per "+
+				"upload is durability and checking: nginx's DAV store neither fsyncs nor reads the body back, the daemon reads "+
+				"the spooled file once (SHA-256 of the file and of the payload in one pass) and fsyncs it and the directory. "+
+				"strace -c -f of the daemon during one more batch, system calls by share of time (calls per upload): %s",
+				c.label, ms(ours.pct(0.5)), ms(alone.pct(0.5)), calls)
+		}
 	}
 	return nil
 }
