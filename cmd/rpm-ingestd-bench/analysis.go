@@ -161,6 +161,7 @@ func (b *bench) pkglistRun(t *tree) (crResult, error) {
 	return crResult{wall: w, cpu: c}, nil
 }
 
+// keepLines returns the lines of s that keep accepts, without trailing blanks.
 func keepLines(s string, keep func(string) bool) string {
 	var out []string
 	for _, l := range strings.Split(s, "\n") {

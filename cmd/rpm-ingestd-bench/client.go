@@ -19,6 +19,7 @@ type loadResult struct {
 	lat  []time.Duration // sorted
 }
 
+// perSec is the throughput: requests per second of wall time.
 func (r loadResult) perSec() float64 { return float64(r.n) / r.wall.Seconds() }
 
 // pct returns the q-quantile latency (nearest rank).
@@ -118,4 +119,5 @@ func bodyPut(url, path string) (*http.Request, error) {
 // httpRequest is the request type the request makers return.
 type httpRequest = http.Request
 
+// sortDurations sorts d ascending, for the percentiles.
 func sortDurations(d []time.Duration) { sort.Slice(d, func(i, j int) bool { return d[i] < d[j] }) }

@@ -187,5 +187,8 @@ func newProgress(out io.Writer, label string, total int) *progress {
 	return p
 }
 
+// add counts k more items done.
 func (p *progress) add(k int) { p.n.Add(int64(k)) }
-func (p *progress) done()     { close(p.stop); p.wg.Wait() }
+
+// done stops the ticker after printing the final count.
+func (p *progress) done() { close(p.stop); p.wg.Wait() }

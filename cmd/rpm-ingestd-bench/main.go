@@ -19,6 +19,7 @@ import (
 	"time"
 )
 
+// main only exits: run does the work and returns the status, so deferred cleanups run.
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
 
 // sizes are the counts a run uses; quick mode shrinks them so the whole run stays under two minutes.
@@ -33,11 +34,13 @@ type sizes struct {
 	repoSizes   []int // scenario 5
 }
 
+// fullSizes are the issue's counts: the full run takes about six minutes here, under the 20 allowed.
 func fullSizes() sizes {
 	return sizes{headerN: 2000, nginxSmallN: 1000, nginxBigN: 64, bigSize: 256 << 20, coalesceN: 200,
 		coalesceDur: 10 * time.Second, repoSizes: []int{1000, 10000, 50000}}
 }
 
+// quickSizes keep one small repository and fewer, smaller uploads: well under two minutes.
 func quickSizes() sizes {
 	return sizes{quick: true, headerN: 400, nginxSmallN: 200, nginxBigN: 16, bigSize: 64 << 20, coalesceN: 50,
 		coalesceDur: 3 * time.Second, repoSizes: []int{1000}}
@@ -58,6 +61,8 @@ type bench struct {
 	profBuilt bool // profBin has built the symbol-carrying daemon
 }
 
+// run parses the flags, runs every scenario (a failed one is reported in the table and the exit status, the
+// others still run), prints the table and writes the report.
 func run(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("rpm-ingestd-bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -148,6 +153,7 @@ func lookTool(name string) (string, error) {
 	return "", fmt.Errorf("%s not found: run `make deps` (Debian: apt-get install nginx createrepo-c dnf)", name)
 }
 
+// fileExists reports whether p can be stat()ed.
 func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
 
 // workers is how many goroutines CPU-bound fixture generation uses.

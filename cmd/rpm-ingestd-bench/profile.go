@@ -51,8 +51,9 @@ func (b *bench) perfDaemon(conf daemonConf, load func(d *daemon) error) (string,
 	if lerr != nil {
 		return "", lerr
 	}
-	report := func(sort string, limit int) (string, error) {
-		out, err := exec.Command("perf", "report", "-i", data, "--stdio", "--no-children", "--sort", sort, "--percent-limit", "2").Output()
+	report := func(sort string, limit int, extra ...string) (string, error) {
+		args := append([]string{"report", "-i", data, "--stdio", "--no-children", "--sort", sort, "--percent-limit", "2"}, extra...)
+		out, err := exec.Command("perf", args...).Output()
 		if err != nil {
 			return "", fmt.Errorf("perf report: %w", err)
 		}
@@ -67,7 +68,12 @@ func (b *bench) perfDaemon(conf daemonConf, load func(d *daemon) error) (string,
 		return "", err
 	}
 	sym, err := report("sym", 12)
-	return "by binary: " + dso + "; by function: " + sym, err
+	if err != nil {
+		return "", err
+	}
+	// Within the daemon's own code (Go runtime included), percentages of that binary's samples.
+	own, err := report("sym", 12, "--dsos", filepath.Base(bin), "--percentage", "relative")
+	return "by binary: " + dso + "; by function: " + sym + "; within " + filepath.Base(bin) + " only: " + own, err
 }
 
 // straceDaemon starts the daemon with conf, counts its system calls (strace -c -f) while load runs, and returns

@@ -21,6 +21,7 @@ type row struct {
 	met    string // "yes", "NO", or "" when the row has no target
 }
 
+// add appends a row to the table and prints it at once, so a long run shows its results as they come.
 func (b *bench) add(r row) {
 	b.rows = append(b.rows, r)
 	fmt.Fprintf(b.out, "  %-44s %-10s %s\n", r.what, r.ratio, r.abs)
@@ -84,6 +85,7 @@ func fsName(magic int64) string {
 	return fmt.Sprintf("0x%x", magic)
 }
 
+// contains reports whether the comma-separated list holds id.
 func contains(list, id string) bool {
 	for _, s := range strings.Split(list, ",") {
 		if strings.TrimSpace(s) == id {
@@ -93,6 +95,7 @@ func contains(list, id string) bool {
 	return false
 }
 
+// firstLine returns s up to its first newline.
 func firstLine(s string) string { l, _, _ := strings.Cut(s, "\n"); return l }
 
 // human formats a byte count.

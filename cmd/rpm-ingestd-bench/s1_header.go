@@ -203,6 +203,7 @@ func runFloor(files []string, pkgDir string, conc int) (loadResult, float64, err
 	return r, cpu, firstErr
 }
 
+// floorOne is the floor's work for one spooled file; buf is the worker's read buffer.
 func floorOne(src, dst string, dir *os.File, buf []byte) error {
 	f, err := os.Open(src)
 	if err != nil {
@@ -227,6 +228,7 @@ func floorOne(src, dst string, dir *os.File, buf []byte) error {
 	return os.Remove(src)
 }
 
+// tvSec converts a rusage time to seconds.
 func tvSec(tv unix.Timeval) float64 { return float64(tv.Sec) + float64(tv.Usec)/1e6 }
 
 // sampleRSS records the highest VmRSS of pid into peak every 10 ms until the returned function is called.

@@ -149,6 +149,7 @@ func cpOnce(src, dst string) (plain, synced time.Duration, err error) {
 	return plain, time.Since(t0), nil
 }
 
+// median returns the middle value (the upper one of an even count) without reordering d.
 func median(d []time.Duration) time.Duration {
 	s := slices.Clone(d)
 	slices.Sort(s)
