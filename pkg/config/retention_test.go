@@ -17,7 +17,7 @@ func TestRetentionLoad(t *testing.T) {
 		want    RetentionRule
 	}{
 		{"", RetentionRule{KeepVersions: 5, KeepDays: 30}},
-		{"stable", RetentionRule{KeepVersions: 5, KeepDays: 30}},  // no override: the repository-wide rule
+		{"stable", RetentionRule{KeepVersions: 5, KeepDays: 30}}, // no override: the repository-wide rule
 		{"testing", RetentionRule{KeepVersions: 2, KeepDays: 0}}, // the override replaces the whole rule
 	}
 	for _, tc := range tests {
