@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -61,6 +62,9 @@ type Options struct {
 	// Auth decides every request that changes the tree (see mutating). Required: New refuses a nil Auth, so a
 	// forgotten wiring can never mean "open to everyone".
 	Auth Authorizer
+
+	// Retention answers GET /api/v1/retention, the retention dry run; nil leaves the route out.
+	Retention RetentionPlanner
 }
 
 // Authorizer decides who may change the tree; *auth.Authenticator implements it. Its methods are called
@@ -88,6 +92,8 @@ type Server struct {
 
 	slots    slots    // uploads in progress, capped by MaxConcurrentUploads
 	inflight inflight // running handlers, for Wait
+
+	planning sync.Mutex // held by the one retention dry run that may run at a time
 }
 
 // New builds a Server. With ServeRepo it opens TopDir for read-only serving.
@@ -118,6 +124,9 @@ func (s *Server) Routes() http.Handler {
 
 	r.Get("/healthz", s.healthz)    // GET /healthz - liveness: 200 "ok"
 	r.Get("/api/v1/repos", s.repos) // GET /api/v1/repos - index status of every known repository (JSON)
+	if s.opts.Retention != nil {
+		r.Get("/api/v1/retention", s.retention) // GET /api/v1/retention?channel=&os_release=&arch= - retention dry run (JSON)
+	}
 	// Everything that changes the tree goes in this group, behind s.mutating; read-only routes stay outside.
 	r.Group(func(r chi.Router) {
 		r.Use(s.mutating)
@@ -180,6 +189,7 @@ type uploadResponse struct {
 	Size      int64     `json:"size"`
 	Status    string    `json:"status"`
 	SignedBy  string    `json:"signed_by,omitempty"` // key id of the package's signer
+	Pruned    []string  `json:"pruned,omitempty"`    // package URLs retention removed after this upload
 	VisibleBy time.Time `json:"visible_by"`          // when the indexer expects to have published it
 }
 
@@ -325,6 +335,7 @@ func (s *Server) finish(w http.ResponseWriter, r *http.Request, start time.Time,
 			Name: p.Name, Epoch: p.Epoch, Version: p.Version, Release: p.Release, Arch: p.FileArch(),
 			OSRelease: res.OSRelease, Repos: repos, Paths: urls, SHA256: p.SHA256, Size: p.Size,
 			Status: string(res.Status), SignedBy: res.SignedBy, VisibleBy: visible.UTC(),
+			Pruned: prunedURLs(s.opts.RepoURL, res.Pruned),
 		})
 		return
 	}
@@ -426,6 +437,9 @@ func (s *Server) logUpload(r *http.Request, start time.Time, status int, res *in
 		}
 		if res.SignedBy != "" {
 			fields = append(fields, zap.String("signed_by", res.SignedBy))
+		}
+		if len(res.Pruned) > 0 { // retention removed these after the upload; ingest logs each with its reasons
+			fields = append(fields, zap.Strings("pruned", res.Pruned))
 		}
 	}
 	switch {
