@@ -87,6 +87,8 @@ type Repo struct {
 	RequireSignature bool `yaml:"require_signature"`
 	// Keyring lists files of armored OpenPGP public keys (gpg --export --armor), relative to the config file.
 	Keyring []string `yaml:"keyring"`
+	// Retention removes old builds after each upload (see Retention); the default keeps every build.
+	Retention Retention `yaml:"retention"`
 }
 
 // Indexer configures the createrepo runs.
@@ -149,6 +151,8 @@ func Default() *Config {
 			Layout:   "{{.OSRelease}}/{{.Arch}}",
 			Arches:   []string{"x86_64", "aarch64"},
 			DistTags: []string{"el", "fc", "amzn", "ol", "an", "oe", "mga"},
+
+			Retention: Retention{}, // keep every build: removing packages is opt-in
 		},
 		Indexer: Indexer{
 			QuietPeriod:     Duration(30 * time.Second),

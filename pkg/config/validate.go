@@ -148,6 +148,10 @@ func (c *Config) Validate() error {
 		}
 	}
 
+	for _, p := range c.retentionProblems() {
+		bad(p.key, "%s", p.msg)
+	}
+
 	ix := &c.Indexer
 	if len(ix.Command) > 0 && ix.Command[0] == "" {
 		bad("indexer.command", "the program name is empty")

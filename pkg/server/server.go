@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -65,6 +66,8 @@ type Options struct {
 	// Web serves the status page (GET /) and the package pages (GET /packages/*); *web.Handler implements it.
 	// nil leaves both routes unregistered (404).
 	Web http.Handler
+	// Retention answers GET /api/v1/retention, the retention dry run; nil leaves the route out.
+	Retention RetentionPlanner
 }
 
 // Authorizer decides who may change the tree; *auth.Authenticator implements it. Its methods are called
@@ -92,6 +95,8 @@ type Server struct {
 
 	slots    slots    // uploads in progress, capped by MaxConcurrentUploads
 	inflight inflight // running handlers, for Wait
+
+	planning sync.Mutex // held by the one retention dry run that may run at a time
 }
 
 // New builds a Server. With ServeRepo it opens TopDir for read-only serving.
@@ -125,6 +130,9 @@ func (s *Server) Routes() http.Handler {
 	if s.opts.Web != nil {
 		r.Get("/", s.opts.Web.ServeHTTP)           // GET / - the status page (HTML)
 		r.Get("/packages/*", s.opts.Web.ServeHTTP) // GET /packages/{path} - one package's page (HTML)
+	}
+	if s.opts.Retention != nil {
+		r.Get("/api/v1/retention", s.retention) // GET /api/v1/retention?channel=&os_release=&arch= - retention dry run (JSON)
 	}
 	// Everything that changes the tree goes in this group, behind s.mutating; read-only routes stay outside.
 	r.Group(func(r chi.Router) {
@@ -188,6 +196,7 @@ type uploadResponse struct {
 	Size      int64     `json:"size"`
 	Status    string    `json:"status"`
 	SignedBy  string    `json:"signed_by,omitempty"` // key id of the package's signer
+	Pruned    []string  `json:"pruned,omitempty"`    // package URLs retention removed after this upload
 	VisibleBy time.Time `json:"visible_by"`          // when the indexer expects to have published it
 }
 
@@ -333,6 +342,7 @@ func (s *Server) finish(w http.ResponseWriter, r *http.Request, start time.Time,
 			Name: p.Name, Epoch: p.Epoch, Version: p.Version, Release: p.Release, Arch: p.FileArch(),
 			OSRelease: res.OSRelease, Repos: repos, Paths: urls, SHA256: p.SHA256, Size: p.Size,
 			Status: string(res.Status), SignedBy: res.SignedBy, VisibleBy: visible.UTC(),
+			Pruned: prunedURLs(s.opts.RepoURL, res.Pruned),
 		})
 		return
 	}
@@ -434,6 +444,9 @@ func (s *Server) logUpload(r *http.Request, start time.Time, status int, res *in
 		}
 		if res.SignedBy != "" {
 			fields = append(fields, zap.String("signed_by", res.SignedBy))
+		}
+		if len(res.Pruned) > 0 { // retention removed these after the upload; ingest logs each with its reasons
+			fields = append(fields, zap.Strings("pruned", res.Pruned))
 		}
 	}
 	switch {
