@@ -167,6 +167,12 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 		MaxSize:    int64(cfg.Server.MaxUploadSize),
 		MarkDirty:  indexer.MarkDirty,
 		Signatures: policy,
+		Retention: ingest.RetentionOptions{
+			Policy: func(string) ingest.Retention {
+				r := cfg.Repo.Retention.For("")
+				return ingest.Retention{KeepVersions: r.KeepVersions, KeepDays: r.KeepDays}
+			},
+		},
 	}, log.Named("ingest"))
 	if err != nil {
 		return err
@@ -221,6 +227,7 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 		UploadIdleTimeout:    time.Duration(cfg.Server.UploadIdleTimeout),
 		UploadMinRate:        int64(cfg.Server.UploadMinRate),
 		Auth:                 authn,
+		Retention:            ing,
 	}, ing, sched, log.Named("http"))
 	if err != nil {
 		return err
