@@ -186,6 +186,8 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 		Workers:         cfg.Indexer.Workers,
 		Timeout:         time.Duration(cfg.Indexer.Timeout),
 		ShutdownTimeout: time.Duration(cfg.Indexer.ShutdownTimeout),
+		TopDir:          cfg.Repo.TopDir, // the base of the metrics' repo label ("9/x86_64")
+		Registerer:      reg,
 	}, log.Named("indexer"))
 	scan := sched.Recover
 	if sg := cfg.Indexer.Sign; sg != nil {
