@@ -24,6 +24,7 @@ type Config struct {
 	Repo    Repo    `yaml:"repo"`
 	Indexer Indexer `yaml:"indexer"`
 	Log     Log     `yaml:"log"`
+	Notify  Notify  `yaml:"notify"`
 
 	// lines maps "section.key" to its line in the file, so validation errors can point at it.
 	lines map[string]int
@@ -157,6 +158,8 @@ func Default() *Config {
 			ShutdownTimeout: Duration(60 * time.Second),
 		},
 		Log: Log{Level: "info", Format: "json"},
+
+		Notify: DefaultNotify(), // no webhooks
 	}
 }
 

@@ -190,6 +190,8 @@ func (c *Config) Validate() error {
 		bad("indexer.workers", "must be at least 1")
 	}
 
+	c.validateNotify(bad)
+
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
 	default:

@@ -72,6 +72,9 @@ type Options struct {
 	// /metrics: main passes the one registry that every part registers with.
 	Registerer prometheus.Registerer
 	Gatherer   prometheus.Gatherer
+	// Web serves the status page (GET /) and the package pages (GET /packages/*); *web.Handler implements it.
+	// nil leaves both routes unregistered (404).
+	Web http.Handler
 }
 
 // Authorizer decides who may change the tree; *auth.Authenticator implements it. Its methods are called
@@ -141,6 +144,10 @@ func (s *Server) Routes() http.Handler {
 	// Probes and metrics for balancers and Prometheus: read-only, open to every peer like the two above.
 	r.Get("/readyz", s.readyz)                 // GET /readyz - readiness: 200 "ready", or 503 and the reasons in one line
 	r.Get("/metrics", s.promHandler.ServeHTTP) // GET /metrics - Prometheus exposition (404 without a Gatherer)
+	if s.opts.Web != nil {
+		r.Get("/", s.opts.Web.ServeHTTP)           // GET / - the status page (HTML)
+		r.Get("/packages/*", s.opts.Web.ServeHTTP) // GET /packages/{path} - one package's page (HTML)
+	}
 	// Everything that changes the tree goes in this group, behind s.mutating; read-only routes stay outside.
 	r.Group(func(r chi.Router) {
 		r.Use(s.mutating)
