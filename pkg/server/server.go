@@ -16,10 +16,12 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/chi/v5/middleware"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
 	"github.com/rpm-ingestd/rpm-ingestd/pkg/auth"
@@ -63,6 +65,14 @@ type Options struct {
 	// forgotten wiring can never mean "open to everyone".
 	Auth Authorizer
 
+	// SpoolDir and IndexerProgram (indexer.command[0]) are what GET /readyz checks besides TopDir: both
+	// directories must take a new file and the program must be on PATH. Empty ones are not checked.
+	SpoolDir       string
+	IndexerProgram string
+	// Registerer receives the HTTP layer's metrics; nil means none. Gatherer, when set, is served at GET
+	// /metrics: main passes the one registry that every part registers with.
+	Registerer prometheus.Registerer
+	Gatherer   prometheus.Gatherer
 	// Web serves the status page (GET /) and the package pages (GET /packages/*); *web.Handler implements it.
 	// nil leaves both routes unregistered (404).
 	Web http.Handler
@@ -96,7 +106,10 @@ type Server struct {
 	slots    slots    // uploads in progress, capped by MaxConcurrentUploads
 	inflight inflight // running handlers, for Wait
 
-	planning sync.Mutex // held by the one retention dry run that may run at a time
+	planning    sync.Mutex   // held by the one retention dry run that may run at a time
+	metrics     *metrics     // nil without Options.Registerer
+	promHandler http.Handler // GET /metrics
+	stopping    atomic.Bool  // set by ShuttingDown; /readyz answers 503
 }
 
 // New builds a Server. With ServeRepo it opens TopDir for read-only serving.
@@ -105,6 +118,11 @@ func New(opts Options, ing Ingester, idx Indexer, log *zap.Logger) (*Server, err
 		return nil, errors.New("server: Options.Auth is required")
 	}
 	s := &Server{opts: opts, ing: ing, idx: idx, log: log, now: time.Now, slots: newSlots(opts.MaxConcurrentUploads)}
+	m, err := newMetrics(opts.Registerer)
+	if err != nil {
+		return nil, fmt.Errorf("server metrics: %w", err)
+	}
+	s.metrics, s.promHandler = m, metricsHandler(opts.Gatherer, opts.Registerer, log)
 	if opts.ServeRepo {
 		root, err := os.OpenRoot(opts.TopDir)
 		if err != nil {
@@ -127,6 +145,9 @@ func (s *Server) Routes() http.Handler {
 
 	r.Get("/healthz", s.healthz)    // GET /healthz - liveness: 200 "ok"
 	r.Get("/api/v1/repos", s.repos) // GET /api/v1/repos - index status of every known repository (JSON)
+	// Probes and metrics for balancers and Prometheus: read-only, open to every peer like the two above.
+	r.Get("/readyz", s.readyz)                 // GET /readyz - readiness: 200 "ready", or 503 and the reasons in one line
+	r.Get("/metrics", s.promHandler.ServeHTTP) // GET /metrics - Prometheus exposition (404 without a Gatherer)
 	if s.opts.Web != nil {
 		r.Get("/", s.opts.Web.ServeHTTP)           // GET / - the status page (HTML)
 		r.Get("/packages/*", s.opts.Web.ServeHTTP) // GET /packages/{path} - one package's page (HTML)
@@ -212,6 +233,7 @@ func (s *Server) upload(w http.ResponseWriter, r *http.Request) {
 	switch spooled := r.Header.Get(s.opts.UploadHeader); {
 	case spooled != "":
 		req.SpoolPath = spooled
+		s.metrics.spooled(s.opts.SpoolDir, spooled) // what the proxy received, counted before the file moves
 		if r.ContentLength != 0 {
 			// Close instead of keep-alive: net/http would otherwise wait to drain a body that never comes.
 			w.Header().Set("Connection", "close")
@@ -234,6 +256,7 @@ func (s *Server) upload(w http.ResponseWriter, r *http.Request) {
 		// The deadline stays after a failed read on purpose: net/http then cannot wait for the rest of the body
 		// before answering, and closes the connection.
 		req.Body = newRateBody(w, http.MaxBytesReader(w, r.Body, s.opts.MaxUploadSize), s.opts.UploadIdleTimeout, s.opts.UploadMinRate, s.now)
+		req.Body = s.metrics.countBody(req.Body) // counted as read, so a cut-off upload shows what it cost
 	}
 
 	res, err := s.ing.Ingest(r.Context(), req)
@@ -305,6 +328,7 @@ func (s *Server) refuse(w http.ResponseWriter, r *http.Request, err error) {
 	s.log.Info("request refused", zap.String("req_id", middleware.GetReqID(r.Context())),
 		zap.String("method", r.Method), zap.String("path", r.URL.Path), zap.Stringer("peer", peer),
 		zap.String("client", s.opts.Auth.ClientAddr(r)), zap.Int("status", status), zap.String("reason", err.Error()))
+	s.metrics.refused(r, s.opts.UploadPath, status, err)
 	s.writeError(w, r, status, err)
 }
 
@@ -318,6 +342,7 @@ func (s *Server) finish(w http.ResponseWriter, r *http.Request, start time.Time,
 		status = http.StatusOK
 	}
 	s.logUpload(r, start, status, res, err)
+	s.metrics.observe(status, err, s.now().Sub(start))
 	if err != nil {
 		s.writeError(w, r, status, err)
 		return
