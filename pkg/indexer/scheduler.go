@@ -225,9 +225,11 @@ type Scheduler struct {
 	// Test seams (STYLE rule 2: struct fields, not globals). runDone is
 	// called after a run's outcome is recorded; flushStarted after the
 	// shutdown flush has queued everything and armed its timer;
-	// rescanDone after each periodic rescan.
+	// rescanArmed when the periodic rescan's timer is armed, rescanDone
+	// after each periodic rescan.
 	runDone      func(dir string)
 	flushStarted func()
+	rescanArmed  func()
 	rescanDone   func(n int, err error)
 }
 
