@@ -185,6 +185,8 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 		Workers:         cfg.Indexer.Workers,
 		Timeout:         time.Duration(cfg.Indexer.Timeout),
 		ShutdownTimeout: time.Duration(cfg.Indexer.ShutdownTimeout),
+		TopDir:          cfg.Repo.TopDir,
+		RescanInterval:  time.Duration(cfg.Indexer.RescanInterval),
 	}, log.Named("indexer"))
 	scan := sched.Recover
 	if sg := cfg.Indexer.Sign; sg != nil {
