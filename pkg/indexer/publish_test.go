@@ -90,6 +90,16 @@ func TestPublishNowSkipsQuietPeriod(t *testing.T) {
 	if n := h.clock.Pending(); n != 0 {
 		t.Fatalf("%d timers armed for an urgent change", n)
 	}
+
+	// A Trigger waiting for its quiet period is pulled forward.
+	h.s.Trigger(dir)
+	h.clock.Advance(time.Second)
+	h.s.PublishNow(dir)
+	h.complete(h.expectCall(dir), nil)
+	h.idle(dir)
+	if n := h.clock.Pending(); n != 0 {
+		t.Fatalf("the quiet-period timer is still armed (%d timers)", n)
+	}
 }
 
 func TestPublishNowDuringRunCoalescesIntoOneMore(t *testing.T) {
