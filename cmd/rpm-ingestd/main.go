@@ -192,8 +192,9 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 		Workers:         cfg.Indexer.Workers,
 		Timeout:         time.Duration(cfg.Indexer.Timeout),
 		ShutdownTimeout: time.Duration(cfg.Indexer.ShutdownTimeout),
-		TopDir:          cfg.Repo.TopDir, // the base of the metrics' repo label ("9/x86_64")
+		TopDir:          cfg.Repo.TopDir, // the base of the metrics' repo label ("9/x86_64") and what rescans walk
 		Registerer:      reg,
+		RescanInterval:  time.Duration(cfg.Indexer.RescanInterval),
 	}, log.Named("indexer"))
 	scan := sched.Recover
 	if sg := cfg.Indexer.Sign; sg != nil {

@@ -99,6 +99,9 @@ type Indexer struct {
 	Workers         int      `yaml:"workers"`
 	Timeout         Duration `yaml:"timeout"`
 	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
+	// RescanInterval is how often the tree is compared with the published metadata, so packages copied in or
+	// deleted by hand get indexed; 0 turns rescans off.
+	RescanInterval Duration `yaml:"rescan_interval"`
 	// Sign, when set, signs each new repodata/repomd.xml before it is published (repo_gpgcheck).
 	Sign *Sign `yaml:"sign"`
 }
@@ -160,6 +163,7 @@ func Default() *Config {
 			Workers:         2,
 			Timeout:         Duration(10 * time.Minute),
 			ShutdownTimeout: Duration(60 * time.Second),
+			RescanInterval:  Duration(5 * time.Minute),
 		},
 		Log: Log{Level: "info", Format: "json"},
 

@@ -193,6 +193,9 @@ func (c *Config) Validate() error {
 	if ix.Workers < 1 {
 		bad("indexer.workers", "must be at least 1")
 	}
+	if ri := time.Duration(ix.RescanInterval); ri < 0 || (ri > 0 && ri < MinRescanInterval) {
+		bad("indexer.rescan_interval", "%s: use %s or more (each rescan lists every Packages/ directory), or 0 to turn rescans off", ri, MinRescanInterval)
+	}
 
 	c.validateNotify(bad)
 

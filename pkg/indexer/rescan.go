@@ -91,6 +91,9 @@ func (s *Scheduler) rescanLoop(ctx context.Context) {
 			default:
 			}
 		})
+		if s.rescanArmed != nil {
+			s.rescanArmed()
+		}
 		select {
 		case <-ctx.Done():
 			t.Stop()

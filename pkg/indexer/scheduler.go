@@ -6,6 +6,12 @@
 //
 // A "repository directory" is the directory that contains Packages/;
 // createrepo_c writes repodata/ next to it.
+//
+// The Scheduler also knows what each repository has published (the
+// "published set": the Packages/ listing taken when its last successful run
+// started, or read from repodata/ for a repository this process has not
+// indexed yet). That answers Visible and WaitVisible, feeds OnPublish
+// events and the metrics, and lets Rescan notice changes made by hand.
 package indexer
 
 import (
@@ -91,7 +97,9 @@ type Options struct {
 	// ran the index, before that worker takes its next run, so it must not
 	// block: hand the event off (a buffered channel with a drop policy, or a
 	// goroutine owned by the receiver). The Published value and its slices
-	// belong to the callee.
+	// belong to the callee. In the rare case that neither the listing nor
+	// the new metadata can be read after a successful run, the event is
+	// skipped (with a warning) rather than sent with a wrong set.
 	OnPublish func(Published)
 	// Registerer receives the indexer's metrics (see metrics.go); nil
 	// means no metrics.
@@ -225,9 +233,11 @@ type Scheduler struct {
 	// Test seams (STYLE rule 2: struct fields, not globals). runDone is
 	// called after a run's outcome is recorded; flushStarted after the
 	// shutdown flush has queued everything and armed its timer;
-	// rescanDone after each periodic rescan.
+	// rescanArmed when the periodic rescan's timer is armed, rescanDone
+	// after each periodic rescan.
 	runDone      func(dir string)
 	flushStarted func()
+	rescanArmed  func()
 	rescanDone   func(n int, err error)
 }
 
