@@ -183,6 +183,20 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 		log.Info("removed leftovers of interrupted uploads", zap.Int("files", n), zap.Error(err))
 	}
 
+	notifier, err := newNotifier(cfg.Notify, reg, log)
+	if err != nil {
+		return err
+	}
+	// onPublish fans each publish out to everything that reacts to it. It runs on an indexer worker, so each
+	// consumer only hands the event off (Notify enqueues, never blocks).
+	onPublish := func(p indexer.Published) {
+		rel, err := filepath.Rel(cfg.Repo.TopDir, p.Dir)
+		if err != nil {
+			return
+		}
+		notifier.Notify(notifyBatch(cfg.Notify.BaseURL, filepath.ToSlash(rel), p.Added, p.At))
+	}
+
 	runner := indexer.NewCreaterepo(cfg.Indexer.Command)
 	runner.Log = log.Named("createrepo")
 	runner.KillDelay = config.KillDelay // part of the stop budget that config validated
@@ -195,6 +209,7 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 		TopDir:          cfg.Repo.TopDir, // the base of the metrics' repo label ("9/x86_64") and what rescans walk
 		Registerer:      reg,
 		RescanInterval:  time.Duration(cfg.Indexer.RescanInterval),
+		OnPublish:       onPublish,
 	}, log.Named("indexer"))
 	scan := sched.Recover
 	if sg := cfg.Indexer.Sign; sg != nil {
@@ -261,7 +276,15 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 	schedCtx, stopSched := context.WithCancel(context.Background())
 	defer stopSched()
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return sched.Run(schedCtx) }) // returns after publishing what is pending
+	// The notifier stops only after the indexer has drained, so the last publishes are still handed to it.
+	notifyCtx, stopNotify := context.WithCancel(context.Background())
+	defer stopNotify()
+	g.Go(func() error { return notifier.Run(notifyCtx) })
+	g.Go(func() error { // returns after publishing what is pending
+		err := sched.Run(schedCtx)
+		stopNotify()
+		return err
+	})
 	g.Go(func() error {
 		if err := httpSrv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 			return err
