@@ -197,6 +197,9 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 		// Metadata published unsigned or under another key fails clients with repo_gpgcheck: re-sign it all.
 		scan = sched.RecoverAll
 	}
+	if err := writeRepoFile(cfg, nil, log); err != nil {
+		return err
+	}
 	// An unreadable corner of the tree must not keep every other repository from being served: report it
 	// (an operator must fix the permissions) and go on with what was found.
 	queued, err := scan(cfg.Repo.TopDir)

@@ -237,6 +237,13 @@ func Write(dir string, o Options) error {
 	if filepath.Base(o.FileName) != o.FileName || strings.HasPrefix(o.FileName, ".") {
 		return fmt.Errorf("repo file name %q is not a plain file name", o.FileName)
 	}
+	// A crash between CreateTemp and Rename leaves a temporary file; the next start removes it. Only one
+	// daemon writes into top_dir (the indexer's locks ensure it), so none of these can be in use.
+	if old, _ := filepath.Glob(filepath.Join(dir, "."+o.FileName+".tmp-*")); len(old) > 0 {
+		for _, p := range old {
+			os.Remove(p)
+		}
+	}
 	tmp, err := os.CreateTemp(dir, "."+o.FileName+".tmp-*")
 	if err != nil {
 		return fmt.Errorf("write %s: %w", o.FileName, err)

@@ -120,6 +120,10 @@ func TestWrite(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, o.FileName), []byte("stale"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	// A crash of an earlier start left its temporary file.
+	if err := os.WriteFile(filepath.Join(dir, ".rpm-ingestd.repo.tmp-123"), []byte("half"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	if err := Write(dir, o); err != nil {
 		t.Fatal(err)
 	}
