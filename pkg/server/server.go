@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -61,6 +62,15 @@ type Options struct {
 	// Auth decides every request that changes the tree (see mutating). Required: New refuses a nil Auth, so a
 	// forgotten wiring can never mean "open to everyone".
 	Auth Authorizer
+
+	// Publisher (the indexer) enables ?wait=visible, ?publish=now and GET /api/v1/uploads/{sha256} (wait.go);
+	// nil leaves the flags without effect and the route out.
+	Publisher Publisher
+	// MaxWait caps how long ?wait=visible holds an answer (server.max_wait); 0 means DefaultMaxWait.
+	MaxWait time.Duration
+	// Lookup finds packages by sha256 for GET /api/v1/uploads/{sha256} (the registry); nil leaves only the
+	// uploads this process answered.
+	Lookup LookupFunc
 }
 
 // Authorizer decides who may change the tree; *auth.Authenticator implements it. Its methods are called
@@ -88,6 +98,7 @@ type Server struct {
 
 	slots    slots    // uploads in progress, capped by MaxConcurrentUploads
 	inflight inflight // running handlers, for Wait
+	wait     waiting  // uploads waiting for visibility, and the uploads remembered for their status
 }
 
 // New builds a Server. With ServeRepo it opens TopDir for read-only serving.
@@ -95,7 +106,7 @@ func New(opts Options, ing Ingester, idx Indexer, log *zap.Logger) (*Server, err
 	if opts.Auth == nil {
 		return nil, errors.New("server: Options.Auth is required")
 	}
-	s := &Server{opts: opts, ing: ing, idx: idx, log: log, now: time.Now, slots: newSlots(opts.MaxConcurrentUploads)}
+	s := &Server{opts: opts, ing: ing, idx: idx, log: log, now: time.Now, slots: newSlots(opts.MaxConcurrentUploads), wait: newWaiting()}
 	if opts.ServeRepo {
 		root, err := os.OpenRoot(opts.TopDir)
 		if err != nil {
@@ -118,6 +129,9 @@ func (s *Server) Routes() http.Handler {
 
 	r.Get("/healthz", s.healthz)    // GET /healthz - liveness: 200 "ok"
 	r.Get("/api/v1/repos", s.repos) // GET /api/v1/repos - index status of every known repository (JSON)
+	if s.opts.Publisher != nil {
+		r.Get("/api/v1/uploads/{sha256}", s.uploadStatus) // GET /api/v1/uploads/{sha256} - where a package is, visible yet? (JSON)
+	}
 	// Everything that changes the tree goes in this group, behind s.mutating; read-only routes stay outside.
 	r.Group(func(r chi.Router) {
 		r.Use(s.mutating)
@@ -181,6 +195,10 @@ type uploadResponse struct {
 	Status    string    `json:"status"`
 	SignedBy  string    `json:"signed_by,omitempty"` // key id of the package's signer
 	VisibleBy time.Time `json:"visible_by"`          // when the indexer expects to have published it
+	// With ?wait=visible: whether every copy is visible to dnf, each copy's state, and where to poll.
+	Visible   *bool       `json:"visible,omitempty"`
+	Copies    []copyState `json:"copies,omitempty"`
+	StatusURL string      `json:"status_url,omitempty"`
 }
 
 // upload handles PUT/POST of one package. Behind the proxy the body was spooled to a file named by the upload
@@ -206,13 +224,19 @@ func (s *Server) upload(w http.ResponseWriter, r *http.Request) {
 		s.finish(w, r, start, nil, &http.MaxBytesError{Limit: s.opts.MaxUploadSize})
 		return
 	}
+	wo, err := s.parseWait(r)
+	if err != nil {
+		s.finish(w, r, start, nil, err)
+		return
+	}
 	// The cap covers receiving too: a direct upload's spool file and connection are what it protects, as well as
 	// the memory an inspection takes.
 	if !s.slots.tryAcquire() {
 		s.finish(w, r, start, nil, busyError(s.opts.MaxConcurrentUploads))
 		return
 	}
-	defer s.slots.release()
+	release := sync.OnceFunc(s.slots.release) // released before a wait for visibility: waiting takes no slot
+	defer release()
 	if req.SpoolPath == "" {
 		// The deadline stays after a failed read on purpose: net/http then cannot wait for the rest of the body
 		// before answering, and closes the connection.
@@ -221,11 +245,14 @@ func (s *Server) upload(w http.ResponseWriter, r *http.Request) {
 
 	res, err := s.ing.Ingest(r.Context(), req)
 	if res != nil {
-		for _, repo := range res.Dirty { // also after a failure: a marked repository must not wait for a restart
-			s.idx.Trigger(repo)
-		}
+		// Trigger (or PublishNow) also after a failure: a marked repository must not wait for a restart.
+		s.schedule(res, err, wo)
 	}
-	s.finish(w, r, start, res, err)
+	if err == nil {
+		s.remember(res)
+	}
+	release()
+	s.finishVisible(w, r, start, res, err, s.await(r, res, err, wo))
 }
 
 var errMissingHeader = errors.New("missing upload header")
@@ -293,10 +320,18 @@ func (s *Server) refuse(w http.ResponseWriter, r *http.Request, err error) {
 
 // finish writes the upload's response and its one log line.
 func (s *Server) finish(w http.ResponseWriter, r *http.Request, start time.Time, res *ingest.Result, err error) {
+	s.finishVisible(w, r, start, res, err, nil)
+}
+
+// finishVisible is finish with the outcome of a wait for visibility (nil when none was asked): 202 when the
+// package is stored but not yet visible everywhere.
+func (s *Server) finishVisible(w http.ResponseWriter, r *http.Request, start time.Time, res *ingest.Result, err error, vis *visibility) {
 	status := http.StatusCreated
 	switch {
 	case err != nil:
 		status = errorStatus(err)
+	case vis != nil && !vis.Visible:
+		status = http.StatusAccepted
 	case res.Status == ingest.Present:
 		status = http.StatusOK
 	}
@@ -316,16 +351,24 @@ func (s *Server) finish(w http.ResponseWriter, r *http.Request, start time.Time,
 			visible = t
 		}
 	}
-	if status == http.StatusCreated {
+	if status == http.StatusCreated || status == http.StatusAccepted {
 		w.Header().Set("Location", urls[0])
 	}
 	p := res.Package
 	if wantsJSON(r) {
-		writeJSON(w, status, uploadResponse{
+		resp := uploadResponse{
 			Name: p.Name, Epoch: p.Epoch, Version: p.Version, Release: p.Release, Arch: p.FileArch(),
 			OSRelease: res.OSRelease, Repos: repos, Paths: urls, SHA256: p.SHA256, Size: p.Size,
 			Status: string(res.Status), SignedBy: res.SignedBy, VisibleBy: visible.UTC(),
-		})
+		}
+		if vis != nil {
+			resp.Visible, resp.Copies, resp.StatusURL = &vis.Visible, vis.Copies, statusURL(p.SHA256)
+		}
+		writeJSON(w, status, resp)
+		return
+	}
+	if vis != nil {
+		writeVisibleText(w, status, urls, vis, p.SHA256)
 		return
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
@@ -367,6 +410,10 @@ func errorStatus(err error) int {
 		return http.StatusUnprocessableEntity
 	case errors.Is(err, ingest.ErrNoSpace):
 		return http.StatusInsufficientStorage
+	case errors.Is(err, errBadParam):
+		return http.StatusBadRequest
+	case errors.Is(err, errUnknownUpload):
+		return http.StatusNotFound
 	}
 	return http.StatusInternalServerError
 }
