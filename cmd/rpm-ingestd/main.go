@@ -224,6 +224,8 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 		UploadIdleTimeout:    time.Duration(cfg.Server.UploadIdleTimeout),
 		UploadMinRate:        int64(cfg.Server.UploadMinRate),
 		Auth:                 authn,
+		Publisher:            sched,
+		MaxWait:              time.Duration(cfg.Server.MaxWait),
 	}, ing, sched, log.Named("http"))
 	if err != nil {
 		return err
@@ -245,6 +247,8 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 		ConnContext:       auth.ConnContext, // the kernel's view of each peer, which every auth decision uses
 		ErrorLog:          zap.NewStdLog(log.Named("http")),
 	}
+	// Uploads waiting for visibility answer 202 at once when the stop begins: the stop publishes them anyway.
+	httpSrv.RegisterOnShutdown(srv.StopWaiting)
 
 	schedCtx, stopSched := context.WithCancel(context.Background())
 	defer stopSched()
