@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/rpm-ingestd/rpm-ingestd/internal/testrpm"
+	"github.com/rpm-ingestd/rpm-ingestd/internal/testsign"
 )
 
 // patientTiming has a quiet period far longer than any test: nothing is published unless an upload asks for
@@ -51,6 +52,7 @@ func (s *stack) testRepoFile(t *testing.T, reposDir string) {
 		"[rpm-ingestd-source]\n",
 		"baseurl=" + s.base + "/repo/$releasever/SRPMS/\n",
 		"repo_gpgcheck=0\n", // metadata signing is off in this stack
+		"skip_if_unavailable=0\n", // a broken repository fails the client, whatever its distribution's default
 	} {
 		if !strings.Contains(r.body, want) {
 			t.Errorf(".repo file lacks %q:\n%s", want, r.body)
@@ -190,5 +192,73 @@ func (s *stack) testWaitTimeout(t *testing.T) {
 	}
 	if st = s.uploadStatus(t, resp.SHA256); !st.Visible {
 		t.Errorf("status after both were published: %+v, want visible", st)
+	}
+}
+
+// TestRepoFileSigned: with metadata signing on, the .repo file turns on repo_gpgcheck with the key the daemon
+// exported, and dnf set up with nothing but that file fetches the key, checks repomd.xml's signature and installs.
+func TestRepoFileSigned(t *testing.T) {
+	repoKey := testsign.NewKey(t, testsign.Ed25519)
+	s := newStackWith(t, func(s *stack) {
+		gnupg := filepath.Join(s.dir, "gnupg")
+		// As in TestSignedRepository: the secret key in a home of the daemon's own, without the agent's sockets.
+		if out, err := exec.Command("cp", "-r", repoKey.Home, gnupg).CombinedOutput(); err != nil {
+			t.Fatalf("copy gpg home: %v: %s", err, out)
+		}
+		sockets, _ := filepath.Glob(filepath.Join(gnupg, "S.*"))
+		for _, p := range sockets {
+			os.Remove(p)
+		}
+		if out, err := exec.Command("chown", "-R", s.acct.name+":"+s.acct.group, gnupg).CombinedOutput(); err != nil {
+			t.Fatalf("chown gpg home: %v: %s", err, out)
+		}
+		s.indexerExtra = "  sign:\n    gpg_home: " + gnupg + "\n    key_id: " + repoKey.Fingerprint
+	})
+	defer killAgents(filepath.Join(s.dir, "gnupg"))
+	s.serverExtra = fmt.Sprintf("  public_url: %q", s.base)
+	s.restartDaemon(t, patientTiming)
+
+	r := s.do(t, http.MethodGet, "/repo/rpm-ingestd.repo", nil, nil, false)
+	if r.code != http.StatusOK {
+		t.Fatalf("GET /repo/rpm-ingestd.repo: %d %s", r.code, r.body)
+	}
+	for _, want := range []string{"repo_gpgcheck=1\n", "gpgkey=" + s.base + "/repo/RPM-GPG-KEY-rpm-ingestd\n"} {
+		if !strings.Contains(r.body, want) {
+			t.Errorf(".repo file lacks %q:\n%s", want, r.body)
+		}
+	}
+	reposDir := filepath.Join(s.dnfDir, "signed.repos.d")
+	if err := os.MkdirAll(reposDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(reposDir, "rpm-ingestd.repo"), r.body)
+
+	spec := testrpm.Spec{Name: "signedmeta", Release: "1.el9", Arch: "x86_64"}
+	if r := s.do(t, http.MethodPut, "/upload/?wait=visible&publish=now", testrpm.Build(t, spec), nil, true); r.code != http.StatusCreated {
+		t.Fatalf("upload: %d %s", r.code, r.body)
+	}
+	root := filepath.Join(s.dnfDir, "signed-repofile-root")
+	s.dnfWithRepoFile(t, reposDir, root, "install", "signedmeta")
+	if b, err := os.ReadFile(filepath.Join(root, "usr", "share", "signedmeta", "signedmeta.txt")); err != nil || string(b) != "signedmeta-1.0-1.el9\n" {
+		t.Errorf("dnf install signedmeta with the signed .repo file: %q, %v", b, err)
+	}
+
+	// The same client refuses the repository once repomd.xml no longer matches its signature: the file really
+	// turned the check on.
+	md := filepath.Join(s.top, "9", "x86_64", "repodata", "repomd.xml")
+	b, err := os.ReadFile(md)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(md, []byte(strings.Replace(string(b), "<revision>", " <revision>", 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), cmdTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, s.tools["dnf"], "-y", "-q", "--refresh", "--noplugins", "--installroot="+filepath.Join(s.dnfDir, "signed-tampered"),
+		"--releasever=9", "--setopt=reposdir="+reposDir, "--setopt=cachedir="+filepath.Join(s.dnfDir, "signed-tampered-cache"), "repoquery", "signedmeta")
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + filepath.Join(s.dnfDir, "home"), "LC_ALL=C.UTF-8"}
+	if out, err := cmd.CombinedOutput(); err == nil {
+		t.Errorf("dnf with the .repo file accepted a repomd.xml altered after signing:\n%s", out)
 	}
 }

@@ -93,9 +93,10 @@ func Render(o Options) ([]byte, error) {
 		// Packages arrive all day: dnf's default 48 h metadata cache would hide them. A minute keeps a
 		// "dnf install" right after an upload correct without refetching repomd.xml on every command.
 		fmt.Fprintf(&b, "metadata_expire=60\n")
-		if s.optional {
-			fmt.Fprintf(&b, "skip_if_unavailable=1\n")
-		}
+		// Said either way, because the default differs between distributions (Debian's dnf skips): a client
+		// must fail loudly when its one repository is broken or its signature does not verify, and must not
+		// fail when another dist family's section has nothing for its release.
+		fmt.Fprintf(&b, "skip_if_unavailable=%d\n", btoi(s.optional))
 		fmt.Fprintf(&b, "gpgcheck=%d\n", btoi(o.PackageGPGCheck))
 		fmt.Fprintf(&b, "repo_gpgcheck=%d\n", btoi(o.GPGKeyURL != ""))
 		if keys := gpgKeys(o); len(keys) > 0 {
