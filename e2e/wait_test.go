@@ -51,7 +51,7 @@ func (s *stack) testRepoFile(t *testing.T, reposDir string) {
 		"baseurl=" + s.base + "/repo/$releasever/$basearch/\n",
 		"[rpm-ingestd-source]\n",
 		"baseurl=" + s.base + "/repo/$releasever/SRPMS/\n",
-		"repo_gpgcheck=0\n", // metadata signing is off in this stack
+		"repo_gpgcheck=0\n",       // metadata signing is off in this stack
 		"skip_if_unavailable=0\n", // a broken repository fails the client, whatever its distribution's default
 	} {
 		if !strings.Contains(r.body, want) {
