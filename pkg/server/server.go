@@ -525,10 +525,17 @@ func (d dotless) Open(name string) (fs.File, error) {
 		}
 	}
 	f, err := d.FS.Open(name)
-	if dir, ok := f.(fs.ReadDirFile); ok && err == nil {
+	if dir, ok := f.(fs.ReadDirFile); ok && err == nil && isDir(f) {
 		return dotlessDir{dir}, nil
 	}
+	// Files pass unwrapped: an *os.File is a ReadDirFile too, and the wrapper would hide its Seek, which
+	// net/http needs to sniff the type of a name without a known extension (rpm-ingestd.repo, the GPG key).
 	return f, err
+}
+
+func isDir(f fs.File) bool {
+	fi, err := f.Stat()
+	return err == nil && fi.IsDir()
 }
 
 type dotlessDir struct{ fs.ReadDirFile }
