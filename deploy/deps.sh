@@ -3,6 +3,7 @@
 #   deploy/deps.sh run    what `make run` needs: Go and createrepo_c
 #   deploy/deps.sh test   what `make test` needs: also gcc (for -race), nginx, dnf, rpmbuild, htpasswd, curl,
 #                         gpg, shellcheck, systemd-analyze and the SELinux policy development files
+#                         and Chromium (pkg/web renders its pages in headless Chromium)
 # Works on Debian/Ubuntu (apt-get) and RHEL/Fedora-family (dnf). As root it installs; otherwise it prints the
 # exact command to run and fails. Go: the distribution's package is installed if `go` is missing; any Go from
 # 1.21 on fetches the toolchain go.mod asks for by itself (GOTOOLCHAIN), older ones are refused with advice.
@@ -18,21 +19,33 @@ if [ "$mode" = test ]; then
   for c in gcc nginx dnf rpmbuild rpm htpasswd curl gpg shellcheck systemd-analyze; do need "$c"; done
   [ -f /usr/share/selinux/devel/Makefile ] || [ -f /usr/share/selinux/default/include/Makefile ] ||
     missing+=("selinux-policy-devel")
+  command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || missing+=("chromium")
 fi
+# promtool checks and unit-tests deploy/prometheus/alerts.yml.
+if [ "$mode" = test ]; then need promtool; fi
 
 if [ ${#missing[@]} -gt 0 ]; then
   echo "deps: missing: ${missing[*]}"
   if command -v apt-get >/dev/null 2>&1; then
     pkgs=(golang-go createrepo-c)
     [ "$mode" = test ] && pkgs+=(gcc libc6-dev nginx dnf rpm apache2-utils curl gnupg shellcheck systemd selinux-policy-dev)
+    [ "$mode" = test ] && pkgs+=(chromium)
+    # Debian has no promtool-only package: prometheus ships it. On a host with systemd that also enables a
+    # Prometheus server on :9090; `systemctl disable --now prometheus` if the test machine should not run one.
+    [ "$mode" = test ] && pkgs+=(prometheus)
     update=(apt-get update)
     install=(env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends)
   elif command -v dnf >/dev/null 2>&1; then
     pkgs=(golang createrepo_c)
     [ "$mode" = test ] && pkgs+=(gcc glibc-devel nginx dnf rpm-build httpd-tools curl gnupg2 ShellCheck systemd selinux-policy-devel)
+    # promtool: Fedora's golang-github-prometheus; RHEL has none (strict=0 skips it): put promtool from
+    # https://prometheus.io/download/ on PATH.
+    [ "$mode" = test ] && pkgs+=(golang-github-prometheus)
     update=(true)
     # strict=0: ShellCheck lives in EPEL on RHEL; without EPEL the rest still installs (only `make lint` needs it).
     install=(dnf install -y --setopt=strict=0)
+    # chromium is in EPEL on RHEL too; strict=0 lets the rest install without it (only pkg/web's test needs it).
+    [ "$mode" = test ] && pkgs+=(chromium)
   else
     echo "deps: neither apt-get nor dnf found; install the equivalents of: ${missing[*]}" >&2
     exit 1

@@ -151,6 +151,7 @@ func newLogger(c config.Log, out io.Writer) (*zap.Logger, error) {
 // taking requests and let in-flight uploads finish, then stop the indexer, which publishes every pending change
 // within indexer.shutdown_timeout. Stopping the indexer last means no handler can Trigger a stopped scheduler.
 func serve(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
+	reg := newRegistry() // every part's metrics, served at GET /metrics
 	policy, err := signaturePolicy(cfg.Repo, log)
 	if err != nil {
 		return err
@@ -167,6 +168,12 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 		MaxSize:    int64(cfg.Server.MaxUploadSize),
 		MarkDirty:  indexer.MarkDirty,
 		Signatures: policy,
+		Retention: ingest.RetentionOptions{
+			Policy: func(string) ingest.Retention {
+				r := cfg.Repo.Retention.For("")
+				return ingest.Retention{KeepVersions: r.KeepVersions, KeepDays: r.KeepDays}
+			},
+		},
 	}, log.Named("ingest"))
 	if err != nil {
 		return err
@@ -185,6 +192,8 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 		Workers:         cfg.Indexer.Workers,
 		Timeout:         time.Duration(cfg.Indexer.Timeout),
 		ShutdownTimeout: time.Duration(cfg.Indexer.ShutdownTimeout),
+		TopDir:          cfg.Repo.TopDir, // the base of the metrics' repo label ("9/x86_64")
+		Registerer:      reg,
 	}, log.Named("indexer"))
 	scan := sched.Recover
 	if sg := cfg.Indexer.Sign; sg != nil {
@@ -224,6 +233,11 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 		UploadIdleTimeout:    time.Duration(cfg.Server.UploadIdleTimeout),
 		UploadMinRate:        int64(cfg.Server.UploadMinRate),
 		Auth:                 authn,
+		Retention:            ing,
+		SpoolDir:             cfg.Server.SpoolDir,
+		IndexerProgram:       cfg.Indexer.Command[0],
+		Registerer:           reg,
+		Gatherer:             reg,
 		Publisher:            sched,
 		MaxWait:              time.Duration(cfg.Server.MaxWait),
 	}, ing, sched, log.Named("http"))
@@ -264,6 +278,7 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 		<-gctx.Done()
 		log.Info("shutting down: finishing uploads, then publishing pending repositories")
 		daemon.SdNotify(false, daemon.SdNotifyStopping)
+		srv.ShuttingDown() // /readyz turns 503 while the running uploads finish
 		err := stopHTTP(httpSrv, srv, cancelRequests, time.Duration(cfg.Server.ShutdownTimeout), log)
 		stopSched()
 		return err

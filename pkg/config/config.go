@@ -24,6 +24,7 @@ type Config struct {
 	Repo    Repo    `yaml:"repo"`
 	Indexer Indexer `yaml:"indexer"`
 	Log     Log     `yaml:"log"`
+	Notify  Notify  `yaml:"notify"`
 
 	// lines maps "section.key" to its line in the file, so validation errors can point at it.
 	lines map[string]int
@@ -94,6 +95,8 @@ type Repo struct {
 	RequireSignature bool `yaml:"require_signature"`
 	// Keyring lists files of armored OpenPGP public keys (gpg --export --armor), relative to the config file.
 	Keyring []string `yaml:"keyring"`
+	// Retention removes old builds after each upload (see Retention); the default keeps every build.
+	Retention Retention `yaml:"retention"`
 }
 
 // Indexer configures the createrepo runs.
@@ -158,6 +161,8 @@ func Default() *Config {
 			Layout:   "{{.OSRelease}}/{{.Arch}}",
 			Arches:   []string{"x86_64", "aarch64"},
 			DistTags: []string{"el", "fc", "amzn", "ol", "an", "oe", "mga"},
+
+			Retention: Retention{}, // keep every build: removing packages is opt-in
 		},
 		Indexer: Indexer{
 			QuietPeriod:     Duration(30 * time.Second),
@@ -167,6 +172,8 @@ func Default() *Config {
 			ShutdownTimeout: Duration(60 * time.Second),
 		},
 		Log: Log{Level: "info", Format: "json"},
+
+		Notify: DefaultNotify(), // no webhooks
 	}
 }
 

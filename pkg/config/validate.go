@@ -149,6 +149,10 @@ func (c *Config) Validate() error {
 		}
 	}
 
+	for _, p := range c.retentionProblems() {
+		bad(p.key, "%s", p.msg)
+	}
+
 	ix := &c.Indexer
 	if len(ix.Command) > 0 && ix.Command[0] == "" {
 		bad("indexer.command", "the program name is empty")
@@ -190,6 +194,8 @@ func (c *Config) Validate() error {
 	if ix.Workers < 1 {
 		bad("indexer.workers", "must be at least 1")
 	}
+
+	c.validateNotify(bad)
 
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":

@@ -86,6 +86,9 @@ type Result struct {
 	// Dirty lists the repositories this upload marked dirty, also when Ingest failed after marking them (a
 	// partial or undone placement): the caller must Trigger each, so no marker waits for a restart.
 	Dirty []string
+	// Pruned lists the files retention removed after this upload was created (slash-separated, relative to
+	// TopDir); their repositories are in Dirty.
+	Pruned []string
 }
 
 // LayoutFunc maps a package's distribution and arch ("SRPMS" for sources) to its repository directory, relative
@@ -107,6 +110,8 @@ type Options struct {
 	// MarkDirty is called with a repository directory before a package enters it, so that a crash right
 	// after the move cannot lose the pending index (indexer.MarkDirty). Nil skips it.
 	MarkDirty func(repoDir string) error
+	// Retention removes older builds after an upload is created (see RetentionOptions); zero keeps every build.
+	Retention RetentionOptions
 }
 
 // SignaturePolicy decides whether a package's header signatures are acceptable; signature.Policy implements it.
@@ -232,7 +237,13 @@ func (in *Ingester) Ingest(ctx context.Context, req Request) (*Result, error) {
 	if err := ctx.Err(); err != nil {
 		return res, err
 	}
-	return res, in.place(f, res)
+	if err := in.place(f, res); err != nil {
+		return res, err
+	}
+	if res.Status != Present { // new bytes were placed (created, or replaced with overwrite on)
+		in.prune(res) // failures are logged: the upload is placed whatever retention does
+	}
+	return res, nil
 }
 
 // open returns the upload as a file in the spool and a function that removes it from the spool.

@@ -16,10 +16,12 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/chi/v5/middleware"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
 	"github.com/rpm-ingestd/rpm-ingestd/pkg/auth"
@@ -63,6 +65,20 @@ type Options struct {
 	// forgotten wiring can never mean "open to everyone".
 	Auth Authorizer
 
+	// SpoolDir and IndexerProgram (indexer.command[0]) are what GET /readyz checks besides TopDir: both
+	// directories must take a new file and the program must be on PATH. Empty ones are not checked.
+	SpoolDir       string
+	IndexerProgram string
+	// Registerer receives the HTTP layer's metrics; nil means none. Gatherer, when set, is served at GET
+	// /metrics: main passes the one registry that every part registers with.
+	Registerer prometheus.Registerer
+	Gatherer   prometheus.Gatherer
+	// Web serves the status page (GET /) and the package pages (GET /packages/*); *web.Handler implements it.
+	// nil leaves both routes unregistered (404).
+	Web http.Handler
+	// Retention answers GET /api/v1/retention, the retention dry run; nil leaves the route out.
+	Retention RetentionPlanner
+
 	// Publisher (the indexer) enables ?wait=visible, ?publish=now and GET /api/v1/uploads/{sha256} (wait.go);
 	// nil leaves the flags without effect and the route out.
 	Publisher Publisher
@@ -98,7 +114,12 @@ type Server struct {
 
 	slots    slots    // uploads in progress, capped by MaxConcurrentUploads
 	inflight inflight // running handlers, for Wait
-	wait     waiting  // uploads waiting for visibility, and the uploads remembered for their status
+
+	planning    sync.Mutex   // held by the one retention dry run that may run at a time
+	metrics     *metrics     // nil without Options.Registerer
+	promHandler http.Handler // GET /metrics
+	stopping    atomic.Bool  // set by ShuttingDown; /readyz answers 503
+	wait        waiting      // uploads waiting for visibility, and the uploads remembered for their status
 }
 
 // New builds a Server. With ServeRepo it opens TopDir for read-only serving.
@@ -107,6 +128,11 @@ func New(opts Options, ing Ingester, idx Indexer, log *zap.Logger) (*Server, err
 		return nil, errors.New("server: Options.Auth is required")
 	}
 	s := &Server{opts: opts, ing: ing, idx: idx, log: log, now: time.Now, slots: newSlots(opts.MaxConcurrentUploads), wait: newWaiting()}
+	m, err := newMetrics(opts.Registerer)
+	if err != nil {
+		return nil, fmt.Errorf("server metrics: %w", err)
+	}
+	s.metrics, s.promHandler = m, metricsHandler(opts.Gatherer, opts.Registerer, log)
 	if opts.ServeRepo {
 		root, err := os.OpenRoot(opts.TopDir)
 		if err != nil {
@@ -129,6 +155,16 @@ func (s *Server) Routes() http.Handler {
 
 	r.Get("/healthz", s.healthz)    // GET /healthz - liveness: 200 "ok"
 	r.Get("/api/v1/repos", s.repos) // GET /api/v1/repos - index status of every known repository (JSON)
+	// Probes and metrics for balancers and Prometheus: read-only, open to every peer like the two above.
+	r.Get("/readyz", s.readyz)                 // GET /readyz - readiness: 200 "ready", or 503 and the reasons in one line
+	r.Get("/metrics", s.promHandler.ServeHTTP) // GET /metrics - Prometheus exposition (404 without a Gatherer)
+	if s.opts.Web != nil {
+		r.Get("/", s.opts.Web.ServeHTTP)           // GET / - the status page (HTML)
+		r.Get("/packages/*", s.opts.Web.ServeHTTP) // GET /packages/{path} - one package's page (HTML)
+	}
+	if s.opts.Retention != nil {
+		r.Get("/api/v1/retention", s.retention) // GET /api/v1/retention?channel=&os_release=&arch= - retention dry run (JSON)
+	}
 	if s.opts.Publisher != nil {
 		r.Get("/api/v1/uploads/{sha256}", s.uploadStatus) // GET /api/v1/uploads/{sha256} - where a package is, visible yet? (JSON)
 	}
@@ -194,6 +230,7 @@ type uploadResponse struct {
 	Size      int64     `json:"size"`
 	Status    string    `json:"status"`
 	SignedBy  string    `json:"signed_by,omitempty"` // key id of the package's signer
+	Pruned    []string  `json:"pruned,omitempty"`    // package URLs retention removed after this upload
 	VisibleBy time.Time `json:"visible_by"`          // when the indexer expects to have published it
 	// With ?wait=visible: whether every copy is visible to dnf, each copy's state, and where to poll.
 	Visible   *bool       `json:"visible,omitempty"`
@@ -213,6 +250,7 @@ func (s *Server) upload(w http.ResponseWriter, r *http.Request) {
 	switch spooled := r.Header.Get(s.opts.UploadHeader); {
 	case spooled != "":
 		req.SpoolPath = spooled
+		s.metrics.spooled(s.opts.SpoolDir, spooled) // what the proxy received, counted before the file moves
 		if r.ContentLength != 0 {
 			// Close instead of keep-alive: net/http would otherwise wait to drain a body that never comes.
 			w.Header().Set("Connection", "close")
@@ -241,6 +279,7 @@ func (s *Server) upload(w http.ResponseWriter, r *http.Request) {
 		// The deadline stays after a failed read on purpose: net/http then cannot wait for the rest of the body
 		// before answering, and closes the connection.
 		req.Body = newRateBody(w, http.MaxBytesReader(w, r.Body, s.opts.MaxUploadSize), s.opts.UploadIdleTimeout, s.opts.UploadMinRate, s.now)
+		req.Body = s.metrics.countBody(req.Body) // counted as read, so a cut-off upload shows what it cost
 	}
 
 	res, err := s.ing.Ingest(r.Context(), req)
@@ -315,6 +354,7 @@ func (s *Server) refuse(w http.ResponseWriter, r *http.Request, err error) {
 	s.log.Info("request refused", zap.String("req_id", middleware.GetReqID(r.Context())),
 		zap.String("method", r.Method), zap.String("path", r.URL.Path), zap.Stringer("peer", peer),
 		zap.String("client", s.opts.Auth.ClientAddr(r)), zap.Int("status", status), zap.String("reason", err.Error()))
+	s.metrics.refused(r, s.opts.UploadPath, status, err)
 	s.writeError(w, r, status, err)
 }
 
@@ -330,10 +370,14 @@ func (s *Server) finishVisible(w http.ResponseWriter, r *http.Request, start tim
 	switch {
 	case err != nil:
 		status = errorStatus(err)
-	case vis != nil && !vis.Visible:
-		status = http.StatusAccepted
 	case res.Status == ingest.Present:
 		status = http.StatusOK
+	}
+	// The metrics' result says what became of the bytes (created, or already there); a 202 only says that the
+	// wait for visibility ended first.
+	s.metrics.observe(status, err, s.now().Sub(start))
+	if err == nil && vis != nil && !vis.Visible {
+		status = http.StatusAccepted
 	}
 	s.logUpload(r, start, status, res, err)
 	if err != nil {
@@ -360,6 +404,7 @@ func (s *Server) finishVisible(w http.ResponseWriter, r *http.Request, start tim
 			Name: p.Name, Epoch: p.Epoch, Version: p.Version, Release: p.Release, Arch: p.FileArch(),
 			OSRelease: res.OSRelease, Repos: repos, Paths: urls, SHA256: p.SHA256, Size: p.Size,
 			Status: string(res.Status), SignedBy: res.SignedBy, VisibleBy: visible.UTC(),
+			Pruned: prunedURLs(s.opts.RepoURL, res.Pruned),
 		}
 		if vis != nil {
 			resp.Visible, resp.Copies, resp.StatusURL = &vis.Visible, vis.Copies, statusURL(p.SHA256)
@@ -473,6 +518,9 @@ func (s *Server) logUpload(r *http.Request, start time.Time, status int, res *in
 		}
 		if res.SignedBy != "" {
 			fields = append(fields, zap.String("signed_by", res.SignedBy))
+		}
+		if len(res.Pruned) > 0 { // retention removed these after the upload; ingest logs each with its reasons
+			fields = append(fields, zap.Strings("pruned", res.Pruned))
 		}
 	}
 	switch {

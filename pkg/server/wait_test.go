@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.uber.org/zap/zaptest"
 
 	"github.com/rpm-ingestd/rpm-ingestd/internal/testrpm"
@@ -104,13 +106,9 @@ type waitFixture struct {
 func newWaitFixture(t *testing.T, pub *fakePublisher, mod func(*Options)) *waitFixture {
 	t.Helper()
 	var srv *Server
-	f := newFixture(t, func(o *Options) {
-		o.Publisher = pub
-		if mod != nil {
-			mod(o)
-		}
-	})
-	// newFixture keeps the Server to itself; build a twin on the same tree for the tests that need it.
+	// newFixture keeps the Server to itself: take its tree and indexer, and build the Server under test on them
+	// (mod applies to that one only, so a Registerer is registered once).
+	f := newFixture(t, nil)
 	ing, err := ingest.New(ingest.Options{
 		TopDir: f.top, SpoolDir: f.spool, Arches: []string{"x86_64", "aarch64"}, DistTags: []string{"el", "fc"},
 		MaxSize: 1 << 20, Layout: func(_, r, a string) (string, error) { return filepath.Join(r, a), nil },
@@ -386,5 +384,23 @@ func TestRecentForgetsOldest(t *testing.T) {
 	}
 	if got := r.get("c"); !slices.Equal(got, []string{"3"}) {
 		t.Errorf("c = %v", got)
+	}
+}
+
+// A 202 is a stored upload whose wait ended first: the uploads counter says created (or exists), never error.
+func TestWaitTimeoutCountedAsStored(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	f := newWaitFixture(t, newFakePublisher(false), func(o *Options) { o.Registerer = reg })
+	if rec := f.do(t, "PUT", "/upload?wait=visible&timeout=1ms", pkg(t, "slow", "x86_64"), nil); rec.Code != 202 {
+		t.Fatalf("status %d, want 202", rec.Code)
+	}
+	if rec := f.do(t, "PUT", "/upload?wait=visible&timeout=1ms", pkg(t, "slow", "x86_64"), nil); rec.Code != 202 {
+		t.Fatalf("again: status %d, want 202", rec.Code)
+	}
+	m := f.s.metrics
+	for result, want := range map[string]float64{resultCreated: 1, resultExists: 1, resultError: 0} {
+		if got := testutil.ToFloat64(m.uploads.WithLabelValues(result)); got != want {
+			t.Errorf("uploads_total{result=%q} = %v, want %v", result, got, want)
+		}
 	}
 }
