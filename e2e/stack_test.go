@@ -108,6 +108,7 @@ type stack struct {
 	direct *http.Client // straight to the daemon's socket, bypassing nginx
 
 	repoExtra, indexerExtra string   // YAML lines added to the daemon's repo: and indexer: sections
+	serverExtra             string   // YAML lines added to the daemon's server: section
 	dnfGPG                  []string // dnf's signature options; nil means --nogpgcheck
 }
 
@@ -338,6 +339,7 @@ server:
   max_upload_size: 128MiB
   serve_repo: false
   repo_url: /repo
+%s
 repo:
   top_dir: %s
   layout: "{{.OSRelease}}/{{.Arch}}"
@@ -356,7 +358,7 @@ indexer:
 log:
   level: info
   format: json
-`, s.socket, s.spool, s.top, s.repoExtra, tm.quiet, tm.maxDelay, s.indexerExtra)
+`, s.socket, s.spool, s.serverExtra, s.top, s.repoExtra, tm.quiet, tm.maxDelay, s.indexerExtra)
 	p := filepath.Join(s.dir, fmt.Sprintf("config-%d.yml", s.starts))
 	writeFile(t, p, cfg)
 	return p

@@ -222,6 +222,9 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 		// Metadata published unsigned or under another key fails clients with repo_gpgcheck: re-sign it all.
 		scan = sched.RecoverAll
 	}
+	if err := writeRepoFile(cfg, nil, log); err != nil {
+		return err
+	}
 	// An unreadable corner of the tree must not keep every other repository from being served: report it
 	// (an operator must fix the permissions) and go on with what was found.
 	queued, err := scan(cfg.Repo.TopDir)
@@ -251,6 +254,8 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 		IndexerProgram:       cfg.Indexer.Command[0],
 		Registerer:           reg,
 		Gatherer:             reg,
+		Publisher:            sched,
+		MaxWait:              time.Duration(cfg.Server.MaxWait),
 	}, ing, sched, log.Named("http"))
 	if err != nil {
 		return err
@@ -272,6 +277,8 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 		ConnContext:       auth.ConnContext, // the kernel's view of each peer, which every auth decision uses
 		ErrorLog:          zap.NewStdLog(log.Named("http")),
 	}
+	// Uploads waiting for visibility answer 202 at once when the stop begins: the stop publishes them anyway.
+	httpSrv.RegisterOnShutdown(srv.StopWaiting)
 
 	schedCtx, stopSched := context.WithCancel(context.Background())
 	defer stopSched()

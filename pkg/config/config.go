@@ -69,6 +69,14 @@ type Server struct {
 	// upload header and speak for the client (X-Real-IP, X-Remote-User). An empty list trusts no TCP peer;
 	// unix-socket peers are judged by uid instead.
 	TrustedProxies []string `yaml:"trusted_proxies"`
+
+	// PublicURL is the URL clients reach the repository host at (https://repo.example.com), for the .repo file;
+	// empty derives it in embedded mode (see Config.ClientURL).
+	PublicURL string `yaml:"public_url"`
+	// RepoFile is the name of the .repo file written into top_dir at start, served under repo_url.
+	RepoFile string `yaml:"repo_file"`
+	// MaxWait caps how long an upload with ?wait=visible may hold its answer.
+	MaxWait Duration `yaml:"max_wait"`
 }
 
 // DefaultTrustedProxies is server.trusted_proxies when the file leaves it out: loopback only. It equals
@@ -148,6 +156,8 @@ func Default() *Config {
 			MaxHeaderBytes:       64 << 10, // nginx and curl send well under 8 KiB; net/http's own default is 1 MiB
 			ShutdownTimeout:      Duration(20 * time.Second),
 			TrustedProxies:       DefaultTrustedProxies(),
+			RepoFile:             "rpm-ingestd.repo",
+			MaxWait:              Duration(5 * time.Minute),
 		},
 		Repo: Repo{
 			TopDir:   "/srv/repo/storage",

@@ -104,6 +104,7 @@ func (c *Config) Validate() error {
 			bad(key, "%s is not a directory", dir)
 		}
 	}
+	c.validateClient(bad)
 	checkDir("server.spool_dir", s.SpoolDir)
 	checkDir("repo.top_dir", c.Repo.TopDir)
 	if within(s.SpoolDir, c.Repo.TopDir) {

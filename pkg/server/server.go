@@ -78,6 +78,15 @@ type Options struct {
 	Web http.Handler
 	// Retention answers GET /api/v1/retention, the retention dry run; nil leaves the route out.
 	Retention RetentionPlanner
+
+	// Publisher (the indexer) enables ?wait=visible, ?publish=now and GET /api/v1/uploads/{sha256} (wait.go);
+	// nil leaves the flags without effect and the route out.
+	Publisher Publisher
+	// MaxWait caps how long ?wait=visible holds an answer (server.max_wait); 0 means DefaultMaxWait.
+	MaxWait time.Duration
+	// Lookup finds packages by sha256 for GET /api/v1/uploads/{sha256} (the registry); nil leaves only the
+	// uploads this process answered.
+	Lookup LookupFunc
 }
 
 // Authorizer decides who may change the tree; *auth.Authenticator implements it. Its methods are called
@@ -110,6 +119,7 @@ type Server struct {
 	metrics     *metrics     // nil without Options.Registerer
 	promHandler http.Handler // GET /metrics
 	stopping    atomic.Bool  // set by ShuttingDown; /readyz answers 503
+	wait        waiting      // uploads waiting for visibility, and the uploads remembered for their status
 }
 
 // New builds a Server. With ServeRepo it opens TopDir for read-only serving.
@@ -117,7 +127,7 @@ func New(opts Options, ing Ingester, idx Indexer, log *zap.Logger) (*Server, err
 	if opts.Auth == nil {
 		return nil, errors.New("server: Options.Auth is required")
 	}
-	s := &Server{opts: opts, ing: ing, idx: idx, log: log, now: time.Now, slots: newSlots(opts.MaxConcurrentUploads)}
+	s := &Server{opts: opts, ing: ing, idx: idx, log: log, now: time.Now, slots: newSlots(opts.MaxConcurrentUploads), wait: newWaiting()}
 	m, err := newMetrics(opts.Registerer)
 	if err != nil {
 		return nil, fmt.Errorf("server metrics: %w", err)
@@ -154,6 +164,9 @@ func (s *Server) Routes() http.Handler {
 	}
 	if s.opts.Retention != nil {
 		r.Get("/api/v1/retention", s.retention) // GET /api/v1/retention?channel=&os_release=&arch= - retention dry run (JSON)
+	}
+	if s.opts.Publisher != nil {
+		r.Get("/api/v1/uploads/{sha256}", s.uploadStatus) // GET /api/v1/uploads/{sha256} - where a package is, visible yet? (JSON)
 	}
 	// Everything that changes the tree goes in this group, behind s.mutating; read-only routes stay outside.
 	r.Group(func(r chi.Router) {
@@ -219,6 +232,10 @@ type uploadResponse struct {
 	SignedBy  string    `json:"signed_by,omitempty"` // key id of the package's signer
 	Pruned    []string  `json:"pruned,omitempty"`    // package URLs retention removed after this upload
 	VisibleBy time.Time `json:"visible_by"`          // when the indexer expects to have published it
+	// With ?wait=visible: whether every copy is visible to dnf, each copy's state, and where to poll.
+	Visible   *bool       `json:"visible,omitempty"`
+	Copies    []copyState `json:"copies,omitempty"`
+	StatusURL string      `json:"status_url,omitempty"`
 }
 
 // upload handles PUT/POST of one package. Behind the proxy the body was spooled to a file named by the upload
@@ -245,13 +262,19 @@ func (s *Server) upload(w http.ResponseWriter, r *http.Request) {
 		s.finish(w, r, start, nil, &http.MaxBytesError{Limit: s.opts.MaxUploadSize})
 		return
 	}
+	wo, err := s.parseWait(r)
+	if err != nil {
+		s.finish(w, r, start, nil, err)
+		return
+	}
 	// The cap covers receiving too: a direct upload's spool file and connection are what it protects, as well as
 	// the memory an inspection takes.
 	if !s.slots.tryAcquire() {
 		s.finish(w, r, start, nil, busyError(s.opts.MaxConcurrentUploads))
 		return
 	}
-	defer s.slots.release()
+	release := sync.OnceFunc(s.slots.release) // released before a wait for visibility: waiting takes no slot
+	defer release()
 	if req.SpoolPath == "" {
 		// The deadline stays after a failed read on purpose: net/http then cannot wait for the rest of the body
 		// before answering, and closes the connection.
@@ -261,11 +284,14 @@ func (s *Server) upload(w http.ResponseWriter, r *http.Request) {
 
 	res, err := s.ing.Ingest(r.Context(), req)
 	if res != nil {
-		for _, repo := range res.Dirty { // also after a failure: a marked repository must not wait for a restart
-			s.idx.Trigger(repo)
-		}
+		// Trigger (or PublishNow) also after a failure: a marked repository must not wait for a restart.
+		s.schedule(res, err, wo)
 	}
-	s.finish(w, r, start, res, err)
+	if err == nil {
+		s.remember(res)
+	}
+	release()
+	s.finishVisible(w, r, start, res, err, s.await(r, res, err, wo))
 }
 
 var errMissingHeader = errors.New("missing upload header")
@@ -334,6 +360,12 @@ func (s *Server) refuse(w http.ResponseWriter, r *http.Request, err error) {
 
 // finish writes the upload's response and its one log line.
 func (s *Server) finish(w http.ResponseWriter, r *http.Request, start time.Time, res *ingest.Result, err error) {
+	s.finishVisible(w, r, start, res, err, nil)
+}
+
+// finishVisible is finish with the outcome of a wait for visibility (nil when none was asked): 202 when the
+// package is stored but not yet visible everywhere.
+func (s *Server) finishVisible(w http.ResponseWriter, r *http.Request, start time.Time, res *ingest.Result, err error, vis *visibility) {
 	status := http.StatusCreated
 	switch {
 	case err != nil:
@@ -341,8 +373,13 @@ func (s *Server) finish(w http.ResponseWriter, r *http.Request, start time.Time,
 	case res.Status == ingest.Present:
 		status = http.StatusOK
 	}
-	s.logUpload(r, start, status, res, err)
+	// The metrics' result says what became of the bytes (created, or already there); a 202 only says that the
+	// wait for visibility ended first.
 	s.metrics.observe(status, err, s.now().Sub(start))
+	if err == nil && vis != nil && !vis.Visible {
+		status = http.StatusAccepted
+	}
+	s.logUpload(r, start, status, res, err)
 	if err != nil {
 		s.writeError(w, r, status, err)
 		return
@@ -358,17 +395,25 @@ func (s *Server) finish(w http.ResponseWriter, r *http.Request, start time.Time,
 			visible = t
 		}
 	}
-	if status == http.StatusCreated {
+	if status == http.StatusCreated || status == http.StatusAccepted {
 		w.Header().Set("Location", urls[0])
 	}
 	p := res.Package
 	if wantsJSON(r) {
-		writeJSON(w, status, uploadResponse{
+		resp := uploadResponse{
 			Name: p.Name, Epoch: p.Epoch, Version: p.Version, Release: p.Release, Arch: p.FileArch(),
 			OSRelease: res.OSRelease, Repos: repos, Paths: urls, SHA256: p.SHA256, Size: p.Size,
 			Status: string(res.Status), SignedBy: res.SignedBy, VisibleBy: visible.UTC(),
 			Pruned: prunedURLs(s.opts.RepoURL, res.Pruned),
-		})
+		}
+		if vis != nil {
+			resp.Visible, resp.Copies, resp.StatusURL = &vis.Visible, vis.Copies, statusURL(p.SHA256)
+		}
+		writeJSON(w, status, resp)
+		return
+	}
+	if vis != nil {
+		writeVisibleText(w, status, urls, vis, p.SHA256)
 		return
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
@@ -410,6 +455,10 @@ func errorStatus(err error) int {
 		return http.StatusUnprocessableEntity
 	case errors.Is(err, ingest.ErrNoSpace):
 		return http.StatusInsufficientStorage
+	case errors.Is(err, errBadParam):
+		return http.StatusBadRequest
+	case errors.Is(err, errUnknownUpload):
+		return http.StatusNotFound
 	}
 	return http.StatusInternalServerError
 }
@@ -524,10 +573,17 @@ func (d dotless) Open(name string) (fs.File, error) {
 		}
 	}
 	f, err := d.FS.Open(name)
-	if dir, ok := f.(fs.ReadDirFile); ok && err == nil {
+	if dir, ok := f.(fs.ReadDirFile); ok && err == nil && isDir(f) {
 		return dotlessDir{dir}, nil
 	}
+	// Files pass unwrapped: an *os.File is a ReadDirFile too, and the wrapper would hide its Seek, which
+	// net/http needs to sniff the type of a name without a known extension (rpm-ingestd.repo, the GPG key).
 	return f, err
+}
+
+func isDir(f fs.File) bool {
+	fi, err := f.Stat()
+	return err == nil && fi.IsDir()
 }
 
 type dotlessDir struct{ fs.ReadDirFile }
