@@ -86,6 +86,11 @@ type Repo struct {
 	RequireSignature bool `yaml:"require_signature"`
 	// Keyring lists files of armored OpenPGP public keys (gpg --export --armor), relative to the config file.
 	Keyring []string `yaml:"keyring"`
+	// Channels, when listed, split the tree into named channels (testing, stable, ...): every upload goes to
+	// one, promotion copies builds between them, and Layout must place {{.Channel}}. Empty: no channels.
+	Channels []string `yaml:"channels"`
+	// DefaultChannel receives uploads whose path names no channel; required with Channels. See channels.go.
+	DefaultChannel string `yaml:"default_channel"`
 }
 
 // Indexer configures the createrepo runs.
