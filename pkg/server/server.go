@@ -61,6 +61,12 @@ type Options struct {
 	// Auth decides every request that changes the tree (see mutating). Required: New refuses a nil Auth, so a
 	// forgotten wiring can never mean "open to everyone".
 	Auth Authorizer
+
+	// Channels are repo.channels: with them, an upload path may name a channel (PUT /upload/stable/). Empty: no
+	// channel routes, exactly the upload paths there were before channels.
+	Channels []string
+	// Lifecycle promotes and deletes stored packages (see lifecycle.go); nil answers those routes 501.
+	Lifecycle Lifecycle
 }
 
 // Authorizer decides who may change the tree; *auth.Authenticator implements it. Its methods are called
@@ -128,6 +134,15 @@ func (s *Server) Routes() http.Handler {
 		r.Post(up, s.upload)               // POST /upload - the same, for clients that cannot PUT
 		r.Post(up+"/", s.upload)           // POST /upload/ - the same
 		r.Post(up+"/{filename}", s.upload) // POST /upload/{filename} - the same (curl -X POST -T)
+		if len(s.opts.Channels) > 0 {
+			// With channels, a last segment not ending in .rpm (above) names the channel; see uploadChannel.
+			r.Put(up+"/{channel}/", s.upload)            // PUT /upload/{channel}/ - upload into a channel
+			r.Put(up+"/{channel}/{filename}", s.upload)  // PUT /upload/{channel}/{file}.rpm - the same, as curl -T sends it
+			r.Post(up+"/{channel}/", s.upload)           // POST /upload/{channel}/ - the same
+			r.Post(up+"/{channel}/{filename}", s.upload) // POST /upload/{channel}/{file}.rpm - the same
+		}
+		r.Post("/api/v1/promote", s.promote)            // POST /api/v1/promote - copy a build into another channel (JSON)
+		r.Delete("/api/v1/packages/*", s.deletePackage) // DELETE /api/v1/packages/{path} - remove a package (?all_arches=1: its noarch copies too)
 	})
 	if s.repo != nil {
 		r.Get(s.opts.RepoURL, http.RedirectHandler(s.opts.RepoURL+"/", http.StatusMovedPermanently).ServeHTTP) // GET /repo - to /repo/
@@ -192,6 +207,13 @@ func (s *Server) upload(w http.ResponseWriter, r *http.Request) {
 		req.OSRelease = r.Header.Get("X-OS-Release")
 	}
 	req.Checksums = clientChecksums(r.Header)
+	channel, err := s.uploadChannel(r)
+	if err != nil {
+		// Before the body is read: a typo in the channel costs no upload.
+		s.finish(w, r, start, nil, err)
+		return
+	}
+	req.Channel = channel
 	switch spooled := r.Header.Get(s.opts.UploadHeader); {
 	case spooled != "":
 		req.SpoolPath = spooled
@@ -363,6 +385,12 @@ func errorStatus(err error) int {
 		return http.StatusForbidden
 	case errors.Is(err, ingest.ErrExists):
 		return http.StatusConflict
+	case errors.Is(err, ingest.ErrUnknownChannel), errors.Is(err, ingest.ErrNotFound):
+		return http.StatusNotFound
+	case errors.Is(err, errBadRequest):
+		return http.StatusBadRequest
+	case errors.Is(err, errNoLifecycle):
+		return http.StatusNotImplemented
 	case errors.Is(err, ingest.ErrRejected):
 		return http.StatusUnprocessableEntity
 	case errors.Is(err, ingest.ErrNoSpace):
