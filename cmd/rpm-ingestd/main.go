@@ -158,8 +158,8 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 	ing, err := ingest.New(ingest.Options{
 		TopDir:   cfg.Repo.TopDir,
 		SpoolDir: cfg.Server.SpoolDir,
-		Layout: func(abbr, release, arch string) (string, error) {
-			return cfg.RenderLayout(config.LayoutFields{OSAbbr: abbr, OSRelease: release, Arch: arch})
+		Layout: func(channel, abbr, release, arch string) (string, error) {
+			return cfg.RenderLayout(config.LayoutFields{OSAbbr: abbr, OSRelease: release, Arch: arch, Channel: channel})
 		},
 		Arches:     cfg.Repo.Arches,
 		DistTags:   cfg.Repo.DistTags,
@@ -167,6 +167,10 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 		MaxSize:    int64(cfg.Server.MaxUploadSize),
 		MarkDirty:  indexer.MarkDirty,
 		Signatures: policy,
+
+		Channels:       cfg.Repo.Channels,
+		DefaultChannel: cfg.Repo.DefaultChannel,
+		Locate:         cfg.LocateRepo,
 	}, log.Named("ingest"))
 	if err != nil {
 		return err
@@ -221,6 +225,8 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 		UploadIdleTimeout:    time.Duration(cfg.Server.UploadIdleTimeout),
 		UploadMinRate:        int64(cfg.Server.UploadMinRate),
 		Auth:                 authn,
+		Channels:             cfg.Repo.Channels,
+		Lifecycle:            ing,
 	}, ing, sched, log.Named("http"))
 	if err != nil {
 		return err
