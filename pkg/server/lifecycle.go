@@ -174,9 +174,12 @@ func (s *Server) finishLifecycle(w http.ResponseWriter, r *http.Request, start t
 	}
 	user, _ := r.Context().Value(userKey{}).(string)
 	ev := lifecycleEvent{Action: action, User: user, Client: s.opts.Auth.ClientAddr(r),
-		ReqID: middleware.GetReqID(r.Context()), Status: http.StatusOK, Err: err}
+		ReqID: middleware.GetReqID(r.Context()), Err: err}
+	var body any
 	if err != nil {
 		ev.Status = errorStatus(err)
+	} else {
+		ev.Status, body = ok(visible.UTC())
 	}
 	// audit: hand ev (with the request and the operation's result, in fields) to the audit trail here: every
 	// promotion and deletion, refused ones included, with ev.User, ev.Client and ev.ReqID.
@@ -194,8 +197,7 @@ func (s *Server) finishLifecycle(w http.ResponseWriter, r *http.Request, start t
 		s.writeError(w, r, ev.Status, err)
 		return
 	}
-	status, body := ok(visible.UTC())
-	writeJSON(w, status, body)
+	writeJSON(w, ev.Status, body)
 }
 
 // packageURLs turns paths relative to TopDir into URLs under RepoURL.
