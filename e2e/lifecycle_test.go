@@ -149,6 +149,12 @@ func (s *stack) testPromote(t *testing.T) {
 	if slices.Sort(got.Paths); got.Status != "created" || !slices.Equal(got.Paths, want) {
 		t.Errorf("promote answer: %s %v, want created %v", got.Status, got.Paths, want)
 	}
+	// The daemon has no htpasswd here: nginx authenticated alice, and the log (and the audit trail) must say so.
+	if !slices.ContainsFunc(strings.Split(readFile(s.daemonLg), "\n"), func(l string) bool {
+		return strings.Contains(l, `"msg":"promote done"`) && strings.Contains(l, `"user":"alice"`)
+	}) {
+		t.Errorf("no promotion logged with the user nginx authenticated (alice)")
+	}
 	if r := s.promote(t, body, true); r.code != http.StatusOK || !strings.Contains(r.body, `"present"`) {
 		t.Errorf("promote hello again: %d %s, want 200 present", r.code, r.body)
 	}

@@ -153,7 +153,7 @@ func (s *Server) deletePackage(w http.ResponseWriter, r *http.Request) {
 // lifecycleEvent is who did what, for the log line and the audit trail.
 type lifecycleEvent struct {
 	Action string // "promote" or "delete"
-	User   string // from mutating: the htpasswd user, the proxy's X-Remote-User in header mode, or "" (local)
+	User   string // see actingUser
 	Client string // the client's address as the Authorizer sees it (a trusted proxy's X-Real-IP, else the peer)
 	ReqID  string
 	Status int
@@ -172,8 +172,7 @@ func (s *Server) finishLifecycle(w http.ResponseWriter, r *http.Request, start t
 			visible = t
 		}
 	}
-	user, _ := r.Context().Value(userKey{}).(string)
-	ev := lifecycleEvent{Action: action, User: user, Client: s.opts.Auth.ClientAddr(r),
+	ev := lifecycleEvent{Action: action, User: s.actingUser(r), Client: s.opts.Auth.ClientAddr(r),
 		ReqID: middleware.GetReqID(r.Context()), Err: err}
 	var body any
 	if err != nil {
@@ -198,6 +197,20 @@ func (s *Server) finishLifecycle(w http.ResponseWriter, r *http.Request, start t
 		return
 	}
 	writeJSON(w, ev.Status, body)
+}
+
+// actingUser is who the audit trail names: the user mutating let in (the htpasswd user), or else, when the
+// request came through a trusted proxy, the user the proxy authenticated. Through the shipped nginx snippet
+// without server.htpasswd, API calls are let in as a local peer with no user of their own, while nginx's
+// auth_basic knows exactly who it was; Proxied reads X-Remote-User from trusted proxies only, never from a client.
+func (s *Server) actingUser(r *http.Request) string {
+	if user, _ := r.Context().Value(userKey{}).(string); user != "" {
+		return user
+	}
+	if user, err := s.opts.Auth.Proxied(r); err == nil {
+		return user
+	}
+	return ""
 }
 
 // packageURLs turns paths relative to TopDir into URLs under RepoURL.

@@ -11,7 +11,10 @@ import (
 	"strings"
 	"testing"
 
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/rpm-ingestd/rpm-ingestd/internal/testrpm"
 	"github.com/rpm-ingestd/rpm-ingestd/pkg/auth"
@@ -21,6 +24,12 @@ import (
 // newChannelFixture is a server over a real ingester with the channels testing (default) and stable and the
 // layout {{.Channel}}/{{.OSRelease}}/{{.Arch}}.
 func newChannelFixture(t *testing.T, mod func(*Options)) *fixture {
+	t.Helper()
+	return newChannelFixtureLog(t, mod, zaptest.NewLogger(t))
+}
+
+// newChannelFixtureLog is newChannelFixture with the logger given.
+func newChannelFixtureLog(t *testing.T, mod func(*Options), log *zap.Logger) *fixture {
 	t.Helper()
 	base := t.TempDir()
 	f := &fixture{idx: &recordingIndexer{}, top: filepath.Join(base, "storage"), spool: filepath.Join(base, "incoming")}
@@ -35,7 +44,7 @@ func newChannelFixture(t *testing.T, mod func(*Options)) *fixture {
 			p := strings.Split(rel, "/")
 			return p[0], p[1], p[2], len(p) == 3
 		},
-	}, zaptest.NewLogger(t))
+	}, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,7 +54,7 @@ func newChannelFixture(t *testing.T, mod func(*Options)) *fixture {
 	if mod != nil {
 		mod(&opts)
 	}
-	s, err := New(opts, ing, f.idx, zaptest.NewLogger(t))
+	s, err := New(opts, ing, f.idx, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -361,6 +370,47 @@ func TestLifecycleNotWired(t *testing.T) {
 	for _, req := range []struct{ method, target string }{{"POST", "/api/v1/promote"}, {"DELETE", "/api/v1/packages/9/x86_64/Packages/x.rpm"}} {
 		if rec := f.do(t, req.method, req.target, []byte(promoteHello), nil); rec.Code != http.StatusNotImplemented {
 			t.Errorf("%s %s: %d %s, want 501", req.method, req.target, rec.Code, rec.Body)
+		}
+	}
+}
+
+// proxyUser lets everyone in as a local peer without a user (as Authorize does without htpasswd) and reports
+// user as a trusted proxy's X-Remote-User; untrusted is the same for a peer that is no trusted proxy.
+type proxyUser struct {
+	user      string
+	untrusted bool
+}
+
+func (p proxyUser) Authorize(*http.Request) (string, error) { return "", nil }
+func (p proxyUser) Proxied(*http.Request) (string, error) {
+	if p.untrusted {
+		return "", auth.ErrForbidden
+	}
+	return p.user, nil
+}
+func (proxyUser) ClientAddr(*http.Request) string { return "192.0.2.7" }
+
+// TestLifecycleLogsActingUser: the line (and the audit event) of a promotion or deletion names the user the
+// trusted proxy authenticated, and never a user from a peer that is not one.
+func TestLifecycleLogsActingUser(t *testing.T) {
+	for _, tc := range []struct {
+		auth Authorizer
+		want string
+	}{{proxyUser{user: "alice"}, "alice"}, {proxyUser{user: "mallory", untrusted: true}, ""}, {allowAll{}, ""}} {
+		core, logs := observer.New(zapcore.InfoLevel)
+		f := newChannelFixtureLog(t, func(o *Options) { o.Auth = tc.auth }, zap.New(core))
+		f.uploadBuild(t)
+		f.do(t, "POST", "/api/v1/promote", []byte(promoteHello), nil)
+		f.do(t, "DELETE", "/api/v1/packages/testing/9/x86_64/Packages/hello-1.0-1.el9.x86_64.rpm", nil, nil)
+		for _, msg := range []string{"promote done", "delete done"} {
+			entries := logs.FilterMessage(msg).All()
+			if len(entries) != 1 {
+				t.Fatalf("%d %q lines", len(entries), msg)
+			}
+			ctx := entries[0].ContextMap()
+			if ctx["user"] != tc.want || ctx["client"] != tc.auth.ClientAddr(nil) || ctx["req_id"] == "" {
+				t.Errorf("%T %+v: %q logs user %q client %q req_id %q; want user %q", tc.auth, tc.auth, msg, ctx["user"], ctx["client"], ctx["req_id"], tc.want)
+			}
 		}
 	}
 }

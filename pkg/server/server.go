@@ -269,7 +269,7 @@ func clientChecksums(h http.Header) map[string]string {
 	return sums
 }
 
-// mutating guards the routes that change the tree (uploads now; delete and promote later). A request that
+// mutating guards the routes that change the tree (uploads, promotion, deletion). A request that
 // names a spooled file in the upload header is the proxy's, decided by Proxied: only a trusted proxy may name
 // one, since the names are sequential and anyone else could file another client's upload as their own. Any
 // other request is decided by Authorize (htpasswd, or local peers only). A refusal is answered before the
