@@ -93,14 +93,14 @@ type deleteResponse struct {
 func (s *Server) promote(w http.ResponseWriter, r *http.Request) {
 	start := s.now()
 	if s.opts.Lifecycle == nil {
-		s.finishLifecycle(w, r, start, "promote", errNoLifecycle, nil, nil)
+		s.finishLifecycle(w, r, start, "promote", nil, nil, errNoLifecycle, nil, nil)
 		return
 	}
 	var body promoteRequest
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxAPIBody))
 	dec.DisallowUnknownFields() // a misspelt "realease" must not promote something else
 	if err := dec.Decode(&body); err != nil {
-		s.finishLifecycle(w, r, start, "promote", fmt.Errorf("%w: the body must be JSON like {\"from\":\"testing\",\"to\":\"stable\",\"name\":\"hello\",\"version\":\"1.0\",\"release\":\"1.el9\"}: %v", errBadRequest, err), nil, nil)
+		s.finishLifecycle(w, r, start, "promote", nil, nil, fmt.Errorf("%w: the body must be JSON like {\"from\":\"testing\",\"to\":\"stable\",\"name\":\"hello\",\"version\":\"1.0\",\"release\":\"1.el9\"}: %v", errBadRequest, err), nil, nil)
 		return
 	}
 	res, err := s.opts.Lifecycle.Promote(r.Context(), ingest.PromoteRequest{
@@ -108,10 +108,11 @@ func (s *Server) promote(w http.ResponseWriter, r *http.Request) {
 		Epoch: body.Epoch, Arch: body.Arch, OSRelease: body.OSRelease,
 	})
 	var dirty, paths []string
+	var result any // a nil *PromoteResult must not become a non-nil interface
 	if res != nil {
-		dirty, paths = res.Dirty, res.Paths
+		dirty, paths, result = res.Dirty, res.Paths, res
 	}
-	s.finishLifecycle(w, r, start, "promote", err, dirty, func(visible time.Time) (int, any) {
+	s.finishLifecycle(w, r, start, "promote", body, result, err, dirty, func(visible time.Time) (int, any) {
 		status := http.StatusCreated
 		if res.Status == ingest.Present {
 			status = http.StatusOK
@@ -130,7 +131,7 @@ func (s *Server) promote(w http.ResponseWriter, r *http.Request) {
 func (s *Server) deletePackage(w http.ResponseWriter, r *http.Request) {
 	start := s.now()
 	if s.opts.Lifecycle == nil {
-		s.finishLifecycle(w, r, start, "delete", errNoLifecycle, nil, nil)
+		s.finishLifecycle(w, r, start, "delete", nil, nil, errNoLifecycle, nil, nil)
 		return
 	}
 	rel := strings.TrimPrefix(r.URL.Path, "/api/v1/packages/")
@@ -138,10 +139,11 @@ func (s *Server) deletePackage(w http.ResponseWriter, r *http.Request) {
 	req := ingest.DeleteRequest{Path: rel, AllArches: all == "1" || all == "true"}
 	res, err := s.opts.Lifecycle.Delete(r.Context(), req)
 	var dirty, removed []string
+	var result any
 	if res != nil {
-		dirty, removed = res.Dirty, res.Paths
+		dirty, removed, result = res.Dirty, res.Paths, res
 	}
-	s.finishLifecycle(w, r, start, "delete", err, dirty, func(visible time.Time) (int, any) {
+	s.finishLifecycle(w, r, start, "delete", req, result, err, dirty, func(visible time.Time) (int, any) {
 		out := deleteResponse{Deleted: s.packageURLs(res.Paths), VisibleBy: visible}
 		for _, d := range res.Dirty {
 			out.Repos = append(out.Repos, s.url(d))
@@ -158,13 +160,17 @@ type lifecycleEvent struct {
 	ReqID  string
 	Status int
 	Err    error
+	// Request is what was asked (promoteRequest, or the deleted path and all_arches); Result what was done:
+	// *ingest.PromoteResult or *ingest.DeleteResult, nil when refused before anything was looked at.
+	Request any
+	Result  any
 }
 
 // finishLifecycle triggers the repositories an operation marked (also after a failure: a marked repository must
 // not wait for a restart), writes its log line and its answer. ok builds the success answer given the time the
 // indexer expects to publish.
-func (s *Server) finishLifecycle(w http.ResponseWriter, r *http.Request, start time.Time, action string, err error,
-	dirty []string, ok func(visible time.Time) (int, any), fields ...zap.Field) {
+func (s *Server) finishLifecycle(w http.ResponseWriter, r *http.Request, start time.Time, action string, request, result any,
+	err error, dirty []string, ok func(visible time.Time) (int, any), fields ...zap.Field) {
 	var visible time.Time
 	for _, d := range dirty {
 		s.idx.Trigger(d)
@@ -173,15 +179,16 @@ func (s *Server) finishLifecycle(w http.ResponseWriter, r *http.Request, start t
 		}
 	}
 	ev := lifecycleEvent{Action: action, User: s.actingUser(r), Client: s.opts.Auth.ClientAddr(r),
-		ReqID: middleware.GetReqID(r.Context()), Err: err}
+		ReqID: middleware.GetReqID(r.Context()), Err: err, Request: request, Result: result}
 	var body any
 	if err != nil {
 		ev.Status = errorStatus(err)
 	} else {
 		ev.Status, body = ok(visible.UTC())
 	}
-	// audit: hand ev (with the request and the operation's result, in fields) to the audit trail here: every
-	// promotion and deletion, refused ones included, with ev.User, ev.Client and ev.ReqID.
+	// audit: hand ev to the audit trail here: every promotion and deletion, refused ones included, with who
+	// (ev.User, ev.Client), which request (ev.ReqID), what was asked and done (ev.Request, ev.Result) and how it
+	// ended (ev.Status, ev.Err).
 	fields = append(fields, zap.String("req_id", ev.ReqID), zap.String("client", ev.Client), zap.String("user", ev.User),
 		zap.Int("status", ev.Status), zap.Duration("took", s.now().Sub(start)))
 	switch {
