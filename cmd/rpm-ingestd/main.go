@@ -159,8 +159,8 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 	ing, err := ingest.New(ingest.Options{
 		TopDir:   cfg.Repo.TopDir,
 		SpoolDir: cfg.Server.SpoolDir,
-		Layout: func(abbr, release, arch string) (string, error) {
-			return cfg.RenderLayout(config.LayoutFields{OSAbbr: abbr, OSRelease: release, Arch: arch})
+		Layout: func(channel, abbr, release, arch string) (string, error) {
+			return cfg.RenderLayout(config.LayoutFields{OSAbbr: abbr, OSRelease: release, Arch: arch, Channel: channel})
 		},
 		Arches:     cfg.Repo.Arches,
 		DistTags:   cfg.Repo.DistTags,
@@ -169,11 +169,16 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 		MarkDirty:  indexer.MarkDirty,
 		Signatures: policy,
 		Retention: ingest.RetentionOptions{
-			Policy: func(string) ingest.Retention {
-				r := cfg.Repo.Retention.For("")
+			Policy: func(rel string) ingest.Retention {
+				channel, _, _, _ := cfg.LocateRepo(rel) // "" without channels: the top-level rule
+				r := cfg.Repo.Retention.For(channel)
 				return ingest.Retention{KeepVersions: r.KeepVersions, KeepDays: r.KeepDays}
 			},
 		},
+
+		Channels:       cfg.Repo.Channels,
+		DefaultChannel: cfg.Repo.DefaultChannel,
+		Locate:         cfg.LocateRepo,
 	}, log.Named("ingest"))
 	if err != nil {
 		return err
@@ -222,7 +227,7 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 		// Metadata published unsigned or under another key fails clients with repo_gpgcheck: re-sign it all.
 		scan = sched.RecoverAll
 	}
-	if err := writeRepoFile(cfg, nil, log); err != nil {
+	if err := writeRepoFile(cfg, log); err != nil {
 		return err
 	}
 	// An unreadable corner of the tree must not keep every other repository from being served: report it
@@ -256,6 +261,8 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 		Gatherer:             reg,
 		Publisher:            sched,
 		MaxWait:              time.Duration(cfg.Server.MaxWait),
+		Channels:             cfg.Repo.Channels,
+		Lifecycle:            ing,
 	}, ing, sched, log.Named("http"))
 	if err != nil {
 		return err

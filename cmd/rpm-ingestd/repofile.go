@@ -14,9 +14,8 @@ import (
 // runs at every start, after the signing key was exported, so the file always matches the configuration in
 // force. Without a URL clients can use (see Config.ClientURL) it writes nothing and says which key to set; a
 // file left from an earlier start stays, since the daemon cannot tell whether it is still right.
-//
-// channels lists the channels once they exist (each gets its own sections); nil means one set of sections.
-func writeRepoFile(cfg *config.Config, channels []string, log *zap.Logger) error {
+// Each of repo.channels gets its own sections; without channels there is one set.
+func writeRepoFile(cfg *config.Config, log *zap.Logger) error {
 	client := cfg.ClientURL()
 	if client == "" {
 		log.Info("no .repo file written: set server.public_url to the URL clients reach the repository at, like https://repo.example.com",
@@ -28,10 +27,9 @@ func writeRepoFile(cfg *config.Config, channels []string, log *zap.Logger) error
 		FileName: cfg.Server.RepoFile,
 		BaseURL:  base,
 		Layout: func(f repofile.Fields) (string, error) {
-			// TODO(chan): pass f.Channel once config.LayoutFields has the channel.
-			return cfg.RenderLayout(config.LayoutFields{OSAbbr: f.OSAbbr, OSRelease: f.OSRelease, Arch: f.Arch})
+			return cfg.RenderLayout(config.LayoutFields{OSAbbr: f.OSAbbr, OSRelease: f.OSRelease, Arch: f.Arch, Channel: f.Channel})
 		},
-		Channels: channels,
+		Channels: cfg.Repo.Channels,
 		DistTags: cfg.Repo.DistTags,
 	}
 	if sg := cfg.Indexer.Sign; sg != nil {

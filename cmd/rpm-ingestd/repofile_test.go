@@ -37,7 +37,7 @@ func TestWriteRepoFile(t *testing.T) {
 			cfg.Repo.TopDir = t.TempDir()
 			cfg.Server.RepoURL = "/repo"
 			tc.mod(cfg)
-			if err := writeRepoFile(cfg, nil, zaptest.NewLogger(t)); err != nil {
+			if err := writeRepoFile(cfg, zaptest.NewLogger(t)); err != nil {
 				t.Fatal(err)
 			}
 			b, err := os.ReadFile(filepath.Join(cfg.Repo.TopDir, "rpm-ingestd.repo"))
@@ -64,7 +64,7 @@ func TestWriteRepoFileUnwritableTopDir(t *testing.T) {
 	cfg := config.Default()
 	cfg.Server.PublicURL = "https://repo.example.com"
 	cfg.Repo.TopDir = filepath.Join(t.TempDir(), "absent")
-	if err := writeRepoFile(cfg, nil, zaptest.NewLogger(t)); err == nil || !strings.Contains(err.Error(), "server.repo_file: write rpm-ingestd.repo") {
+	if err := writeRepoFile(cfg, zaptest.NewLogger(t)); err == nil || !strings.Contains(err.Error(), "server.repo_file: write rpm-ingestd.repo") {
 		t.Errorf("err = %v, want a server.repo_file error", err)
 	}
 }

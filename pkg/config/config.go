@@ -97,6 +97,11 @@ type Repo struct {
 	Keyring []string `yaml:"keyring"`
 	// Retention removes old builds after each upload (see Retention); the default keeps every build.
 	Retention Retention `yaml:"retention"`
+	// Channels, when listed, split the tree into named channels (testing, stable, ...): every upload goes to
+	// one, promotion copies builds between them, and Layout must place {{.Channel}}. Empty: no channels.
+	Channels []string `yaml:"channels"`
+	// DefaultChannel receives uploads whose path names no channel; required with Channels. See channels.go.
+	DefaultChannel string `yaml:"default_channel"`
 }
 
 // Indexer configures the createrepo runs.

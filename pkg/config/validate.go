@@ -19,6 +19,7 @@ type LayoutFields struct {
 	OSAbbr    string // dist tag abbreviation: "el", "fc"
 	OSRelease string // major release: "9", "39"
 	Arch      string // "x86_64", "aarch64", or "SRPMS" for source packages
+	Channel   string // one of repo.channels ("testing", "stable"); "" when none are configured
 }
 
 var (
@@ -114,9 +115,10 @@ func (c *Config) Validate() error {
 	}
 
 	r := &c.Repo
-	if _, err := c.RenderLayout(LayoutFields{OSAbbr: "el", OSRelease: "9", Arch: "x86_64"}); err != nil {
+	if _, err := c.RenderLayout(LayoutFields{OSAbbr: "el", OSRelease: "9", Arch: "x86_64", Channel: c.sampleChannel()}); err != nil {
 		bad("repo.layout", "%v", err)
 	}
+	c.validateChannels(bad)
 	checkList := func(key string, list []string, re *regexp.Regexp, what string) {
 		if len(list) == 0 {
 			bad(key, "must list at least one %s", what)
@@ -317,9 +319,12 @@ func (c *Config) RenderLayout(f LayoutFields) (string, error) {
 	render := func(f LayoutFields) (string, error) {
 		var buf bytes.Buffer
 		if err := tmpl.Execute(&buf, f); err != nil {
-			return "", fmt.Errorf("%q: %w (fields: .OSAbbr, .OSRelease, .Arch)", c.Repo.Layout, err)
+			return "", fmt.Errorf("%q: %w (fields: .OSAbbr, .OSRelease, .Arch, .Channel)", c.Repo.Layout, err)
 		}
 		return buf.String(), nil
+	}
+	if err := c.checkChannel(f.Channel); err != nil {
+		return "", err
 	}
 	out, err := render(f)
 	if err != nil {
@@ -346,7 +351,7 @@ func (c *Config) RenderLayout(f LayoutFields) (string, error) {
 // because repo.layout uses {{.OSAbbr}}. The caller logs them; config itself never logs.
 func (c *Config) Notes() []string {
 	var notes []string
-	_, err := c.RenderLayout(LayoutFields{OSRelease: "9", Arch: "x86_64"})
+	_, err := c.RenderLayout(LayoutFields{OSRelease: "9", Arch: "x86_64", Channel: c.sampleChannel()})
 	if errors.Is(err, ErrNoOSAbbr) {
 		notes = append(notes, fmt.Sprintf("repo.layout %q uses {{.OSAbbr}}: a package without a dist tag is accepted only when its upload names the release with one (os_release=el9 or X-OS-Release: el9), not with the bare number (os_release=9)", c.Repo.Layout))
 	}

@@ -38,12 +38,11 @@ type RetentionOptions struct {
 	// Policy returns the rule of a repository, given its path relative to TopDir, slash-separated ("9/x86_64",
 	// "stable/9/x86_64"). Nil keeps every build everywhere. It must be safe for concurrent use.
 	Policy func(repoRel string) Retention
-	// Locate names a repository's channel, OS release and arch from the same relative path (config.LocateRepo;
-	// channel is "" without channels). The dry run filters with it, and judges a noarch package's copies in the
-	// sibling arches of one channel and OS release together. Nil: a filter value must equal one of the path's
-	// segments, and each repository is judged on its own.
-	Locate func(repoRel string) (channel, osRelease, arch string, ok bool)
 }
+
+// Retention also uses Options.Locate: the dry run filters with it, and a noarch package's copies in the sibling
+// arches of one channel and OS release are judged together. Without it, a filter value must equal one of the
+// path's segments, and each repository is judged on its own.
 
 // RetentionFilter selects repositories for PlanRetention; an empty field matches every repository.
 type RetentionFilter struct {
@@ -398,7 +397,7 @@ func (in *Ingester) selects(rel string, f RetentionFilter) bool {
 	if f == (RetentionFilter{}) {
 		return true
 	}
-	if loc := in.opts.Retention.Locate; loc != nil {
+	if loc := in.opts.Locate; loc != nil {
 		ch, osRel, arch, ok := loc(rel)
 		return ok && (f.Channel == "" || f.Channel == ch) && (f.OSRelease == "" || f.OSRelease == osRel) &&
 			(f.Arch == "" || f.Arch == arch)
@@ -416,7 +415,7 @@ func (in *Ingester) selects(rel string, f RetentionFilter) bool {
 // same channel and OS release (not SRPMS), repo included. Without Locate, or for a repository it cannot place,
 // only repo itself.
 func (in *Ingester) siblings(repo string, all []string) []string {
-	loc := in.opts.Retention.Locate
+	loc := in.opts.Locate
 	if loc == nil {
 		return []string{repo}
 	}

@@ -50,8 +50,8 @@ func (x evr) spec(name, arch string) testrpm.Spec {
 	return s
 }
 
-// put writes build x of name and arch into repo rel's Packages/ as an admin would copy it in, with mtime mt.
-func (e *env) put(t *testing.T, rel, name, arch string, x evr, mt time.Time) string {
+// putBuild writes build x of name and arch into repo rel's Packages/ as an admin would copy it in, with mtime mt.
+func (e *env) putBuild(t *testing.T, rel, name, arch string, x evr, mt time.Time) string {
 	t.Helper()
 	dir := filepath.Join(e.top, rel, "Packages")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -143,7 +143,7 @@ func TestRetentionOrderingMatchesRPM(t *testing.T) {
 			rest := slices.Clone(want[1:])
 			rand.New(rand.NewPCG(uint64(keep), 1)).Shuffle(len(rest), func(i, j int) { rest[i], rest[j] = rest[j], rest[i] })
 			for _, x := range rest {
-				e.put(t, "9/x86_64", "hello", "x86_64", x, now.Add(-time.Hour))
+				e.putBuild(t, "9/x86_64", "hello", "x86_64", x, now.Add(-time.Hour))
 			}
 
 			plans, err := e.in.PlanRetention(context.Background(), RetentionFilter{})
@@ -207,7 +207,7 @@ func TestRetentionKeepDays(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			e := retainEnv(t, tc.rule, now)
 			for x, age := range ages {
-				e.put(t, "9/x86_64", "hello", "x86_64", x, now.Add(-age))
+				e.putBuild(t, "9/x86_64", "hello", "x86_64", x, now.Add(-age))
 			}
 			// The upload's own mtime is the real time, after the fake now: it is young by any rule.
 			if _, err := e.upload(t, testrpm.Build(t, v4.spec("hello", "x86_64")), false, ""); err != nil {
@@ -228,10 +228,10 @@ func TestRetentionNoarchTogether(t *testing.T) {
 	old := now.Add(-30 * 24 * time.Hour)
 	v1, v2, v3 := evr{"", "1", "1.el9"}, evr{"", "2", "1.el9"}, evr{"", "3", "1.el9"}
 	for _, arch := range []string{"x86_64", "aarch64"} {
-		e.put(t, "9/"+arch, "data", "noarch", v1, old)
+		e.putBuild(t, "9/"+arch, "data", "noarch", v1, old)
 	}
-	e.put(t, "9/x86_64", "data", "noarch", v2, old)
-	e.put(t, "9/aarch64", "data", "noarch", v2, now.Add(-time.Hour)) // young in one arch: the build is young
+	e.putBuild(t, "9/x86_64", "data", "noarch", v2, old)
+	e.putBuild(t, "9/aarch64", "data", "noarch", v2, now.Add(-time.Hour)) // young in one arch: the build is young
 
 	res, err := e.upload(t, testrpm.Build(t, v3.spec("data", "noarch")), false, "")
 	if err != nil {
@@ -257,7 +257,7 @@ func TestRetentionNeverNewest(t *testing.T) {
 	v1, v2, v3, v5 := evr{"", "1", "1.el9"}, evr{"", "2", "1.el9"}, evr{"", "3", "1.el9"}, evr{"", "5", "1.el9"}
 	e := retainEnv(t, Retention{KeepDays: 1}, now)
 	for _, x := range []evr{v1, v2, v5} {
-		e.put(t, "9/x86_64", "hello", "x86_64", x, ancient)
+		e.putBuild(t, "9/x86_64", "hello", "x86_64", x, ancient)
 	}
 	// The dry run: everything but the newest is old enough.
 	plans, err := e.in.PlanRetention(context.Background(), RetentionFilter{})
@@ -292,12 +292,12 @@ func TestRetentionScope(t *testing.T) {
 	old := now.Add(-time.Hour)
 	e := retainEnv(t, Retention{KeepVersions: 1}, now)
 	v1, v2 := evr{"", "1", "1.el9"}, evr{"", "2", "1.el9"}
-	e.put(t, "9/x86_64", "hello", "x86_64", v1, old)
-	e.put(t, "9/x86_64", "hello-libs", "x86_64", v1, old)
-	e.put(t, "9/x86_64", "hello-libs", "x86_64", evr{"", "0.1", "1.el9"}, old)
-	e.put(t, "9/x86_64", "hello", "noarch", v1, old)
-	e.put(t, "8/x86_64", "hello", "x86_64", evr{"", "1", "1.el8"}, old)
-	e.put(t, "9/aarch64", "hello", "aarch64", v1, old)
+	e.putBuild(t, "9/x86_64", "hello", "x86_64", v1, old)
+	e.putBuild(t, "9/x86_64", "hello-libs", "x86_64", v1, old)
+	e.putBuild(t, "9/x86_64", "hello-libs", "x86_64", evr{"", "0.1", "1.el9"}, old)
+	e.putBuild(t, "9/x86_64", "hello", "noarch", v1, old)
+	e.putBuild(t, "8/x86_64", "hello", "x86_64", evr{"", "1", "1.el8"}, old)
+	e.putBuild(t, "9/aarch64", "hello", "aarch64", v1, old)
 	garbage := filepath.Join(e.top, "9/x86_64/Packages/hello-0.5-1.el9.x86_64.rpm")
 	if err := os.WriteFile(garbage, bytes.Repeat([]byte("not an rpm "), 50), 0o644); err != nil {
 		t.Fatal(err)
@@ -334,7 +334,7 @@ func TestRetentionScope(t *testing.T) {
 	}
 
 	// The same upload again is Present: nothing more to prune, even though the rule would allow it.
-	e.put(t, "9/x86_64", "hello", "x86_64", v1, old)
+	e.putBuild(t, "9/x86_64", "hello", "x86_64", v1, old)
 	res, err = e.upload(t, data, false, "")
 	if err != nil {
 		t.Fatal(err)
@@ -361,7 +361,7 @@ func TestRetentionMarkDirtyFails(t *testing.T) {
 	})
 	e.in.now = func() time.Time { return now }
 	v1, v2 := evr{"", "1", "1.el9"}, evr{"", "2", "1.el9"}
-	e.put(t, "9/x86_64", "hello", "x86_64", v1, now.Add(-time.Hour))
+	e.putBuild(t, "9/x86_64", "hello", "x86_64", v1, now.Add(-time.Hour))
 	res, err := e.upload(t, testrpm.Build(t, v2.spec("hello", "x86_64")), false, "")
 	if err != nil {
 		t.Fatal(err)
@@ -386,7 +386,7 @@ func TestPlanRetention(t *testing.T) {
 			}
 			return Retention{KeepVersions: 2, KeepDays: 7}
 		}
-		o.Retention.Locate = func(rel string) (string, string, string, bool) {
+		o.Locate = func(rel string) (string, string, string, bool) {
 			parts := strings.Split(rel, "/")
 			if len(parts) != 3 {
 				return "", "", "", false
@@ -397,15 +397,15 @@ func TestPlanRetention(t *testing.T) {
 	e.in.now = func() time.Time { return now }
 	v1, v2, v3 := evr{"", "1", "1.el9"}, evr{"", "2", "1.el9"}, evr{"", "3", "1.el9"}
 	for i, x := range []evr{v1, v2, v3} {
-		e.put(t, "stable/9/x86_64", "hello", "x86_64", x, now.Add(-time.Duration(30-i)*day))
-		e.put(t, "testing/9/x86_64", "hello", "x86_64", x, now.Add(-time.Duration(30-i)*day))
+		e.putBuild(t, "stable/9/x86_64", "hello", "x86_64", x, now.Add(-time.Duration(30-i)*day))
+		e.putBuild(t, "testing/9/x86_64", "hello", "x86_64", x, now.Add(-time.Duration(30-i)*day))
 	}
 	// noarch: v1 young in aarch64, so it stays in both arches of stable/9.
-	e.put(t, "stable/9/x86_64", "data", "noarch", v1, now.Add(-30*day))
-	e.put(t, "stable/9/aarch64", "data", "noarch", v1, now.Add(-1*day))
+	e.putBuild(t, "stable/9/x86_64", "data", "noarch", v1, now.Add(-30*day))
+	e.putBuild(t, "stable/9/aarch64", "data", "noarch", v1, now.Add(-1*day))
 	for _, arch := range []string{"x86_64", "aarch64"} {
-		e.put(t, "stable/9/"+arch, "data", "noarch", v2, now.Add(-20*day))
-		e.put(t, "stable/9/"+arch, "data", "noarch", v3, now.Add(-10*day))
+		e.putBuild(t, "stable/9/"+arch, "data", "noarch", v2, now.Add(-20*day))
+		e.putBuild(t, "stable/9/"+arch, "data", "noarch", v3, now.Add(-10*day))
 	}
 	if err := os.WriteFile(filepath.Join(e.top, "stable/9/x86_64/Packages/broken-1-1.el9.x86_64.rpm"), []byte("junk"), 0o644); err != nil {
 		t.Fatal(err)
@@ -496,8 +496,8 @@ func TestPlanRetentionWithoutLocate(t *testing.T) {
 	now := time.Now()
 	e := retainEnv(t, Retention{KeepVersions: 1}, now)
 	for _, rel := range []string{"9/x86_64", "9/aarch64", "8/x86_64"} {
-		e.put(t, rel, "hello", "noarch", evr{"", "1", "1.el9"}, now)
-		e.put(t, rel, "hello", "noarch", evr{"", "2", "1.el9"}, now)
+		e.putBuild(t, rel, "hello", "noarch", evr{"", "1", "1.el9"}, now)
+		e.putBuild(t, rel, "hello", "noarch", evr{"", "2", "1.el9"}, now)
 	}
 	tests := []struct {
 		f    RetentionFilter
@@ -575,7 +575,7 @@ func TestRetentionOnlyOlderThanUpload(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			e := retainEnv(t, Retention{KeepVersions: tc.keep}, now)
 			for _, x := range tc.stored {
-				e.put(t, "9/x86_64", "hello", "x86_64", x, old)
+				e.putBuild(t, "9/x86_64", "hello", "x86_64", x, old)
 			}
 			res, err := e.upload(t, testrpm.Build(t, tc.upload.spec("hello", "x86_64")), false, "")
 			if err != nil {
@@ -609,7 +609,7 @@ func TestRetentionMarksAroundRemoval(t *testing.T) {
 		}
 	})
 	e.in.now = func() time.Time { return now }
-	victim = e.put(t, "9/x86_64", "hello", "x86_64", evr{"", "1", "1.el9"}, now.Add(-time.Hour))
+	victim = e.putBuild(t, "9/x86_64", "hello", "x86_64", evr{"", "1", "1.el9"}, now.Add(-time.Hour))
 	if _, err := e.upload(t, testrpm.Build(t, evr{"", "2", "1.el9"}.spec("hello", "x86_64")), false, ""); err != nil {
 		t.Fatal(err)
 	}

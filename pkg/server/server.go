@@ -87,6 +87,11 @@ type Options struct {
 	// Lookup finds packages by sha256 for GET /api/v1/uploads/{sha256} (the registry); nil leaves only the
 	// uploads this process answered.
 	Lookup LookupFunc
+	// Channels are repo.channels: with them, an upload path may name a channel (PUT /upload/stable/). Empty: no
+	// channel routes, exactly the upload paths there were before channels.
+	Channels []string
+	// Lifecycle promotes and deletes stored packages (see lifecycle.go); nil answers those routes 501.
+	Lifecycle Lifecycle
 }
 
 // Authorizer decides who may change the tree; *auth.Authenticator implements it. Its methods are called
@@ -178,6 +183,15 @@ func (s *Server) Routes() http.Handler {
 		r.Post(up, s.upload)               // POST /upload - the same, for clients that cannot PUT
 		r.Post(up+"/", s.upload)           // POST /upload/ - the same
 		r.Post(up+"/{filename}", s.upload) // POST /upload/{filename} - the same (curl -X POST -T)
+		if len(s.opts.Channels) > 0 {
+			// With channels, a last segment not ending in .rpm (above) names the channel; see uploadChannel.
+			r.Put(up+"/{channel}/", s.upload)            // PUT /upload/{channel}/ - upload into a channel
+			r.Put(up+"/{channel}/{filename}", s.upload)  // PUT /upload/{channel}/{file}.rpm - the same, as curl -T sends it
+			r.Post(up+"/{channel}/", s.upload)           // POST /upload/{channel}/ - the same
+			r.Post(up+"/{channel}/{filename}", s.upload) // POST /upload/{channel}/{file}.rpm - the same
+		}
+		r.Post("/api/v1/promote", s.promote)            // POST /api/v1/promote - copy a build into another channel (JSON)
+		r.Delete("/api/v1/packages/*", s.deletePackage) // DELETE /api/v1/packages/{path} - remove a package (?all_arches=1: its noarch copies too)
 	})
 	if s.repo != nil {
 		r.Get(s.opts.RepoURL, http.RedirectHandler(s.opts.RepoURL+"/", http.StatusMovedPermanently).ServeHTTP) // GET /repo - to /repo/
@@ -247,6 +261,13 @@ func (s *Server) upload(w http.ResponseWriter, r *http.Request) {
 		req.OSRelease = r.Header.Get("X-OS-Release")
 	}
 	req.Checksums = clientChecksums(r.Header)
+	channel, err := s.uploadChannel(r)
+	if err != nil {
+		// Before the body is read: a typo in the channel costs no upload.
+		s.finish(w, r, start, nil, err)
+		return
+	}
+	req.Channel = channel
 	switch spooled := r.Header.Get(s.opts.UploadHeader); {
 	case spooled != "":
 		req.SpoolPath = spooled
@@ -313,7 +334,7 @@ func clientChecksums(h http.Header) map[string]string {
 	return sums
 }
 
-// mutating guards the routes that change the tree (uploads now; delete and promote later). A request that
+// mutating guards the routes that change the tree (uploads, promotion, deletion). A request that
 // names a spooled file in the upload header is the proxy's, decided by Proxied: only a trusted proxy may name
 // one, since the names are sequential and anyone else could file another client's upload as their own. Any
 // other request is decided by Authorize (htpasswd, or local peers only). A refusal is answered before the
@@ -451,6 +472,12 @@ func errorStatus(err error) int {
 		return http.StatusForbidden
 	case errors.Is(err, ingest.ErrExists):
 		return http.StatusConflict
+	case errors.Is(err, ingest.ErrUnknownChannel), errors.Is(err, ingest.ErrNotFound):
+		return http.StatusNotFound
+	case errors.Is(err, errBadRequest):
+		return http.StatusBadRequest
+	case errors.Is(err, errNoLifecycle):
+		return http.StatusNotImplemented
 	case errors.Is(err, ingest.ErrRejected):
 		return http.StatusUnprocessableEntity
 	case errors.Is(err, ingest.ErrNoSpace):

@@ -111,7 +111,7 @@ func newWaitFixture(t *testing.T, pub *fakePublisher, mod func(*Options)) *waitF
 	f := newFixture(t, nil)
 	ing, err := ingest.New(ingest.Options{
 		TopDir: f.top, SpoolDir: f.spool, Arches: []string{"x86_64", "aarch64"}, DistTags: []string{"el", "fc"},
-		MaxSize: 1 << 20, Layout: func(_, r, a string) (string, error) { return filepath.Join(r, a), nil },
+		MaxSize: 1 << 20, Layout: func(_, _, r, a string) (string, error) { return filepath.Join(r, a), nil },
 	}, zaptest.NewLogger(t))
 	if err != nil {
 		t.Fatal(err)
