@@ -5,11 +5,9 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
 	"testing"
 
 	"github.com/rpm-ingestd/rpm-ingestd/internal/testrpm"
@@ -24,11 +22,11 @@ const channelLayout = "{{.Channel}}/{{.OSRelease}}/{{.Arch}}"
 // deletions outside Packages/ are refused through nginx with nothing changed.
 func TestLifecycle(t *testing.T) {
 	s := newStack(t)
-	// newStack starts the daemon on the suite's default layout; this suite needs the channel layout, which the
-	// shared config writer has no hook for, so the daemon is restarted on a configuration of its own.
+	// newStack starts the daemon on the suite's default layout; this suite needs the channel layout.
 	s.stopDaemon(t, false)
 	s.repoExtra = "  channels: [testing, stable]\n  default_channel: testing"
-	s.startDaemonLayout(t, channelLayout)
+	s.layout = channelLayout
+	s.startDaemon(t, defaultTiming)
 
 	if !t.Run("UploadIntoChannels", s.testChannelUploads) {
 		t.FailNow()
@@ -39,47 +37,6 @@ func TestLifecycle(t *testing.T) {
 	t.Run("PromoteConflict", s.testPromoteConflict)
 	t.Run("DeleteGoneAfterIndex", s.testDelete)
 	t.Run("DeleteConfinement", s.testDeleteConfinement)
-}
-
-// startDaemonLayout is startDaemon with repo.layout replaced by layout in the written configuration.
-func (s *stack) startDaemonLayout(t *testing.T, layout string) {
-	t.Helper()
-	s.starts++
-	conf := s.writeDaemonConfig(t, defaultTiming)
-	text := readFile(conf)
-	const def = `layout: "{{.OSRelease}}/{{.Arch}}"`
-	if !strings.Contains(text, def) {
-		t.Fatalf("the e2e daemon configuration no longer has %s: update startDaemonLayout", def)
-	}
-	writeFile(t, conf, strings.Replace(text, def, fmt.Sprintf("layout: %q", layout), 1))
-	logf, err := os.OpenFile(s.daemonLg, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer logf.Close()
-	fmt.Fprintf(logf, "=== e2e: start %d: layout %s ===\n", s.starts, layout)
-	cmd := exec.Command(daemonBin, "-c", conf)
-	cmd.Dir = s.dir
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH") + ":/usr/sbin:/usr/bin", "HOME=" + filepath.Join(s.dir, "home"), "LC_ALL=C"}
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Credential: s.acct.cred}
-	p := startProc(t, "rpm-ingestd", cmd)
-	err = waitFor(startTimeout, p, func() error {
-		resp, err := s.direct.Get("http://rpm-ingestd/healthz")
-		if err != nil {
-			return err
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("GET /healthz: %s", resp.Status)
-		}
-		return nil
-	})
-	if err != nil {
-		_ = p.stop(syscall.SIGKILL, stopTimeout)
-		t.Fatalf("rpm-ingestd did not come up: %v\nlog:\n%s", err, tail(readFile(s.daemonLg), 40))
-	}
-	s.daemon = p
 }
 
 // curlAuth is curl's option for the upload user.

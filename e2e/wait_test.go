@@ -135,11 +135,10 @@ type uploadState struct {
 	} `json:"copies"`
 }
 
-// uploadStatus asks the daemon where the package with sum is. Straight to the daemon's socket: the shipped nginx
-// snippet publishes only /api/v1/repos of the API so far.
+// uploadStatus asks the daemon, through nginx, where the package with sum is.
 func (s *stack) uploadStatus(t *testing.T, sum string) uploadState {
 	t.Helper()
-	r, err := s.tryDo(s.direct, "http://rpm-ingestd", http.MethodGet, "/api/v1/uploads/"+sum, nil, nil, false)
+	r, err := s.tryDo(s.web, s.base, http.MethodGet, "/api/v1/uploads/"+sum, nil, nil, false)
 	if err != nil || r.code != http.StatusOK {
 		t.Fatalf("GET /api/v1/uploads/%s: %v %d %s", sum, err, r.code, r.body)
 	}
