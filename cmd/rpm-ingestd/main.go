@@ -199,7 +199,7 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 		if err != nil {
 			return
 		}
-		notifier.Notify(notifyBatch(cfg.Notify.BaseURL, filepath.ToSlash(rel), p.Added, p.At))
+		notifier.Notify(notifyBatch(cfg.ClientURL()+cfg.Server.RepoURL, filepath.ToSlash(rel), p.Added, p.At))
 	}
 
 	runner := indexer.NewCreaterepo(cfg.Indexer.Command)

@@ -85,8 +85,8 @@ func TestWebhooksFromTheDaemon(t *testing.T) {
 	defer failing.Close()
 
 	// A quiet period long enough that the two uploads in a row make one run even on a loaded machine.
-	d := tr.startWith(t, "2s", fmt.Sprintf(`notify:
-  base_url: https://repo.example.com/repo
+	d := tr.startWith(t, "2s", fmt.Sprintf(`  public_url: https://repo.example.com
+notify:
   timeout: 1h
   retries: 10
   webhooks:
