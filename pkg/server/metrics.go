@@ -36,6 +36,7 @@ const (
 	resultBadRequest   = "bad_request"  // 400: anything else the client got wrong: checksum, no body, no header
 	resultSignature    = "signature"    // 422: repo.require_signature refused the package's signature
 	resultRejected     = "rejected"     // 422: a valid RPM we will not store (arch, dist tag, fields)
+	resultNotFound     = "not_found"    // 404: the upload path names a channel that is not configured
 	resultNoSpace      = "no_space"     // 507: the disk or its inodes are full
 	resultError        = "error"        // 500 and anything unforeseen: our fault, see the log
 )
@@ -44,7 +45,7 @@ const (
 var uploadResults = []string{
 	resultCreated, resultExists, resultConflict, resultUnauthorized, resultForbidden, resultRateLimited,
 	resultBusy, resultStopping, resultTimeout, resultTooLarge, resultInvalid, resultBadRequest, resultSignature,
-	resultRejected, resultNoSpace, resultError,
+	resultRejected, resultNotFound, resultNoSpace, resultError,
 }
 
 // resultClasses are the values of the duration histogram's result_class label.
@@ -87,6 +88,8 @@ func uploadResult(status int, err error) string {
 			return resultSignature
 		}
 		return resultRejected
+	case http.StatusNotFound:
+		return resultNotFound
 	case http.StatusInsufficientStorage:
 		return resultNoSpace
 	}

@@ -56,6 +56,7 @@ func TestUploadResult(t *testing.T) {
 		{"unknown key", rejected(signature.ErrUnknownKey), 422, resultSignature},
 		{"bad signature", rejected(signature.ErrBadSignature), 422, resultSignature},
 		{"unparsable signature", rejected(signature.ErrUnparsable), 422, resultSignature},
+		{"unknown channel", &ingest.Error{Kind: ingest.ErrUnknownChannel, Msg: "channel"}, 404, resultNotFound},
 		{"no space", &ingest.Error{Kind: ingest.ErrNoSpace, Msg: "full"}, 507, resultNoSpace},
 		{"ours", errors.New("open /x: permission denied"), 500, resultError},
 	}
