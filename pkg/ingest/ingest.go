@@ -41,6 +41,9 @@ var (
 	ErrTooLarge  = errors.New("upload too large")         // larger than MaxSize
 	ErrNoSpace   = errors.New("no space left on device")  // ENOSPC while spooling or placing
 	ErrBadUpload = errors.New("bad upload")               // the body could not be read, or there was none
+	// ErrNotRecorded: Request.Commit failed (the audit trail could not be written), so nothing was kept. Not the
+	// uploader's fault: a 500.
+	ErrNotRecorded = errors.New("upload not recorded")
 )
 
 // Error is an input problem: Msg is one line for the uploader, Kind one of the sentinels above.
@@ -125,6 +128,12 @@ type Request struct {
 	// Checksums the client sent for the body, by algorithm ("sha256", "sha1" or "md5") as hex: a mismatch
 	// refuses the upload as changed in transit.
 	Checksums map[string]string
+	// Commit, when set, records the decision before it becomes final: Ingest calls it once the package is linked
+	// into every repository (or found there already), under the lock for its file name, before existing files are
+	// replaced and before the dirty markers are re-asserted; res.Status is then Created, Present or Replaced as
+	// it will be. If it fails, the links this upload made are removed and Ingest fails with ErrNotRecorded:
+	// what cannot be recorded is not kept. It is not called when the upload is refused.
+	Commit func(res *Result) error
 }
 
 // Ingester places uploads. It is safe for concurrent use: uploads of one file name are placed one at a time (a
@@ -232,7 +241,7 @@ func (in *Ingester) Ingest(ctx context.Context, req Request) (*Result, error) {
 	if err := ctx.Err(); err != nil {
 		return res, err
 	}
-	return res, in.place(f, res)
+	return res, in.place(f, res, req.Commit)
 }
 
 // open returns the upload as a file in the spool and a function that removes it from the spool.
@@ -450,7 +459,7 @@ func (in *Ingester) route(res *Result, override string) error {
 //
 // res.Dirty lists the repositories marked in 2 (and 5), also when place fails: the caller triggers each, so a
 // marker never waits for a restart.
-func (in *Ingester) place(f *os.File, res *Result) error {
+func (in *Ingester) place(f *os.File, res *Result, record func(*Result) error) error {
 	if err := f.Chmod(0o644); err != nil { // the proxy spools 0600; clients read through the web server
 		return fmt.Errorf("chmod spool file: %w", err)
 	}
@@ -506,7 +515,7 @@ func (in *Ingester) place(f *os.File, res *Result) error {
 			}
 		}
 	}
-	if err := pl.commit(res); err != nil {
+	if err := pl.commit(res, record); err != nil {
 		return err
 	}
 	// Re-assert the markers: a run that claimed one after prepare may have scanned Packages/ before our links
@@ -598,29 +607,36 @@ func (pl *placement) undo() {
 	}
 }
 
-// commit makes the new links durable and then renames the staged names over the files they replace. The new
-// file's mtime is pushed past every old one first: createrepo_c --update re-reads a package only when its size
-// or mtime changed, and a rebuild can have the same size. A rename that fails leaves a partial replacement; the
-// error says so, and res.Dirty still makes every repository re-index.
-func (pl *placement) commit(res *Result) error {
+// commit makes the new links durable, has the decision recorded (record, when not nil) and then renames the
+// staged names over the files they replace. The new file's mtime is pushed past every old one first:
+// createrepo_c --update re-reads a package only when its size or mtime changed, and a rebuild can have the same
+// size. Everything before the record can still be undone, nothing after it fails for want of space. A rename
+// that fails leaves a partial replacement; the error says so, and res.Dirty still makes every repository re-index.
+func (pl *placement) commit(res *Result, record func(*Result) error) error {
 	for _, dst := range pl.made {
 		if err := pl.in.syncDir(filepath.Dir(dst)); err != nil {
 			pl.undo()
 			return err
 		}
 	}
-	if len(pl.olds) == 0 {
-		return nil
-	}
-	mtime := pl.in.now()
-	for _, t := range pl.olds {
-		if !mtime.After(t.mtime.Add(time.Second)) {
-			mtime = t.mtime.Add(time.Second)
+	if len(pl.olds) > 0 {
+		mtime := pl.in.now()
+		for _, t := range pl.olds {
+			if !mtime.After(t.mtime.Add(time.Second)) {
+				mtime = t.mtime.Add(time.Second)
+			}
 		}
+		if err := os.Chtimes(pl.staged, mtime, mtime); err != nil { // one inode: every staged name and new link
+			pl.undo()
+			return err
+		}
+		res.Status = Replaced // what the record says it will be
 	}
-	if err := os.Chtimes(pl.staged, mtime, mtime); err != nil { // one inode: every staged name and new link
-		pl.undo()
-		return err
+	if record != nil {
+		if err := record(res); err != nil {
+			pl.undo()
+			return fmt.Errorf("%w: %w", ErrNotRecorded, err)
+		}
 	}
 	for i, t := range pl.olds {
 		if err := os.Rename(pl.tmps[i], t.dst); err != nil {
