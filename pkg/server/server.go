@@ -61,6 +61,11 @@ type Options struct {
 	// Auth decides every request that changes the tree (see mutating). Required: New refuses a nil Auth, so a
 	// forgotten wiring can never mean "open to everyone".
 	Auth Authorizer
+
+	// Registry records every upload decision before it is answered (see audit.go); nil records nothing.
+	Registry Recorder
+	// Packages answers GET /api/v1/packages; nil answers it 404.
+	Packages PackageLister
 }
 
 // Authorizer decides who may change the tree; *auth.Authenticator implements it. Its methods are called
@@ -118,6 +123,8 @@ func (s *Server) Routes() http.Handler {
 
 	r.Get("/healthz", s.healthz)    // GET /healthz - liveness: 200 "ok"
 	r.Get("/api/v1/repos", s.repos) // GET /api/v1/repos - index status of every known repository (JSON)
+
+	r.Get("/api/v1/packages", s.packages) // GET /api/v1/packages - the packages in the tree with their upload records (JSON, paginated)
 	// Everything that changes the tree goes in this group, behind s.mutating; read-only routes stay outside.
 	r.Group(func(r chi.Router) {
 		r.Use(s.mutating)
@@ -187,7 +194,8 @@ type uploadResponse struct {
 // header, and the body is never read: the proxy may announce a Content-Length and send nothing.
 func (s *Server) upload(w http.ResponseWriter, r *http.Request) {
 	start := s.now()
-	req := ingest.Request{OSRelease: r.URL.Query().Get("os_release")}
+	r = s.trackDecision(r)
+	req := ingest.Request{OSRelease: r.URL.Query().Get("os_release"), Commit: s.commitFunc(r)}
 	if req.OSRelease == "" {
 		req.OSRelease = r.Header.Get("X-OS-Release")
 	}
@@ -288,6 +296,7 @@ func (s *Server) refuse(w http.ResponseWriter, r *http.Request, err error) {
 	s.log.Info("request refused", zap.String("req_id", middleware.GetReqID(r.Context())),
 		zap.String("method", r.Method), zap.String("path", r.URL.Path), zap.Stringer("peer", peer),
 		zap.String("client", s.opts.Auth.ClientAddr(r)), zap.Int("status", status), zap.String("reason", err.Error()))
+	s.recordRefusal(r, status, nil, err)
 	s.writeError(w, r, status, err)
 }
 
@@ -300,6 +309,7 @@ func (s *Server) finish(w http.ResponseWriter, r *http.Request, start time.Time,
 	case res.Status == ingest.Present:
 		status = http.StatusOK
 	}
+	s.recordDecision(r, status, res, err) // before the answer, which a client may act on
 	s.logUpload(r, start, status, res, err)
 	if err != nil {
 		s.writeError(w, r, status, err)
