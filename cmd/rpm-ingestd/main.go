@@ -30,6 +30,7 @@ import (
 	"github.com/rpm-ingestd/rpm-ingestd/pkg/config"
 	"github.com/rpm-ingestd/rpm-ingestd/pkg/indexer"
 	"github.com/rpm-ingestd/rpm-ingestd/pkg/ingest"
+	"github.com/rpm-ingestd/rpm-ingestd/pkg/registry"
 	"github.com/rpm-ingestd/rpm-ingestd/pkg/server"
 	"github.com/rpm-ingestd/rpm-ingestd/pkg/signature"
 )
@@ -175,6 +176,13 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 	if n, err := ing.Cleanup(); n > 0 || err != nil {
 		log.Info("removed leftovers of interrupted uploads", zap.Int("files", n), zap.Error(err))
 	}
+	index, audit, err := openRegistry(cfg, nil, log.Named("registry"))
+	if err != nil {
+		return err
+	}
+	if audit != nil {
+		defer audit.Close() // after g.Wait: every upload has been answered
+	}
 
 	runner := indexer.NewCreaterepo(cfg.Indexer.Command)
 	runner.Log = log.Named("createrepo")
@@ -221,6 +229,8 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 		UploadIdleTimeout:    time.Duration(cfg.Server.UploadIdleTimeout),
 		UploadMinRate:        int64(cfg.Server.UploadMinRate),
 		Auth:                 authn,
+		Registry:             registry.New(audit, index),
+		Packages:             index,
 	}, ing, sched, log.Named("http"))
 	if err != nil {
 		return err
@@ -247,6 +257,7 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 	defer stopSched()
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return sched.Run(schedCtx) }) // returns after publishing what is pending
+	g.Go(func() error { return reopenOnHUP(gctx, audit, log.Named("registry")) })
 	g.Go(func() error {
 		if err := httpSrv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 			return err

@@ -635,6 +635,7 @@ func (pl *placement) commit(res *Result, record func(*Result) error) error {
 	if record != nil {
 		if err := record(res); err != nil {
 			pl.undo()
+			res.Status = "" // nothing was kept
 			return fmt.Errorf("%w: %w", ErrNotRecorded, err)
 		}
 	}
