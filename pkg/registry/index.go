@@ -201,7 +201,7 @@ func (ix *Index) replay(auditPath string, records map[string]*Record, st *BuildS
 	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
 		return nil // a device (tests use /dev/full) has no history; reading one might never end
 	}
-	r := bufio.NewReaderSize(f, 64<<10)
+	r := bufio.NewReaderSize(f, maxLine) // a longer line is skipped as bad
 	for {
 		line, err := r.ReadSlice('\n')
 		if errors.Is(err, bufio.ErrBufferFull) {
