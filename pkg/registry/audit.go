@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -155,6 +156,9 @@ func (a *Audit) failed() {
 	}
 }
 
+// maxReason caps Record.Reason in the file.
+const maxReason = 16 << 10
+
 // marshalLine renders rec as one line. Nil slices become [], so that "repos" is always a list.
 func marshalLine(rec Record) ([]byte, error) {
 	if rec.Repos == nil {
@@ -162,6 +166,10 @@ func marshalLine(rec Record) ([]byte, error) {
 	}
 	if rec.Paths == nil {
 		rec.Paths = []string{}
+	}
+	if len(rec.Reason) > maxReason {
+		// Reasons are one line for a person; a cap keeps every line readable back (maxLine) whatever an error says.
+		rec.Reason = strings.ToValidUTF8(rec.Reason[:maxReason], "") + "…"
 	}
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf) // Encode ends the line with \n; the encoder escapes \n inside strings

@@ -197,3 +197,21 @@ func TestOpenFailure(t *testing.T) {
 		t.Fatal("Open succeeded in a missing directory")
 	}
 }
+
+func TestAuditCapsReason(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.log")
+	a, err := Open(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.Append(Record{Action: ActionUpload, Reason: strings.Repeat("é", maxLine)})
+	a.Close()
+	recs := readLines(t, path)
+	if len(recs) != 1 || len(recs[0].Reason) > maxReason+len("…") || !strings.HasSuffix(recs[0].Reason, "…") {
+		t.Errorf("reason of %d bytes", len(recs[0].Reason))
+	}
+	ix := NewIndex(t.TempDir(), nil)
+	if st, _ := ix.Build(path); st.Records != 1 || st.Bad != 0 {
+		t.Errorf("read back: %+v", st)
+	}
+}
