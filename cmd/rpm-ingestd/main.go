@@ -30,8 +30,10 @@ import (
 	"github.com/rpm-ingestd/rpm-ingestd/pkg/config"
 	"github.com/rpm-ingestd/rpm-ingestd/pkg/indexer"
 	"github.com/rpm-ingestd/rpm-ingestd/pkg/ingest"
+	"github.com/rpm-ingestd/rpm-ingestd/pkg/registry"
 	"github.com/rpm-ingestd/rpm-ingestd/pkg/server"
 	"github.com/rpm-ingestd/rpm-ingestd/pkg/signature"
+	"github.com/rpm-ingestd/rpm-ingestd/pkg/web"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -187,18 +189,27 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 	if n, err := ing.Cleanup(); n > 0 || err != nil {
 		log.Info("removed leftovers of interrupted uploads", zap.Int("files", n), zap.Error(err))
 	}
+	index, audit, err := openRegistry(cfg, reg, log.Named("registry"))
+	if err != nil {
+		return err
+	}
+	if audit != nil {
+		defer audit.Close() // after g.Wait: every upload has been answered
+	}
 
 	notifier, err := newNotifier(cfg.Notify, reg, log)
 	if err != nil {
 		return err
 	}
 	// onPublish fans each publish out to everything that reacts to it. It runs on an indexer worker, so each
-	// consumer only hands the event off (Notify enqueues, never blocks).
+	// consumer only hands the event off or updates memory (Notify enqueues, never blocks; SyncRepo brings the
+	// package index in line with hand-made changes the run published).
 	onPublish := func(p indexer.Published) {
 		rel, err := filepath.Rel(cfg.Repo.TopDir, p.Dir)
 		if err != nil {
 			return
 		}
+		index.SyncRepo(filepath.ToSlash(rel), p.Packages)
 		notifier.Notify(notifyBatch(cfg.ClientURL()+cfg.Server.RepoURL, filepath.ToSlash(rel), p.Added, p.At))
 	}
 
@@ -241,6 +252,10 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 	if err != nil {
 		return err
 	}
+	webHandler, err := web.New(web.Options{Source: webSource{cfg: cfg, sched: sched, index: index, audited: audit != nil}}, log.Named("web"))
+	if err != nil {
+		return err
+	}
 	srv, err := server.New(server.Options{
 		UploadPath:    cfg.Server.UploadPath,
 		UploadHeader:  cfg.Server.UploadHeader,
@@ -263,6 +278,10 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 		MaxWait:              time.Duration(cfg.Server.MaxWait),
 		Channels:             cfg.Repo.Channels,
 		Lifecycle:            ing,
+		Registry:             registry.New(audit, index),
+		Packages:             index,
+		Lookup:               lookupSHA256(index),
+		Web:                  webHandler,
 	}, ing, sched, log.Named("http"))
 	if err != nil {
 		return err
@@ -299,6 +318,7 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 		stopNotify()
 		return err
 	})
+	g.Go(func() error { return onHangup(gctx, audit, sched, log) })
 	g.Go(func() error {
 		if err := httpSrv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 			return err

@@ -136,6 +136,9 @@ const DefaultPublicKey = "RPM-GPG-KEY-rpm-ingestd"
 type Log struct {
 	Level  string `yaml:"level"`
 	Format string `yaml:"format"`
+	// AuditFile receives one JSON line per upload decision (the upload registry), relative to the config file;
+	// empty (the default) keeps no audit trail. It is reopened on SIGHUP, for logrotate.
+	AuditFile string `yaml:"audit_file"`
 }
 
 // Default returns the built-in configuration: the production layout under /srv/repo, listening on loopback.
@@ -272,6 +275,7 @@ func (c *Config) resolvePaths(base string) {
 	c.Server.UploadPath = strings.TrimRight(c.Server.UploadPath, "/")
 	c.Server.RepoURL = strings.TrimRight(c.Server.RepoURL, "/")
 	paths := []*string{&c.Server.SpoolDir, &c.Repo.TopDir, &c.Server.Htpasswd}
+	paths = append(paths, &c.Log.AuditFile)
 	for i := range c.Repo.Keyring {
 		paths = append(paths, &c.Repo.Keyring[i])
 	}

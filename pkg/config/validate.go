@@ -212,6 +212,7 @@ func (c *Config) Validate() error {
 	default:
 		bad("log.format", "%q is not one of json, console", c.Log.Format)
 	}
+	errs = append(errs, c.validateAudit()...)
 	return errors.Join(errs...)
 }
 

@@ -41,6 +41,9 @@ var (
 	ErrTooLarge  = errors.New("upload too large")         // larger than MaxSize
 	ErrNoSpace   = errors.New("no space left on device")  // ENOSPC while spooling or placing
 	ErrBadUpload = errors.New("bad upload")               // the body could not be read, or there was none
+	// ErrNotRecorded: Request.Commit failed (the audit trail could not be written), so nothing was kept. Not the
+	// uploader's fault: a 500.
+	ErrNotRecorded = errors.New("upload not recorded")
 )
 
 // Error is an input problem: Msg is one line for the uploader, Kind one of the sentinels above.
@@ -140,6 +143,12 @@ type Request struct {
 	Checksums map[string]string
 	// Channel is the channel named in the upload path; "" means Options.DefaultChannel.
 	Channel string
+	// Commit, when set, records the decision before it becomes final: Ingest calls it once the package is linked
+	// into every repository (or found there already), under the lock for its file name, before existing files are
+	// replaced and before the dirty markers are re-asserted; res.Status is then Created, Present or Replaced as
+	// it will be. If it fails, the links this upload made are removed and Ingest fails with ErrNotRecorded:
+	// what cannot be recorded is not kept. It is not called when the upload is refused.
+	Commit func(res *Result) error
 }
 
 // Ingester places uploads. It is safe for concurrent use: uploads of one file name are placed one at a time (a
@@ -252,7 +261,7 @@ func (in *Ingester) Ingest(ctx context.Context, req Request) (*Result, error) {
 	if err := ctx.Err(); err != nil {
 		return res, err
 	}
-	if err := in.place(f, res); err != nil {
+	if err := in.place(f, res, req.Commit); err != nil {
 		return res, err
 	}
 	if res.Status != Present { // new bytes were placed (created, or replaced with overwrite on)
@@ -468,7 +477,7 @@ func (in *Ingester) route(res *Result, override string) error {
 // place puts the upload f into every repository of res, all or nothing as far as the filesystem allows: it
 // makes the file readable and durable, gives it a name in the staging directory, and hands it to placeUnits,
 // the placement that promotion shares.
-func (in *Ingester) place(f *os.File, res *Result) error {
+func (in *Ingester) place(f *os.File, res *Result, record func(*Result) error) error {
 	if err := f.Chmod(0o644); err != nil { // the proxy spools 0600; clients read through the web server
 		return fmt.Errorf("chmod spool file: %w", err)
 	}
@@ -483,7 +492,14 @@ func (in *Ingester) place(f *os.File, res *Result) error {
 	}
 	defer os.Remove(staged)
 	var out outcome
-	err = in.placeUnits([]unit{{staged: staged, pkg: res.Package, repos: res.Repos, paths: res.Paths}}, &out)
+	var commit func(status Status) error
+	if record != nil {
+		commit = func(status Status) error {
+			res.Status = status
+			return record(res)
+		}
+	}
+	err = in.placeUnits([]unit{{staged: staged, pkg: res.Package, repos: res.Repos, paths: res.Paths}}, &out, commit)
 	res.Status, res.Dirty = out.status, out.dirty
 	return err
 }
@@ -515,7 +531,10 @@ type outcome struct {
 //
 // out.dirty lists the repositories marked in 1 (and 4), also when placeUnits fails: the caller triggers each, so
 // a marker never waits for a restart.
-func (in *Ingester) placeUnits(units []unit, out *outcome) error {
+//
+// commit, when not nil, is called with the Status the placement will end with once every new link is durable and
+// before the first replacement: its error undoes the links and fails with ErrNotRecorded, so nothing is kept.
+func (in *Ingester) placeUnits(units []unit, out *outcome, commit func(Status) error) error {
 	names := make([]string, len(units))
 	for i, u := range units {
 		names[i] = u.pkg.FileName()
@@ -592,6 +611,19 @@ func (in *Ingester) placeUnits(units []unit, out *outcome) error {
 		if err := pl.retime(); err != nil {
 			undo()
 			return err
+		}
+	}
+	if commit != nil {
+		status := out.status
+		for _, pl := range pls {
+			if len(pl.olds) > 0 {
+				status = Replaced
+			}
+		}
+		if err := commit(status); err != nil {
+			undo()
+			out.status = "" // nothing was kept
+			return fmt.Errorf("%w: %w", ErrNotRecorded, err)
 		}
 	}
 	for _, pl := range pls {

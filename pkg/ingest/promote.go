@@ -34,11 +34,12 @@ type PromoteRequest struct {
 // PromoteResult says what Promote did, for the response and the audit trail.
 type PromoteResult struct {
 	From, To string
-	NEVRAs   []string // of the promoted files, parallel to Sources
-	Sources  []string // slash-separated paths relative to TopDir, in the source channel
-	Paths    []string // the same files' paths in the target channel, parallel to Sources
-	Repos    []string // the target repositories (absolute), parallel to Sources
-	Status   Status   // Present when every file was already there, identical
+	NEVRAs   []string           // of the promoted files, parallel to Sources
+	Packages []*rpmmeta.Package // the promoted files as read, parallel to Sources
+	Sources  []string           // slash-separated paths relative to TopDir, in the source channel
+	Paths    []string           // the same files' paths in the target channel, parallel to Sources
+	Repos    []string           // the target repositories (absolute), parallel to Sources
+	Status   Status             // Present when every file was already there, identical
 	// Dirty lists the repositories marked dirty, also when Promote failed after marking them: the caller must
 	// Trigger each, as after an upload.
 	Dirty []string
@@ -97,7 +98,7 @@ func (in *Ingester) Promote(ctx context.Context, req PromoteRequest) (*PromoteRe
 		dst := path.Join(filepath.ToSlash(dstRepo), "Packages", file)
 		u := &units[len(units)-1]
 		u.repos, u.paths = []string{filepath.Join(in.opts.TopDir, dstRepo)}, []string{dst}
-		res.NEVRAs = append(res.NEVRAs, pkg.NEVRA())
+		res.NEVRAs, res.Packages = append(res.NEVRAs, pkg.NEVRA()), append(res.Packages, pkg)
 		res.Sources, res.Paths, res.Repos = append(res.Sources, src), append(res.Paths, dst), append(res.Repos, u.repos[0])
 	}
 	if len(units) == 0 {
@@ -107,7 +108,7 @@ func (in *Ingester) Promote(ctx context.Context, req PromoteRequest) (*PromoteRe
 		return nil, err
 	}
 	var out outcome
-	err = in.placeUnits(units, &out)
+	err = in.placeUnits(units, &out, nil)
 	res.Status, res.Dirty = out.status, out.dirty
 	return res, err
 }

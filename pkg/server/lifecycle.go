@@ -186,9 +186,7 @@ func (s *Server) finishLifecycle(w http.ResponseWriter, r *http.Request, start t
 	} else {
 		ev.Status, body = ok(visible.UTC())
 	}
-	// audit: hand ev to the audit trail here: every promotion and deletion, refused ones included, with who
-	// (ev.User, ev.Client), which request (ev.ReqID), what was asked and done (ev.Request, ev.Result) and how it
-	// ended (ev.Status, ev.Err).
+	s.recordLifecycle(ev)
 	fields = append(fields, zap.String("req_id", ev.ReqID), zap.String("client", ev.Client), zap.String("user", ev.User),
 		zap.Int("status", ev.Status), zap.Duration("took", s.now().Sub(start)))
 	switch {

@@ -92,6 +92,10 @@ type Options struct {
 	Channels []string
 	// Lifecycle promotes and deletes stored packages (see lifecycle.go); nil answers those routes 501.
 	Lifecycle Lifecycle
+	// Registry records every upload decision before it is answered (see audit.go); nil records nothing.
+	Registry Recorder
+	// Packages answers GET /api/v1/packages; nil answers it 404.
+	Packages PackageLister
 }
 
 // Authorizer decides who may change the tree; *auth.Authenticator implements it. Its methods are called
@@ -173,6 +177,8 @@ func (s *Server) Routes() http.Handler {
 	if s.opts.Publisher != nil {
 		r.Get("/api/v1/uploads/{sha256}", s.uploadStatus) // GET /api/v1/uploads/{sha256} - where a package is, visible yet? (JSON)
 	}
+
+	r.Get("/api/v1/packages", s.packages) // GET /api/v1/packages - the packages in the tree with their upload records (JSON, paginated)
 	// Everything that changes the tree goes in this group, behind s.mutating; read-only routes stay outside.
 	r.Group(func(r chi.Router) {
 		r.Use(s.mutating)
@@ -256,7 +262,8 @@ type uploadResponse struct {
 // header, and the body is never read: the proxy may announce a Content-Length and send nothing.
 func (s *Server) upload(w http.ResponseWriter, r *http.Request) {
 	start := s.now()
-	req := ingest.Request{OSRelease: r.URL.Query().Get("os_release")}
+	r = s.trackDecision(r)
+	req := ingest.Request{OSRelease: r.URL.Query().Get("os_release"), Commit: s.commitFunc(r)}
 	if req.OSRelease == "" {
 		req.OSRelease = r.Header.Get("X-OS-Release")
 	}
@@ -376,6 +383,7 @@ func (s *Server) refuse(w http.ResponseWriter, r *http.Request, err error) {
 		zap.String("method", r.Method), zap.String("path", r.URL.Path), zap.Stringer("peer", peer),
 		zap.String("client", s.opts.Auth.ClientAddr(r)), zap.Int("status", status), zap.String("reason", err.Error()))
 	s.metrics.refused(r, s.opts.UploadPath, status, err)
+	s.recordRefusal(r, status, nil, err)
 	s.writeError(w, r, status, err)
 }
 
@@ -399,6 +407,10 @@ func (s *Server) finishVisible(w http.ResponseWriter, r *http.Request, start tim
 	s.metrics.observe(status, err, s.now().Sub(start))
 	if err == nil && vis != nil && !vis.Visible {
 		status = http.StatusAccepted
+	}
+	s.recordDecision(r, status, res, err) // before the answer, which a client may act on
+	if res != nil && len(res.Pruned) > 0 {
+		s.recordPruned(r, res.Pruned)
 	}
 	s.logUpload(r, start, status, res, err)
 	if err != nil {
