@@ -37,7 +37,6 @@ type packagesPage struct {
 // as ?os=9 is not silently an unfiltered list.
 var packageParams = []string{"name", "os_release", "arch", "since", "limit", "cursor"}
 
-
 // packages answers GET /api/v1/packages?name=&os_release=&arch=&since=&limit=&cursor=: one page of the packages
 // in the tree, in path order, each with its upload record (null fields for a file nobody uploaded through us).
 func (s *Server) packages(w http.ResponseWriter, r *http.Request) {
