@@ -32,6 +32,7 @@ run: deps-run build ## build and start the embedded default: uploads and the rep
 test: deps ## install what the tests need, then run every test (unit, integration, end-to-end, selinux, unit file)
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 10m ./cmd/... ./pkg/... ./internal/...
+	$(MAKE) --no-print-directory rules
 	$(MAKE) --no-print-directory fuzz
 	$(GO) test -count=1 -timeout 15m ./e2e/...
 	$(MAKE) --no-print-directory selinux
@@ -39,6 +40,11 @@ test: deps ## install what the tests need, then run every test (unit, integratio
 
 unit: ## unit and integration tests only (no nginx end-to-end)
 	$(GO) test -race -count=1 ./cmd/... ./pkg/... ./internal/...
+
+.PHONY: rules
+rules: ## check the Prometheus alert rules and run their unit tests (promtool)
+	promtool check rules deploy/prometheus/alerts.yml
+	promtool test rules deploy/prometheus/alerts_test.yml
 
 # One bounded run per fuzz target (go test -fuzz takes one target in one package at a time). The seed corpora in
 # testdata/fuzz already replay in every plain go test; an input that fails here is written there: fix, then commit it.

@@ -21,6 +21,8 @@ if [ "$mode" = test ]; then
     missing+=("selinux-policy-devel")
   command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || missing+=("chromium")
 fi
+# promtool checks and unit-tests deploy/prometheus/alerts.yml.
+if [ "$mode" = test ]; then need promtool; fi
 
 if [ ${#missing[@]} -gt 0 ]; then
   echo "deps: missing: ${missing[*]}"
@@ -28,11 +30,17 @@ if [ ${#missing[@]} -gt 0 ]; then
     pkgs=(golang-go createrepo-c)
     [ "$mode" = test ] && pkgs+=(gcc libc6-dev nginx dnf rpm apache2-utils curl gnupg shellcheck systemd selinux-policy-dev)
     [ "$mode" = test ] && pkgs+=(chromium)
+    # Debian has no promtool-only package: prometheus ships it. On a host with systemd that also enables a
+    # Prometheus server on :9090; `systemctl disable --now prometheus` if the test machine should not run one.
+    [ "$mode" = test ] && pkgs+=(prometheus)
     update=(apt-get update)
     install=(env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends)
   elif command -v dnf >/dev/null 2>&1; then
     pkgs=(golang createrepo_c)
     [ "$mode" = test ] && pkgs+=(gcc glibc-devel nginx dnf rpm-build httpd-tools curl gnupg2 ShellCheck systemd selinux-policy-devel)
+    # promtool: Fedora's golang-github-prometheus; RHEL has none (strict=0 skips it): put promtool from
+    # https://prometheus.io/download/ on PATH.
+    [ "$mode" = test ] && pkgs+=(golang-github-prometheus)
     update=(true)
     # strict=0: ShellCheck lives in EPEL on RHEL; without EPEL the rest still installs (only `make lint` needs it).
     install=(dnf install -y --setopt=strict=0)

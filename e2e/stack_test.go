@@ -107,7 +107,9 @@ type stack struct {
 	web    *http.Client // through nginx
 	direct *http.Client // straight to the daemon's socket, bypassing nginx
 
+	layout                  string   // repo.layout; "" means the suite's default, {{.OSRelease}}/{{.Arch}}
 	repoExtra, indexerExtra string   // YAML lines added to the daemon's repo: and indexer: sections
+	serverExtra             string   // YAML lines added to the daemon's server: section
 	dnfGPG                  []string // dnf's signature options; nil means --nogpgcheck
 }
 
@@ -328,6 +330,10 @@ func (s *stack) stopNginx() {
 // writeDaemonConfig writes the daemon's configuration. The keys are the documented ones; the values match the
 // rendered nginx snippet (socket, spool, tree) as deploy/config.yml matches the shipped one.
 func (s *stack) writeDaemonConfig(t testing.TB, tm indexerTiming) string {
+	layout := s.layout
+	if layout == "" {
+		layout = "{{.OSRelease}}/{{.Arch}}"
+	}
 	cfg := fmt.Sprintf(`# Written by the rpm-ingestd e2e test.
 server:
   listen: "unix:%s"
@@ -338,9 +344,10 @@ server:
   max_upload_size: 128MiB
   serve_repo: false
   repo_url: /repo
+%s
 repo:
   top_dir: %s
-  layout: "{{.OSRelease}}/{{.Arch}}"
+  layout: %q
   arches: [x86_64, aarch64]
   dist_tags: [el, fc]
   overwrite: false
@@ -356,7 +363,7 @@ indexer:
 log:
   level: info
   format: json
-`, s.socket, s.spool, s.top, s.repoExtra, tm.quiet, tm.maxDelay, s.indexerExtra)
+`, s.socket, s.spool, s.serverExtra, s.top, layout, s.repoExtra, tm.quiet, tm.maxDelay, s.indexerExtra)
 	p := filepath.Join(s.dir, fmt.Sprintf("config-%d.yml", s.starts))
 	writeFile(t, p, cfg)
 	return p

@@ -48,20 +48,7 @@ indexer:
 log:
   level: debug
 `, listen, serverKeys), 0o644)
-	d := &child{addr: listen, log: &bytes.Buffer{}, done: make(chan error, 1)}
-	d.cmd = exec.Command(os.Args[0])
-	d.cmd.Env = append(os.Environ(), daemonEnv+"="+cfg)
-	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
-	if err := d.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { d.done <- d.cmd.Wait() }()
-	t.Cleanup(func() {
-		d.cmd.Process.Kill()
-		if t.Failed() {
-			t.Logf("daemon log:\n%s", d.log)
-		}
-	})
+	d := tr.launch(t, listen, cfg)
 	deadline := time.Now().Add(30 * time.Second) // bounds a broken daemon, asserts nothing
 	for {
 		resp, err := hc.Get(base + "/healthz")

@@ -83,6 +83,16 @@ indexer:
 log:
   level: debug
 `, addr, serverKeys, quiet), 0o644)
+	d := tr.launch(t, addr, cfg, extraEnv...)
+	d.waitHealthy(t)
+	return d
+}
+
+// launch runs the daemon on the configuration file cfg (which listens on addr) with extraEnv added to its
+// environment; it is killed when the test ends, and its log shown if the test failed. It does not wait for the
+// daemon to answer.
+func (tr tree) launch(t *testing.T, addr, cfg string, extraEnv ...string) *child {
+	t.Helper()
 	d := &child{addr: addr, log: &bytes.Buffer{}, done: make(chan error, 1)}
 	d.cmd = exec.Command(os.Args[0])
 	d.cmd.Env = append(append(os.Environ(), daemonEnv+"="+cfg), extraEnv...)
@@ -97,7 +107,6 @@ log:
 			t.Logf("daemon log:\n%s", d.log)
 		}
 	})
-	d.waitHealthy(t)
 	return d
 }
 

@@ -30,8 +30,10 @@ import (
 	"github.com/rpm-ingestd/rpm-ingestd/pkg/config"
 	"github.com/rpm-ingestd/rpm-ingestd/pkg/indexer"
 	"github.com/rpm-ingestd/rpm-ingestd/pkg/ingest"
+	"github.com/rpm-ingestd/rpm-ingestd/pkg/registry"
 	"github.com/rpm-ingestd/rpm-ingestd/pkg/server"
 	"github.com/rpm-ingestd/rpm-ingestd/pkg/signature"
+	"github.com/rpm-ingestd/rpm-ingestd/pkg/web"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -151,6 +153,7 @@ func newLogger(c config.Log, out io.Writer) (*zap.Logger, error) {
 // taking requests and let in-flight uploads finish, then stop the indexer, which publishes every pending change
 // within indexer.shutdown_timeout. Stopping the indexer last means no handler can Trigger a stopped scheduler.
 func serve(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
+	reg := newRegistry() // every part's metrics, served at GET /metrics
 	policy, err := signaturePolicy(cfg.Repo, log)
 	if err != nil {
 		return err
@@ -158,8 +161,8 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 	ing, err := ingest.New(ingest.Options{
 		TopDir:   cfg.Repo.TopDir,
 		SpoolDir: cfg.Server.SpoolDir,
-		Layout: func(abbr, release, arch string) (string, error) {
-			return cfg.RenderLayout(config.LayoutFields{OSAbbr: abbr, OSRelease: release, Arch: arch})
+		Layout: func(channel, abbr, release, arch string) (string, error) {
+			return cfg.RenderLayout(config.LayoutFields{OSAbbr: abbr, OSRelease: release, Arch: arch, Channel: channel})
 		},
 		Arches:     cfg.Repo.Arches,
 		DistTags:   cfg.Repo.DistTags,
@@ -167,6 +170,17 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 		MaxSize:    int64(cfg.Server.MaxUploadSize),
 		MarkDirty:  indexer.MarkDirty,
 		Signatures: policy,
+		Retention: ingest.RetentionOptions{
+			Policy: func(rel string) ingest.Retention {
+				channel, _, _, _ := cfg.LocateRepo(rel) // "" without channels: the top-level rule
+				r := cfg.Repo.Retention.For(channel)
+				return ingest.Retention{KeepVersions: r.KeepVersions, KeepDays: r.KeepDays}
+			},
+		},
+
+		Channels:       cfg.Repo.Channels,
+		DefaultChannel: cfg.Repo.DefaultChannel,
+		Locate:         cfg.LocateRepo,
 	}, log.Named("ingest"))
 	if err != nil {
 		return err
@@ -174,6 +188,29 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 	defer ing.Close()
 	if n, err := ing.Cleanup(); n > 0 || err != nil {
 		log.Info("removed leftovers of interrupted uploads", zap.Int("files", n), zap.Error(err))
+	}
+	index, audit, err := openRegistry(cfg, reg, log.Named("registry"))
+	if err != nil {
+		return err
+	}
+	if audit != nil {
+		defer audit.Close() // after g.Wait: every upload has been answered
+	}
+
+	notifier, err := newNotifier(cfg.Notify, reg, log)
+	if err != nil {
+		return err
+	}
+	// onPublish fans each publish out to everything that reacts to it. It runs on an indexer worker, so each
+	// consumer only hands the event off or updates memory (Notify enqueues, never blocks; SyncRepo brings the
+	// package index in line with hand-made changes the run published).
+	onPublish := func(p indexer.Published) {
+		rel, err := filepath.Rel(cfg.Repo.TopDir, p.Dir)
+		if err != nil {
+			return
+		}
+		index.SyncRepo(filepath.ToSlash(rel), p.Packages)
+		notifier.Notify(notifyBatch(cfg.ClientURL()+cfg.Server.RepoURL, filepath.ToSlash(rel), p.Added, p.At))
 	}
 
 	runner := indexer.NewCreaterepo(cfg.Indexer.Command)
@@ -185,6 +222,10 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 		Workers:         cfg.Indexer.Workers,
 		Timeout:         time.Duration(cfg.Indexer.Timeout),
 		ShutdownTimeout: time.Duration(cfg.Indexer.ShutdownTimeout),
+		TopDir:          cfg.Repo.TopDir, // the base of the metrics' repo label ("9/x86_64") and what rescans walk
+		Registerer:      reg,
+		RescanInterval:  time.Duration(cfg.Indexer.RescanInterval),
+		OnPublish:       onPublish,
 	}, log.Named("indexer"))
 	scan := sched.Recover
 	if sg := cfg.Indexer.Sign; sg != nil {
@@ -197,6 +238,9 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 		// Metadata published unsigned or under another key fails clients with repo_gpgcheck: re-sign it all.
 		scan = sched.RecoverAll
 	}
+	if err := writeRepoFile(cfg, log); err != nil {
+		return err
+	}
 	// An unreadable corner of the tree must not keep every other repository from being served: report it
 	// (an operator must fix the permissions) and go on with what was found.
 	queued, err := scan(cfg.Repo.TopDir)
@@ -205,6 +249,10 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 	}
 
 	authn, err := newAuthenticator(cfg.Server, log.Named("auth"))
+	if err != nil {
+		return err
+	}
+	webHandler, err := web.New(web.Options{Source: webSource{cfg: cfg, sched: sched, index: index, audited: audit != nil}}, log.Named("web"))
 	if err != nil {
 		return err
 	}
@@ -221,6 +269,19 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 		UploadIdleTimeout:    time.Duration(cfg.Server.UploadIdleTimeout),
 		UploadMinRate:        int64(cfg.Server.UploadMinRate),
 		Auth:                 authn,
+		Retention:            ing,
+		SpoolDir:             cfg.Server.SpoolDir,
+		IndexerProgram:       cfg.Indexer.Command[0],
+		Registerer:           reg,
+		Gatherer:             reg,
+		Publisher:            sched,
+		MaxWait:              time.Duration(cfg.Server.MaxWait),
+		Channels:             cfg.Repo.Channels,
+		Lifecycle:            ing,
+		Registry:             registry.New(audit, index),
+		Packages:             index,
+		Lookup:               lookupSHA256(index),
+		Web:                  webHandler,
 	}, ing, sched, log.Named("http"))
 	if err != nil {
 		return err
@@ -242,11 +303,22 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 		ConnContext:       auth.ConnContext, // the kernel's view of each peer, which every auth decision uses
 		ErrorLog:          zap.NewStdLog(log.Named("http")),
 	}
+	// Uploads waiting for visibility answer 202 at once when the stop begins: the stop publishes them anyway.
+	httpSrv.RegisterOnShutdown(srv.StopWaiting)
 
 	schedCtx, stopSched := context.WithCancel(context.Background())
 	defer stopSched()
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return sched.Run(schedCtx) }) // returns after publishing what is pending
+	// The notifier stops only after the indexer has drained, so the last publishes are still handed to it.
+	notifyCtx, stopNotify := context.WithCancel(context.Background())
+	defer stopNotify()
+	g.Go(func() error { return notifier.Run(notifyCtx) })
+	g.Go(func() error { // returns after publishing what is pending
+		err := sched.Run(schedCtx)
+		stopNotify()
+		return err
+	})
+	g.Go(func() error { return onHangup(gctx, audit, sched, log) })
 	g.Go(func() error {
 		if err := httpSrv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 			return err
@@ -257,6 +329,7 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 		<-gctx.Done()
 		log.Info("shutting down: finishing uploads, then publishing pending repositories")
 		daemon.SdNotify(false, daemon.SdNotifyStopping)
+		srv.ShuttingDown() // /readyz turns 503 while the running uploads finish
 		err := stopHTTP(httpSrv, srv, cancelRequests, time.Duration(cfg.Server.ShutdownTimeout), log)
 		stopSched()
 		return err

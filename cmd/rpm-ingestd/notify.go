@@ -27,7 +27,7 @@ func newNotifier(c config.Notify, reg prometheus.Registerer, log *zap.Logger) (*
 
 // notifyBatch describes one publish of repository rel (relative to top_dir, slash-separated) for the notifier:
 // added are the hrefs that became installable ("Packages/hello-2.12-1.el9.x86_64.rpm"), linked below baseURL
-// (notify.base_url). The NEVRA shown is the file name without .rpm: uploads are stored under their canonical
+// (server.public_url + server.repo_url). The NEVRA shown is the file name without .rpm: uploads are stored under their canonical
 // name-version-release.arch.rpm, so it names the package without reading it again.
 func notifyBatch(baseURL, rel string, added []string, at time.Time) notify.Batch {
 	b := notify.Batch{Repo: rel, At: at, Packages: make([]notify.Package, 0, len(added))}

@@ -60,7 +60,6 @@ func TestNotifierRefusesWhatConfigRefuses(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			n := config.DefaultNotify()
 			n.Webhooks = []config.Webhook{tc.w}
-			n.BaseURL = "https://repo.example.com/repo"
 			cfg := config.Default()
 			cfg.Notify = n
 			if err := cfg.Validate(); err == nil || !containsKey(err, "notify.webhooks") {

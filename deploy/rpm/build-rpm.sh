@@ -164,6 +164,7 @@ install -m 0644 "$root/deploy/systemd/rpm-ingestd.service" "$src/rpm-ingestd.ser
 install -m 0644 "$root/deploy/config.yml" "$src/config.yml"
 install -m 0644 "$nginx_conf" "$src/rpm-ingestd.conf"
 install -m 0644 "$nginx_example" "$src/rpm-ingestd.example.conf"
+install -m 0644 "$root/deploy/logrotate/rpm-ingestd" "$src/rpm-ingestd.logrotate"
 install -m 0755 "$root/selinux/setup.sh" "$src/setup.sh"
 install -m 0644 "$root/README.md" "$src/README.md"
 args=(--without selinux)

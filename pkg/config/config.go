@@ -69,6 +69,14 @@ type Server struct {
 	// upload header and speak for the client (X-Real-IP, X-Remote-User). An empty list trusts no TCP peer;
 	// unix-socket peers are judged by uid instead.
 	TrustedProxies []string `yaml:"trusted_proxies"`
+
+	// PublicURL is the URL clients reach the repository host at (https://repo.example.com), for the .repo file;
+	// empty derives it in embedded mode (see Config.ClientURL).
+	PublicURL string `yaml:"public_url"`
+	// RepoFile is the name of the .repo file written into top_dir at start, served under repo_url.
+	RepoFile string `yaml:"repo_file"`
+	// MaxWait caps how long an upload with ?wait=visible may hold its answer.
+	MaxWait Duration `yaml:"max_wait"`
 }
 
 // DefaultTrustedProxies is server.trusted_proxies when the file leaves it out: loopback only. It equals
@@ -87,6 +95,13 @@ type Repo struct {
 	RequireSignature bool `yaml:"require_signature"`
 	// Keyring lists files of armored OpenPGP public keys (gpg --export --armor), relative to the config file.
 	Keyring []string `yaml:"keyring"`
+	// Retention removes old builds after each upload (see Retention); the default keeps every build.
+	Retention Retention `yaml:"retention"`
+	// Channels, when listed, split the tree into named channels (testing, stable, ...): every upload goes to
+	// one, promotion copies builds between them, and Layout must place {{.Channel}}. Empty: no channels.
+	Channels []string `yaml:"channels"`
+	// DefaultChannel receives uploads whose path names no channel; required with Channels. See channels.go.
+	DefaultChannel string `yaml:"default_channel"`
 }
 
 // Indexer configures the createrepo runs.
@@ -97,6 +112,9 @@ type Indexer struct {
 	Workers         int      `yaml:"workers"`
 	Timeout         Duration `yaml:"timeout"`
 	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
+	// RescanInterval is how often the tree is compared with the published metadata, so packages copied in or
+	// deleted by hand get indexed; 0 turns rescans off.
+	RescanInterval Duration `yaml:"rescan_interval"`
 	// Sign, when set, signs each new repodata/repomd.xml before it is published (repo_gpgcheck).
 	Sign *Sign `yaml:"sign"`
 }
@@ -118,6 +136,9 @@ const DefaultPublicKey = "RPM-GPG-KEY-rpm-ingestd"
 type Log struct {
 	Level  string `yaml:"level"`
 	Format string `yaml:"format"`
+	// AuditFile receives one JSON line per upload decision (the upload registry), relative to the config file;
+	// empty (the default) keeps no audit trail. It is reopened on SIGHUP, for logrotate.
+	AuditFile string `yaml:"audit_file"`
 }
 
 // Default returns the built-in configuration: the production layout under /srv/repo, listening on loopback.
@@ -143,12 +164,16 @@ func Default() *Config {
 			MaxHeaderBytes:       64 << 10, // nginx and curl send well under 8 KiB; net/http's own default is 1 MiB
 			ShutdownTimeout:      Duration(20 * time.Second),
 			TrustedProxies:       DefaultTrustedProxies(),
+			RepoFile:             "rpm-ingestd.repo",
+			MaxWait:              Duration(5 * time.Minute),
 		},
 		Repo: Repo{
 			TopDir:   "/srv/repo/storage",
 			Layout:   "{{.OSRelease}}/{{.Arch}}",
 			Arches:   []string{"x86_64", "aarch64"},
 			DistTags: []string{"el", "fc", "amzn", "ol", "an", "oe", "mga"},
+
+			Retention: Retention{}, // keep every build: removing packages is opt-in
 		},
 		Indexer: Indexer{
 			QuietPeriod:     Duration(30 * time.Second),
@@ -156,6 +181,7 @@ func Default() *Config {
 			Workers:         2,
 			Timeout:         Duration(10 * time.Minute),
 			ShutdownTimeout: Duration(60 * time.Second),
+			RescanInterval:  Duration(5 * time.Minute),
 		},
 		Log: Log{Level: "info", Format: "json"},
 
@@ -249,6 +275,7 @@ func (c *Config) resolvePaths(base string) {
 	c.Server.UploadPath = strings.TrimRight(c.Server.UploadPath, "/")
 	c.Server.RepoURL = strings.TrimRight(c.Server.RepoURL, "/")
 	paths := []*string{&c.Server.SpoolDir, &c.Repo.TopDir, &c.Server.Htpasswd}
+	paths = append(paths, &c.Log.AuditFile)
 	for i := range c.Repo.Keyring {
 		paths = append(paths, &c.Repo.Keyring[i])
 	}

@@ -54,6 +54,8 @@ func TestLoadRejectsBadFiles(t *testing.T) {
 			`server.trusted_proxies (line 4): "::ffff:10.0.0.0/104" is an IPv4-mapped IPv6 prefix`,
 			"repo.top_dir (line 6): " + abs(t, "tree/storage-not-there") + " does not exist", // reported together
 		}},
+		{"bad-rescan.yaml", []string{"indexer.rescan_interval (line 6): -5m0s: use 1s or more", "or 0 to turn rescans off"}},
+		{"short-rescan.yaml", []string{"indexer.rescan_interval (line 6): 10ms: use 1s or more"}},
 		{"htpasswd-is-dir.yaml", []string{"server.htpasswd (line 3): " + abs(t, "tree/auth") + " is not a regular file"}},
 		{"many-problems.yaml", []string{
 			`server.listen (line 2): "localhost" is neither host:port nor unix:/path`,
@@ -113,6 +115,7 @@ func TestLoadGood(t *testing.T) {
 		{"arches", strings.Join(cfg.Repo.Arches, ","), "x86_64"},
 		{"quiet_period", time.Duration(cfg.Indexer.QuietPeriod), 2 * time.Second},
 		{"max_delay default", time.Duration(cfg.Indexer.MaxDelay), 5 * time.Minute},
+		{"rescan_interval default", time.Duration(cfg.Indexer.RescanInterval), 5 * time.Minute},
 		{"dist_tags default", strings.Join(cfg.Repo.DistTags, ","), "el,fc,amzn,ol,an,oe,mga"},
 		{"header default", cfg.Server.UploadHeader, "X-Package-Name"},
 		{"format", cfg.Log.Format, "console"},

@@ -9,10 +9,6 @@ import (
 
 // Notify configures the chat and webhook messages sent after each successful index run (see package notify).
 type Notify struct {
-	// BaseURL is the public address of server.repo_url, like https://repo.example.com/repo; messages link each
-	// repository and package below it. Required when Webhooks is not empty: the daemon cannot know the host name
-	// clients reach nginx by.
-	BaseURL string `yaml:"base_url"`
 	// Webhooks are the receivers; none by default.
 	Webhooks []Webhook `yaml:"webhooks"`
 	// Timeout bounds one delivery attempt.
@@ -86,12 +82,10 @@ func (c *Config) validateNotify(bad func(key, format string, args ...any)) {
 	if n.Queue < 1 || n.Queue > maxNotifyQueue {
 		bad("notify.queue", "%d is out of range: use 1 to %d messages per webhook", n.Queue, maxNotifyQueue)
 	}
-	if n.BaseURL != "" {
-		if u, err := url.Parse(n.BaseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
-			bad("notify.base_url", "%q must be an absolute http:// or https:// URL without ?query or #fragment, like https://repo.example.com/repo", n.BaseURL)
-		}
-	} else if len(n.Webhooks) > 0 {
-		bad("notify.base_url", "is required with notify.webhooks: set the public URL of server.repo_url, like https://repo.example.com%s", c.Server.RepoURL)
+	// Messages link each repository and package below the URL clients use; the daemon cannot guess the host
+	// name clients reach nginx by.
+	if len(n.Webhooks) > 0 && c.ClientURL() == "" {
+		bad("notify.webhooks", "need server.public_url, the URL clients reach the repository host at (like https://repo.example.com), for the links in messages")
 	}
 	seen := map[string]int{}
 	for i, w := range n.Webhooks {

@@ -9,7 +9,7 @@ import (
 
 func TestNotifyDefaults(t *testing.T) {
 	n := Default().Notify
-	if len(n.Webhooks) != 0 || n.Timeout != Duration(10*time.Second) || n.Retries != 3 || n.Queue != 100 || n.BaseURL != "" {
+	if len(n.Webhooks) != 0 || n.Timeout != Duration(10*time.Second) || n.Retries != 3 || n.Queue != 100 {
 		t.Errorf("defaults %+v", n)
 	}
 }
@@ -20,7 +20,7 @@ func TestLoadNotify(t *testing.T) {
 		t.Fatal(err)
 	}
 	n := cfg.Notify
-	if n.BaseURL != "https://repo.example.com/repo" || n.Timeout != Duration(5*time.Second) || n.Retries != 0 || n.Queue != 10 || len(n.Webhooks) != 5 {
+	if n.Timeout != Duration(5*time.Second) || n.Retries != 0 || n.Queue != 10 || len(n.Webhooks) != 5 {
 		t.Fatalf("notify %+v", n)
 	}
 	want := Webhook{URL: "https://ci.example.com/hooks/rpm?token=QUERYTOKEN", Format: "json", Secret: "HMACSECRET", Repos: []string{"stable/*/*", "9/x86_64"}}
@@ -41,7 +41,7 @@ func TestLoadNotify(t *testing.T) {
 			t.Errorf("YAML output shows %s:\n%s", s, out)
 		}
 	}
-	for _, s := range []string{"url: https://hooks.slack.com/<redacted>", "secret: <redacted>", "chat_id: '@releases'", "base_url: https://repo.example.com/repo"} {
+	for _, s := range []string{"url: https://hooks.slack.com/<redacted>", "secret: <redacted>", "chat_id: '@releases'"} {
 		if !strings.Contains(string(out), s) {
 			t.Errorf("YAML output lacks %q:\n%s", s, out)
 		}
@@ -58,7 +58,7 @@ func TestLoadRejectsBadNotify(t *testing.T) {
 		"notify.timeout (line 7): must be a positive duration",
 		"notify.retries (line 8): 11 is out of range: use 0 (one attempt only) to 10",
 		"notify.queue (line 9): 0 is out of range",
-		"notify.base_url: is required with notify.webhooks: set the public URL of server.repo_url, like https://repo.example.com/repo",
+		"notify.webhooks (line 10): need server.public_url, the URL clients reach the repository host at",
 		"notify.webhooks (line 10): [0] (<redacted>): url must be an absolute http:// or https:// URL",
 		`notify.webhooks (line 10): [1] (https://hooks.slack.com/<redacted>): format "slak" is not one of json, slack, mattermost, telegram`,
 		"[2] (https://hooks.slack.com/<redacted>): chat_id is for format telegram only",

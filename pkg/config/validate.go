@@ -19,6 +19,7 @@ type LayoutFields struct {
 	OSAbbr    string // dist tag abbreviation: "el", "fc"
 	OSRelease string // major release: "9", "39"
 	Arch      string // "x86_64", "aarch64", or "SRPMS" for source packages
+	Channel   string // one of repo.channels ("testing", "stable"); "" when none are configured
 }
 
 var (
@@ -104,6 +105,7 @@ func (c *Config) Validate() error {
 			bad(key, "%s is not a directory", dir)
 		}
 	}
+	c.validateClient(bad)
 	checkDir("server.spool_dir", s.SpoolDir)
 	checkDir("repo.top_dir", c.Repo.TopDir)
 	if within(s.SpoolDir, c.Repo.TopDir) {
@@ -113,9 +115,10 @@ func (c *Config) Validate() error {
 	}
 
 	r := &c.Repo
-	if _, err := c.RenderLayout(LayoutFields{OSAbbr: "el", OSRelease: "9", Arch: "x86_64"}); err != nil {
+	if _, err := c.RenderLayout(LayoutFields{OSAbbr: "el", OSRelease: "9", Arch: "x86_64", Channel: c.sampleChannel()}); err != nil {
 		bad("repo.layout", "%v", err)
 	}
+	c.validateChannels(bad)
 	checkList := func(key string, list []string, re *regexp.Regexp, what string) {
 		if len(list) == 0 {
 			bad(key, "must list at least one %s", what)
@@ -146,6 +149,10 @@ func (c *Config) Validate() error {
 		if fi, err := os.Stat(k); err != nil || !fi.Mode().IsRegular() {
 			bad("repo.keyring", "%s is not a readable file: export the key with gpg --export --armor KEYID > %s", k, k)
 		}
+	}
+
+	for _, p := range c.retentionProblems() {
+		bad(p.key, "%s", p.msg)
 	}
 
 	ix := &c.Indexer
@@ -189,6 +196,9 @@ func (c *Config) Validate() error {
 	if ix.Workers < 1 {
 		bad("indexer.workers", "must be at least 1")
 	}
+	if ri := time.Duration(ix.RescanInterval); ri < 0 || (ri > 0 && ri < MinRescanInterval) {
+		bad("indexer.rescan_interval", "%s: use %s or more (each rescan lists every Packages/ directory), or 0 to turn rescans off", ri, MinRescanInterval)
+	}
 
 	c.validateNotify(bad)
 
@@ -202,6 +212,7 @@ func (c *Config) Validate() error {
 	default:
 		bad("log.format", "%q is not one of json, console", c.Log.Format)
 	}
+	errs = append(errs, c.validateAudit()...)
 	return errors.Join(errs...)
 }
 
@@ -309,9 +320,12 @@ func (c *Config) RenderLayout(f LayoutFields) (string, error) {
 	render := func(f LayoutFields) (string, error) {
 		var buf bytes.Buffer
 		if err := tmpl.Execute(&buf, f); err != nil {
-			return "", fmt.Errorf("%q: %w (fields: .OSAbbr, .OSRelease, .Arch)", c.Repo.Layout, err)
+			return "", fmt.Errorf("%q: %w (fields: .OSAbbr, .OSRelease, .Arch, .Channel)", c.Repo.Layout, err)
 		}
 		return buf.String(), nil
+	}
+	if err := c.checkChannel(f.Channel); err != nil {
+		return "", err
 	}
 	out, err := render(f)
 	if err != nil {
@@ -338,7 +352,7 @@ func (c *Config) RenderLayout(f LayoutFields) (string, error) {
 // because repo.layout uses {{.OSAbbr}}. The caller logs them; config itself never logs.
 func (c *Config) Notes() []string {
 	var notes []string
-	_, err := c.RenderLayout(LayoutFields{OSRelease: "9", Arch: "x86_64"})
+	_, err := c.RenderLayout(LayoutFields{OSRelease: "9", Arch: "x86_64", Channel: c.sampleChannel()})
 	if errors.Is(err, ErrNoOSAbbr) {
 		notes = append(notes, fmt.Sprintf("repo.layout %q uses {{.OSAbbr}}: a package without a dist tag is accepted only when its upload names the release with one (os_release=el9 or X-OS-Release: el9), not with the bare number (os_release=9)", c.Repo.Layout))
 	}

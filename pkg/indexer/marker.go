@@ -1,6 +1,7 @@
 package indexer
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -65,10 +66,31 @@ func (s *Scheduler) RecoverAll(topDir string) (int, error) {
 }
 
 func (s *Scheduler) recover(topDir string, needsIndex func(repoDir string) bool) (int, error) {
-	top := filepath.Clean(topDir)
 	n := 0
+	err := walkRepos(context.Background(), topDir, func(repoDir string) {
+		if needsIndex(repoDir) {
+			s.Trigger(repoDir)
+			n++
+		}
+	})
+	if err != nil {
+		return n, fmt.Errorf("recover %w", err)
+	}
+	return n, nil
+}
+
+// walkRepos calls fn for every repository directory under topDir (topDir
+// included): directories with a Packages/ subdirectory. Hidden directories,
+// repodata/ and Packages/ are not descended into. Unreadable subdirectories
+// are skipped and reported in the joined error after the walk; an unreadable
+// topDir is an error at once. A done ctx stops the walk with its error.
+func walkRepos(ctx context.Context, topDir string, fn func(repoDir string)) error {
+	top := filepath.Clean(topDir)
 	var errs []error
 	err := filepath.WalkDir(top, func(path string, d fs.DirEntry, err error) error {
+		if ctx.Err() != nil {
+			return context.Cause(ctx)
+		}
 		if err != nil {
 			if path == top {
 				return err
@@ -88,19 +110,16 @@ func (s *Scheduler) recover(topDir string, needsIndex func(repoDir string) bool)
 		if fi, err := os.Stat(filepath.Join(path, "Packages")); err != nil || !fi.IsDir() {
 			return nil
 		}
-		if needsIndex(path) {
-			s.Trigger(path)
-			n++
-		}
+		fn(path)
 		return nil
 	})
 	if err != nil {
-		return n, fmt.Errorf("recover %s: %w", top, err)
+		return fmt.Errorf("%s: %w", top, err)
 	}
 	if len(errs) > 0 {
-		return n, fmt.Errorf("recover %s: %w", top, errors.Join(errs...))
+		return fmt.Errorf("%s: %w", top, errors.Join(errs...))
 	}
-	return n, nil
+	return nil
 }
 
 // needsIndex reports whether repoDir has unindexed changes or no metadata.

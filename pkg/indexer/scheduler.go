@@ -6,6 +6,12 @@
 //
 // A "repository directory" is the directory that contains Packages/;
 // createrepo_c writes repodata/ next to it.
+//
+// The Scheduler also knows what each repository has published (the
+// "published set": the Packages/ listing taken when its last successful run
+// started, or read from repodata/ for a repository this process has not
+// indexed yet). That answers Visible and WaitVisible, feeds OnPublish
+// events and the metrics, and lets Rescan notice changes made by hand.
 package indexer
 
 import (
@@ -19,6 +25,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 )
 
@@ -74,6 +81,48 @@ type Options struct {
 	Workers int
 	// Clock is the time source (tests inject a fake one).
 	Clock Clock
+
+	// TopDir is the tree Rescan walks, and the base of the "repo" label of
+	// the metrics (a repository's path relative to it, like "9/x86_64").
+	// Empty: Rescan is an error and labels are the full directory paths.
+	TopDir string
+	// RescanInterval: every interval, Run calls Rescan, so packages copied
+	// into or deleted from a Packages/ directory by hand, and repository
+	// directories created by hand, are indexed within it. Zero (the
+	// default) or negative turns periodic rescans off; they also need TopDir.
+	RescanInterval time.Duration
+	// OnPublish, if set, is called after each successful run (metadata
+	// swap) with the repository's new published set and what changed
+	// against the previous one. It is called from the worker goroutine that
+	// ran the index, before that worker takes its next run, so it must not
+	// block: hand the event off (a buffered channel with a drop policy, or a
+	// goroutine owned by the receiver). The Published value and its slices
+	// belong to the callee. In the rare case that neither the listing nor
+	// the new metadata can be read after a successful run, the event is
+	// skipped (with a warning) rather than sent with a wrong set.
+	OnPublish func(Published)
+	// Registerer receives the indexer's metrics (see metrics.go); nil
+	// means no metrics.
+	Registerer prometheus.Registerer
+}
+
+// Published describes one successful publish of a repository's metadata.
+type Published struct {
+	// Dir is the repository directory, as passed to Trigger (cleaned).
+	Dir string
+	// At is when the run ended (the swap just happened).
+	At time.Time
+	// Took is the run's duration.
+	Took time.Duration
+	// Packages lists the hrefs ("Packages/x.rpm", relative to Dir) the new
+	// metadata lists, sorted: the *.rpm files in Dir/Packages when the run
+	// started (createrepo_c scans after that).
+	Packages []string
+	// Added and Removed are Packages' differences against the previous
+	// published set (read from the old repodata/ if this process had not
+	// published Dir before), sorted. A file replaced under the same name is
+	// in neither.
+	Added, Removed []string
 }
 
 func (o Options) withDefaults() Options {
@@ -134,6 +183,32 @@ type repoState struct {
 	failures           int
 	packages           int
 	runs               int
+
+	// urgent: PublishNow asked for the pending changes to skip the quiet
+	// period and MaxDelay (not a failure backoff).
+	urgent bool
+	// pending counts the Trigger/PublishNow calls not yet claimed by a run;
+	// claimedPending and claimedSince are what the run in flight claimed,
+	// so the metrics still count them as unpublished until it succeeds.
+	pending        int
+	claimedPending int
+	claimedSince   time.Time
+	// lastSuccess is when metadata was last published: the end of our last
+	// successful run, or the mtime of repomd.xml when it was read from disk.
+	lastSuccess time.Time
+
+	// published is the set the current metadata lists; nil until loaded
+	// (lazily, from repodata/, by ensurePublished) or set by a run.
+	// Replaced whole, never modified, so a copy of the map may be read
+	// without the mutex.
+	published pkgSet
+	// loading is non-nil while one goroutine reads published from disk;
+	// others wait for it to be closed instead of parsing the same file.
+	loading chan struct{}
+	// pubCh is closed (and replaced) at every publish, to wake WaitVisible.
+	pubCh chan struct{}
+	// label is the metrics' repo label.
+	label string
 }
 
 // Scheduler debounces and serializes index runs per repository directory.
@@ -153,16 +228,25 @@ type Scheduler struct {
 	// (repoState.queued), so its length is bounded by the number of repositories.
 	queue []*repoState
 
+	metrics *metrics // nil without Options.Registerer
+
 	// Test seams (STYLE rule 2: struct fields, not globals). runDone is
 	// called after a run's outcome is recorded; flushStarted after the
-	// shutdown flush has queued everything and armed its timer.
+	// shutdown flush has queued everything and armed its timer;
+	// rescanArmed when the periodic rescan's timer is armed, rescanDone
+	// after each periodic rescan.
 	runDone      func(dir string)
 	flushStarted func()
+	rescanArmed  func()
+	rescanDone   func(n int, err error)
 }
 
 // NewScheduler returns a Scheduler that indexes repositories with r. Nothing
 // runs until Run is called, but Trigger and Recover may be called before
-// that: their runs are queued for Run's workers. log must not be nil.
+// that: their runs are queued for Run's workers. log must not be nil. If
+// Options.Registerer refuses the metrics (a second Scheduler on the same
+// registry, a programming error), that is logged and the Scheduler works
+// without them.
 func NewScheduler(r Runner, opts Options, log *zap.Logger) *Scheduler {
 	opts = opts.withDefaults()
 	s := &Scheduler{
@@ -173,6 +257,13 @@ func NewScheduler(r Runner, opts Options, log *zap.Logger) *Scheduler {
 		repos:  make(map[string]*repoState),
 	}
 	s.cond = sync.NewCond(&s.mu)
+	if opts.Registerer != nil {
+		m, err := newMetrics(s, opts.Registerer)
+		if err != nil {
+			log.Error("indexer metrics not registered", zap.Error(err))
+		}
+		s.metrics = m
+	}
 	return s
 }
 
@@ -192,7 +283,19 @@ func NewScheduler(r Runner, opts Options, log *zap.Logger) *Scheduler {
 // Once Run's ctx is cancelled, a Trigger is queued to the shutdown flush if
 // the flush is still going, and otherwise only recorded (the on-disk dirty
 // marker written by MarkDirty makes Recover pick it up at the next start).
-func (s *Scheduler) Trigger(repoDir string) {
+func (s *Scheduler) Trigger(repoDir string) { s.change(repoDir, false) }
+
+// PublishNow is Trigger without the debounce: repoDir's changes are queued
+// for a run at once instead of after QuietPeriod. Everything else in
+// Trigger's contract holds: it never blocks, never causes two runs at once
+// for one repository (if a run is in flight, exactly one more follows right
+// after it, for all the changes made meanwhile), coalesces with any number
+// of other Trigger and PublishNow calls, and does not shorten a failure
+// backoff. It is meant for the last upload of a CI job.
+func (s *Scheduler) PublishNow(repoDir string) { s.change(repoDir, true) }
+
+// change records a change to repoDir; urgent ones skip the debounce.
+func (s *Scheduler) change(repoDir string, urgent bool) {
 	dir := filepath.Clean(repoDir)
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -203,14 +306,22 @@ func (s *Scheduler) Trigger(repoDir string) {
 		st.dirtySince = now
 	}
 	st.lastChange = now
+	st.pending++
+	if urgent {
+		st.urgent = true
+	}
 	s.scheduleLocked(st, now)
 }
 
 func (s *Scheduler) stateLocked(dir string) *repoState {
 	st, ok := s.repos[dir]
 	if !ok {
-		st = &repoState{dir: dir, log: s.log.With(zap.String("repo", dir))}
+		st = &repoState{dir: dir, log: s.log.With(zap.String("repo", dir)),
+			pubCh: make(chan struct{}), label: repoLabel(s.opts.TopDir, dir)}
 		s.repos[dir] = st
+		if s.metrics != nil {
+			s.metrics.initRepo(st.label)
+		}
 	}
 	return st
 }
@@ -222,6 +333,9 @@ func (s *Scheduler) dueLocked(st *repoState) time.Time {
 	due := st.lastChange.Add(s.opts.QuietPeriod)
 	if deadline := st.dirtySince.Add(s.opts.MaxDelay); deadline.Before(due) {
 		due = deadline
+	}
+	if st.urgent {
+		due = st.dirtySince // already past: PublishNow skips the debounce
 	}
 	if due.Before(st.retryAt) {
 		due = st.retryAt
@@ -318,6 +432,11 @@ func (s *Scheduler) Run(ctx context.Context) error {
 	for range s.opts.Workers {
 		wg.Go(func() { s.worker(runCtx) })
 	}
+	if s.opts.RescanInterval > 0 && s.opts.TopDir != "" {
+		// Stops with ctx: the shutdown flush publishes what is pending, and
+		// rescans resume with the next start.
+		wg.Go(func() { s.rescanLoop(ctx) })
+	}
 
 	<-ctx.Done()
 	stopTimer := s.startFlush(cancelRuns)
@@ -410,11 +529,21 @@ func (s *Scheduler) runOne(ctx context.Context, st *repoState) {
 	// The run claims every change recorded so far; Triggers from now on
 	// dirty the repository again and earn one more run.
 	claimedSince := st.dirtySince
-	st.dirty = false
+	claimedUrgent := st.urgent
+	st.claimedSince, st.claimedPending = claimedSince, st.pending
+	st.dirty, st.urgent, st.pending = false, false, 0
 	st.dirtySince, st.lastChange = time.Time{}, time.Time{}
 	start := s.clock.Now()
 	st.lastStart = start
 	s.mu.Unlock()
+
+	// The previous published set must be known before the swap replaces
+	// the metadata it is read from (for Published.Added/Removed).
+	prev := s.ensurePublished(st)
+	// What the run will publish: createrepo_c scans Packages/ after this,
+	// so every file listed here is in the new metadata. A file added
+	// meanwhile came with its own Trigger, which earns the next run.
+	listing, listErr := listPackages(st.dir)
 
 	st.log.Debug("index run started")
 	rctx, cancel := context.WithCancelCause(ctx)
@@ -441,6 +570,20 @@ func (s *Scheduler) runOne(ctx context.Context, st *repoState) {
 	}
 	end := s.clock.Now()
 
+	var next pkgSet
+	if err == nil {
+		next = listing
+		if listErr != nil {
+			// The metadata is published but the listing failed: ask the
+			// metadata itself, at the cost of parsing it.
+			var rerr error
+			if next, _, rerr = readPublished(st.dir); rerr != nil {
+				st.log.Warn("published package set unknown", zap.Error(errors.Join(listErr, rerr)))
+				next = nil
+			}
+		}
+	}
+
 	s.mu.Lock()
 	st.running = false
 	st.runs++
@@ -460,12 +603,21 @@ func (s *Scheduler) runOne(ctx context.Context, st *repoState) {
 		} else if claimedSince.Before(st.dirtySince) {
 			st.dirtySince = claimedSince
 		}
+		st.pending += st.claimedPending
+		st.urgent = st.urgent || claimedUrgent
 	} else {
 		st.lastResult, st.lastError = "ok", ""
 		st.failures = 0
 		st.retryAt = time.Time{}
 		st.packages = pkgs
+		st.lastSuccess = end
+		// nil (unknown) makes the next reader load it from the new
+		// repodata/.
+		st.published = next
+		close(st.pubCh) // wake WaitVisible
+		st.pubCh = make(chan struct{})
 	}
+	st.claimedSince, st.claimedPending = time.Time{}, 0
 	failures := st.failures
 	if err == nil || s.phase == phaseRunning || s.phase == phaseIdle {
 		// During the flush a failed run is not retried: the flush must end,
@@ -475,9 +627,17 @@ func (s *Scheduler) runOne(ctx context.Context, st *repoState) {
 	retryAt := st.nextRun
 	s.mu.Unlock()
 
+	if s.metrics != nil {
+		s.metrics.observeRun(st.label, err == nil, end.Sub(start))
+	}
 	switch {
 	case err == nil:
 		st.log.Info("index run succeeded", zap.Duration("took", end.Sub(start)), zap.Int("packages", pkgs))
+		if s.opts.OnPublish != nil && next != nil {
+			added, removed := diff(prev, next)
+			s.opts.OnPublish(Published{Dir: st.dir, At: end, Took: end.Sub(start),
+				Packages: next.hrefs(), Added: added, Removed: removed})
+		}
 	case errors.Is(err, ErrLocked):
 		// Another process (an operator's createrepo_c wrapper, a second
 		// daemon) holds the lock: transient, retried.

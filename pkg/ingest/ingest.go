@@ -41,6 +41,9 @@ var (
 	ErrTooLarge  = errors.New("upload too large")         // larger than MaxSize
 	ErrNoSpace   = errors.New("no space left on device")  // ENOSPC while spooling or placing
 	ErrBadUpload = errors.New("bad upload")               // the body could not be read, or there was none
+	// ErrNotRecorded: Request.Commit failed (the audit trail could not be written), so nothing was kept. Not the
+	// uploader's fault: a 500.
+	ErrNotRecorded = errors.New("upload not recorded")
 )
 
 // Error is an input problem: Msg is one line for the uploader, Kind one of the sentinels above.
@@ -78,6 +81,7 @@ const (
 // routing) so that the caller can log what was refused.
 type Result struct {
 	Package   *rpmmeta.Package
+	Channel   string // "" without channels
 	OSRelease string
 	Repos     []string // absolute repository directories (each holds Packages/), one per placement
 	Paths     []string // slash-separated package paths relative to TopDir, parallel to Repos
@@ -86,11 +90,14 @@ type Result struct {
 	// Dirty lists the repositories this upload marked dirty, also when Ingest failed after marking them (a
 	// partial or undone placement): the caller must Trigger each, so no marker waits for a restart.
 	Dirty []string
+	// Pruned lists the files retention removed after this upload was created (slash-separated, relative to
+	// TopDir); their repositories are in Dirty.
+	Pruned []string
 }
 
-// LayoutFunc maps a package's distribution and arch ("SRPMS" for sources) to its repository directory, relative
-// to TopDir. Config.RenderLayout is the production one.
-type LayoutFunc func(osAbbr, osRelease, arch string) (string, error)
+// LayoutFunc maps a channel ("" without channels), a package's distribution and arch ("SRPMS" for sources) to
+// its repository directory, relative to TopDir. Config.RenderLayout is the production one.
+type LayoutFunc func(channel, osAbbr, osRelease, arch string) (string, error)
 
 // Options configure an Ingester. All directories are absolute.
 type Options struct {
@@ -107,6 +114,15 @@ type Options struct {
 	// MarkDirty is called with a repository directory before a package enters it, so that a crash right
 	// after the move cannot lose the pending index (indexer.MarkDirty). Nil skips it.
 	MarkDirty func(repoDir string) error
+	// Retention removes older builds after an upload is created (see RetentionOptions); zero keeps every build.
+	Retention RetentionOptions
+	// Channels are repo.channels; empty means no channels, and then Request.Channel is ignored as the upload
+	// path's extra segment always was. DefaultChannel receives uploads that name none.
+	Channels       []string
+	DefaultChannel string
+	// Locate inverts Layout (config.LocateRepo): a repository directory relative to TopDir → its channel, OS
+	// release and arch. Delete needs it to find a noarch package's copies; nil refuses AllArches.
+	Locate func(repoRel string) (channel, osRelease, arch string, ok bool)
 }
 
 // SignaturePolicy decides whether a package's header signatures are acceptable; signature.Policy implements it.
@@ -125,6 +141,14 @@ type Request struct {
 	// Checksums the client sent for the body, by algorithm ("sha256", "sha1" or "md5") as hex: a mismatch
 	// refuses the upload as changed in transit.
 	Checksums map[string]string
+	// Channel is the channel named in the upload path; "" means Options.DefaultChannel.
+	Channel string
+	// Commit, when set, records the decision before it becomes final: Ingest calls it once the package is linked
+	// into every repository (or found there already), under the lock for its file name, before existing files are
+	// replaced and before the dirty markers are re-asserted; res.Status is then Created, Present or Replaced as
+	// it will be. If it fails, the links this upload made are removed and Ingest fails with ErrNotRecorded:
+	// what cannot be recorded is not kept. It is not called when the upload is refused.
+	Commit func(res *Result) error
 }
 
 // Ingester places uploads. It is safe for concurrent use: uploads of one file name are placed one at a time (a
@@ -205,6 +229,11 @@ func (in *Ingester) Ingest(ctx context.Context, req Request) (*Result, error) {
 		}
 	}()
 
+	// The channel comes from the URL: refuse a typo before the package is read, and still remove the file.
+	channel, err := in.channel(req.Channel)
+	if err != nil {
+		return nil, err
+	}
 	fi, err := f.Stat()
 	if err != nil {
 		return nil, err
@@ -219,7 +248,7 @@ func (in *Ingester) Ingest(ctx context.Context, req Request) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	res := &Result{Package: pkg}
+	res := &Result{Package: pkg, Channel: channel}
 	if err := validate(pkg, in.opts.Arches); err != nil {
 		return res, err
 	}
@@ -232,7 +261,13 @@ func (in *Ingester) Ingest(ctx context.Context, req Request) (*Result, error) {
 	if err := ctx.Err(); err != nil {
 		return res, err
 	}
-	return res, in.place(f, res)
+	if err := in.place(f, res, req.Commit); err != nil {
+		return res, err
+	}
+	if res.Status != Present { // new bytes were placed (created, or replaced with overwrite on)
+		in.prune(res) // failures are logged: the upload is placed whatever retention does
+	}
+	return res, nil
 }
 
 // open returns the upload as a file in the spool and a function that removes it from the spool.
@@ -427,7 +462,7 @@ func (in *Ingester) route(res *Result, override string) error {
 		arches = []string{p.Arch}
 	}
 	for _, arch := range arches {
-		rel, err := in.opts.Layout(dist.Abbr, res.OSRelease, arch)
+		rel, err := in.opts.Layout(res.Channel, dist.Abbr, res.OSRelease, arch)
 		if err != nil {
 			// The layout is validated at start for every dist tag, so only what the uploader chose can fail
 			// here, such as a bare os_release where the layout needs the dist tag's abbreviation.
@@ -439,18 +474,10 @@ func (in *Ingester) route(res *Result, override string) error {
 	return nil
 }
 
-// place puts f into every repository of res, all or nothing as far as the filesystem allows. In order:
-//  1. the upload gets a name in the staging directory on TopDir's filesystem (a hard link, or one fsynced copy
-//     when the spool is elsewhere), so the slow part is done before any repository is touched;
-//  2. under the lock for its file name, every target is judged (conflicts refuse the whole upload) and every
-//     repository is prepared: Packages/ created durably and marked dirty. A failure here places nothing;
-//  3. new names are linked in; if one fails (no space, no inodes), the links this request made are removed again;
-//  4. only then are existing files replaced (overwrite), by renames of staged names that cannot run out of space;
-//  5. every marker is re-asserted, because an index run may have claimed and cleared it between 2 and 3.
-//
-// res.Dirty lists the repositories marked in 2 (and 5), also when place fails: the caller triggers each, so a
-// marker never waits for a restart.
-func (in *Ingester) place(f *os.File, res *Result) error {
+// place puts the upload f into every repository of res, all or nothing as far as the filesystem allows: it
+// makes the file readable and durable, gives it a name in the staging directory, and hands it to placeUnits,
+// the placement that promotion shares.
+func (in *Ingester) place(f *os.File, res *Result, record func(*Result) error) error {
 	if err := f.Chmod(0o644); err != nil { // the proxy spools 0600; clients read through the web server
 		return fmt.Errorf("chmod spool file: %w", err)
 	}
@@ -464,73 +491,172 @@ func (in *Ingester) place(f *os.File, res *Result) error {
 		return classifyIO(err, "stage package")
 	}
 	defer os.Remove(staged)
+	var out outcome
+	var commit func(status Status) error
+	if record != nil {
+		commit = func(status Status) error {
+			res.Status = status
+			return record(res)
+		}
+	}
+	err = in.placeUnits([]unit{{staged: staged, pkg: res.Package, repos: res.Repos, paths: res.Paths}}, &out, commit)
+	res.Status, res.Dirty = out.status, out.dirty
+	return err
+}
 
-	p := res.Package
-	unlock, err := in.locks.lock(p.FileName())
+// unit is one file to place: its bytes under a staged name (on TopDir's filesystem, outside every repository),
+// the package they hold, and where it goes. A noarch upload is one unit with a target per arch; a promotion is
+// one unit per file of the build.
+type unit struct {
+	staged string
+	pkg    *rpmmeta.Package
+	repos  []string // absolute repository directories
+	paths  []string // slash-separated paths relative to TopDir, parallel to repos
+}
+
+// outcome is what placeUnits did: the Status as in Result, and the repositories it marked dirty, which the
+// caller must Trigger also when placeUnits fails.
+type outcome struct {
+	status Status
+	dirty  []string
+}
+
+// placeUnits places every unit, all or nothing as far as the filesystem allows. In order:
+//  1. under the locks of all their file names, every target is judged (one conflict refuses everything) and
+//     every repository is prepared: Packages/ created durably and marked dirty. A failure here places nothing;
+//  2. new names are linked in; if one fails (no space, no inodes), every link this call made is removed again;
+//  3. the new links are made durable, and only then are existing files replaced (overwrite), by renames of
+//     staged names that cannot run out of space;
+//  4. every marker is re-asserted, because an index run may have claimed and cleared it between 1 and 2.
+//
+// out.dirty lists the repositories marked in 1 (and 4), also when placeUnits fails: the caller triggers each, so
+// a marker never waits for a restart.
+//
+// commit, when not nil, is called with the Status the placement will end with once every new link is durable and
+// before the first replacement: its error undoes the links and fails with ErrNotRecorded, so nothing is kept.
+func (in *Ingester) placeUnits(units []unit, out *outcome, commit func(Status) error) error {
+	names := make([]string, len(units))
+	for i, u := range units {
+		names[i] = u.pkg.FileName()
+	}
+	unlock, err := in.locks.lockAll(names)
 	if err != nil {
 		return classifyIO(err, "lock package name")
 	}
 	defer unlock()
 
-	// Judge every target before touching any, so a refused noarch package is placed nowhere; each stored file
-	// is hashed once, here.
-	targets := make([]target, len(res.Repos))
-	for i, repo := range res.Repos {
-		t, err := stored(repo, filepath.Join(in.opts.TopDir, filepath.FromSlash(res.Paths[i])))
-		if err != nil {
-			return err
+	// Judge every target before touching any, so a refused noarch package (or one refused file of a promoted
+	// build) is placed nowhere; each stored file is hashed once, here.
+	targets := make([][]target, len(units))
+	var repos, dsts []string
+	for i, u := range units {
+		for j, repo := range u.repos {
+			t, err := stored(repo, filepath.Join(in.opts.TopDir, filepath.FromSlash(u.paths[j])))
+			if err != nil {
+				return err
+			}
+			if err := in.judge(t, u.pkg); err != nil {
+				return err
+			}
+			targets[i] = append(targets[i], t)
+			repos, dsts = append(repos, repo), append(dsts, t.dst)
 		}
-		if err := in.judge(t, p); err != nil {
-			return err
-		}
-		targets[i] = t
 	}
-	if err := in.prepare(res, targets); err != nil {
+	if err := in.prepare(repos, dsts, out); err != nil {
 		return err
 	}
-	pl := &placement{in: in, staged: staged, pkg: p}
-	defer pl.removeTmps()
-	for _, t := range targets {
-		if t.exists && t.sum != p.SHA256 { // judged above: overwrite is on
-			if err := pl.addReplacement(t); err != nil {
-				return err
+	pls := make([]*placement, len(units))
+	for i, u := range units {
+		pls[i] = &placement{in: in, staged: u.staged, pkg: u.pkg}
+	}
+	defer func() {
+		for _, pl := range pls {
+			pl.removeTmps()
+		}
+	}()
+	undo := func() {
+		for _, pl := range pls {
+			pl.undo()
+		}
+	}
+	for i, pl := range pls {
+		for _, t := range targets[i] {
+			if t.exists && t.sum != pl.pkg.SHA256 { // judged above: overwrite is on
+				if err := pl.addReplacement(t); err != nil {
+					return err
+				}
 			}
 		}
 	}
-	res.Status = Present
-	for _, t := range targets {
-		if !t.exists {
-			if err := pl.link(t, res); err != nil {
-				pl.undo()
-				return err
+	out.status = Present
+	for i, pl := range pls {
+		for _, t := range targets[i] {
+			if !t.exists {
+				if err := pl.link(t, out); err != nil {
+					undo()
+					return err
+				}
 			}
 		}
 	}
-	if err := pl.commit(res); err != nil {
-		return err
+	// Every new link durable and every replacement's mtime set before the first rename: up to here all of it
+	// can still be undone.
+	for _, pl := range pls {
+		if err := pl.syncMade(); err != nil {
+			undo()
+			return err
+		}
+	}
+	for _, pl := range pls {
+		if err := pl.retime(); err != nil {
+			undo()
+			return err
+		}
+	}
+	if commit != nil {
+		status := out.status
+		for _, pl := range pls {
+			if len(pl.olds) > 0 {
+				status = Replaced
+			}
+		}
+		if err := commit(status); err != nil {
+			undo()
+			out.status = "" // nothing was kept
+			return fmt.Errorf("%w: %w", ErrNotRecorded, err)
+		}
+	}
+	for _, pl := range pls {
+		if err := pl.replace(out); err != nil {
+			return err
+		}
 	}
 	// Re-assert the markers: a run that claimed one after prepare may have scanned Packages/ before our links
 	// and cleared it. A marker seen now is claimed only by a later run, whose scan then sees the package.
-	return in.markAll(res)
+	return in.markRepos(out)
 }
 
-// prepare creates each target's Packages/ durably and marks its repository dirty, recording it in res.Dirty.
-func (in *Ingester) prepare(res *Result, targets []target) error {
-	for _, t := range targets {
-		if err := durable.MkdirAll(filepath.Dir(t.dst), in.syncDir); err != nil {
+// prepare creates each target's Packages/ durably and marks its repository dirty, recording it in out.dirty.
+func (in *Ingester) prepare(repos, dsts []string, out *outcome) error {
+	for _, dst := range dsts {
+		if err := durable.MkdirAll(filepath.Dir(dst), in.syncDir); err != nil {
 			return classifyIO(err, "create repository directory")
 		}
 	}
-	return in.markAll(res)
+	for _, repo := range repos {
+		if !slices.Contains(out.dirty, repo) {
+			out.dirty = append(out.dirty, repo)
+		}
+	}
+	return in.markRepos(out)
 }
 
-// markAll marks every repository of res dirty and records them in res.Dirty.
-func (in *Ingester) markAll(res *Result) error {
-	res.Dirty = res.Repos
+// markRepos marks every repository of out.dirty dirty.
+func (in *Ingester) markRepos(out *outcome) error {
 	if in.opts.MarkDirty == nil {
 		return nil
 	}
-	for _, repo := range res.Repos {
+	for _, repo := range out.dirty {
 		if err := in.opts.MarkDirty(repo); err != nil {
 			return classifyIO(err, "mark repository dirty")
 		}
@@ -538,16 +664,22 @@ func (in *Ingester) markAll(res *Result) error {
 	return nil
 }
 
-// placement is the filesystem work of one upload after its targets are judged: the steps that need space (new
+// placement is the filesystem work of one unit after its targets are judged: the steps that need space (new
 // links, staged names for replacements) come first and are undone together if one fails; the renames that
 // replace existing files come last and need none.
 type placement struct {
 	in     *Ingester
 	staged string
 	pkg    *rpmmeta.Package
-	made   []string // new names linked into the tree by this upload
-	olds   []target // files to replace (overwrite), parallel to tmps
-	tmps   []string // staged names, each renamed over its old file
+	made   []madeLink // new names linked into the tree by this unit
+	olds   []target   // files to replace (overwrite), parallel to tmps
+	tmps   []string   // staged names, each renamed over its old file
+}
+
+// madeLink is a name placement created, with the identity of the file it created, so undo removes only that.
+type madeLink struct {
+	dst string
+	fi  os.FileInfo
 }
 
 // addReplacement stages a name for replacing t.
@@ -560,10 +692,10 @@ func (pl *placement) addReplacement(t target) error {
 	return nil
 }
 
-// link creates t.dst as a new name for the upload. A name that appeared meanwhile (another process sharing the
-// tree, or an admin) is judged like any stored file, and replaced if it differs and overwrite is on.
-func (pl *placement) link(t target, res *Result) error {
-	err := pl.in.link(pl.staged, t.dst)
+// link creates t.dst as a new name for the unit's bytes. A name that appeared meanwhile (another process sharing
+// the tree, or an admin) is judged like any stored file, and replaced if it differs and overwrite is on.
+func (pl *placement) link(t target, out *outcome) error {
+	err := pl.in.linkOrCopy(pl.staged, t.dst)
 	if errors.Is(err, fs.ErrExist) {
 		if t, err = stored(t.repo, t.dst); err != nil {
 			return err
@@ -583,32 +715,57 @@ func (pl *placement) link(t target, res *Result) error {
 		}
 		return err
 	}
-	pl.made = append(pl.made, t.dst)
-	res.Status = Created
+	fi, err := os.Lstat(t.dst)
+	if err != nil {
+		return err
+	}
+	pl.made = append(pl.made, madeLink{dst: t.dst, fi: fi})
+	out.status = Created
 	return nil
 }
 
-// undo removes the links this upload made; each is checked to still be ours, never what someone put there since.
-func (pl *placement) undo() {
-	for _, dst := range pl.made {
-		if sameFile(dst, pl.staged) {
-			os.Remove(dst)
-			pl.in.syncDir(filepath.Dir(dst))
-		}
+// linkOrCopy links staged to dst, which must not exist. Where dst is on another filesystem than the staging
+// directory (a channel or repository mounted on its own), it copies the bytes into a hidden name beside dst's
+// Packages/ (createrepo_c indexes only *.rpm names there), fsyncs them, and links that in: the name still
+// appears whole or not at all, and an existing one is never replaced.
+func (in *Ingester) linkOrCopy(staged, dst string) error {
+	err := in.link(staged, dst)
+	if !errors.Is(err, syscall.EXDEV) {
+		return err
 	}
+	tmp := filepath.Join(filepath.Dir(filepath.Dir(dst)), fmt.Sprintf(".rpm-ingestd-copy-%d-%d", os.Getpid(), in.seq.Add(1)))
+	if err := copyFile(staged, tmp); err != nil {
+		return err
+	}
+	defer os.Remove(tmp)
+	return in.link(tmp, dst)
 }
 
-// commit makes the new links durable and then renames the staged names over the files they replace. The new
-// file's mtime is pushed past every old one first: createrepo_c --update re-reads a package only when its size
-// or mtime changed, and a rebuild can have the same size. A rename that fails leaves a partial replacement; the
-// error says so, and res.Dirty still makes every repository re-index.
-func (pl *placement) commit(res *Result) error {
-	for _, dst := range pl.made {
-		if err := pl.in.syncDir(filepath.Dir(dst)); err != nil {
-			pl.undo()
+// undo removes the links this unit made; each is checked to still be ours, never what someone put there since.
+func (pl *placement) undo() {
+	for _, m := range pl.made {
+		if fi, err := os.Lstat(m.dst); err == nil && os.SameFile(fi, m.fi) {
+			os.Remove(m.dst)
+			pl.in.syncDir(filepath.Dir(m.dst))
+		}
+	}
+	pl.made = nil
+}
+
+// syncMade makes the new links durable.
+func (pl *placement) syncMade() error {
+	for _, m := range pl.made {
+		if err := pl.in.syncDir(filepath.Dir(m.dst)); err != nil {
 			return err
 		}
 	}
+	return nil
+}
+
+// retime pushes the staged file's mtime past every file it replaces: createrepo_c --update re-reads a package
+// only when its size or mtime changed, and a rebuild can have the same size. One inode: every staged name and
+// new link of this unit (for a promotion, the source file's too, which only makes its repository re-read it).
+func (pl *placement) retime() error {
 	if len(pl.olds) == 0 {
 		return nil
 	}
@@ -618,16 +775,18 @@ func (pl *placement) commit(res *Result) error {
 			mtime = t.mtime.Add(time.Second)
 		}
 	}
-	if err := os.Chtimes(pl.staged, mtime, mtime); err != nil { // one inode: every staged name and new link
-		pl.undo()
-		return err
-	}
+	return os.Chtimes(pl.staged, mtime, mtime)
+}
+
+// replace renames the staged names over the files they replace. A rename that fails leaves a partial
+// replacement; the error says so, and out.dirty still makes every repository re-index.
+func (pl *placement) replace(out *outcome) error {
 	for i, t := range pl.olds {
 		if err := os.Rename(pl.tmps[i], t.dst); err != nil {
 			return fmt.Errorf("replace %s (%d of %d files already replaced): %w", t.dst, i, len(pl.olds), err)
 		}
 		pl.tmps[i] = "" // consumed
-		res.Status = Replaced
+		out.status = Replaced
 		if err := pl.in.syncDir(filepath.Dir(t.dst)); err != nil {
 			return err
 		}
@@ -684,13 +843,21 @@ func (in *Ingester) stage(f *os.File) (string, error) {
 		return name, nil
 	}
 	// EXDEV (spool on another filesystem), or no /proc: copy.
+	if err := copyInto(f, name); err != nil {
+		return "", err
+	}
+	return name, nil
+}
+
+// copyInto writes f's bytes to the new file name, 0644 and fsynced, and removes it again on failure.
+func copyInto(f *os.File, name string) error {
 	fi, err := f.Stat()
 	if err != nil {
-		return "", err
+		return err
 	}
 	tmp, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
-		return "", err
+		return err
 	}
 	_, err = io.Copy(tmp, io.NewSectionReader(f, 0, fi.Size()))
 	if err == nil {
@@ -704,21 +871,23 @@ func (in *Ingester) stage(f *os.File) (string, error) {
 	}
 	if err != nil {
 		os.Remove(name)
-		return "", err
 	}
-	return name, nil
+	return err
+}
+
+// copyFile is copyInto for a source named by its path.
+func copyFile(src, dst string) error {
+	f, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return copyInto(f, dst)
 }
 
 // stagingName returns a new, unused name in the staging directory.
 func (in *Ingester) stagingName(kind string) string {
 	return filepath.Join(in.staging, fmt.Sprintf("%s-%d-%d", kind, os.Getpid(), in.seq.Add(1)))
-}
-
-// sameFile reports whether a and b name the same inode.
-func sameFile(a, b string) bool {
-	fa, errA := os.Lstat(a)
-	fb, errB := os.Lstat(b)
-	return errA == nil && errB == nil && os.SameFile(fa, fb)
 }
 
 func conflict(p *rpmmeta.Package, storedSum string) error {

@@ -39,7 +39,7 @@ func newEnv(t testing.TB, mod func(*Options)) *env {
 	}
 	opts := Options{
 		TopDir: e.top, SpoolDir: e.spool,
-		Layout: func(_, release, arch string) (string, error) { return filepath.Join(release, arch), nil },
+		Layout: func(_, _, release, arch string) (string, error) { return filepath.Join(release, arch), nil },
 		Arches: []string{"x86_64", "aarch64"}, DistTags: []string{"el", "fc", "amzn"},
 		MaxSize: 1 << 20,
 		MarkDirty: func(dir string) error {
@@ -580,7 +580,7 @@ func TestDiskFull(t *testing.T) {
 	os.Mkdir(top, 0o755)
 	os.Mkdir(spool, 0o755)
 	in, err := New(Options{TopDir: top, SpoolDir: spool, MaxSize: 1 << 20, Arches: []string{"x86_64"}, DistTags: []string{"el"},
-		Layout: func(_, r, a string) (string, error) { return filepath.Join(r, a), nil }}, zaptest.NewLogger(t))
+		Layout: func(_, _, r, a string) (string, error) { return filepath.Join(r, a), nil }}, zaptest.NewLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}

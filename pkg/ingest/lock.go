@@ -5,6 +5,7 @@ import (
 	"hash/fnv"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 
 	"golang.org/x/sys/unix"
@@ -33,9 +34,18 @@ func newNameLocks(dir string) (*nameLocks, error) {
 
 // lock blocks until name's bucket is free and returns the function that frees it.
 func (l *nameLocks) lock(name string) (unlock func(), err error) {
+	return l.lockBucket(bucketOf(name))
+}
+
+// bucketOf is the lock bucket of a file name.
+func bucketOf(name string) uint32 {
 	h := fnv.New32a()
 	h.Write([]byte(name))
-	b := h.Sum32() % lockBuckets
+	return h.Sum32() % lockBuckets
+}
+
+// lockBucket blocks until bucket b is free and returns the function that frees it.
+func (l *nameLocks) lockBucket(b uint32) (unlock func(), err error) {
 	l.mu[b].Lock()
 	path := filepath.Join(l.dir, fmt.Sprintf("place-%02d.lock", b))
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
@@ -53,4 +63,31 @@ func (l *nameLocks) lock(name string) (unlock func(), err error) {
 		f.Close() // releases the flock
 		l.mu[b].Unlock()
 	}, nil
+}
+
+// lockAll locks the buckets of all names, each once and in bucket order, so that two callers holding several
+// never wait for each other in a cycle (and one name hashing into another's bucket cannot deadlock the caller).
+// It returns the function that frees them all.
+func (l *nameLocks) lockAll(names []string) (unlock func(), err error) {
+	buckets := make([]uint32, 0, len(names))
+	for _, n := range names {
+		buckets = append(buckets, bucketOf(n))
+	}
+	slices.Sort(buckets)
+	buckets = slices.Compact(buckets)
+	var unlocks []func()
+	unlockAll := func() {
+		for i := len(unlocks) - 1; i >= 0; i-- {
+			unlocks[i]()
+		}
+	}
+	for _, b := range buckets {
+		u, err := l.lockBucket(b)
+		if err != nil {
+			unlockAll()
+			return nil, err
+		}
+		unlocks = append(unlocks, u)
+	}
+	return unlockAll, nil
 }

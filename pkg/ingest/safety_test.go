@@ -267,7 +267,7 @@ func TestNewDirectoriesAreSynced(t *testing.T) {
 // os_release for a package without a dist tag, and routes the same package named by "el9".
 func TestLayoutNeedsDistTag(t *testing.T) {
 	e := newEnv(t, func(o *Options) {
-		o.Layout = func(abbr, release, arch string) (string, error) {
+		o.Layout = func(_, abbr, release, arch string) (string, error) {
 			if abbr == "" {
 				return "", errors.New("repo.layout uses {{.OSAbbr}} but the package has no dist tag: name the release with its dist tag, like os_release=el9")
 			}

@@ -140,25 +140,7 @@ const (
 // completeness cannot be established. Every such failure wraps ErrInvalidPackage; other errors (stat, seek, read
 // I/O) are returned as they are.
 func Inspect(f *os.File) (*Package, error) {
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, fmt.Errorf("rpmmeta: stat: %w", err)
-	}
-	if !fi.Mode().IsRegular() {
-		// A pipe or device has no stable size and cannot be re-read; that is a caller bug, not a bad package.
-		return nil, fmt.Errorf("rpmmeta: %s is not a regular file", f.Name())
-	}
-	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		return nil, fmt.Errorf("rpmmeta: seek: %w", err)
-	}
-	lay, err := guard(f, fi.Size())
-	if err != nil {
-		return nil, err
-	}
-
-	// The library decodes the bytes the guard checked, not a second read of the file: the guard's bounds hold for
-	// those bytes only.
-	pkg, err := parse(lay.reader())
+	_, lay, pkg, err := readHeaders(f)
 	if err != nil {
 		return nil, err
 	}
@@ -212,6 +194,32 @@ func unchanged(name string, lay *layout, sum fileSums) error {
 // parse runs rpm.Read on r, turning any panic into ErrInvalidPackage. The guard should make panics impossible; this
 // is the second line of defence. It cannot catch an out-of-memory crash, which is why the guard bounds allocations.
 // r must return full reads (see layout.reader).
+// readHeaders checks that f is a regular file, runs the guard over its lead and headers from the start, and has
+// the library decode the bytes the guard checked (not a second read of the file: the guard's bounds hold for
+// those bytes only). Inspect and Identify share it.
+func readHeaders(f *os.File) (os.FileInfo, layout, *rpm.Package, error) {
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, layout{}, nil, fmt.Errorf("rpmmeta: stat: %w", err)
+	}
+	if !fi.Mode().IsRegular() {
+		// A pipe or device has no stable size and cannot be re-read; that is a caller bug, not a bad package.
+		return nil, layout{}, nil, fmt.Errorf("rpmmeta: %s is not a regular file", f.Name())
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return nil, layout{}, nil, fmt.Errorf("rpmmeta: seek: %w", err)
+	}
+	lay, err := guard(f, fi.Size())
+	if err != nil {
+		return nil, layout{}, nil, err
+	}
+	pkg, err := parse(lay.reader())
+	if err != nil {
+		return nil, layout{}, nil, err
+	}
+	return fi, lay, pkg, nil
+}
+
 func parse(r io.Reader) (pkg *rpm.Package, err error) {
 	defer func() {
 		if r := recover(); r != nil {

@@ -15,10 +15,13 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/chi/v5/middleware"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
 	"github.com/rpm-ingestd/rpm-ingestd/pkg/auth"
@@ -62,9 +65,37 @@ type Options struct {
 	// forgotten wiring can never mean "open to everyone".
 	Auth Authorizer
 
+	// SpoolDir and IndexerProgram (indexer.command[0]) are what GET /readyz checks besides TopDir: both
+	// directories must take a new file and the program must be on PATH. Empty ones are not checked.
+	SpoolDir       string
+	IndexerProgram string
+	// Registerer receives the HTTP layer's metrics; nil means none. Gatherer, when set, is served at GET
+	// /metrics: main passes the one registry that every part registers with.
+	Registerer prometheus.Registerer
+	Gatherer   prometheus.Gatherer
 	// Web serves the status page (GET /) and the package pages (GET /packages/*); *web.Handler implements it.
 	// nil leaves both routes unregistered (404).
 	Web http.Handler
+	// Retention answers GET /api/v1/retention, the retention dry run; nil leaves the route out.
+	Retention RetentionPlanner
+
+	// Publisher (the indexer) enables ?wait=visible, ?publish=now and GET /api/v1/uploads/{sha256} (wait.go);
+	// nil leaves the flags without effect and the route out.
+	Publisher Publisher
+	// MaxWait caps how long ?wait=visible holds an answer (server.max_wait); 0 means DefaultMaxWait.
+	MaxWait time.Duration
+	// Lookup finds packages by sha256 for GET /api/v1/uploads/{sha256} (the registry); nil leaves only the
+	// uploads this process answered.
+	Lookup LookupFunc
+	// Channels are repo.channels: with them, an upload path may name a channel (PUT /upload/stable/). Empty: no
+	// channel routes, exactly the upload paths there were before channels.
+	Channels []string
+	// Lifecycle promotes and deletes stored packages (see lifecycle.go); nil answers those routes 501.
+	Lifecycle Lifecycle
+	// Registry records every upload decision before it is answered (see audit.go); nil records nothing.
+	Registry Recorder
+	// Packages answers GET /api/v1/packages; nil answers it 404.
+	Packages PackageLister
 }
 
 // Authorizer decides who may change the tree; *auth.Authenticator implements it. Its methods are called
@@ -92,6 +123,12 @@ type Server struct {
 
 	slots    slots    // uploads in progress, capped by MaxConcurrentUploads
 	inflight inflight // running handlers, for Wait
+
+	planning    sync.Mutex   // held by the one retention dry run that may run at a time
+	metrics     *metrics     // nil without Options.Registerer
+	promHandler http.Handler // GET /metrics
+	stopping    atomic.Bool  // set by ShuttingDown; /readyz answers 503
+	wait        waiting      // uploads waiting for visibility, and the uploads remembered for their status
 }
 
 // New builds a Server. With ServeRepo it opens TopDir for read-only serving.
@@ -99,7 +136,12 @@ func New(opts Options, ing Ingester, idx Indexer, log *zap.Logger) (*Server, err
 	if opts.Auth == nil {
 		return nil, errors.New("server: Options.Auth is required")
 	}
-	s := &Server{opts: opts, ing: ing, idx: idx, log: log, now: time.Now, slots: newSlots(opts.MaxConcurrentUploads)}
+	s := &Server{opts: opts, ing: ing, idx: idx, log: log, now: time.Now, slots: newSlots(opts.MaxConcurrentUploads), wait: newWaiting()}
+	m, err := newMetrics(opts.Registerer)
+	if err != nil {
+		return nil, fmt.Errorf("server metrics: %w", err)
+	}
+	s.metrics, s.promHandler = m, metricsHandler(opts.Gatherer, opts.Registerer, log)
 	if opts.ServeRepo {
 		root, err := os.OpenRoot(opts.TopDir)
 		if err != nil {
@@ -122,10 +164,21 @@ func (s *Server) Routes() http.Handler {
 
 	r.Get("/healthz", s.healthz)    // GET /healthz - liveness: 200 "ok"
 	r.Get("/api/v1/repos", s.repos) // GET /api/v1/repos - index status of every known repository (JSON)
+	// Probes and metrics for balancers and Prometheus: read-only, open to every peer like the two above.
+	r.Get("/readyz", s.readyz)                 // GET /readyz - readiness: 200 "ready", or 503 and the reasons in one line
+	r.Get("/metrics", s.promHandler.ServeHTTP) // GET /metrics - Prometheus exposition (404 without a Gatherer)
 	if s.opts.Web != nil {
 		r.Get("/", s.opts.Web.ServeHTTP)           // GET / - the status page (HTML)
 		r.Get("/packages/*", s.opts.Web.ServeHTTP) // GET /packages/{path} - one package's page (HTML)
 	}
+	if s.opts.Retention != nil {
+		r.Get("/api/v1/retention", s.retention) // GET /api/v1/retention?channel=&os_release=&arch= - retention dry run (JSON)
+	}
+	if s.opts.Publisher != nil {
+		r.Get("/api/v1/uploads/{sha256}", s.uploadStatus) // GET /api/v1/uploads/{sha256} - where a package is, visible yet? (JSON)
+	}
+
+	r.Get("/api/v1/packages", s.packages) // GET /api/v1/packages - the packages in the tree with their upload records (JSON, paginated)
 	// Everything that changes the tree goes in this group, behind s.mutating; read-only routes stay outside.
 	r.Group(func(r chi.Router) {
 		r.Use(s.mutating)
@@ -136,6 +189,15 @@ func (s *Server) Routes() http.Handler {
 		r.Post(up, s.upload)               // POST /upload - the same, for clients that cannot PUT
 		r.Post(up+"/", s.upload)           // POST /upload/ - the same
 		r.Post(up+"/{filename}", s.upload) // POST /upload/{filename} - the same (curl -X POST -T)
+		if len(s.opts.Channels) > 0 {
+			// With channels, a last segment not ending in .rpm (above) names the channel; see uploadChannel.
+			r.Put(up+"/{channel}/", s.upload)            // PUT /upload/{channel}/ - upload into a channel
+			r.Put(up+"/{channel}/{filename}", s.upload)  // PUT /upload/{channel}/{file}.rpm - the same, as curl -T sends it
+			r.Post(up+"/{channel}/", s.upload)           // POST /upload/{channel}/ - the same
+			r.Post(up+"/{channel}/{filename}", s.upload) // POST /upload/{channel}/{file}.rpm - the same
+		}
+		r.Post("/api/v1/promote", s.promote)            // POST /api/v1/promote - copy a build into another channel (JSON)
+		r.Delete("/api/v1/packages/*", s.deletePackage) // DELETE /api/v1/packages/{path} - remove a package (?all_arches=1: its noarch copies too)
 	})
 	if s.repo != nil {
 		r.Get(s.opts.RepoURL, http.RedirectHandler(s.opts.RepoURL+"/", http.StatusMovedPermanently).ServeHTTP) // GET /repo - to /repo/
@@ -188,21 +250,35 @@ type uploadResponse struct {
 	Size      int64     `json:"size"`
 	Status    string    `json:"status"`
 	SignedBy  string    `json:"signed_by,omitempty"` // key id of the package's signer
+	Pruned    []string  `json:"pruned,omitempty"`    // package URLs retention removed after this upload
 	VisibleBy time.Time `json:"visible_by"`          // when the indexer expects to have published it
+	// With ?wait=visible: whether every copy is visible to dnf, each copy's state, and where to poll.
+	Visible   *bool       `json:"visible,omitempty"`
+	Copies    []copyState `json:"copies,omitempty"`
+	StatusURL string      `json:"status_url,omitempty"`
 }
 
 // upload handles PUT/POST of one package. Behind the proxy the body was spooled to a file named by the upload
 // header, and the body is never read: the proxy may announce a Content-Length and send nothing.
 func (s *Server) upload(w http.ResponseWriter, r *http.Request) {
 	start := s.now()
-	req := ingest.Request{OSRelease: r.URL.Query().Get("os_release")}
+	r = s.trackDecision(r)
+	req := ingest.Request{OSRelease: r.URL.Query().Get("os_release"), Commit: s.commitFunc(r)}
 	if req.OSRelease == "" {
 		req.OSRelease = r.Header.Get("X-OS-Release")
 	}
 	req.Checksums = clientChecksums(r.Header)
+	channel, err := s.uploadChannel(r)
+	if err != nil {
+		// Before the body is read: a typo in the channel costs no upload.
+		s.finish(w, r, start, nil, err)
+		return
+	}
+	req.Channel = channel
 	switch spooled := r.Header.Get(s.opts.UploadHeader); {
 	case spooled != "":
 		req.SpoolPath = spooled
+		s.metrics.spooled(s.opts.SpoolDir, spooled) // what the proxy received, counted before the file moves
 		if r.ContentLength != 0 {
 			// Close instead of keep-alive: net/http would otherwise wait to drain a body that never comes.
 			w.Header().Set("Connection", "close")
@@ -214,26 +290,36 @@ func (s *Server) upload(w http.ResponseWriter, r *http.Request) {
 		s.finish(w, r, start, nil, &http.MaxBytesError{Limit: s.opts.MaxUploadSize})
 		return
 	}
+	wo, err := s.parseWait(r)
+	if err != nil {
+		s.finish(w, r, start, nil, err)
+		return
+	}
 	// The cap covers receiving too: a direct upload's spool file and connection are what it protects, as well as
 	// the memory an inspection takes.
 	if !s.slots.tryAcquire() {
 		s.finish(w, r, start, nil, busyError(s.opts.MaxConcurrentUploads))
 		return
 	}
-	defer s.slots.release()
+	release := sync.OnceFunc(s.slots.release) // released before a wait for visibility: waiting takes no slot
+	defer release()
 	if req.SpoolPath == "" {
 		// The deadline stays after a failed read on purpose: net/http then cannot wait for the rest of the body
 		// before answering, and closes the connection.
 		req.Body = newRateBody(w, http.MaxBytesReader(w, r.Body, s.opts.MaxUploadSize), s.opts.UploadIdleTimeout, s.opts.UploadMinRate, s.now)
+		req.Body = s.metrics.countBody(req.Body) // counted as read, so a cut-off upload shows what it cost
 	}
 
 	res, err := s.ing.Ingest(r.Context(), req)
 	if res != nil {
-		for _, repo := range res.Dirty { // also after a failure: a marked repository must not wait for a restart
-			s.idx.Trigger(repo)
-		}
+		// Trigger (or PublishNow) also after a failure: a marked repository must not wait for a restart.
+		s.schedule(res, err, wo)
 	}
-	s.finish(w, r, start, res, err)
+	if err == nil {
+		s.remember(res)
+	}
+	release()
+	s.finishVisible(w, r, start, res, err, s.await(r, res, err, wo))
 }
 
 var errMissingHeader = errors.New("missing upload header")
@@ -255,7 +341,7 @@ func clientChecksums(h http.Header) map[string]string {
 	return sums
 }
 
-// mutating guards the routes that change the tree (uploads now; delete and promote later). A request that
+// mutating guards the routes that change the tree (uploads, promotion, deletion). A request that
 // names a spooled file in the upload header is the proxy's, decided by Proxied: only a trusted proxy may name
 // one, since the names are sequential and anyone else could file another client's upload as their own. Any
 // other request is decided by Authorize (htpasswd, or local peers only). A refusal is answered before the
@@ -296,17 +382,35 @@ func (s *Server) refuse(w http.ResponseWriter, r *http.Request, err error) {
 	s.log.Info("request refused", zap.String("req_id", middleware.GetReqID(r.Context())),
 		zap.String("method", r.Method), zap.String("path", r.URL.Path), zap.Stringer("peer", peer),
 		zap.String("client", s.opts.Auth.ClientAddr(r)), zap.Int("status", status), zap.String("reason", err.Error()))
+	s.metrics.refused(r, s.opts.UploadPath, status, err)
+	s.recordRefusal(r, status, nil, err)
 	s.writeError(w, r, status, err)
 }
 
 // finish writes the upload's response and its one log line.
 func (s *Server) finish(w http.ResponseWriter, r *http.Request, start time.Time, res *ingest.Result, err error) {
+	s.finishVisible(w, r, start, res, err, nil)
+}
+
+// finishVisible is finish with the outcome of a wait for visibility (nil when none was asked): 202 when the
+// package is stored but not yet visible everywhere.
+func (s *Server) finishVisible(w http.ResponseWriter, r *http.Request, start time.Time, res *ingest.Result, err error, vis *visibility) {
 	status := http.StatusCreated
 	switch {
 	case err != nil:
 		status = errorStatus(err)
 	case res.Status == ingest.Present:
 		status = http.StatusOK
+	}
+	// The metrics' result says what became of the bytes (created, or already there); a 202 only says that the
+	// wait for visibility ended first.
+	s.metrics.observe(status, err, s.now().Sub(start))
+	if err == nil && vis != nil && !vis.Visible {
+		status = http.StatusAccepted
+	}
+	s.recordDecision(r, status, res, err) // before the answer, which a client may act on
+	if res != nil && len(res.Pruned) > 0 {
+		s.recordPruned(r, res.Pruned)
 	}
 	s.logUpload(r, start, status, res, err)
 	if err != nil {
@@ -324,16 +428,25 @@ func (s *Server) finish(w http.ResponseWriter, r *http.Request, start time.Time,
 			visible = t
 		}
 	}
-	if status == http.StatusCreated {
+	if status == http.StatusCreated || status == http.StatusAccepted {
 		w.Header().Set("Location", urls[0])
 	}
 	p := res.Package
 	if wantsJSON(r) {
-		writeJSON(w, status, uploadResponse{
+		resp := uploadResponse{
 			Name: p.Name, Epoch: p.Epoch, Version: p.Version, Release: p.Release, Arch: p.FileArch(),
 			OSRelease: res.OSRelease, Repos: repos, Paths: urls, SHA256: p.SHA256, Size: p.Size,
 			Status: string(res.Status), SignedBy: res.SignedBy, VisibleBy: visible.UTC(),
-		})
+			Pruned: prunedURLs(s.opts.RepoURL, res.Pruned),
+		}
+		if vis != nil {
+			resp.Visible, resp.Copies, resp.StatusURL = &vis.Visible, vis.Copies, statusURL(p.SHA256)
+		}
+		writeJSON(w, status, resp)
+		return
+	}
+	if vis != nil {
+		writeVisibleText(w, status, urls, vis, p.SHA256)
 		return
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
@@ -371,10 +484,20 @@ func errorStatus(err error) int {
 		return http.StatusForbidden
 	case errors.Is(err, ingest.ErrExists):
 		return http.StatusConflict
+	case errors.Is(err, ingest.ErrUnknownChannel), errors.Is(err, ingest.ErrNotFound):
+		return http.StatusNotFound
+	case errors.Is(err, errBadRequest):
+		return http.StatusBadRequest
+	case errors.Is(err, errNoLifecycle):
+		return http.StatusNotImplemented
 	case errors.Is(err, ingest.ErrRejected):
 		return http.StatusUnprocessableEntity
 	case errors.Is(err, ingest.ErrNoSpace):
 		return http.StatusInsufficientStorage
+	case errors.Is(err, errBadParam):
+		return http.StatusBadRequest
+	case errors.Is(err, errUnknownUpload):
+		return http.StatusNotFound
 	}
 	return http.StatusInternalServerError
 }
@@ -435,6 +558,9 @@ func (s *Server) logUpload(r *http.Request, start time.Time, status int, res *in
 		if res.SignedBy != "" {
 			fields = append(fields, zap.String("signed_by", res.SignedBy))
 		}
+		if len(res.Pruned) > 0 { // retention removed these after the upload; ingest logs each with its reasons
+			fields = append(fields, zap.Strings("pruned", res.Pruned))
+		}
 	}
 	switch {
 	case status == http.StatusServiceUnavailable:
@@ -486,10 +612,17 @@ func (d dotless) Open(name string) (fs.File, error) {
 		}
 	}
 	f, err := d.FS.Open(name)
-	if dir, ok := f.(fs.ReadDirFile); ok && err == nil {
+	if dir, ok := f.(fs.ReadDirFile); ok && err == nil && isDir(f) {
 		return dotlessDir{dir}, nil
 	}
+	// Files pass unwrapped: an *os.File is a ReadDirFile too, and the wrapper would hide its Seek, which
+	// net/http needs to sniff the type of a name without a known extension (rpm-ingestd.repo, the GPG key).
 	return f, err
+}
+
+func isDir(f fs.File) bool {
+	fi, err := f.Stat()
+	return err == nil && fi.IsDir()
 }
 
 type dotlessDir struct{ fs.ReadDirFile }

@@ -70,7 +70,7 @@ func newFixtureLog(t *testing.T, mod func(*Options), log *zap.Logger) *fixture {
 	os.Mkdir(f.spool, 0o755)
 	ing, err := ingest.New(ingest.Options{
 		TopDir: f.top, SpoolDir: f.spool, Arches: []string{"x86_64", "aarch64"}, DistTags: []string{"el", "fc"},
-		MaxSize: 1 << 20, Layout: func(_, r, a string) (string, error) { return filepath.Join(r, a), nil },
+		MaxSize: 1 << 20, Layout: func(_, _, r, a string) (string, error) { return filepath.Join(r, a), nil },
 	}, log)
 	if err != nil {
 		t.Fatal(err)

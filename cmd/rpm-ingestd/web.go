@@ -1,0 +1,101 @@
+package main
+
+import (
+	"path"
+	"path/filepath"
+	"strings"
+
+	"github.com/rpm-ingestd/rpm-ingestd/pkg/config"
+	"github.com/rpm-ingestd/rpm-ingestd/pkg/indexer"
+	"github.com/rpm-ingestd/rpm-ingestd/pkg/registry"
+	"github.com/rpm-ingestd/rpm-ingestd/pkg/web"
+)
+
+// webSource is what the status page reads: the indexer's state and the registry's index, adapted to the view
+// types of package web (which imports neither). Every method is an in-memory snapshot.
+type webSource struct {
+	cfg     *config.Config
+	sched   *indexer.Scheduler
+	index   *registry.Index
+	audited bool // log.audit_file is on: the recent uploads survive restarts and the page shows them
+}
+
+func (s webSource) Repos() []web.Repo {
+	st := s.sched.Status()
+	out := make([]web.Repo, 0, len(st))
+	for _, r := range st {
+		rel, err := filepath.Rel(s.cfg.Repo.TopDir, r.Dir)
+		if err != nil {
+			continue
+		}
+		rel = filepath.ToSlash(rel)
+		out = append(out, web.RepoFromStatus(r, rel, path.Join(s.cfg.Server.RepoURL, rel)+"/"))
+	}
+	return out
+}
+
+func (s webSource) RecentUploads(n int) []web.Upload {
+	if !s.audited {
+		return nil
+	}
+	recent := s.index.Recent(n)
+	out := make([]web.Upload, 0, len(recent))
+	for _, r := range recent {
+		u := web.Upload{Time: r.Time, User: r.User, NEVRA: r.NEVRA, Result: r.Action + " " + r.Result, Status: r.Status}
+		if r.Action == registry.ActionUpload {
+			u.Result = r.Result
+		}
+		if len(r.Paths) > 0 && r.Status/100 == 2 && !r.Removed() {
+			u.Path = r.Paths[0]
+		}
+		out = append(out, u)
+	}
+	return out
+}
+
+// Search walks the index page by page: a substring match cannot use the index's order, and 50,000 entries
+// take about a millisecond.
+func (s webSource) Search(name string, limit int) []web.Package {
+	name = strings.ToLower(name)
+	var out []web.Package
+	q := registry.Query{Limit: registry.MaxLimit}
+	for len(out) < limit {
+		page, err := s.index.List(q)
+		if err != nil {
+			return out
+		}
+		for _, e := range page.Items {
+			if strings.Contains(strings.ToLower(e.Name), name) && len(out) < limit {
+				out = append(out, s.pkg(e))
+			}
+		}
+		if page.NextCursor == "" {
+			break
+		}
+		q.Cursor = page.NextCursor
+	}
+	return out
+}
+
+func (s webSource) Package(p string) (web.Package, bool) {
+	e, ok := s.index.Get(p)
+	if !ok {
+		return web.Package{}, false
+	}
+	return s.pkg(e), true
+}
+
+// pkg describes an index entry for the pages; fields the registry has no record of stay empty.
+func (s webSource) pkg(e registry.Entry) web.Package {
+	p := web.Package{Path: e.Path, NEVRA: strings.TrimSuffix(path.Base(e.Path), ".rpm"), Size: e.Size,
+		UploadedAt: e.UploadedAt, Repos: []string{path.Join(s.cfg.Server.RepoURL, e.Repo) + "/"}}
+	for dst, src := range map[*string]*string{&p.NEVRA: e.NEVRA, &p.SHA256: e.SHA256, &p.SignedBy: e.SignedBy, &p.UploadedBy: e.UploadedBy} {
+		if src != nil {
+			*dst = *src
+		}
+	}
+	if s.cfg.ClientURL() != "" { // the daemon writes the .repo file only then
+		p.RepoFile = s.cfg.Server.RepoURL + "/" + s.cfg.Server.RepoFile
+	}
+	return p
+}

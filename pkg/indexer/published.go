@@ -1,0 +1,297 @@
+package indexer
+
+import (
+	"bufio"
+	"bytes"
+	"compress/bzip2"
+	"compress/gzip"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// packagesDir is the directory, relative to a repository directory, whose
+// *.rpm files make up the published set (hrefs are "Packages/<name>").
+const packagesDir = "Packages"
+
+// maxRepomd caps how much of repodata/repomd.xml is read: ours are about
+// 1-3 KiB, so 1 MiB is generous and keeps a corrupt file from being buffered
+// without bound.
+const maxRepomd = 1 << 20
+
+// stamp is what identifies a file version well enough to tell whether the
+// published metadata still describes it: createrepo_c's --update makes the
+// same judgement from path, size and mtime. The mtime has whole seconds,
+// because primary.xml's <time file> does.
+type stamp struct {
+	size  int64
+	mtime int64
+}
+
+// pkgSet maps hrefs ("Packages/x.rpm", relative to the repository
+// directory) to their stamps. A pkgSet stored in a repoState is never
+// modified again (a publish replaces it whole), so it may be read without
+// the Scheduler's mutex once obtained.
+type pkgSet map[string]stamp
+
+// hrefs returns the set's hrefs, sorted.
+func (p pkgSet) hrefs() []string {
+	out := make([]string, 0, len(p))
+	for h := range p {
+		out = append(out, h)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// equal reports whether both sets name the same files with the same stamps.
+func (p pkgSet) equal(o pkgSet) bool {
+	if len(p) != len(o) {
+		return false
+	}
+	for h, st := range p {
+		if ost, ok := o[h]; !ok || ost != st {
+			return false
+		}
+	}
+	return true
+}
+
+// diff returns the hrefs in next but not in prev (added) and in prev but not
+// in next (removed), each sorted. A file replaced under the same name is
+// neither: its href was and stays visible.
+func diff(prev, next pkgSet) (added, removed []string) {
+	for h := range next {
+		if _, ok := prev[h]; !ok {
+			added = append(added, h)
+		}
+	}
+	for h := range prev {
+		if _, ok := next[h]; !ok {
+			removed = append(removed, h)
+		}
+	}
+	slices.Sort(added)
+	slices.Sort(removed)
+	return added, removed
+}
+
+// listPackages lists the *.rpm files directly in repoDir/Packages with their
+// size and mtime: what createrepo_c will index when it scans now. Hidden
+// ".x.rpm" files count (createrepo_c indexes them), and symlinks count by
+// their target (createrepo_c follows them). A missing Packages/ is an empty
+// set: Createrepo.Run creates it and publishes empty metadata.
+//
+// Subdirectories of Packages/ are not descended into: the daemon never
+// writes there, and comparing them with the metadata would need the same
+// recursion on both sides for no user.
+func listPackages(repoDir string) (pkgSet, error) {
+	dir := filepath.Join(repoDir, packagesDir)
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return pkgSet{}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("list %s: %w", dir, err)
+	}
+	set := make(pkgSet, len(entries))
+	for _, e := range entries {
+		if !strings.HasSuffix(e.Name(), ".rpm") || e.IsDir() {
+			continue
+		}
+		var info fs.FileInfo
+		if e.Type()&fs.ModeSymlink != 0 {
+			info, err = os.Stat(filepath.Join(dir, e.Name()))
+		} else {
+			info, err = e.Info()
+		}
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // removed meanwhile, or a dangling symlink createrepo_c skips too
+		}
+		if err != nil {
+			return nil, fmt.Errorf("list %s: %w", dir, err)
+		}
+		if !info.Mode().IsRegular() {
+			continue
+		}
+		set[packagesDir+"/"+e.Name()] = stamp{size: info.Size(), mtime: info.ModTime().Unix()}
+	}
+	return set, nil
+}
+
+// errCompression is returned for a primary metadata file compressed in a way
+// the standard library cannot read (xz, zstd): createrepo_c 0.17 writes gzip
+// unless told otherwise with --compress-type.
+var errCompression = errors.New("unsupported compression")
+
+// repomdData is the part of repomd.xml that locates primary.xml.
+type repomdData struct {
+	Data []struct {
+		Type     string `xml:"type,attr"`
+		Location struct {
+			Href string `xml:"href,attr"`
+		} `xml:"location"`
+	} `xml:"data"`
+}
+
+// readPublished returns the set of packages repoDir's published metadata
+// lists, read from repodata/repomd.xml → its primary → <package> entries,
+// and repomd.xml's mtime (when that metadata was published). No
+// repodata/repomd.xml at all means nothing is published: an empty set, a
+// zero time and no error. Only hrefs of the form "Packages/<name>" are kept,
+// matching listPackages.
+//
+// The primary file may be gzip (createrepo_c's default), bzip2 or plain XML,
+// detected by its magic bytes; xz and zstd fail with errCompression. It is
+// parsed as a token stream, so a 50,000-package primary.xml costs CPU time
+// but no memory beyond the set itself.
+func readPublished(repoDir string) (pkgSet, time.Time, error) {
+	repodata := filepath.Join(repoDir, "repodata")
+	f, err := os.Open(filepath.Join(repodata, "repomd.xml"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return pkgSet{}, time.Time{}, nil
+	}
+	if err != nil {
+		return nil, time.Time{}, fmt.Errorf("read published metadata: %w", err)
+	}
+	defer f.Close()
+	info, err := f.Stat()
+	if err != nil {
+		return nil, time.Time{}, fmt.Errorf("read published metadata: %w", err)
+	}
+	var md repomdData
+	if err := xml.NewDecoder(io.LimitReader(f, maxRepomd)).Decode(&md); err != nil {
+		return nil, time.Time{}, fmt.Errorf("parse %s: %w", f.Name(), err)
+	}
+	href := ""
+	for _, d := range md.Data {
+		if d.Type == "primary" {
+			href = d.Location.Href
+			break
+		}
+	}
+	name := filepath.Base(href)
+	// Only "repodata/<name>": a crafted href must not make us read files
+	// elsewhere (the same rule as refreshMetadataTimes).
+	if href == "" || filepath.Clean(href) != "repodata/"+name || name == "." || name == ".." {
+		return nil, time.Time{}, fmt.Errorf("parse %s: no primary metadata in repodata/ (location %q)", f.Name(), href)
+	}
+	set, err := readPrimary(filepath.Join(repodata, name))
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	return set, info.ModTime(), nil
+}
+
+// readPrimary opens, decompresses and parses one primary metadata file.
+func readPrimary(path string) (pkgSet, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("read primary metadata: %w", err)
+	}
+	defer f.Close()
+	br := bufio.NewReader(f)
+	magic, _ := br.Peek(6) // shorter only for a tiny (broken) file; the parser then says so
+	var r io.Reader
+	switch {
+	case bytes.HasPrefix(magic, []byte{0x1f, 0x8b}):
+		gz, err := gzip.NewReader(br)
+		if err != nil {
+			return nil, fmt.Errorf("read %s: %w", path, err)
+		}
+		defer gz.Close()
+		r = gz
+	case bytes.HasPrefix(magic, []byte("BZh")):
+		r = bzip2.NewReader(br)
+	case bytes.HasPrefix(magic, []byte{0xfd, '7', 'z', 'X', 'Z', 0}):
+		return nil, fmt.Errorf("read %s: %w: xz (run createrepo_c with --compress-type gz)", path, errCompression)
+	case bytes.HasPrefix(magic, []byte{0x28, 0xb5, 0x2f, 0xfd}):
+		return nil, fmt.Errorf("read %s: %w: zstd (run createrepo_c with --compress-type gz)", path, errCompression)
+	default:
+		r = br // plain XML (createrepo_c --compress-type none is not possible, but a hand-made repo may be)
+	}
+	set, err := parsePrimary(r)
+	if err != nil {
+		return nil, fmt.Errorf("parse %s: %w", path, err)
+	}
+	return set, nil
+}
+
+// parsePrimary stream-parses primary.xml, taking from each <package> its
+// <location href>, <size package> and <time file>. These three are direct
+// children of <package>; the depth check keeps anything of the same local
+// name deeper inside (in <format>) from being mistaken for them.
+func parsePrimary(r io.Reader) (pkgSet, error) {
+	dec := xml.NewDecoder(r)
+	set := pkgSet{}
+	depth := 0     // element depth: <metadata> is 1, <package> 2
+	inPkg := false // inside a <package> at depth 2
+	var href string
+	var st stamp
+	for {
+		tok, err := dec.Token()
+		if errors.Is(err, io.EOF) {
+			if depth != 0 {
+				return nil, io.ErrUnexpectedEOF
+			}
+			return set, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		switch t := tok.(type) {
+		case xml.StartElement:
+			depth++
+			switch {
+			case depth == 2 && t.Name.Local == "package":
+				inPkg, href, st = true, "", stamp{}
+			case inPkg && depth == 3:
+				if err := readPkgField(t, &href, &st); err != nil {
+					return nil, err
+				}
+			}
+		case xml.EndElement:
+			if depth == 2 && inPkg {
+				inPkg = false
+				if keepHref(href) {
+					set[href] = st
+				}
+			}
+			depth--
+		}
+	}
+}
+
+// readPkgField fills href or st from one direct child of <package>.
+func readPkgField(t xml.StartElement, href *string, st *stamp) error {
+	var err error
+	for _, a := range t.Attr {
+		switch {
+		case t.Name.Local == "location" && a.Name.Local == "href":
+			*href = a.Value
+		case t.Name.Local == "size" && a.Name.Local == "package":
+			st.size, err = strconv.ParseInt(a.Value, 10, 64)
+		case t.Name.Local == "time" && a.Name.Local == "file":
+			st.mtime, err = strconv.ParseInt(a.Value, 10, 64)
+		}
+		if err != nil {
+			return fmt.Errorf("<%s %s=%q>: %w", t.Name.Local, a.Name.Local, a.Value, err)
+		}
+	}
+	return nil
+}
+
+// keepHref reports whether href is a package directly in Packages/, the part
+// of the metadata the published set tracks (see listPackages).
+func keepHref(href string) bool {
+	name, ok := strings.CutPrefix(href, packagesDir+"/")
+	return ok && name != "" && !strings.Contains(name, "/") && strings.HasSuffix(name, ".rpm")
+}

@@ -1,0 +1,37 @@
+package indexer
+
+import (
+	"testing"
+)
+
+// BenchmarkPublishedSet measures the two halves of a rescan on a real createrepo_c repository of 2,000 small
+// packages: listing Packages/ (every rescan) and parsing primary.xml.gz (once per repository per process). It
+// reports the cost per package, which is what the README's 50,000-file estimate is made from.
+//
+//	go test -run '^$' -bench BenchmarkPublishedSet -benchtime 20x ./pkg/indexer/
+func BenchmarkPublishedSet(b *testing.B) {
+	requireTools(b)
+	const n = 2000
+	repo := newBenchRepo(b, n)
+	if err := NewCreaterepo(DefaultCommand()).Run(b.Context(), repo); err != nil {
+		b.Fatal(err)
+	}
+	b.Run("list", func(b *testing.B) {
+		for b.Loop() {
+			set, err := listPackages(repo)
+			if err != nil || len(set) != n {
+				b.Fatalf("listPackages: %d, %v", len(set), err)
+			}
+		}
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/n, "ns/pkg")
+	})
+	b.Run("primary", func(b *testing.B) {
+		for b.Loop() {
+			set, _, err := readPublished(repo)
+			if err != nil || len(set) != n {
+				b.Fatalf("readPublished: %d, %v", len(set), err)
+			}
+		}
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/n, "ns/pkg")
+	})
+}

@@ -1,0 +1,255 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+
+	"github.com/rpm-ingestd/rpm-ingestd/pkg/rpmmeta"
+)
+
+// PromoteRequest names a build in one channel and the channel to copy it to. A build is every file named
+// <Name>-<Version>-<Release>.<arch>.rpm in the source channel's repositories for the release's OS: each binary
+// arch, the noarch copies in every arch, and the source package in SRPMS. (Subpackages have names of their own
+// and are promoted each by name.)
+type PromoteRequest struct {
+	From, To               string
+	Name, Version, Release string
+	// Epoch, when set, must match the stored packages' epoch (none counts as 0); nil accepts any.
+	Epoch *uint32
+	// Arch limits the promotion to one arch: a binary arch, "noarch" (its copies in every arch) or "src" (the
+	// source package; "SRPMS" means the same). "" promotes all of them.
+	Arch string
+	// OSRelease names the OS release for a build whose release has no dist tag, as an upload's os_release does.
+	OSRelease string
+}
+
+// PromoteResult says what Promote did, for the response and the audit trail.
+type PromoteResult struct {
+	From, To string
+	NEVRAs   []string           // of the promoted files, parallel to Sources
+	Packages []*rpmmeta.Package // the promoted files as read, parallel to Sources
+	Sources  []string           // slash-separated paths relative to TopDir, in the source channel
+	Paths    []string           // the same files' paths in the target channel, parallel to Sources
+	Repos    []string           // the target repositories (absolute), parallel to Sources
+	Status   Status             // Present when every file was already there, identical
+	// Dirty lists the repositories marked dirty, also when Promote failed after marking them: the caller must
+	// Trigger each, as after an upload.
+	Dirty []string
+}
+
+// Promote copies a build from one channel into another through the same placement as uploads: under the lock
+// of every file name, each target is judged first (identical: nothing to do; different: ErrExists unless
+// overwrite is on, and then nothing changes anywhere), and the files are hard-linked in (copied where the target
+// is on another filesystem), all or nothing. Source files are opened inside TopDir only (os.Root), so a symlink
+// planted in a channel cannot promote a file from outside the tree. Safe for concurrent use.
+func (in *Ingester) Promote(ctx context.Context, req PromoteRequest) (*PromoteResult, error) {
+	if err := in.checkPromote(req); err != nil {
+		return nil, err
+	}
+	dist, osRelease, err := in.promoteRelease(req)
+	if err != nil {
+		return nil, err
+	}
+	root, err := os.OpenRoot(in.opts.TopDir)
+	if err != nil {
+		return nil, fmt.Errorf("open top_dir: %w", err)
+	}
+	defer root.Close()
+
+	res := &PromoteResult{From: req.From, To: req.To}
+	var units []unit
+	defer func() {
+		for _, u := range units {
+			os.Remove(u.staged)
+		}
+	}()
+	var looked []string
+	for _, c := range in.promoteCandidates(req.Arch) {
+		srcRepo, err := in.opts.Layout(req.From, dist.Abbr, osRelease, c.repoArch)
+		if err != nil {
+			return nil, &Error{Kind: ErrRejected, Msg: "cannot locate the build: " + err.Error(), cause: err}
+		}
+		file := req.Name + "-" + req.Version + "-" + req.Release + "." + c.fileArch + ".rpm"
+		src := path.Join(filepath.ToSlash(srcRepo), "Packages", file)
+		looked = append(looked, src)
+		pkg, staged, err := in.stageStored(root, src)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		units = append(units, unit{staged: staged, pkg: pkg}) // staged: removed by the defer above
+		if err := checkBuild(pkg, req, c.fileArch, src); err != nil {
+			return nil, err
+		}
+		dstRepo, err := in.opts.Layout(req.To, dist.Abbr, osRelease, c.repoArch)
+		if err != nil {
+			return nil, &Error{Kind: ErrRejected, Msg: "cannot route the build into " + req.To + ": " + err.Error(), cause: err}
+		}
+		dst := path.Join(filepath.ToSlash(dstRepo), "Packages", file)
+		u := &units[len(units)-1]
+		u.repos, u.paths = []string{filepath.Join(in.opts.TopDir, dstRepo)}, []string{dst}
+		res.NEVRAs, res.Packages = append(res.NEVRAs, pkg.NEVRA()), append(res.Packages, pkg)
+		res.Sources, res.Paths, res.Repos = append(res.Sources, src), append(res.Paths, dst), append(res.Repos, u.repos[0])
+	}
+	if len(units) == 0 {
+		return nil, fail(ErrNotFound, "%s-%s-%s is not in channel %s (looked for %s)", req.Name, req.Version, req.Release, req.From, strings.Join(looked, ", "))
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	var out outcome
+	err = in.placeUnits(units, &out, nil)
+	res.Status, res.Dirty = out.status, out.dirty
+	return res, err
+}
+
+// checkPromote refuses a request whose fields cannot name a build in two configured channels. Every field that
+// becomes part of a path is checked like an upload's header fields, before any path is built.
+func (in *Ingester) checkPromote(req PromoteRequest) error {
+	if len(in.opts.Channels) == 0 {
+		return fail(ErrUnknownChannel, "promotion moves builds between channels, and repo.channels lists none")
+	}
+	for _, ch := range []struct{ field, name string }{{"from", req.From}, {"to", req.To}} {
+		if ch.name == "" {
+			return fail(ErrBadUpload, "%q is missing: name a channel (one of %s)", ch.field, strings.Join(in.opts.Channels, ", "))
+		}
+		if err := CheckChannel(ch.name, in.opts.Channels); err != nil {
+			return err
+		}
+	}
+	if req.From == req.To {
+		return fail(ErrBadUpload, "from and to are both %q: name two different channels", req.From)
+	}
+	for _, f := range []struct {
+		field, value string
+		ok           bool
+	}{
+		{"name", req.Name, nameRe.MatchString(req.Name)},
+		{"version", req.Version, versionRe.MatchString(req.Version) && req.Version != "." && req.Version != ".."},
+		{"release", req.Release, versionRe.MatchString(req.Release) && req.Release != "." && req.Release != ".."},
+	} {
+		if !f.ok {
+			return fail(ErrBadUpload, "%s %.80q is not a valid package %s", f.field, f.value, f.field)
+		}
+	}
+	switch a := req.Arch; {
+	case a == "" || a == "noarch" || a == "src" || a == "SRPMS" || slices.Contains(in.opts.Arches, a):
+	default:
+		return fail(ErrBadUpload, "arch %.40q is not one of repo.arches (%s), noarch or src", a, strings.Join(in.opts.Arches, ", "))
+	}
+	return nil
+}
+
+// promoteRelease finds the OS release the build was filed under, as route does for an upload.
+func (in *Ingester) promoteRelease(req PromoteRequest) (rpmmeta.Dist, string, error) {
+	dist, ok := rpmmeta.ParseDist(req.Release, in.opts.DistTags)
+	switch {
+	case req.OSRelease != "":
+		if !osRelRe.MatchString(req.OSRelease) {
+			return dist, "", fail(ErrBadUpload, "os_release %q is not allowed: use letters, digits, . and _, like 9 or el9", req.OSRelease)
+		}
+		if d, ok := rpmmeta.ParseDist(req.OSRelease, in.opts.DistTags); ok {
+			return d, d.Major, nil
+		}
+		return dist, req.OSRelease, nil
+	case ok:
+		return dist, dist.Major, nil
+	}
+	return dist, "", fail(ErrBadUpload, "release %q has no dist tag (known: %s): name the OS release the build was uploaded for with os_release",
+		req.Release, strings.Join(in.opts.DistTags, ", "))
+}
+
+// candidate is one place a file of a build may be: the arch of its repository and the arch in its file name.
+type candidate struct{ repoArch, fileArch string }
+
+// promoteCandidates lists where the files of a build may be, for the requested arch.
+func (in *Ingester) promoteCandidates(arch string) []candidate {
+	var cs []candidate
+	if arch == "" || arch == "src" || arch == "SRPMS" {
+		cs = append(cs, candidate{"SRPMS", "src"})
+	}
+	for _, a := range in.opts.Arches {
+		if arch == "" || arch == a {
+			cs = append(cs, candidate{a, a})
+		}
+		if arch == "" || arch == "noarch" {
+			cs = append(cs, candidate{a, "noarch"})
+		}
+	}
+	return cs
+}
+
+// stageStored opens the stored package rel (slash-separated, relative to TopDir) inside root, inspects it, and
+// gives its bytes a staged name: a hard link to the very inode that was inspected, or a copy when the source is
+// on another filesystem. A missing file is fs.ErrNotExist; anything but a regular file, or a path that leaves
+// TopDir, is ErrForbidden.
+func (in *Ingester) stageStored(root *os.Root, rel string) (*rpmmeta.Package, string, error) {
+	// os.Root keeps every component inside TopDir but follows a last-component symlink that stays inside (it
+	// does not honour O_NOFOLLOW), so the file itself is looked at first, and the opened one must be it.
+	lfi, err := root.Lstat(filepath.FromSlash(rel))
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil, "", err
+	case err != nil:
+		return nil, "", fail(ErrForbidden, "%s cannot be opened inside repo.top_dir: %v", rel, unwrapPath(err))
+	case lfi.Mode()&fs.ModeSymlink != 0:
+		return nil, "", fail(ErrForbidden, "%s is a symbolic link, not a stored package: nothing was promoted", rel)
+	case !lfi.Mode().IsRegular():
+		return nil, "", fail(ErrForbidden, "%s is not a regular file", rel)
+	}
+	// O_NONBLOCK: a FIFO swapped in after the Lstat must not hang the request; the identity check refuses it.
+	f, err := root.OpenFile(filepath.FromSlash(rel), os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, "", fail(ErrForbidden, "%s cannot be opened inside repo.top_dir: %v", rel, unwrapPath(err))
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err != nil || !os.SameFile(fi, lfi) {
+		return nil, "", fail(ErrForbidden, "%s changed while it was opened: nothing was promoted; try again", rel)
+	}
+	pkg, err := rpmmeta.Inspect(f)
+	if err != nil {
+		return nil, "", fmt.Errorf("stored package %s: %w", rel, err)
+	}
+	staged, err := in.stage(f)
+	if err != nil {
+		return nil, "", classifyIO(err, "stage package")
+	}
+	return pkg, staged, nil
+}
+
+// checkBuild makes sure the stored file holds what its name says (a file copied in by hand may not), and the
+// requested epoch.
+func checkBuild(p *rpmmeta.Package, req PromoteRequest, fileArch, rel string) error {
+	if p.Name != req.Name || p.Version != req.Version || p.Release != req.Release || p.FileArch() != fileArch {
+		return fail(ErrRejected, "%s holds %s, not what its name says: fix or remove it before promoting", rel, p.NEVRA())
+	}
+	if req.Epoch != nil {
+		var have uint32
+		if p.Epoch != nil {
+			have = *p.Epoch
+		}
+		if have != *req.Epoch {
+			return fail(ErrNotFound, "%s has epoch %d, not %d", rel, have, *req.Epoch)
+		}
+	}
+	return nil
+}
+
+// unwrapPath drops the path from a *fs.PathError, for messages that already name it.
+func unwrapPath(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
