@@ -30,6 +30,11 @@ func (b *bench) profBin() (string, error) {
 // perfDaemon starts the symbol-carrying daemon with conf, records it with perf while load runs, and returns
 // the functions with the largest share of its CPU samples.
 func (b *bench) perfDaemon(conf daemonConf, load func(d *daemon) error) (string, error) {
+	return b.perfDaemonWarm(conf, nil, load)
+}
+
+// perfDaemonWarm is perfDaemon with a setup step (nil: none) that runs before perf attaches.
+func (b *bench) perfDaemonWarm(conf daemonConf, setup, load func(d *daemon) error) (string, error) {
 	bin, err := b.profBin()
 	if err != nil {
 		return "", err
@@ -39,6 +44,11 @@ func (b *bench) perfDaemon(conf daemonConf, load func(d *daemon) error) (string,
 		return "", err
 	}
 	defer d.stop(syscall.SIGKILL, time.Second)
+	if setup != nil {
+		if err := setup(d); err != nil {
+			return "", err
+		}
+	}
 	data := filepath.Join(conf.dir, "perf.data")
 	rec := exec.Command("perf", "record", "-q", "-F", "1999", "-o", data, "-p", strconv.Itoa(d.pid()))
 	if err := rec.Start(); err != nil {
@@ -63,7 +73,7 @@ func (b *bench) perfDaemon(conf daemonConf, load func(d *daemon) error) (string,
 		}
 		return strings.Join(lines[:min(len(lines), limit)], "; "), nil
 	}
-	dso, err := report("dso", 4)
+	dso, err := report("dso", 7)
 	if err != nil {
 		return "", err
 	}

@@ -17,7 +17,7 @@ import (
 // and after it exits. This is the evidence for scenario 5's overhead: the daemon has no pprof endpoint, and its
 // binary is stripped, so perf cannot name its functions; the system calls show what it waits for.
 func (b *bench) traceDaemonRun(t *tree) (string, error) {
-	if err := t.reset(); err != nil {
+	if err := t.resetCold(); err != nil {
 		return "", err
 	}
 	dir := filepath.Join(b.var_, "run", "s5-trace")
@@ -28,6 +28,9 @@ func (b *bench) traceDaemonRun(t *tree) (string, error) {
 		return "", err
 	}
 	defer d.close()
+	if _, err := b.warmUp(d, t, spool); err != nil {
+		return "", err
+	}
 	out := filepath.Join(dir, "strace.txt")
 	st := exec.Command("strace", "-f", "-ttt", "-T", "-o", out, "-p", strconv.Itoa(d.pid()),
 		"-e", "trace=execve,fsync,fdatasync,renameat2,rename,renameat,linkat,link,unlinkat,mkdirat,utimensat,openat,getdents64,newfstatat,statx,lstat,stat")
@@ -45,7 +48,7 @@ func (b *bench) traceDaemonRun(t *tree) (string, error) {
 	}
 	var rs repoStatus
 	if err == nil {
-		rs, err = d.waitSettled(t.repo, 1, 10*time.Minute)
+		rs, err = d.waitSettled(t.repo, 2, 10*time.Minute)
 	}
 	_ = st.Process.Signal(syscall.SIGINT)
 	_ = st.Wait()

@@ -19,31 +19,39 @@ func (b *bench) treePool() pool {
 }
 
 // tree is a cached repository of n packages at <top>/9/x86_64 with metadata: Packages/ holds hard links to
-// the pool's first n packages, base/ the metadata createrepo_c made for exactly them.
+// the pool's first n packages, base/ the metadata createrepo_c made for exactly them. warmBase/ is the
+// metadata for those plus one more package (warm): the state after the warm-up upload that every daemon
+// measurement starts with, so the measured run is not the daemon's first (which also reads the published
+// metadata once). Comparisons run from that warm state.
 type tree struct {
-	n    int
-	top  string
-	repo string
-	base string
-	add  pkgSpec // the package scenario 5 adds: the pool's n-th, not in the tree
-	addP string  // its file in the pool
+	n        int
+	top      string
+	repo     string
+	base     string
+	warmBase string
+	add      pkgSpec // the package scenario 5 adds: the pool's n-th, not in the tree
+	addP     string  // its file in the pool
+	warm     pkgSpec // the warm-up package: the pool's (n+1)-th
+	warmP    string
 }
 
 // ensureTree builds (or re-uses) the tree of n packages.
 func (b *bench) ensureTree(n int) (*tree, error) {
 	p := b.treePool()
-	if err := p.ensure(b.out, n+1); err != nil {
+	if err := p.ensure(b.out, n+2); err != nil {
 		return nil, err
 	}
 	top := filepath.Join(b.var_, "trees", fmt.Sprint(n))
 	t := &tree{n: n, top: top, repo: filepath.Join(top, "9", "x86_64"), base: filepath.Join(b.var_, "trees", fmt.Sprint(n)+"-base"),
-		add: p.spec(n), addP: p.path(n)}
-	done := filepath.Join(b.var_, "trees", fmt.Sprint(n)+".complete")
+		warmBase: filepath.Join(b.var_, "trees", fmt.Sprint(n)+"-warm"),
+		add:      p.spec(n), addP: p.path(n), warm: p.spec(n + 1), warmP: p.path(n + 1)}
+	done := filepath.Join(b.var_, "trees", fmt.Sprint(n)+".complete2")
 	if fileExists(done) {
 		return t, t.reset()
 	}
 	os.RemoveAll(top)
 	os.RemoveAll(t.base)
+	os.RemoveAll(t.warmBase)
 	pkgs := filepath.Join(t.repo, "Packages")
 	if err := os.MkdirAll(pkgs, 0o755); err != nil {
 		return nil, err
@@ -62,16 +70,41 @@ func (b *bench) ensureTree(n int) (*tree, error) {
 	if err := os.Rename(filepath.Join(t.repo, "repodata"), t.base); err != nil {
 		return nil, err
 	}
+	// The warm state's metadata: base plus the warm-up package, as an --update run makes it.
+	if err := t.resetCold(); err != nil {
+		return nil, err
+	}
+	if err := os.Link(t.warmP, filepath.Join(pkgs, t.warm.fileName())); err != nil {
+		return nil, err
+	}
+	if _, _, err := timedRun("", "createrepo_c", "--update", "--no-database", t.repo); err != nil {
+		return nil, err
+	}
+	if err := os.Rename(filepath.Join(t.repo, "repodata"), t.warmBase); err != nil {
+		return nil, err
+	}
 	if err := t.reset(); err != nil {
 		return nil, err
 	}
 	return t, os.WriteFile(done, nil, 0o644)
 }
 
-// reset puts the tree back to n packages with the base metadata: the added package, the daemon's state files
-// and any other generation are removed. The metadata files are hard links to base/: createrepo_c writes new
-// files and renames, never changes one in place.
+// reset puts the tree in the warm state: n packages plus the warm-up one, with their metadata.
 func (t *tree) reset() error {
+	if err := t.resetTo(t.warmBase); err != nil {
+		return err
+	}
+	return os.Link(t.warmP, filepath.Join(t.repo, "Packages", t.warm.fileName()))
+}
+
+// resetCold puts the tree in its first state: n packages and their metadata, for a fresh daemon that then
+// uploads the warm-up package itself.
+func (t *tree) resetCold() error { return t.resetTo(t.base) }
+
+// resetTo puts the tree back to n packages with the metadata in base: the added and warm-up packages, the
+// daemon's state files and any other generation are removed. The metadata files are hard links to base:
+// createrepo_c writes new files and renames, never changes one in place.
+func (t *tree) resetTo(base string) error {
 	entries, err := os.ReadDir(t.repo)
 	if err != nil {
 		return err
@@ -83,19 +116,21 @@ func (t *tree) reset() error {
 			}
 		}
 	}
-	if err := os.Remove(filepath.Join(t.repo, "Packages", t.add.fileName())); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return err
+	for _, extra := range []pkgSpec{t.add, t.warm} {
+		if err := os.Remove(filepath.Join(t.repo, "Packages", extra.fileName())); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
 	}
 	md := filepath.Join(t.repo, "repodata")
 	if err := os.MkdirAll(md, 0o755); err != nil {
 		return err
 	}
-	files, err := os.ReadDir(t.base)
+	files, err := os.ReadDir(base)
 	if err != nil {
 		return err
 	}
 	for _, f := range files {
-		if err := os.Link(filepath.Join(t.base, f.Name()), filepath.Join(md, f.Name())); err != nil {
+		if err := os.Link(filepath.Join(base, f.Name()), filepath.Join(md, f.Name())); err != nil {
 			return err
 		}
 	}
