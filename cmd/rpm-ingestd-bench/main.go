@@ -14,8 +14,10 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"runtime"
+	"syscall"
 	"time"
 )
 
@@ -58,7 +60,8 @@ type bench struct {
 	big   *bigRepoAnalysis
 	scale []scalePoint // scenario 5 per size, for the analysis
 
-	profBuilt bool // profBin has built the symbol-carrying daemon
+	profBuilt bool    // profBin has built the symbol-carrying daemon
+	procs     procSet // every daemon and nginx started, for an interrupted run
 }
 
 // run parses the flags, runs every scenario (a failed one is reported in the table and the exit status, the
@@ -98,6 +101,17 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "rpm-ingestd-bench:", err)
 		return 2
 	}
+	// Ctrl-C (or a SIGTERM from make) must not leave daemons and nginx running: end them, then exit.
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	go func() {
+		if _, ok := <-sigs; ok {
+			b.procs.killAll()
+			fmt.Fprintln(stderr, "rpm-ingestd-bench: interrupted; stopped every daemon and nginx it started (scratch files stay in", filepath.Join(b.var_, "run")+")")
+			os.Exit(130)
+		}
+	}()
 	m := machineInfo(b.var_)
 	fmt.Fprintf(stdout, "rpm-ingestd-bench: %s\n", m)
 	start := time.Now()

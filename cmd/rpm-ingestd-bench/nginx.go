@@ -38,7 +38,7 @@ type nginxStack struct {
 }
 
 // startNginx renders the shipped files for d's paths (the repository source tree is at src) and starts nginx.
-func startNginx(nginxBin, src, dir string, d *daemon) (*nginxStack, error) {
+func startNginx(ps *procSet, nginxBin, src, dir string, d *daemon) (*nginxStack, error) {
 	s := &nginxStack{dir: dir, sink: filepath.Join(dir, "sink")}
 	for _, p := range []string{dir, s.sink} {
 		if err := os.MkdirAll(p, 0o755); err != nil {
@@ -124,7 +124,7 @@ http {
 	cmd := exec.Command(nginxBin, "-c", mainPath, "-p", dir+"/")
 	var errOut strings.Builder
 	cmd.Stdout, cmd.Stderr = &errOut, &errOut
-	p, err := startProc("nginx", cmd)
+	p, err := startProc(ps, "nginx", cmd)
 	if err != nil {
 		return nil, err
 	}

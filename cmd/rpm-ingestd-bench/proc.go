@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -74,15 +75,36 @@ type proc struct {
 	err  error
 }
 
-// startProc starts cmd in its own process group.
-func startProc(name string, cmd *exec.Cmd) (*proc, error) {
+// procSet remembers every process group the benchmark started, so an interrupted run can end them all.
+type procSet struct {
+	mu    sync.Mutex
+	procs []*proc
+}
+
+// startProc starts cmd in its own process group and remembers it in ps.
+func startProc(ps *procSet, name string, cmd *exec.Cmd) (*proc, error) {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
 	p := &proc{name: name, cmd: cmd, done: make(chan struct{})}
 	go func() { p.err = cmd.Wait(); close(p.done) }()
+	ps.mu.Lock()
+	ps.procs = append(ps.procs, p)
+	ps.mu.Unlock()
 	return p, nil
+}
+
+// killAll kills the process group of every started process still running (each was started by us, in its own
+// group, so this ends exactly our daemons, nginx instances and their children).
+func (ps *procSet) killAll() {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	for _, p := range ps.procs {
+		if !p.exited() {
+			_ = syscall.Kill(-p.pid(), syscall.SIGKILL)
+		}
+	}
 }
 
 // pid returns the process id.

@@ -39,7 +39,7 @@ func (b *bench) perfDaemonWarm(conf daemonConf, setup, load func(d *daemon) erro
 	if err != nil {
 		return "", err
 	}
-	d, err := startDaemon(bin, conf)
+	d, err := startDaemon(&b.procs, bin, conf)
 	if err != nil {
 		return "", err
 	}
@@ -89,7 +89,7 @@ func (b *bench) perfDaemonWarm(conf daemonConf, setup, load func(d *daemon) erro
 // straceDaemon starts the daemon with conf, counts its system calls (strace -c -f) while load runs, and returns
 // the calls with the most time, per operation of the load (ops).
 func (b *bench) straceDaemon(conf daemonConf, ops int, load func(d *daemon) error) (string, error) {
-	d, err := startDaemon(b.bin, conf)
+	d, err := startDaemon(&b.procs, b.bin, conf)
 	if err != nil {
 		return "", err
 	}

@@ -34,7 +34,7 @@ func (b *bench) scenarioHeader() error {
 	defer b.cleanup(dir)
 	top, spool := filepath.Join(dir, "top"), filepath.Join(dir, "spool")
 	// No index run may land inside a measurement: the quiet period outlasts the scenario.
-	d, err := startDaemon(b.bin, daemonConf{dir: filepath.Join(dir, "daemon"), top: top, spool: spool, quiet: time.Hour, maxDelay: 2 * time.Hour})
+	d, err := startDaemon(&b.procs, b.bin, daemonConf{dir: filepath.Join(dir, "daemon"), top: top, spool: spool, quiet: time.Hour, maxDelay: 2 * time.Hour})
 	if err != nil {
 		return err
 	}

@@ -27,13 +27,13 @@ func (b *bench) scenarioNginx() error {
 		return err
 	}
 	defer b.cleanup(dir)
-	d, err := startDaemon(b.bin, daemonConf{dir: filepath.Join(dir, "daemon"), top: filepath.Join(dir, "top"),
+	d, err := startDaemon(&b.procs, b.bin, daemonConf{dir: filepath.Join(dir, "daemon"), top: filepath.Join(dir, "top"),
 		spool: filepath.Join(dir, "spool"), quiet: time.Hour, maxDelay: 2 * time.Hour})
 	if err != nil {
 		return err
 	}
 	defer d.stop(syscall.SIGKILL, time.Second)
-	ng, err := startNginx(b.nginx, b.src(), filepath.Join(dir, "nginx"), d)
+	ng, err := startNginx(&b.procs, b.nginx, b.src(), filepath.Join(dir, "nginx"), d)
 	if err != nil {
 		return err
 	}

@@ -34,7 +34,7 @@ func (b *bench) scenarioDirect() error {
 	defer b.cleanup(dir)
 	conf := daemonConf{dir: filepath.Join(dir, "daemon"), top: filepath.Join(dir, "top"), spool: filepath.Join(dir, "spool"),
 		direct: true, quiet: time.Hour, maxDelay: 2 * time.Hour}
-	d, err := startDaemon(b.bin, conf)
+	d, err := startDaemon(&b.procs, b.bin, conf)
 	if err != nil {
 		return err
 	}
@@ -98,7 +98,7 @@ func (b *bench) scenarioDirect() error {
 	}{{"10 MiB", mid.path}, {human(int64(huge.size)), func(int) string { return huge.path(0) }}} {
 		conf.dir = filepath.Join(dir, "daemon-"+burst.label)
 		conf.top = filepath.Join(dir, "top-"+burst.label)
-		d, err := startDaemon(b.bin, conf)
+		d, err := startDaemon(&b.procs, b.bin, conf)
 		if err != nil {
 			return err
 		}

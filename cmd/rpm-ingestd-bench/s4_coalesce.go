@@ -26,7 +26,7 @@ func (b *bench) scenarioCoalesce() error {
 	if err != nil {
 		return err
 	}
-	d, err := startDaemon(b.bin, daemonConf{dir: filepath.Join(dir, "daemon"), top: top, spool: spool, quiet: quiet, maxDelay: time.Minute})
+	d, err := startDaemon(&b.procs, b.bin, daemonConf{dir: filepath.Join(dir, "daemon"), top: top, spool: spool, quiet: quiet, maxDelay: time.Minute})
 	if err != nil {
 		return err
 	}

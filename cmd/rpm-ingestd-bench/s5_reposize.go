@@ -108,7 +108,7 @@ func (b *bench) daemonPublish(t *tree, reps int) (visible, run, cold crResult, e
 		dir := filepath.Join(b.var_, "run", "s5")
 		os.RemoveAll(dir)
 		spool := filepath.Join(dir, "spool")
-		d, err := startDaemon(b.bin, daemonConf{dir: filepath.Join(dir, "daemon"), top: t.top, spool: spool, quiet: time.Second, maxDelay: time.Minute})
+		d, err := startDaemon(&b.procs, b.bin, daemonConf{dir: filepath.Join(dir, "daemon"), top: t.top, spool: spool, quiet: time.Second, maxDelay: time.Minute})
 		if err != nil {
 			return visible, run, cold, err
 		}

@@ -32,13 +32,13 @@ func (b *bench) scenarioVisible() error {
 		return err
 	}
 	// The default-like quiet period: publish=now must not wait for it.
-	d, err := startDaemon(b.bin, daemonConf{dir: filepath.Join(dir, "daemon"), top: t.top, spool: filepath.Join(dir, "spool"),
+	d, err := startDaemon(&b.procs, b.bin, daemonConf{dir: filepath.Join(dir, "daemon"), top: t.top, spool: filepath.Join(dir, "spool"),
 		quiet: 30 * time.Second, maxDelay: 5 * time.Minute})
 	if err != nil {
 		return err
 	}
 	defer d.stop(syscall.SIGKILL, time.Second)
-	ng, err := startNginx(b.nginx, b.src(), filepath.Join(dir, "nginx"), d)
+	ng, err := startNginx(&b.procs, b.nginx, b.src(), filepath.Join(dir, "nginx"), d)
 	if err != nil {
 		return err
 	}

@@ -34,7 +34,7 @@ type daemon struct {
 }
 
 // startDaemon writes a configuration for c and starts the binary, waiting until /healthz answers.
-func startDaemon(bin string, c daemonConf) (*daemon, error) {
+func startDaemon(ps *procSet, bin string, c daemonConf) (*daemon, error) {
 	for _, d := range []string{c.dir, c.top, c.spool} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return nil, err
@@ -81,7 +81,7 @@ log:
 	cmd.Dir = c.dir
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH") + ":/usr/sbin:/usr/bin", "HOME=" + c.dir, "LC_ALL=C"}
-	p, err := startProc("rpm-ingestd", cmd)
+	p, err := startProc(ps, "rpm-ingestd", cmd)
 	if err != nil {
 		return nil, err
 	}

@@ -23,7 +23,7 @@ func (b *bench) traceDaemonRun(t *tree) (string, error) {
 	dir := filepath.Join(b.var_, "run", "s5-trace")
 	os.RemoveAll(dir)
 	spool := filepath.Join(dir, "spool")
-	d, err := startDaemon(b.bin, daemonConf{dir: filepath.Join(dir, "daemon"), top: t.top, spool: spool, quiet: time.Second, maxDelay: time.Minute})
+	d, err := startDaemon(&b.procs, b.bin, daemonConf{dir: filepath.Join(dir, "daemon"), top: t.top, spool: spool, quiet: time.Second, maxDelay: time.Minute})
 	if err != nil {
 		return "", err
 	}
