@@ -236,7 +236,11 @@ func (c *Createrepo) Run(ctx context.Context, repoDir string) error {
 	if err := prepareOutput(repoDir, out); err != nil {
 		return err
 	}
-	if err := c.exec(ctx, repoDir, out); err != nil {
+	extra, err := c.pkglist(out, before)
+	if err != nil {
+		return err
+	}
+	if err := c.exec(ctx, repoDir, out, extra...); err != nil {
 		os.RemoveAll(out)
 		return err
 	}
@@ -330,9 +334,34 @@ func (c *Createrepo) publish(repoDir, out string) error {
 	return os.RemoveAll(out)
 }
 
-// exec runs the command, writing into out.
-func (c *Createrepo) exec(ctx context.Context, repoDir, out string) error {
-	return startTool(ctx, append(slices.Clone(c.Argv), "--outputdir", out, repoDir), c.KillDelay, nil)
+// exec runs the command, writing into out, with extra arguments before the repository.
+func (c *Createrepo) exec(ctx context.Context, repoDir, out string, extra ...string) error {
+	argv := append(slices.Clone(c.Argv), "--outputdir", out)
+	return startTool(ctx, append(append(argv, extra...), repoDir), c.KillDelay, nil)
+}
+
+// pkglist hands createrepo_c the packages it is to index, sorted, as --pkglist, instead of letting it walk the
+// repository: createrepo_c 0.17 inserts each file its walk finds into a sorted linked list, which is quadratic,
+// and at 50,000 packages that is most of a run (10.6 s against 1.4 s with the list; the metadata is the same,
+// see BENCHMARKS.md). The list is what the walk would find, every *.rpm name in Packages/, taken from the
+// snapshot the marker protocol already makes: a package linked after it gets the next run either way. Only
+// for createrepo_c (another indexer.command may not know the flag); the file lives in out, removed with it.
+func (c *Createrepo) pkglist(out string, pkgs map[string]pkgEntry) ([]string, error) {
+	if filepath.Base(c.Argv[0]) != "createrepo_c" {
+		return nil, nil
+	}
+	names := make([]string, 0, len(pkgs))
+	for name := range pkgs {
+		if strings.HasSuffix(name, ".rpm") {
+			names = append(names, "Packages/"+name+"\n")
+		}
+	}
+	slices.Sort(names) // ascending: the order createrepo_c's list insertion is fast for
+	list := filepath.Join(out, "pkglist")
+	if err := os.WriteFile(list, []byte(strings.Join(names, "")), 0o644); err != nil {
+		return nil, fmt.Errorf("write %s: %w", list, err)
+	}
+	return []string{"--pkglist", list}, nil
 }
 
 // startTool runs argv to its end and turns a failure into a *RunError carrying the tail of its output. Its stdout

@@ -332,3 +332,60 @@ func TestRealPublishIsAtomic(t *testing.T) {
 	}
 	t.Logf("%d consistent reads across 15 publications", checks)
 }
+
+// TestRealPkglistMatchesWalk: the sorted --pkglist that Run hands createrepo_c publishes the same packages as
+// createrepo_c's own walk of the directory (run through a symlink of another name, which Run gives no list),
+// including a hidden package file, without non-rpm files, and for an empty repository.
+func TestRealPkglistMatchesWalk(t *testing.T) {
+	requireTools(t)
+	prog, err := exec.LookPath("createrepo_c")
+	if err != nil {
+		t.Fatal(err)
+	}
+	walker := filepath.Join(t.TempDir(), "createrepo-walk")
+	if err := os.Symlink(prog, walker); err != nil {
+		t.Fatal(err)
+	}
+	// The real createrepo_c behind a script of the same name that notes its arguments, to show the list is used.
+	argsLog := filepath.Join(t.TempDir(), "args")
+	recorder := filepath.Join(t.TempDir(), "createrepo_c")
+	script := "#!/bin/sh\necho \"$*\" >> " + argsLog + "\nexec " + prog + " \"$@\"\n"
+	if err := os.WriteFile(recorder, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	withList := NewCreaterepo(append([]string{recorder}, DefaultCommand()[1:]...))
+	walk := NewCreaterepo(append([]string{walker}, DefaultCommand()[1:]...))
+
+	for _, names := range [][]string{nil, {"zeta", "alpha", "mid"}} {
+		sets := map[string][]string{}
+		for label, c := range map[string]*Createrepo{"pkglist": withList, "walk": walk} {
+			repo := filepath.Join(t.TempDir(), "9", "x86_64")
+			for _, n := range names {
+				addRPM(t, repo, n)
+			}
+			if len(names) > 0 {
+				if err := os.Rename(filepath.Join(repo, "Packages", "mid-1.0-1.el9.x86_64.rpm"),
+					filepath.Join(repo, "Packages", ".mid-1.0-1.el9.x86_64.rpm")); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(filepath.Join(repo, "Packages", "notes.txt"), []byte("x"), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := c.Run(context.Background(), repo); err != nil {
+				t.Fatalf("%s: %v", label, err)
+			}
+			set, _, err := readPublished(repo)
+			if err != nil {
+				t.Fatalf("%s: %v", label, err)
+			}
+			sets[label] = set.hrefs()
+		}
+		if !slices.Equal(sets["pkglist"], sets["walk"]) || len(sets["walk"]) != len(names) {
+			t.Errorf("packages %v: with --pkglist %v, createrepo_c's walk %v", names, sets["pkglist"], sets["walk"])
+		}
+	}
+	if args, _ := os.ReadFile(argsLog); strings.Count(string(args), "--pkglist ") != 2 {
+		t.Errorf("createrepo_c was not given --pkglist on each run: %s", args)
+	}
+}
