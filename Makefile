@@ -9,7 +9,7 @@ LDFLAGS   := -s -w -X main.version=$(VERSION)
 GOFILES   := $(shell find cmd pkg internal e2e -name '*.go' 2>/dev/null)
 SCRIPTS   := $(shell git ls-files '*.sh' 2>/dev/null)
 
-.PHONY: help deps deps-run build run test unit fuzz e2e bench lint rpm rpm-noselinux selinux clean
+.PHONY: help deps deps-run build run test unit fuzz e2e bench bench-go rules lint rpm rpm-noselinux selinux clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -64,6 +64,9 @@ e2e: build ## the end-to-end suite only
 bench: deps build ## the daemon through nginx against its floors and createrepo_c, into BENCHMARKS.md (BENCH_QUICK=1: < 2 min)
 	$(GO) build -o bin/rpm-ingestd-bench ./cmd/rpm-ingestd-bench
 	bin/rpm-ingestd-bench -bin $(BIN) -var var/bench -out BENCHMARKS.md
+
+bench-go: ## the Go micro-benchmarks (ingest, inspect, createrepo flags, coalescing), as ratios against floors
+	$(GO) test -run '^$$' -bench . -benchtime 5x ./pkg/...
 
 lint: ## gofmt, go vet, staticcheck, shellcheck
 	@test -z "$$(gofmt -l $(GOFILES))" || { gofmt -l $(GOFILES); echo "gofmt: files above need formatting"; exit 1; }
