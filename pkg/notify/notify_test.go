@@ -107,7 +107,7 @@ func checkJSON(t *testing.T, r request, b Batch) {
 	strictDecode(t, r.Body, &p)
 	want := Payload{Event: EventPublished, Repo: b.Repo, RepoURL: b.RepoURL, PublishedAt: b.At}
 	for _, pkg := range b.Packages {
-		want.Packages = append(want.Packages, PayloadPackage{NEVRA: pkg.NEVRA, URL: pkg.URL})
+		want.Packages = append(want.Packages, PayloadPackage(pkg))
 	}
 	if fmt.Sprintf("%+v", p) != fmt.Sprintf("%+v", want) {
 		t.Errorf("payload\n%+v\nwant\n%+v", p, want)
