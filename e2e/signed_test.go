@@ -72,14 +72,7 @@ func TestSignedRepository(t *testing.T) {
 	}
 
 	// Alter the published repomd.xml after signing: one space inside the document.
-	md := filepath.Join(s.top, "9", "x86_64", "repodata", "repomd.xml")
-	b, err := os.ReadFile(md)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(md, []byte(strings.Replace(string(b), "<revision>", " <revision>", 1)), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	s.tamperRepomd(t, "9/x86_64")
 	ctx, cancel := context.WithTimeout(context.Background(), cmdTimeout)
 	defer cancel()
 	out, err := s.tryDnf(ctx, filepath.Join(s.dnfDir, "tampered-root"), []string{repo}, "repoquery", "trusted")
@@ -92,4 +85,18 @@ func TestSignedRepository(t *testing.T) {
 // killAgents stops the gpg-agent the daemon's gpg started in home, so it does not outlive the test.
 func killAgents(home string) {
 	exec.Command("gpgconf", "--homedir", home, "--kill", "all").Run()
+}
+
+// tamperRepomd alters the published repomd.xml of repo (relative to top_dir) after signing: one space inside the
+// document, so its signature no longer matches.
+func (s *stack) tamperRepomd(t *testing.T, repo string) {
+	t.Helper()
+	md := filepath.Join(s.top, filepath.FromSlash(repo), "repodata", "repomd.xml")
+	b, err := os.ReadFile(md)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(md, []byte(strings.Replace(string(b), "<revision>", " <revision>", 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
 }

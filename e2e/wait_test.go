@@ -244,14 +244,7 @@ func TestRepoFileSigned(t *testing.T) {
 
 	// The same client refuses the repository once repomd.xml no longer matches its signature: the file really
 	// turned the check on.
-	md := filepath.Join(s.top, "9", "x86_64", "repodata", "repomd.xml")
-	b, err := os.ReadFile(md)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(md, []byte(strings.Replace(string(b), "<revision>", " <revision>", 1)), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	s.tamperRepomd(t, "9/x86_64")
 	ctx, cancel := context.WithTimeout(context.Background(), cmdTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, s.tools["dnf"], "-y", "-q", "--refresh", "--noplugins", "--installroot="+filepath.Join(s.dnfDir, "signed-tampered"),
