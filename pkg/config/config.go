@@ -102,6 +102,9 @@ type Repo struct {
 	Channels []string `yaml:"channels"`
 	// DefaultChannel receives uploads whose path names no channel; required with Channels. See channels.go.
 	DefaultChannel string `yaml:"default_channel"`
+	// OSReleases, when listed ("8", "9", "10"), are the only OS releases uploads may be routed to; empty allows
+	// any release the dist tag or ?os_release= names.
+	OSReleases []string `yaml:"os_releases"`
 }
 
 // Indexer configures the createrepo runs.
