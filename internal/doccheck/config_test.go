@@ -240,6 +240,7 @@ func TestConfigWalk(t *testing.T) {
 		Items   []item          `yaml:"items"`
 		Opt     *opt            `yaml:"opt"`
 		ByName  map[string]Rule `yaml:"by_name,omitempty"`
+		//lint:ignore U1000 present so the walk is seen to skip unexported fields
 		private int
 	}
 	type top struct {
