@@ -231,15 +231,15 @@ func TestConfigWalk(t *testing.T) {
 		Key string `yaml:"key"`
 	}
 	type sec struct {
-		Rule    `yaml:",inline"`
-		Wait    config.Duration `yaml:"wait"`
-		Max     config.Size     `yaml:"max"`
-		On      bool            `yaml:"on"`
-		Names   []string        `yaml:"names"`
-		Empty   string          `yaml:"empty"`
-		Items   []item          `yaml:"items"`
-		Opt     *opt            `yaml:"opt"`
-		ByName  map[string]Rule `yaml:"by_name,omitempty"`
+		Rule   `yaml:",inline"`
+		Wait   config.Duration `yaml:"wait"`
+		Max    config.Size     `yaml:"max"`
+		On     bool            `yaml:"on"`
+		Names  []string        `yaml:"names"`
+		Empty  string          `yaml:"empty"`
+		Items  []item          `yaml:"items"`
+		Opt    *opt            `yaml:"opt"`
+		ByName map[string]Rule `yaml:"by_name,omitempty"`
 		//lint:ignore U1000 present so the walk is seen to skip unexported fields
 		private int
 	}
