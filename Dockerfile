@@ -1,5 +1,5 @@
 # rpm-ingestd container image. NOT built or exercised by `make test` (no
-# container engine in CI); see README.md, "Running in containers".
+# container engine in CI); see docs/deploy.md, "Running in containers".
 #
 #   docker build --build-arg VERSION="$(git describe --tags --always --dirty)" -t rpm-ingestd .
 #

@@ -9,7 +9,7 @@ LDFLAGS   := -s -w -X main.version=$(VERSION)
 GOFILES   := $(shell find cmd pkg internal e2e -name '*.go' 2>/dev/null)
 SCRIPTS   := $(shell git ls-files '*.sh' 2>/dev/null)
 
-.PHONY: help deps deps-run build run test unit fuzz e2e bench bench-go rules lint rpm rpm-noselinux selinux clean
+.PHONY: help deps deps-run build run test unit docs fuzz e2e bench bench-go rules lint rpm rpm-noselinux selinux clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -40,6 +40,10 @@ test: deps ## install what the tests need, then run every test (unit, integratio
 
 unit: ## unit and integration tests only (no nginx end-to-end)
 	$(GO) test -race -count=1 ./cmd/... ./pkg/... ./internal/...
+
+docs: ## the docs checks: config keys and routes documented, links resolve, the README quick start runs
+	$(GO) test -count=1 ./internal/doccheck/...
+	$(GO) test -count=1 -run 'TestReadmeQuickStart|TestQuickstartPortRewrite|TestDocsNginxExamples' ./e2e/...
 
 .PHONY: rules
 rules: ## check the Prometheus alert rules and run their unit tests (promtool)

@@ -60,9 +60,9 @@ if [ ${#missing[@]} -gt 0 ]; then
   "${install[@]}" "${pkgs[@]}"
 fi
 
-# go.mod needs Go 1.25; Go 1.21+ downloads it from the module proxy on first use, older Go cannot.
+# go.mod needs Go 1.26; Go 1.21+ downloads it from the module proxy on first use, older Go cannot.
 minor=$(go env GOVERSION | sed -E 's/^go1\.([0-9]+).*/\1/')
 if [ "${minor:-0}" -lt 21 ] 2>/dev/null; then
-  echo "deps: $(go env GOVERSION) is too old: install Go 1.25 or newer (https://go.dev/dl) and put it first on PATH" >&2
+  echo "deps: $(go env GOVERSION) is too old: install Go 1.26 or newer (https://go.dev/dl) and put it first on PATH" >&2
   exit 1
 fi

@@ -18,7 +18,7 @@ import (
 // DefaultPath is where the daemon looks for its configuration when -c is not given.
 const DefaultPath = "/etc/rpm-ingestd/config.yml"
 
-// Config is the whole configuration file. Every key is documented in the README.
+// Config is the whole configuration file. Every key is documented in docs/configuration.md (a test checks it).
 type Config struct {
 	Server  Server  `yaml:"server"`
 	Repo    Repo    `yaml:"repo"`

@@ -6,7 +6,7 @@ import (
 
 // BenchmarkPublishedSet measures the two halves of a rescan on a real createrepo_c repository of 2,000 small
 // packages: listing Packages/ (every rescan) and parsing primary.xml.gz (once per repository per process). It
-// reports the cost per package, which is what the README's 50,000-file estimate is made from.
+// reports the cost per package, which is what the 50,000-file estimate in docs/lifecycle.md is made from.
 //
 //	go test -run '^$' -bench BenchmarkPublishedSet -benchtime 20x ./pkg/indexer/
 func BenchmarkPublishedSet(b *testing.B) {

@@ -20,7 +20,7 @@ import (
 
 // The upload results counted in rpm_ingestd_uploads_total{result}. The set is closed: uploadResult never returns
 // anything else, and every value is exported from the start (at 0), so that dashboards and alerts see a series
-// before the first such upload. Keep the README's list in step with this one.
+// before the first such upload. Keep the list in docs/operations.md in step with this one.
 const (
 	resultCreated      = "created"      // 201: stored, or replaced with repo.overwrite
 	resultExists       = "exists"       // 200: identical bytes were already stored, a safe retry
@@ -41,7 +41,7 @@ const (
 	resultError        = "error"        // 500 and anything unforeseen: our fault, see the log
 )
 
-// uploadResults lists every value of the result label, in the order the README documents them.
+// uploadResults lists every value of the result label, in the order docs/operations.md documents them.
 var uploadResults = []string{
 	resultCreated, resultExists, resultConflict, resultUnauthorized, resultForbidden, resultRateLimited,
 	resultBusy, resultStopping, resultTimeout, resultTooLarge, resultInvalid, resultBadRequest, resultSignature,
