@@ -12,7 +12,7 @@ SCRIPTS   := $(shell git ls-files '*.sh' 2>/dev/null)
 .PHONY: help deps deps-run build run test unit fuzz e2e bench bench-go rules lint rpm rpm-noselinux selinux clean
 
 help: ## list the targets
-	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
 deps: ## install the system packages the tests need (apt-get or dnf; as root)
 	@deploy/deps.sh test
