@@ -133,6 +133,7 @@ func (c *Config) validate() []problem {
 		bad("repo.layout", "%v", err)
 	}
 	c.validateChannels(bad)
+	c.validateOSReleases(bad)
 	checkList := func(key string, list []string, re *regexp.Regexp, what string) {
 		if len(list) == 0 {
 			bad(key, "must list at least one %s", what)
@@ -369,6 +370,9 @@ func (c *Config) Notes() []string {
 	_, err := c.RenderLayout(LayoutFields{OSRelease: "9", Arch: "x86_64", Channel: c.sampleChannel()})
 	if errors.Is(err, ErrNoOSAbbr) {
 		notes = append(notes, fmt.Sprintf("repo.layout %q uses {{.OSAbbr}}: a package without a dist tag is accepted only when its upload names the release with one (os_release=el9 or X-OS-Release: el9), not with the bare number (os_release=9)", c.Repo.Layout))
+		if len(c.Repo.OSReleases) > 0 {
+			notes = append(notes, "repo.os_releases limits uploads, but no empty repositories are created at start: the layout uses {{.OSAbbr}}, and which distribution families each release exists for is not known")
+		}
 	}
 	return notes
 }
