@@ -24,6 +24,13 @@ import (
 // errors.Is; the wrapping message carries a one-line human reason.
 var ErrInvalidPackage = errors.New("invalid rpm package")
 
+// Two kinds of ErrInvalidPackage that say what the bytes are instead, so a caller can tell the sender what to
+// do: nothing at all, or a multipart form (what curl -F and HTML forms send) around the file.
+var (
+	ErrEmpty     = fmt.Errorf("empty file (0 bytes): %w", ErrInvalidPackage)
+	ErrMultipart = fmt.Errorf("a multipart form, not a package: %w", ErrInvalidPackage)
+)
+
 // invalidf builds an ErrInvalidPackage error with a reason, e.g. "rpm: truncated: ...: invalid rpm package".
 func invalidf(format string, args ...any) error {
 	return fmt.Errorf("rpm: %s: %w", fmt.Sprintf(format, args...), ErrInvalidPackage)
