@@ -117,6 +117,39 @@ indexer:
 			dnf(rel, arch, "--enablerepo=*", "makecache")
 		}
 	}
+	// The package pages of an upload: the header's summary, a download link, and for the source package a
+	// line that works (dnf cannot install a .src).
+	srpm, err := os.ReadFile(filepath.Join("..", "..", "testdata", "rpms", "hello-1.0-1.el9.src.rpm"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, up := range []struct {
+		data       []byte
+		path, want string
+	}{
+		{testrpm.Build(t, testrpm.Spec{Name: "hello", Release: "1.el9", Arch: "x86_64"}), "testing/9/x86_64/Packages/hello-1.0-1.el9.x86_64.rpm", "sudo dnf install &#39;hello-1.0-1.el9.x86_64&#39;"},
+		{srpm, "testing/9/SRPMS/Packages/hello-1.0-1.el9.src.rpm", "dnf download --source &#39;hello-1.0-1.el9&#39;"},
+	} {
+		d.upload(t, up.data)
+		resp, err := http.Get("http://" + addr + "/packages/" + up.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		page, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		summary := map[bool]string{false: "rpm-ingestd test package hello", true: "Tiny test package for rpm-ingestd"}[strings.HasSuffix(up.path, ".src.rpm")]
+		for _, w := range []string{up.want, `href="/repo/` + up.path + `" download>`, `<p class="summary">` + summary} {
+			if !strings.Contains(string(page), w) {
+				t.Errorf("page of %s lacks %q:\n%s", up.path, w, page)
+			}
+		}
+		if dl, err := http.Get("http://" + addr + "/repo/" + up.path); err != nil || dl.StatusCode != http.StatusOK {
+			t.Errorf("download link of %s: %v %v", up.path, dl, err)
+		} else {
+			dl.Body.Close()
+		}
+	}
+
 	enabled := dnf("9", "x86_64", "repolist", "--enabled")
 	if !strings.Contains(enabled, "rpm-ingestd-testing ") || strings.Contains(enabled, "rpm-ingestd-stable") || strings.Contains(enabled, "source") {
 		t.Errorf("enabled repositories:\n%s\nwant only rpm-ingestd-testing", enabled)
@@ -146,5 +179,30 @@ func TestCreateConfiguredReposKeepsExisting(t *testing.T) {
 	}
 	if n, err := createConfiguredRepos(context.Background(), cfg, runner, log); n != 0 || err != nil {
 		t.Fatalf("second start: %d, %v; want 0", n, err)
+	}
+}
+
+// TestHeaderSummary reads a stored package's summary from its header, inside top_dir only.
+func TestHeaderSummary(t *testing.T) {
+	base := t.TempDir()
+	top := filepath.Join(base, "top")
+	pk := filepath.Join(top, "9", "x86_64", "Packages")
+	os.MkdirAll(pk, 0o755)
+	data := testrpm.Build(t, testrpm.Spec{Name: "hello", Release: "1.el9", Arch: "x86_64"})
+	os.WriteFile(filepath.Join(pk, "hello-1.0-1.el9.x86_64.rpm"), data, 0o644)
+	os.WriteFile(filepath.Join(base, "outside.rpm"), data, 0o644)
+	os.Symlink(filepath.Join(base, "outside.rpm"), filepath.Join(pk, "link-1.0-1.el9.x86_64.rpm"))
+	os.WriteFile(filepath.Join(pk, "junk-1.0-1.el9.x86_64.rpm"), []byte("not an rpm"), 0o644)
+	tests := []struct{ rel, want string }{
+		{"9/x86_64/Packages/hello-1.0-1.el9.x86_64.rpm", "rpm-ingestd test package hello"},
+		{"9/x86_64/Packages/link-1.0-1.el9.x86_64.rpm", ""}, // points out of top_dir
+		{"9/x86_64/Packages/junk-1.0-1.el9.x86_64.rpm", ""},
+		{"9/x86_64/Packages/absent-1.0-1.el9.x86_64.rpm", ""},
+		{"../outside.rpm", ""},
+	}
+	for _, tc := range tests {
+		if got := headerSummary(top, tc.rel); got != tc.want {
+			t.Errorf("headerSummary(%s) = %q, want %q", tc.rel, got, tc.want)
+		}
 	}
 }

@@ -46,6 +46,8 @@ type Package struct {
 	Arch string
 	// Source reports a source package (SRPM).
 	Source bool
+	// Summary is the header's one-line summary (tag 1004), as the builder wrote it: untrusted text.
+	Summary string
 	// Size is the file size in bytes, as read during verification.
 	Size int64
 	// SHA256 is the lowercase hex SHA-256 of the whole file.
@@ -349,6 +351,7 @@ func metadata(pkg *rpm.Package) (*Package, error) {
 		Version: pkg.Version(),
 		Release: pkg.Release(),
 		Arch:    pkg.Architecture(),
+		Summary: pkg.Summary(),
 		// rpm itself decides "source" by the absence of SOURCERPM; the other two signs cover packages built by tools
 		// that always write SOURCERPM, and SRPMs whose header lost it.
 		Source: pkg.SourceRPM() == "" ||
