@@ -73,3 +73,27 @@ func TestLicense(t *testing.T) {
 		t.Error("build-rpm.sh does not put LICENSE into SOURCES, which the spec's %license needs")
 	}
 }
+
+// TestMakeRunConfig: make run starts the daemon on CONFIG, deploy/config.dev.yml by default, so another port
+// (server.listen) is one copied file away.
+func TestMakeRunConfig(t *testing.T) {
+	root := repoRoot(t)
+	for _, tc := range []struct{ arg, want string }{
+		{"", "bin/rpm-ingestd -c deploy/config.dev.yml"},
+		{"CONFIG=deploy/my.yml", "bin/rpm-ingestd -c deploy/my.yml"},
+	} {
+		args := []string{"--no-print-directory", "-n", "-o", "deps-run", "-o", "build", "run"}
+		if tc.arg != "" {
+			args = append(args, tc.arg)
+		}
+		cmd := exec.Command("make", args...)
+		cmd.Dir = root
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("make %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		if !strings.Contains(string(out), tc.want) {
+			t.Errorf("make run %s would run:\n%s\nwant %q", tc.arg, out, tc.want)
+		}
+	}
+}
