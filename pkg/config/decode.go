@@ -180,9 +180,31 @@ func (d *decoder) walkStruct(n *yaml.Node, v reflect.Value, path string) {
 		return
 	}
 	fields := structFields(v)
+	// Merge keys (<<: *defaults) first, so the section's own keys override what they bring, as in YAML.
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if k := n.Content[i]; k.Tag == "!!merge" {
+			val := n.Content[i+1]
+			if val.Kind == yaml.AliasNode && val.Alias != nil {
+				val = val.Alias
+			}
+			merged := []*yaml.Node{val}
+			if val.Kind == yaml.SequenceNode {
+				merged = val.Content
+			}
+			for _, m := range merged {
+				if m.Kind == yaml.AliasNode && m.Alias != nil {
+					m = m.Alias
+				}
+				d.walkStruct(m, v, path)
+			}
+		}
+	}
 	seen := map[string]int{}
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, val := n.Content[i], n.Content[i+1]
+		if k.Tag == "!!merge" {
+			continue
+		}
 		kp := k.Value
 		if path != "" {
 			kp = path + "." + k.Value

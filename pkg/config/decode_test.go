@@ -66,3 +66,19 @@ func TestEditDistance(t *testing.T) {
 		}
 	}
 }
+
+// TestParseMergeKeys: YAML merge keys and aliases decode as yaml.v3 itself does, the section's own keys winning,
+// and a wrong key brought in by a merge is still reported.
+func TestParseMergeKeys(t *testing.T) {
+	cfg, err := Parse([]byte("x-limits: &limits\n  workers: 3\n  quiet_period: 5s\nindexer:\n  <<: *limits\n  workers: 4\n"))
+	if err == nil || !strings.Contains(err.Error(), "line 1: x-limits: unknown key") {
+		t.Fatalf("err = %v, want the unknown top-level key reported", err)
+	}
+	if cfg.Indexer.Workers != 4 || cfg.Indexer.QuietPeriod.String() != "5s" {
+		t.Errorf("workers %d, quiet_period %s; want 4 and 5s", cfg.Indexer.Workers, cfg.Indexer.QuietPeriod)
+	}
+	_, err = Parse([]byte("base: &b\n  wrkers: 3\nindexer:\n  <<: *b\n"))
+	if err == nil || !strings.Contains(err.Error(), "line 2: indexer.wrkers: unknown key; did you mean workers?") {
+		t.Errorf("err = %v, want the merged typo reported", err)
+	}
+}
