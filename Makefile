@@ -4,6 +4,7 @@ SHELL := /bin/bash
 
 GO        ?= go
 BIN       := bin/rpm-ingestd
+CONFIG    ?= deploy/config.dev.yml
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -s -w -X main.version=$(VERSION)
 GOFILES   := $(shell find cmd pkg internal e2e -name '*.go' 2>/dev/null)
@@ -12,7 +13,7 @@ SCRIPTS   := $(shell git ls-files '*.sh' 2>/dev/null)
 .PHONY: help deps deps-run build run test unit docs fuzz e2e bench bench-go rules lint rpm rpm-noselinux selinux clean
 
 help: ## list the targets
-	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
 deps: ## install the system packages the tests need (apt-get or dnf; as root)
 	@deploy/deps.sh test
@@ -25,9 +26,9 @@ build: $(BIN) ## build bin/rpm-ingestd
 $(BIN): $(GOFILES) go.mod go.sum
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $@ ./cmd/rpm-ingestd
 
-run: deps-run build ## build and start the embedded default: uploads and the repo on http://127.0.0.1:5000, data in ./var
+run: deps-run build ## build and start the embedded default: uploads and the repo on http://127.0.0.1:5000, data in ./var (CONFIG=file for another)
 	@mkdir -p var/repo var/spool
-	$(BIN) -c deploy/config.dev.yml
+	$(BIN) -c $(CONFIG)
 
 test: deps ## install what the tests need, then run every test (unit, integration, end-to-end, selinux, unit file)
 	$(GO) vet ./...

@@ -181,6 +181,7 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 		Channels:       cfg.Repo.Channels,
 		DefaultChannel: cfg.Repo.DefaultChannel,
 		Locate:         cfg.LocateRepo,
+		OSReleases:     cfg.Repo.OSReleases,
 	}, log.Named("ingest"))
 	if err != nil {
 		return err
@@ -239,6 +240,9 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 		scan = sched.RecoverAll
 	}
 	if err := writeRepoFile(cfg, log); err != nil {
+		return err
+	}
+	if _, err := createConfiguredRepos(ctx, cfg, runner, log.Named("indexer")); err != nil {
 		return err
 	}
 	// An unreadable corner of the tree must not keep every other repository from being served: report it

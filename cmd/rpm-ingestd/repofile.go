@@ -29,8 +29,9 @@ func writeRepoFile(cfg *config.Config, log *zap.Logger) error {
 		Layout: func(f repofile.Fields) (string, error) {
 			return cfg.RenderLayout(config.LayoutFields{OSAbbr: f.OSAbbr, OSRelease: f.OSRelease, Arch: f.Arch, Channel: f.Channel})
 		},
-		Channels: cfg.Repo.Channels,
-		DistTags: cfg.Repo.DistTags,
+		Channels:       cfg.Repo.Channels,
+		DefaultChannel: cfg.Repo.DefaultChannel,
+		DistTags:       cfg.Repo.DistTags,
 	}
 	if sg := cfg.Indexer.Sign; sg != nil {
 		o.GPGKeyURL = base + "/" + sg.PublicKey

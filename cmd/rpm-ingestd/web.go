@@ -1,6 +1,7 @@
 package main
 
 import (
+	"os"
 	"path"
 	"path/filepath"
 	"strings"
@@ -8,6 +9,7 @@ import (
 	"github.com/rpm-ingestd/rpm-ingestd/pkg/config"
 	"github.com/rpm-ingestd/rpm-ingestd/pkg/indexer"
 	"github.com/rpm-ingestd/rpm-ingestd/pkg/registry"
+	"github.com/rpm-ingestd/rpm-ingestd/pkg/rpmmeta"
 	"github.com/rpm-ingestd/rpm-ingestd/pkg/web"
 )
 
@@ -82,13 +84,39 @@ func (s webSource) Package(p string) (web.Package, bool) {
 	if !ok {
 		return web.Package{}, false
 	}
-	return s.pkg(e), true
+	out := s.pkg(e)
+	out.Summary = headerSummary(s.cfg.Repo.TopDir, e.Path)
+	return out, true
+}
+
+// headerSummary reads the summary from the package's header: the registry keeps no summary (its records are
+// upload decisions), and the header is the one source that also covers packages copied in by hand. Only the
+// lead and headers are read, under the same bounds as at upload (rpmmeta.Identify), and only for the one package
+// page, never for a list. The file is opened inside top_dir only (os.Root): a symlink planted in the tree cannot
+// make the page read a file elsewhere. Any failure leaves the summary out.
+func headerSummary(topDir, rel string) string {
+	root, err := os.OpenRoot(topDir)
+	if err != nil {
+		return ""
+	}
+	defer root.Close()
+	f, err := root.Open(filepath.FromSlash(rel))
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	p, err := rpmmeta.Identify(f)
+	if err != nil {
+		return ""
+	}
+	return p.Summary
 }
 
 // pkg describes an index entry for the pages; fields the registry has no record of stay empty.
 func (s webSource) pkg(e registry.Entry) web.Package {
 	p := web.Package{Path: e.Path, NEVRA: strings.TrimSuffix(path.Base(e.Path), ".rpm"), Size: e.Size,
-		UploadedAt: e.UploadedAt, Repos: []string{path.Join(s.cfg.Server.RepoURL, e.Repo) + "/"}}
+		UploadedAt: e.UploadedAt, Repos: []string{path.Join(s.cfg.Server.RepoURL, e.Repo) + "/"},
+		URL: path.Join(s.cfg.Server.RepoURL, e.Path)}
 	for dst, src := range map[*string]*string{&p.NEVRA: e.NEVRA, &p.SHA256: e.SHA256, &p.SignedBy: e.SignedBy, &p.UploadedBy: e.UploadedBy} {
 		if src != nil {
 			*dst = *src

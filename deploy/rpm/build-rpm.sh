@@ -22,7 +22,6 @@
 #   SELINUX_PP  default selinux/rpm-ingestd.pp
 #   RELEASE     first Release component (default 1; bump to rebuild a tag)
 #   ARCH        RPM arch (default: read from the binary's ELF header)
-#   PKG_LICENSE License tag (default LicenseRef-Unspecified)
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -167,13 +166,11 @@ install -m 0644 "$nginx_example" "$src/rpm-ingestd.example.conf"
 install -m 0644 "$root/deploy/logrotate/rpm-ingestd" "$src/rpm-ingestd.logrotate"
 install -m 0755 "$root/selinux/setup.sh" "$src/setup.sh"
 install -m 0644 "$root/README.md" "$src/README.md"
+install -m 0644 "$root/LICENSE" "$src/LICENSE"
 args=(--without selinux)
 if [[ "$selinux" == yes ]]; then
 	install -m 0644 "$selinux_pp" "$src/rpm-ingestd.pp"
 	args=(--with selinux)
-fi
-if [[ -n "${PKG_LICENSE:-}" ]]; then
-	args+=(--define "pkg_license $PKG_LICENSE")
 fi
 
 # _build_id_links none: Debian's rpm otherwise wants /usr/lib/.build-id links

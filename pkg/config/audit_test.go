@@ -20,7 +20,7 @@ func TestAuditFileValidation(t *testing.T) {
 		{"off", `""`, ""},
 		{"relative to the config file", "log/audit.log", ""},
 		{"existing file", "log/audit.log", ""},
-		{"missing directory", "nolog/audit.log", "log.audit_file (line 6): directory " + filepath.Join(dir, "nolog") + " does not exist: create it"},
+		{"missing directory", "nolog/audit.log", "line 6: log.audit_file: directory " + filepath.Join(dir, "nolog") + " does not exist: create it"},
 		{"inside top_dir", "storage/audit.log", "lies inside repo.top_dir"},
 		{"inside spool_dir", "incoming/audit.log", "lies inside server.spool_dir"},
 		{"a directory", "log/dir.log", "is not a regular file"},

@@ -85,7 +85,7 @@ func TestLoadChannels(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err := Load(file)
-	if err == nil || !strings.Contains(err.Error(), `repo.default_channel (line 7): "tesitng" is not one of repo.channels (testing, stable)`) {
+	if err == nil || !strings.Contains(err.Error(), `line 7: repo.default_channel: "tesitng" is not one of repo.channels (testing, stable)`) {
 		t.Fatalf("Load: %v, want the misspelt default channel named with its line", err)
 	}
 	if err := os.WriteFile(file, []byte(strings.Replace(yaml, "tesitng", "testing", 1)), 0o644); err != nil {

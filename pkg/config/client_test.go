@@ -13,14 +13,14 @@ func TestLoadRejectsBadClientKeys(t *testing.T) {
 		want []string // every substring must appear in the error
 	}{
 		{"bad-client.yaml", []string{
-			`server.public_url (line 3): "repo.example.com" is not an http(s) URL: write the URL clients use, like https://repo.example.com`,
-			`server.repo_file (line 4): "../escape.repo" must be a plain file name ending in .repo`,
-			"server.max_wait (line 5): must be a positive duration, like 5m",
+			`line 3: server.public_url: "repo.example.com" is not an http(s) URL: write the URL clients use, like https://repo.example.com`,
+			`line 4: server.repo_file: "../escape.repo" must be a plain file name ending in .repo`,
+			"line 5: server.max_wait: must be a positive duration, like 5m",
 		}},
 		{"bad-client-2.yaml", []string{
-			`server.public_url (line 3): "https://user:pw@repo.example.com/?x=1" must not carry a query, a fragment or credentials`,
-			`server.repo_file (line 4): ".hidden.repo" must be a plain file name ending in .repo`,
-			"server.max_wait (line 5): 2h0m0s is longer than 1h0m0s",
+			`line 3: server.public_url: "https://user:pw@repo.example.com/?x=1" must not carry a query, a fragment or credentials`,
+			`line 4: server.repo_file: ".hidden.repo" must be a plain file name ending in .repo`,
+			"line 5: server.max_wait: 2h0m0s is longer than 1h0m0s",
 		}},
 	}
 	for _, tc := range tests {

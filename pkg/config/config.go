@@ -4,9 +4,7 @@ package config
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -26,7 +24,8 @@ type Config struct {
 	Log     Log     `yaml:"log"`
 	Notify  Notify  `yaml:"notify"`
 
-	// lines maps "section.key" to its line in the file, so validation errors can point at it.
+	// lines maps each key path in the file ("server.listen", "notify.webhooks[0].url") to its line, so
+	// validation errors can point at it.
 	lines map[string]int
 }
 
@@ -200,18 +199,18 @@ func Load(path string) (*Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	cfg, decodeErr := Parse(data)
+	cfg, ps := parse(data)
 	if cfg == nil {
-		return nil, fmt.Errorf("%s: %w", path, decodeErr)
+		return nil, fmt.Errorf("%s: %w", path, joinProblems(ps))
 	}
 	abs, err := filepath.Abs(path)
 	if err != nil {
 		return nil, err
 	}
 	cfg.resolvePaths(filepath.Dir(abs))
-	// Decode problems (unknown keys, bad values) and validation problems are reported together, so an admin
-	// fixes the file in one pass.
-	if err := errors.Join(decodeErr, cfg.Validate()); err != nil {
+	// Decode problems (unknown keys, bad values) and validation problems are reported together, in file order,
+	// so an admin fixes the file in one pass.
+	if err := joinProblems(append(ps, cfg.validate()...)); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return cfg, nil
@@ -219,57 +218,20 @@ func Load(path string) (*Config, error) {
 
 // Parse decodes YAML over Default() without resolving paths or validating. When only some keys are wrong
 // (unknown, or values of the wrong type) it returns the config decoded from the rest together with the error,
-// so that validation can still run; on a syntax error the config is nil.
+// which lists every such problem in file order; on a syntax error the config is nil.
 func Parse(data []byte) (*Config, error) {
+	cfg, ps := parse(data)
+	return cfg, joinProblems(ps)
+}
+
+func parse(data []byte) (*Config, []problem) {
 	cfg := Default()
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	var decodeErr error
-	if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) {
-		var te *yaml.TypeError
-		if !errors.As(err, &te) {
-			return nil, err
-		}
-		decodeErr = cleanYAMLError(te)
+	lines, ps, ok := decodeNode(data, cfg)
+	if !ok {
+		return nil, ps
 	}
-	// A second pass over the raw node tree records where each key sits; the strict decode above already
-	// proved the document well formed, so an error here is impossible in practice and safe to ignore.
-	var root yaml.Node
-	if yaml.Unmarshal(data, &root) == nil {
-		cfg.lines = keyLines(&root)
-	}
-	return cfg, decodeErr
-}
-
-// cleanYAMLError turns yaml.v3's multi-line TypeError into one problem per line, without the Go type names that
-// mean nothing to an admin.
-func cleanYAMLError(te *yaml.TypeError) error {
-	errs := make([]error, 0, len(te.Errors))
-	for _, e := range te.Errors {
-		e = strings.Replace(e, "not found in type config.", "is not a known key in ", 1)
-		errs = append(errs, errors.New(e))
-	}
-	return errors.Join(errs...)
-}
-
-// keyLines walks the document's top two mapping levels and returns "section.key" → line.
-func keyLines(root *yaml.Node) map[string]int {
-	lines := map[string]int{}
-	if root.Kind != yaml.DocumentNode || len(root.Content) == 0 || root.Content[0].Kind != yaml.MappingNode {
-		return lines
-	}
-	top := root.Content[0]
-	for i := 0; i+1 < len(top.Content); i += 2 {
-		section, body := top.Content[i], top.Content[i+1]
-		lines[section.Value] = section.Line
-		if body.Kind != yaml.MappingNode {
-			continue
-		}
-		for j := 0; j+1 < len(body.Content); j += 2 {
-			lines[section.Value+"."+body.Content[j].Value] = body.Content[j].Line
-		}
-	}
-	return lines
+	cfg.lines = lines
+	return cfg, ps
 }
 
 // resolvePaths makes relative directories absolute against base and trims trailing slashes from URL paths, so

@@ -90,7 +90,7 @@ func (c *Config) validateNotify(bad func(key, format string, args ...any)) {
 	seen := map[string]int{}
 	for i, w := range n.Webhooks {
 		at := func(format string, args ...any) {
-			bad("notify.webhooks", "[%d] (%s): %s", i, redactURL(w.URL), fmt.Sprintf(format, args...))
+			bad(fmt.Sprintf("notify.webhooks[%d]", i), "(%s): %s", redactURL(w.URL), fmt.Sprintf(format, args...))
 		}
 		if u, err := url.Parse(w.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			at("url must be an absolute http:// or https:// URL")

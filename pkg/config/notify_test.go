@@ -54,19 +54,19 @@ func TestLoadRejectsBadNotify(t *testing.T) {
 		t.Fatal("Load succeeded")
 	}
 	for _, w := range []string{
-		"line 25: field webhok is not a known key in Webhook",
-		"notify.timeout (line 7): must be a positive duration",
-		"notify.retries (line 8): 11 is out of range: use 0 (one attempt only) to 10",
-		"notify.queue (line 9): 0 is out of range",
-		"notify.webhooks (line 10): need server.public_url, the URL clients reach the repository host at",
-		"notify.webhooks (line 10): [0] (<redacted>): url must be an absolute http:// or https:// URL",
-		`notify.webhooks (line 10): [1] (https://hooks.slack.com/<redacted>): format "slak" is not one of json, slack, mattermost, telegram`,
-		"[2] (https://hooks.slack.com/<redacted>): chat_id is for format telegram only",
-		"[2] (https://hooks.slack.com/<redacted>): secret signs format json only; slack authenticates by the token in its url",
-		"[3] (https://api.telegram.org/<redacted>): format telegram needs chat_id",
-		"[4] (https://ci.example.com/<redacted>): format is missing",
-		`[4] (https://ci.example.com/<redacted>): repos: "9/[" is not a valid glob`,
-		"[5] (https://ci.example.com/<redacted>): same url as notify.webhooks[4]",
+		"line 25: notify.webhooks[5].webhok: unknown key",
+		"line 7: notify.timeout: must be a positive duration",
+		"line 8: notify.retries: 11 is out of range: use 0 (one attempt only) to 10",
+		"line 9: notify.queue: 0 is out of range",
+		"line 10: notify.webhooks: need server.public_url, the URL clients reach the repository host at",
+		"line 11: notify.webhooks[0]: (<redacted>): url must be an absolute http:// or https:// URL",
+		`line 13: notify.webhooks[1]: (https://hooks.slack.com/<redacted>): format "slak" is not one of json, slack, mattermost, telegram`,
+		"notify.webhooks[2]: (https://hooks.slack.com/<redacted>): chat_id is for format telegram only",
+		"notify.webhooks[2]: (https://hooks.slack.com/<redacted>): secret signs format json only; slack authenticates by the token in its url",
+		"notify.webhooks[3]: (https://api.telegram.org/<redacted>): format telegram needs chat_id",
+		"notify.webhooks[4]: (https://ci.example.com/<redacted>): format is missing",
+		`notify.webhooks[4]: (https://ci.example.com/<redacted>): repos: "9/[" is not a valid glob`,
+		"notify.webhooks[5]: (https://ci.example.com/<redacted>): same url as notify.webhooks[4]",
 	} {
 		if !strings.Contains(err.Error(), w) {
 			t.Errorf("error lacks %q", w)

@@ -56,12 +56,12 @@ func TestRetentionRejects(t *testing.T) {
 		want []string
 	}{
 		{"bad-retention.yaml", []string{
-			"repo.retention (line 5): keep_versions -1 is negative: use 0 (no limit)",
-			"repo.retention (line 5): keep_days 40000 is out of range: use 0 (no limit) or a number of days up to 36500",
-			`repo.retention (line 5): channels: "" is not a channel name`,
-			"repo.retention (line 5): channels.stable.keep_days -3 is out of range",
+			"line 5: repo.retention: keep_versions -1 is negative: use 0 (no limit)",
+			"line 5: repo.retention: keep_days 40000 is out of range: use 0 (no limit) or a number of days up to 36500",
+			`line 5: repo.retention: channels: "" is not a channel name`,
+			"line 5: repo.retention: channels.stable.keep_days -3 is out of range",
 		}},
-		{"unknown-retention-key.yaml", []string{"line 6: field keep_builds is not a known key"}},
+		{"unknown-retention-key.yaml", []string{"line 6: repo.retention.keep_builds: unknown key"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.file, func(t *testing.T) {

@@ -28,15 +28,29 @@ var (
 	headerRe = regexp.MustCompile("^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
 )
 
-// Validate reports every problem in c at once (errors.Join), each naming its key and line.
-func (c *Config) Validate() error {
-	var errs []error
-	bad := func(key, format string, args ...any) {
-		where := key
-		if line, ok := c.lines[key]; ok {
-			where = fmt.Sprintf("%s (line %d)", key, line)
+// Validate reports every problem in c at once (errors.Join, in file order), each as "line N: key.path: what to
+// do"; a problem with a key the file leaves out names the line of its section, or no line.
+func (c *Config) Validate() error { return joinProblems(c.validate()) }
+
+// lineFor is the line of key in the file, or of the nearest section above it that is there; 0 when none is.
+func (c *Config) lineFor(key string) int {
+	for k := key; k != ""; {
+		if line, ok := c.lines[k]; ok {
+			return line
 		}
-		errs = append(errs, fmt.Errorf("%s: %s", where, fmt.Sprintf(format, args...)))
+		i := strings.LastIndexAny(k, ".[")
+		if i < 0 {
+			break
+		}
+		k = k[:i]
+	}
+	return 0
+}
+
+func (c *Config) validate() []problem {
+	var errs []problem
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, problem{line: c.lineFor(key), key: key, msg: fmt.Sprintf(format, args...)})
 	}
 
 	s := &c.Server
@@ -119,6 +133,7 @@ func (c *Config) Validate() error {
 		bad("repo.layout", "%v", err)
 	}
 	c.validateChannels(bad)
+	c.validateOSReleases(bad)
 	checkList := func(key string, list []string, re *regexp.Regexp, what string) {
 		if len(list) == 0 {
 			bad(key, "must list at least one %s", what)
@@ -212,8 +227,8 @@ func (c *Config) Validate() error {
 	default:
 		bad("log.format", "%q is not one of json, console", c.Log.Format)
 	}
-	errs = append(errs, c.validateAudit()...)
-	return errors.Join(errs...)
+	c.validateAudit(bad)
+	return errs
 }
 
 // The stop budget. On SIGTERM the daemon waits up to server.shutdown_timeout for in-flight requests, then cuts off
@@ -355,6 +370,9 @@ func (c *Config) Notes() []string {
 	_, err := c.RenderLayout(LayoutFields{OSRelease: "9", Arch: "x86_64", Channel: c.sampleChannel()})
 	if errors.Is(err, ErrNoOSAbbr) {
 		notes = append(notes, fmt.Sprintf("repo.layout %q uses {{.OSAbbr}}: a package without a dist tag is accepted only when its upload names the release with one (os_release=el9 or X-OS-Release: el9), not with the bare number (os_release=9)", c.Repo.Layout))
+		if len(c.Repo.OSReleases) > 0 {
+			notes = append(notes, "repo.os_releases limits uploads, but no empty repositories are created at start: the layout uses {{.OSAbbr}}, and which distribution families each release exists for is not known")
+		}
 	}
 	return notes
 }

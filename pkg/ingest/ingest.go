@@ -123,6 +123,9 @@ type Options struct {
 	// Locate inverts Layout (config.LocateRepo): a repository directory relative to TopDir → its channel, OS
 	// release and arch. Delete needs it to find a noarch package's copies; nil refuses AllArches.
 	Locate func(repoRel string) (channel, osRelease, arch string, ok bool)
+	// OSReleases are repo.os_releases: when listed, the only OS releases an upload or a promotion may be routed
+	// to (anything else is ErrRejected, before a directory is made); empty allows any.
+	OSReleases []string
 }
 
 // SignaturePolicy decides whether a package's header signatures are acceptable; signature.Policy implements it.
@@ -452,6 +455,9 @@ func (in *Ingester) route(res *Result, override string) error {
 		return fail(ErrRejected, "release %q of %s has no dist tag (like el9 or fc40; known: %s): rebuild with one, or choose the OS release with ?os_release=9 or the header X-OS-Release: 9",
 			p.Release, p.NEVRA(), strings.Join(in.opts.DistTags, ", "))
 	}
+	if err := in.checkOSRelease(res.OSRelease, p.NEVRA()); err != nil {
+		return err
+	}
 	var arches []string
 	switch {
 	case p.Source:
@@ -472,6 +478,16 @@ func (in *Ingester) route(res *Result, override string) error {
 		res.Paths = append(res.Paths, filepath.ToSlash(filepath.Join(rel, "Packages", p.FileName())))
 	}
 	return nil
+}
+
+// checkOSRelease refuses an OS release that repo.os_releases does not list (when it lists any), naming the list,
+// so a typo such as os_release=nine or EL9 cannot create a permanent repository.
+func (in *Ingester) checkOSRelease(release, what string) error {
+	if len(in.opts.OSReleases) == 0 || slices.Contains(in.opts.OSReleases, release) {
+		return nil
+	}
+	return fail(ErrRejected, "%s: OS release %.64q is not one of repo.os_releases (%s): fix the dist tag or os_release, or add the release to repo.os_releases",
+		what, release, strings.Join(in.opts.OSReleases, ", "))
 }
 
 // place puts the upload f into every repository of res, all or nothing as far as the filesystem allows: it

@@ -58,6 +58,9 @@ func (in *Ingester) Promote(ctx context.Context, req PromoteRequest) (*PromoteRe
 	if err != nil {
 		return nil, err
 	}
+	if err := in.checkOSRelease(osRelease, req.Name+"-"+req.Version+"-"+req.Release); err != nil {
+		return nil, err
+	}
 	root, err := os.OpenRoot(in.opts.TopDir)
 	if err != nil {
 		return nil, fmt.Errorf("open top_dir: %w", err)

@@ -50,6 +50,10 @@ type Options struct {
 	Layout LayoutFunc
 	// Channels lists the channels, each of which gets its own sections; none means one set of sections.
 	Channels []string
+	// DefaultChannel is repo.default_channel: the only channel whose sections are enabled. The others are
+	// written with enabled=0, for a client to turn on (dnf --enablerepo=ID, or dnf config-manager
+	// --set-enabled ID). "" enables every channel.
+	DefaultChannel string
 	// DistTags are the abbreviations ("el", "fc") to make sections for when the layout needs an OSAbbr.
 	DistTags []string
 	// GPGKeyURL is the URL of the public key that signs repomd.xml; "" when metadata is not signed. With it, the
@@ -85,6 +89,10 @@ func Render(o Options) ([]byte, error) {
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "# Written by rpm-ingestd at every start; edits here are lost. Set up a client with:\n")
 	fmt.Fprintf(&b, "#   curl -o /etc/yum.repos.d/%s %s/%s\n", o.FileName, o.BaseURL, o.FileName)
+	if o.DefaultChannel != "" && len(o.Channels) > 1 && usesChannel(o) {
+		fmt.Fprintf(&b, "# Only channel %s is enabled. Use another with dnf --enablerepo=ID, or for good with\n", o.DefaultChannel)
+		fmt.Fprintf(&b, "#   dnf config-manager --set-enabled ID\n")
+	}
 	for _, s := range secs {
 		fmt.Fprintf(&b, "\n[%s]\n", s.id)
 		fmt.Fprintf(&b, "name=%s\n", s.name)
@@ -142,7 +150,11 @@ func sections(o Options) ([]section, error) {
 			label := strings.TrimSpace(strings.Join([]string{ch, abbr}, " "))
 			for _, src := range []bool{false, true} {
 				f := Fields{Channel: ch, OSAbbr: abbr, OSRelease: ReleaseVer, Arch: BaseArch}
-				s := section{id: id, name: o.ID, enabled: true, optional: abbr != ""}
+				// Only the default channel is on: a client that enabled every channel would fail on the
+				// first one that lacks its release or arch (skip_if_unavailable=0), and would mix testing
+				// builds into its upgrades.
+				on := ch == "" || o.DefaultChannel == "" || ch == o.DefaultChannel
+				s := section{id: id, name: o.ID, enabled: on, optional: abbr != ""}
 				if src {
 					f.Arch, s.id, s.enabled = sourceArch, id+"-source", false
 				}

@@ -55,10 +55,10 @@ func TestRenderGolden(t *testing.T) {
 		}},
 		{"dist-tags.repo", "{{.OSAbbr}}{{.OSRelease}}/{{.Arch}}", nil},
 		{"channels.repo", "{{.Channel}}/{{.OSRelease}}/{{.Arch}}", func(o *Options) {
-			o.Channels = []string{"stable", "testing"}
+			o.Channels, o.DefaultChannel = []string{"stable", "testing"}, "testing"
 		}},
 		{"channels-ignored.repo", "{{.OSRelease}}/{{.Arch}}", func(o *Options) {
-			o.Channels = []string{"stable", "testing"} // the layout does not use them: one set of sections
+			o.Channels, o.DefaultChannel = []string{"stable", "testing"}, "stable" // the layout does not use them: one set of sections
 		}},
 		{"escaped.repo", "{{.Channel}}/{{.OSRelease}}/{{.Arch}}", func(o *Options) {
 			o.Channels = []string{"ci builds"}
@@ -172,5 +172,38 @@ func TestWriteRefuses(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestOnlyDefaultChannelEnabled: with channels, only the default channel's binary section is enabled; the other
+// channels' sections are there, disabled, and every source section is disabled.
+func TestOnlyDefaultChannelEnabled(t *testing.T) {
+	got, err := Render(Options{FileName: "x.repo", BaseURL: "http://h/repo", Layout: layout(t, "{{.Channel}}/{{.OSRelease}}/{{.Arch}}"),
+		Channels: []string{"testing", "stable", "nightly"}, DefaultChannel: "stable"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	enabled := map[string]string{}
+	var id string
+	for _, line := range strings.Split(string(got), "\n") {
+		if strings.HasPrefix(line, "[") {
+			id = strings.Trim(line, "[]")
+		}
+		if v, ok := strings.CutPrefix(line, "enabled="); ok {
+			enabled[id] = v
+		}
+	}
+	want := map[string]string{
+		"rpm-ingestd-testing": "0", "rpm-ingestd-testing-source": "0",
+		"rpm-ingestd-stable": "1", "rpm-ingestd-stable-source": "0",
+		"rpm-ingestd-nightly": "0", "rpm-ingestd-nightly-source": "0",
+	}
+	if len(enabled) != len(want) {
+		t.Errorf("sections %v, want %v", enabled, want)
+	}
+	for k, v := range want {
+		if enabled[k] != v {
+			t.Errorf("%s: enabled=%q, want %s", k, enabled[k], v)
+		}
 	}
 }

@@ -114,6 +114,9 @@ func (lay *layout) headHash() []byte {
 // Every violation is an ErrInvalidPackage error; other read errors are returned wrapped.
 func guard(r io.Reader, size int64) (layout, error) {
 	var lay layout
+	if size == 0 {
+		return lay, fmt.Errorf("rpm: %w", ErrEmpty)
+	}
 	if size < leadSize {
 		return lay, invalidf("truncated: file is %d bytes, shorter than the %d-byte lead", size, leadSize)
 	}
@@ -123,6 +126,9 @@ func guard(r io.Reader, size int64) (layout, error) {
 	}
 	lay.lead = lead
 	if !bytes.Equal(lead[:4], leadMagic) {
+		if isMultipartStart(lead) {
+			return lay, fmt.Errorf("rpm: %w", ErrMultipart)
+		}
 		return lay, invalidf("not an rpm file: bad lead magic % x", lead[:4])
 	}
 	// rpm 4 writes lead 3.0 and reads major versions 3 and 4 with any minor (rpmLeadCheck in lib/rpmlead.c; checked
@@ -375,4 +381,23 @@ func readErr(err error, what string, need, size int64) error {
 		return invalidf("truncated: file of %d bytes ended inside the %s (%d bytes)", size, what, need)
 	}
 	return fmt.Errorf("rpmmeta: read %s: %w", what, err)
+}
+
+// isMultipartStart reports whether b starts like a multipart body (RFC 2046): "--", then a boundary of 1 to 70
+// of its characters, then CRLF (or the end of b, for a boundary longer than what was read). No rpm starts with
+// "--": its lead magic is ed ab ee db.
+func isMultipartStart(b []byte) bool {
+	rest, ok := bytes.CutPrefix(b, []byte("--"))
+	if !ok {
+		return false
+	}
+	n := 0
+	for n < len(rest) && n < 70 && isBoundaryChar(rest[n]) {
+		n++
+	}
+	return n > 0 && (n == len(rest) || bytes.HasPrefix(rest[n:], []byte("\r\n")))
+}
+
+func isBoundaryChar(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || bytes.IndexByte([]byte("'()+_,-./:=?"), c) >= 0
 }

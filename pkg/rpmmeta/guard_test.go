@@ -108,7 +108,7 @@ func TestInspectRejectsCorruption(t *testing.T) {
 		mutate  func(b []byte) []byte
 		wantMsg string
 	}{
-		{"empty file", nil, nil, "truncated"},
+		{"empty file", nil, nil, "empty file (0 bytes)"},
 		{"random junk", junk, nil, "bad lead magic"},
 		{"junk after lead magic", append(append([]byte{}, leadMagic...), append([]byte{9, 0}, junk...)...), nil,
 			"lead version 9.0"},

@@ -24,6 +24,13 @@ import (
 // errors.Is; the wrapping message carries a one-line human reason.
 var ErrInvalidPackage = errors.New("invalid rpm package")
 
+// Two kinds of ErrInvalidPackage that say what the bytes are instead, so a caller can tell the sender what to
+// do: nothing at all, or a multipart form (what curl -F and HTML forms send) around the file.
+var (
+	ErrEmpty     = fmt.Errorf("empty file (0 bytes): %w", ErrInvalidPackage)
+	ErrMultipart = fmt.Errorf("a multipart form, not a package: %w", ErrInvalidPackage)
+)
+
 // invalidf builds an ErrInvalidPackage error with a reason, e.g. "rpm: truncated: ...: invalid rpm package".
 func invalidf(format string, args ...any) error {
 	return fmt.Errorf("rpm: %s: %w", fmt.Sprintf(format, args...), ErrInvalidPackage)
@@ -39,6 +46,8 @@ type Package struct {
 	Arch string
 	// Source reports a source package (SRPM).
 	Source bool
+	// Summary is the header's one-line summary (tag 1004), as the builder wrote it: untrusted text.
+	Summary string
 	// Size is the file size in bytes, as read during verification.
 	Size int64
 	// SHA256 is the lowercase hex SHA-256 of the whole file.
@@ -342,6 +351,7 @@ func metadata(pkg *rpm.Package) (*Package, error) {
 		Version: pkg.Version(),
 		Release: pkg.Release(),
 		Arch:    pkg.Architecture(),
+		Summary: pkg.Summary(),
 		// rpm itself decides "source" by the absence of SOURCERPM; the other two signs cover packages built by tools
 		// that always write SOURCERPM, and SRPMs whose header lost it.
 		Source: pkg.SourceRPM() == "" ||

@@ -284,7 +284,14 @@ func (s *Server) upload(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Connection", "close")
 		}
 	case !s.opts.DirectUpload:
-		s.finish(w, r, start, nil, fmt.Errorf("%w: the %s header is missing; uploads must come through the proxy (server.direct_upload is off)", errMissingHeader, s.opts.UploadHeader))
+		// nginx leaves the header out when there was no body to spool, so say that first: it is the usual cause.
+		s.finish(w, r, start, nil, fmt.Errorf("%w: the %s header is missing: no body was sent (send the package as the body: curl -T hello.rpm URL), or the request did not come through the proxy (server.direct_upload is off)", errMissingHeader, s.opts.UploadHeader))
+		return
+	case isMultipart(r.Header.Get("Content-Type")):
+		s.finish(w, r, start, nil, &ingest.Error{Kind: ingest.ErrBadUpload, Msg: multipartHint})
+		return
+	case r.ContentLength == 0:
+		s.finish(w, r, start, nil, &ingest.Error{Kind: ingest.ErrBadUpload, Msg: noBodyHint})
 		return
 	case r.ContentLength > s.opts.MaxUploadSize:
 		s.finish(w, r, start, nil, &http.MaxBytesError{Limit: s.opts.MaxUploadSize})
@@ -311,6 +318,7 @@ func (s *Server) upload(w http.ResponseWriter, r *http.Request) {
 	}
 
 	res, err := s.ing.Ingest(r.Context(), req)
+	err = explainBody(err)
 	if res != nil {
 		// Trigger (or PublishNow) also after a failure: a marked repository must not wait for a restart.
 		s.schedule(res, err, wo)
@@ -323,6 +331,31 @@ func (s *Server) upload(w http.ResponseWriter, r *http.Request) {
 }
 
 var errMissingHeader = errors.New("missing upload header")
+
+// What to tell a client that sent a form (curl -F) or nothing at all (curl -X PUT without -T) instead of the
+// package as the body.
+const (
+	multipartHint = "this is a multipart form upload (curl -F), not an rpm: send the package itself as the request body, with curl -T hello.rpm URL"
+	noBodyHint    = "no body: the request carried no package; send one as the request body, with curl -T hello.rpm URL"
+)
+
+// isMultipart reports whether a Content-Type is a multipart form (curl -F sends multipart/form-data).
+func isMultipart(contentType string) bool {
+	mt, _, _ := strings.Cut(contentType, ";")
+	return strings.HasPrefix(strings.ToLower(strings.TrimSpace(mt)), "multipart/")
+}
+
+// explainBody turns the inspection's findings about the body as a whole (empty, or a multipart form, which a
+// proxy spools as is) into what the client should do instead; both stay 400s.
+func explainBody(err error) error {
+	switch {
+	case errors.Is(err, rpmmeta.ErrEmpty):
+		return &ingest.Error{Kind: ingest.ErrBadUpload, Msg: noBodyHint}
+	case errors.Is(err, rpmmeta.ErrMultipart):
+		return &ingest.Error{Kind: ingest.ErrBadUpload, Msg: multipartHint}
+	}
+	return err
+}
 
 // checksumHeaders are the headers in which clients (Artifactory's among them) send the body's checksum.
 var checksumHeaders = map[string]string{"X-Checksum-Sha256": "sha256", "X-Checksum-Sha1": "sha1", "X-Checksum-Md5": "md5"}
@@ -455,11 +488,14 @@ func (s *Server) finishVisible(w http.ResponseWriter, r *http.Request, start tim
 	if res.Status == ingest.Present {
 		what = "OK (already present)"
 	}
-	when := "now"
-	if d := visible.Sub(s.now()).Round(time.Second); d > 0 {
-		when = "in about " + d.String()
+	when := "published to dnf now"
+	switch d := visible.Sub(s.now()).Round(time.Second); {
+	case res.Status == ingest.Present && s.allVisible(res):
+		when = "already visible to dnf"
+	case d > 0:
+		when = "published to dnf in about " + d.String()
 	}
-	fmt.Fprintf(w, "%s - Accessible as %s (published to dnf %s)\n", what, strings.Join(urls, " "), when)
+	fmt.Fprintf(w, "%s - Accessible as %s (%s)\n", what, strings.Join(urls, " "), when)
 }
 
 // errorStatus is the one mapping from errors to HTTP statuses.

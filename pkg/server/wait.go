@@ -150,6 +150,21 @@ func (s *Server) schedule(res *ingest.Result, err error, wo waitOptions) {
 	}
 }
 
+// allVisible reports whether every copy of res is in its repository's published metadata; false without a
+// Publisher, which is the only one who knows.
+func (s *Server) allVisible(res *ingest.Result) bool {
+	if s.opts.Publisher == nil {
+		return false
+	}
+	cs := s.copies(res)
+	for _, c := range cs {
+		if !s.opts.Publisher.Visible(c.repoDir, c.href) {
+			return false
+		}
+	}
+	return len(cs) > 0 && len(cs) == len(res.Paths)
+}
+
 // pkgCopy is one placed file of an upload: its repository and its href there ("Packages/x.rpm").
 type pkgCopy struct {
 	repoDir, href string

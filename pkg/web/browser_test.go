@@ -170,6 +170,12 @@ func TestBrowser(t *testing.T) {
 			if got := text(t, tab, "#package pre.install"); !strings.Contains(got, wantRepoFile) || !strings.Contains(got, "sudo dnf install 'hello-1.0-1.el9.x86_64'") {
 				t.Errorf("%s: install lines %q lack %s and the dnf line", vp.name, got, wantRepoFile)
 			}
+			if got := text(t, tab, "#package p.summary"); got != hello.Summary {
+				t.Errorf("%s: package page summary %q, want %q", vp.name, got, hello.Summary)
+			}
+			if got := eval[string](t, tab, `document.querySelector('#package .download a').href`); got != ts.URL+hello.URL {
+				t.Errorf("%s: download link %q, want %q", vp.name, got, ts.URL+hello.URL)
+			}
 			checkFits(t, tab, vp)
 			screenshot(t, tab, filepath.Join(shots, "package-"+vp.name+".png"))
 

@@ -120,3 +120,26 @@ func pkgURL(p string) template.URL {
 	}
 	return template.URL("/packages/" + strings.Join(segs, "/"))
 }
+
+// fileURL escapes each path segment of a download link, as pkgURL does; an absolute URL (scheme://host/...)
+// keeps its scheme and host. Anything else (javascript:, data:) becomes no link.
+func fileURL(u string) template.URL {
+	prefix := ""
+	if i := strings.Index(u, "://"); i > 0 {
+		scheme := strings.ToLower(u[:i])
+		if scheme != "http" && scheme != "https" {
+			return ""
+		}
+		rest := u[i+3:]
+		host, p, _ := strings.Cut(rest, "/")
+		prefix, u = scheme+"://"+url.PathEscape(host), "/"+p
+	}
+	if !strings.HasPrefix(u, "/") {
+		return ""
+	}
+	segs := strings.Split(u, "/")
+	for i, s := range segs {
+		segs[i] = url.PathEscape(s)
+	}
+	return template.URL(prefix + strings.Join(segs, "/"))
+}

@@ -55,8 +55,12 @@ type Upload struct {
 
 // Package is what the package page and the search results show about one stored file.
 type Package struct {
-	Path       string // under top_dir, slash-separated: "9/x86_64/Packages/hello-1.0-1.el9.x86_64.rpm"
-	NEVRA      string
+	Path    string // under top_dir, slash-separated: "9/x86_64/Packages/hello-1.0-1.el9.x86_64.rpm"
+	NEVRA   string // a source package's ends in ".src"
+	Summary string // the header's one-line summary; "" when unknown
+	// URL is where the file itself is downloaded: a path ("/repo/9/x86_64/Packages/x.rpm") or an absolute URL;
+	// "" for no link.
+	URL        string
 	Size       int64
 	SHA256     string
 	SignedBy   string // the signer's key id; "" when unsigned
@@ -203,6 +207,9 @@ type packageData struct {
 	Package
 	Install  []string // copy-paste shell lines
 	RepoFile string   // RepoFile made absolute; "" when there is none
+	Source   bool     // a source package: the lines download it instead of installing it
+	Download template.URL
+	FileName string // the link text of Download
 }
 
 func (h *Handler) pkg(w http.ResponseWriter, r *http.Request) {
@@ -215,7 +222,12 @@ func (h *Handler) pkg(w http.ResponseWriter, r *http.Request) {
 	if p.RepoFile != "" {
 		d.RepoFile = absolute(r, p.RepoFile)
 	}
+	d.Source = strings.HasSuffix(p.NEVRA, ".src")
 	d.Install = installLines(d.RepoFile, p.NEVRA)
+	if p.URL != "" {
+		d.Download = fileURL(p.URL)
+		d.FileName = p.Path[strings.LastIndex(p.Path, "/")+1:]
+	}
 	h.render(w, r, http.StatusOK, "package.html", page{Head: p.NEVRA, Data: d})
 }
 
@@ -256,7 +268,9 @@ func absolute(r *http.Request, u string) string {
 	return scheme + "://" + r.Host + u
 }
 
-// installLines are the shell lines that install the package nevra: fetch the .repo file, then dnf install.
+// installLines are the shell lines that install the package nevra: fetch the .repo file, then dnf install; for
+// a source package (NEVRA ending in .src), which dnf cannot install, dnf download --source with the build's
+// name-version-release (dnf-plugins-core; it turns on the .repo file's -source sections by itself).
 // Every value is single-quoted, because a package name is chosen by whoever built the package, and a line that
 // is pasted into a root shell must not run anything else.
 func installLines(repoFile, nevra string) []string {
@@ -270,6 +284,9 @@ func installLines(repoFile, nevra string) []string {
 			name = "rpm-ingestd.repo"
 		}
 		lines = append(lines, "sudo curl -fsSL -o "+shellQuote("/etc/yum.repos.d/"+name)+" "+shellQuote(repoFile))
+	}
+	if nevr, ok := strings.CutSuffix(nevra, ".src"); ok {
+		return append(lines, "dnf download --source "+shellQuote(nevr))
 	}
 	return append(lines, "sudo dnf install "+shellQuote(nevra))
 }

@@ -80,9 +80,13 @@ func sampleSource() *fakeSource {
 		pkgs: []Package{
 			{Path: "9/x86_64/Packages/hello-1.0-1.el9.x86_64.rpm", NEVRA: "hello-1.0-1.el9.x86_64", Size: 6789,
 				SHA256: strings.Repeat("ab", 32), SignedBy: "0123456789abcdef", UploadedBy: "ci-bot", UploadedAt: at(time.Minute),
-				Repos: []string{"/repo/9/x86_64/"}, RepoFile: "/repo/rpm-ingestd.repo"},
+				Repos: []string{"/repo/9/x86_64/"}, RepoFile: "/repo/rpm-ingestd.repo",
+				Summary: "Prints a friendly greeting", URL: "/repo/9/x86_64/Packages/hello-1.0-1.el9.x86_64.rpm"},
 			{Path: "9/x86_64/Packages/world-2.0-1.el9.x86_64.rpm", NEVRA: "world-2.0-1.el9.x86_64", Size: 100,
 				SHA256: strings.Repeat("cd", 32), Repos: []string{"/repo/9/x86_64/"}},
+			{Path: "9/SRPMS/Packages/srcpkg-3.0-1.el9.src.rpm", NEVRA: "srcpkg-3.0-1.el9.src", Size: 300,
+				SHA256: strings.Repeat("ef", 32), Repos: []string{"/repo/9/SRPMS/"}, RepoFile: "/repo/rpm-ingestd.repo",
+				Summary: "Source of srcpkg", URL: "https://repo.example.com/repo/9/SRPMS/Packages/srcpkg-3.0-1.el9.src.rpm"},
 		},
 	}
 }
@@ -244,6 +248,13 @@ func TestPackagePage(t *testing.T) {
 			"2026-11-30 11:59:00 UTC (1m ago)", `<li class="mono">/repo/9/x86_64/</li>`,
 			"sudo curl -fsSL -o &#39;/etc/yum.repos.d/rpm-ingestd.repo&#39; &#39;http://example.com/repo/rpm-ingestd.repo&#39;",
 			"sudo dnf install &#39;hello-1.0-1.el9.x86_64&#39;",
+			`<p class="summary">Prints a friendly greeting</p>`,
+			`<a class="mono" href="/repo/9/x86_64/Packages/hello-1.0-1.el9.x86_64.rpm" download>hello-1.0-1.el9.x86_64.rpm</a>`,
+		}},
+		{"source package", "/packages/9/SRPMS/Packages/srcpkg-3.0-1.el9.src.rpm", func(*http.Request) {}, []string{
+			"<h2>Download the source package</h2>", "dnf download --source &#39;srcpkg-3.0-1.el9&#39;",
+			`<p class="summary">Source of srcpkg</p>`,
+			`href="https://repo.example.com/repo/9/SRPMS/Packages/srcpkg-3.0-1.el9.src.rpm" download>srcpkg-3.0-1.el9.src.rpm</a>`,
 		}},
 		{"https behind a proxy", "/packages/9/x86_64/Packages/hello-1.0-1.el9.x86_64.rpm",
 			func(r *http.Request) { r.Host = "repo.example.org"; r.Header.Set("X-Forwarded-Proto", "https") },
@@ -258,6 +269,9 @@ func TestPackagePage(t *testing.T) {
 			code, _, body := get(t, h, tc.target, tc.mod)
 			if code != http.StatusOK {
 				t.Fatalf("GET %s = %d, want 200", tc.target, code)
+			}
+			if strings.Contains(tc.target, ".src.rpm") && strings.Contains(body, "dnf install") {
+				t.Errorf("a source package's page suggests dnf install, which fails")
 			}
 			for _, w := range tc.want {
 				if !strings.Contains(body, w) {
@@ -301,7 +315,7 @@ func TestEscaping(t *testing.T) {
 	for _, evil := range hostile {
 		t.Run(evil, func(t *testing.T) {
 			p := Package{Path: "9/x86_64/Packages/" + evil + ".rpm", NEVRA: evil, SHA256: evil, SignedBy: evil,
-				UploadedBy: evil, Repos: []string{evil}, RepoFile: "/repo/" + evil}
+				UploadedBy: evil, Repos: []string{evil}, RepoFile: "/repo/" + evil, Summary: evil, URL: "/repo/" + evil}
 			src := &fakeSource{
 				repos:   []Repo{{Path: evil, URL: "/repo/" + evil, State: evil, LastResult: "error", LastRun: at(time.Minute), LastError: evil}},
 				uploads: []Upload{{Time: testNow, User: evil, NEVRA: evil, Result: evil, Status: 400, Path: p.Path}},
@@ -334,6 +348,8 @@ func TestInstallLines(t *testing.T) {
 			[]string{`sudo dnf install 'x'\'';rm -rf /;'\'''`}},
 		{"query string and odd name", "http://h/get?f=a.repo", "a",
 			[]string{"sudo curl -fsSL -o '/etc/yum.repos.d/rpm-ingestd.repo' 'http://h/get?f=a.repo'", "sudo dnf install 'a'"}},
+		{"source package", "http://h/repo/ci.repo", "hello-1.0-1.el9.src",
+			[]string{"sudo curl -fsSL -o '/etc/yum.repos.d/ci.repo' 'http://h/repo/ci.repo'", "dnf download --source 'hello-1.0-1.el9'"}},
 		{"traversal in URL", "http://h/x/..repo/../../etc", "a",
 			[]string{"sudo curl -fsSL -o '/etc/yum.repos.d/rpm-ingestd.repo' 'http://h/x/..repo/../../etc'", "sudo dnf install 'a'"}},
 	}
@@ -436,6 +452,22 @@ func TestFormat(t *testing.T) {
 	for _, tc := range tests {
 		if tc.got != tc.want {
 			t.Errorf("got %q, want %q", tc.got, tc.want)
+		}
+	}
+}
+
+func TestFileURL(t *testing.T) {
+	tests := []struct{ give, want string }{
+		{"/repo/9/x86_64/Packages/a-1-1.x86_64.rpm", "/repo/9/x86_64/Packages/a-1-1.x86_64.rpm"},
+		{"/repo/9/x86_64/Packages/a?b#c.rpm", "/repo/9/x86_64/Packages/a%3Fb%23c.rpm"},
+		{"https://repo.example.com/repo/a.rpm", "https://repo.example.com/repo/a.rpm"},
+		{"javascript:alert(1)", ""},
+		{"data://x/y", ""},
+		{"relative/a.rpm", ""},
+	}
+	for _, tc := range tests {
+		if got := string(fileURL(tc.give)); got != tc.want {
+			t.Errorf("fileURL(%q) = %q, want %q", tc.give, got, tc.want)
 		}
 	}
 }
