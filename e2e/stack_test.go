@@ -110,6 +110,7 @@ type stack struct {
 	layout                  string   // repo.layout; "" means the suite's default, {{.OSRelease}}/{{.Arch}}
 	repoExtra, indexerExtra string   // YAML lines added to the daemon's repo: and indexer: sections
 	serverExtra             string   // YAML lines added to the daemon's server: section
+	logExtra                string   // YAML lines added to the daemon's log: section
 	dnfGPG                  []string // dnf's signature options; nil means --nogpgcheck
 }
 
@@ -344,6 +345,9 @@ server:
   max_upload_size: 128MiB
   serve_repo: false
   repo_url: /repo
+  # nginx asks the daemon about every login (auth_request), so the daemon holds the user file, as in
+  # deploy/config.yml.
+  htpasswd: %s
 %s
 repo:
   top_dir: %s
@@ -363,7 +367,8 @@ indexer:
 log:
   level: info
   format: json
-`, s.socket, s.spool, s.serverExtra, s.top, layout, s.repoExtra, tm.quiet, tm.maxDelay, s.indexerExtra)
+%s
+`, s.socket, s.spool, filepath.Join(s.ngxDir, "htpasswd"), s.serverExtra, s.top, layout, s.repoExtra, tm.quiet, tm.maxDelay, s.indexerExtra, s.logExtra)
 	p := filepath.Join(s.dir, fmt.Sprintf("config-%d.yml", s.starts))
 	writeFile(t, p, cfg)
 	return p
