@@ -103,6 +103,9 @@ func TestShippedNginxMatchesDeployConfig(t *testing.T) {
 	if !regexp.MustCompile(`location = /api/v1/auth \{\s*internal;`).MatchString(snippet) {
 		t.Errorf("nginx/rpm-ingestd.conf: the login check location = /api/v1/auth must start with `internal;`")
 	}
+	if !regexp.MustCompile(`(?s)location = /api/v1/auth \{[^}]*client_max_body_size 0;`).MatchString(snippet) {
+		t.Errorf("nginx/rpm-ingestd.conf: the login check location needs client_max_body_size 0, or uploads over 1m fail the check")
+	}
 	for _, loc := range []string{`location \^~ /upload \{`, `location = /api/v1/promote \{`, `location ~ \^/api/v1/packages/\. \{`} {
 		m := regexp.MustCompile(`(?s)` + loc + `(.*?)\n\}`).FindStringSubmatch(snippet)
 		if m == nil {
