@@ -84,6 +84,15 @@ func TestNginxLoginsLimitedAndCounted(t *testing.T) {
 		}
 	}
 
+	// Nor through an encoded or dotted spelling of the path (nginx matches the decoded, normalised path).
+	for _, p := range []string{"/api/v1/%61uth", "/api/v1/packages/../auth", "/api/v1/auth?x=1"} {
+		code := s.run(t, s.tools["curl"], "-sS", "--path-as-is", "-o", "/dev/null", "-w", "%{http_code}",
+			"-u", uploadUser+":"+uploadPass, "-H", "X-Real-IP: 192.0.2.1", s.base+p)
+		if strings.TrimSpace(code) != "404" {
+			t.Errorf("GET %s from a client: %s, want 404", p, code)
+		}
+	}
+
 	// A wrong password on a deletion is checked and recorded the same way (from a third address).
 	del := s.run(t, s.tools["curl"], "-sS", "-o", "/dev/null", "-w", "%{http_code}", "--interface", "127.0.0.3",
 		"-u", uploadUser+":wrong", "-X", "DELETE", s.base+"/api/v1/packages/9/x86_64/Packages/"+spec.FileName())
