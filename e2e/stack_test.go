@@ -34,7 +34,7 @@ const (
 	prodTopDir   = "/srv/repo/storage"
 	prodSpoolDir = "/srv/repo/incoming"
 	prodSocket   = "/run/rpm-ingestd/rpm-ingestd.sock"
-	prodHtpasswd = "/etc/nginx/rpm-ingestd.htpasswd"
+	prodHtpasswd = "/etc/rpm-ingestd/htpasswd" // server.htpasswd; the snippet names it, nginx does not read it
 	prodSnippet  = "/etc/nginx/rpm-ingestd.conf"
 	prodAccess   = "/var/log/nginx/repo.access.log"
 	prodErrorLog = "/var/log/nginx/repo.error.log"
@@ -228,7 +228,7 @@ func (s *stack) writeNginxConfig(t testing.TB) string {
 		{prodSpoolDir, s.spool},
 		{prodSocket, s.socket},
 		{prodHtpasswd, filepath.Join(s.ngxDir, "htpasswd")},
-	}, []string{"/srv/repo", "/run/rpm-ingestd/", prodHtpasswd})
+	}, []string{"/srv/repo", "/run/rpm-ingestd/", prodHtpasswd, "/etc/nginx/rpm-ingestd.htpasswd"})
 	writeFile(t, snippetPath, snippet)
 
 	example, err := os.ReadFile("../nginx/rpm-ingestd.example.conf")
