@@ -57,15 +57,21 @@ func (s *Server) authCheck(w http.ResponseWriter, r *http.Request) {
 	}
 	status := errorStatus(err)
 	orig := r
-	if !errors.Is(err, auth.ErrForbidden) {
+	forbidden := errors.Is(err, auth.ErrForbidden)
+	if !forbidden {
 		// The asker is a trusted proxy: what it says the client asked for is what the refusal is about.
 		orig = originalRequest(r)
 	}
 	s.log.Info("login refused", zap.String("req_id", middleware.GetReqID(r.Context())),
 		zap.String("method", orig.Method), zap.String("path", orig.URL.Path), zap.String("client", client),
 		zap.Int("status", status), zap.String("reason", err.Error()))
-	s.metrics.refused(orig, s.opts.UploadPath, status, err) // an upload refused at the proxy counts as one
-	s.recordLogin(orig, client, status, err)
+	if !forbidden {
+		// A client's failed login through the proxy: counted and recorded like a direct one. A refused check
+		// (an untrusted asker, no client address, no htpasswd) is no client's login, only logged: recording it
+		// would let any peer that reaches the daemon cost an fsync per request.
+		s.metrics.refused(orig, s.opts.UploadPath, status, err) // an upload refused at the proxy counts as one
+		s.recordLogin(orig, client, status, err)
+	}
 
 	var limited *auth.LimitError
 	if errors.As(err, &limited) {
