@@ -72,7 +72,9 @@ VOLUME /srv/repo
 EXPOSE 5000
 # The daemon probes itself: GET /readyz on server.listen of this config (the
 # same file as CMD's -c; change both if you mount your config elsewhere).
-# Exit 0 ready, 1 not, with a one-line reason in `docker inspect`.
+# Exit 0 ready, 1 not, with a one-line reason in `docker inspect`. buildah and
+# podman build drop HEALTHCHECK from OCI-format images: build with
+# `--format docker` there to keep it.
 HEALTHCHECK --interval=30s --timeout=15s --start-period=30s --retries=3 \
     CMD ["/usr/bin/rpm-ingestd", "--probe", "-c", "/etc/rpm-ingestd/config.yml"]
 # Give the daemon time to drain on stop: docker run --stop-timeout 120 (compose:
