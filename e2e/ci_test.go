@@ -60,7 +60,8 @@ func (r scriptResult) String() string {
 }
 
 // TestUploadScriptAgainstStack runs deploy/ci/upload.sh against nginx and the daemon, as a CI job would: several
-// packages (the last one waits and publishes), then a conflict, bad credentials, and the daemon down.
+// packages (each waits and publishes), two arches, then a conflict, bad credentials, the daemon down and the
+// daemon restarting while the script runs.
 func TestUploadScriptAgainstStack(t *testing.T) {
 	s := newStack(t)
 	s.restartDaemon(t, patientTiming) // only the script's publish=now can publish anything
@@ -75,7 +76,7 @@ func TestUploadScriptAgainstStack(t *testing.T) {
 	}
 	slices.Sort(want)
 
-	t.Run("FoundInDirAllStoredLastVisible", func(t *testing.T) {
+	t.Run("FoundInDirAllStoredAllVisible", func(t *testing.T) {
 		env := withEnv(env, "RPM_INGESTD_DIR", dir)
 		r := runUploadScript(t, env)
 		if r.code != 0 {
