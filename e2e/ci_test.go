@@ -277,6 +277,8 @@ func TestUploadScriptAnswers(t *testing.T) {
 		{"502 (daemon restarting) retried", nil, []answer{{502, "", "<html><head><title>502 Bad Gateway</title></head></html>\n"}, ok}, []string{a}, 0,
 			[]string{"upload.sh: " + a + ": HTTP 502 (502 Bad Gateway); retry 1 of 5 in 5s"}, []string{a + ": OK"}, 2,
 			"PUT /upload?wait=visible&publish=now&timeout=100s"},
+		{"201 without visibility is not success", nil, []answer{{201, "", "OK - Accessible as /repo/9/x86_64/Packages/a.rpm (published to dnf in about 30s)\n"}}, []string{a}, 1,
+			[]string{"upload.sh: " + a + ": stored (HTTP 201), but the server did not say it is visible to dnf: OK - Accessible as"}, nil, 1, ""},
 		{"503 until retries run out", map[string]string{"RPM_INGESTD_RETRIES": "1"}, []answer{{503, "0", "busy\n"}, {503, "0", "still busy\n"}}, []string{a}, 1,
 			[]string{"retry 1 of 1 in 0s", "upload.sh: " + a + ": HTTP 503: still busy"}, nil, 2, ""},
 		{"500 with the daemon's line", nil, []answer{{500, "", "internal error; the daemon's log has the details under request id x/1\n"}}, []string{a}, 1,
@@ -348,7 +350,7 @@ func flatten(m map[string]string) []string {
 func TestUploadScriptCredentials(t *testing.T) {
 	f := testrpm.WriteFile(t, t.TempDir(), testrpm.Spec{Name: "a", Release: "1.el9", Arch: "x86_64"})
 	const user, pass = `ci bot`, `p"a\ss$w'o rd\`
-	sc, srv := newScripted(t, answer{status: 201, body: "OK\n"})
+	sc, srv := newScripted(t, answer{status: 201, body: "OK - Accessible as /repo/9/x86_64/Packages/a.rpm (visible to dnf now)\n"})
 	// A curl that records its arguments, then runs the real one.
 	bin := t.TempDir()
 	realCurl, err := exec.LookPath("curl")

@@ -25,7 +25,8 @@
 # Exit status:
 #   0  every package stored, and visible to dnf in every repository it went to
 #   1  an upload was refused or failed (the server's one-line message is printed); the packages before it are
-#      stored. Also when an upload was stored but not visible within the timeout (HTTP 202).
+#      stored. Also when an upload was stored but not visible within the timeout (HTTP 202), or stored with an
+#      answer that does not say "visible to dnf now" (a server without ?wait=visible).
 #   2  usage: no RPM_INGESTD_URL, no curl, no package, or a file that cannot be read
 set -u
 umask 077
@@ -107,8 +108,16 @@ upload() {
 		}
 		case $code in
 		200 | 201)
-			printf '%s: %s\n' "$file" "$(message)"
-			return 0
+			# Stored; visible only if the server says so: one that ignores ?wait=visible answers 201 at once.
+			answer=$(message)
+			case $answer in
+			*"visible to dnf now"*)
+				printf '%s: %s\n' "$file" "$answer"
+				return 0
+				;;
+			esac
+			printf '%s: %s: stored (HTTP %s), but the server did not say it is visible to dnf: %s\n' "$me" "$file" "$code" "$answer" >&2
+			return 1
 			;;
 		202)
 			printf '%s: %s: stored, but not visible to dnf within %s: %s\n' "$me" "$file" "$timeout" "$(message)" >&2
