@@ -9,8 +9,26 @@
 # the daemon hard-links that very file; override with --build-arg UID=... GID=...
 # if your nginx runs as someone else.
 
+# Base images, pinned by digest. A tag (golang:1.26) moves whenever its
+# publisher rebuilds it; a digest names one exact image, so two builds of the
+# same commit get the same base. The digests are build arguments, empty by
+# default (then the tag alone is used, unpinned): no registry was reachable
+# where this file was written, and a made-up digest would be worse than none.
+# To pin, or to move a pin to a newer image, get each digest with either of
+#   skopeo inspect --format '{{.Digest}}' docker://docker.io/library/golang:1.26
+#   skopeo inspect --format '{{.Digest}}' docker://docker.io/library/almalinux:9-minimal
+# or
+#   podman pull docker.io/library/golang:1.26 && podman image inspect --format '{{.Digest}}' docker.io/library/golang:1.26
+# (the same for almalinux:9-minimal; docker: `docker buildx imagetools inspect IMAGE`), and write it as the
+# default below (GOLANG_DIGEST=sha256:<64 hex digits>) or pass it with --build-arg GOLANG_DIGEST=sha256:...
+# The digest of a multi-arch tag is its manifest list: the pin then still builds on every arch.
+ARG GOLANG_IMAGE=docker.io/library/golang:1.26
+ARG GOLANG_DIGEST=
+ARG RUNTIME_IMAGE=docker.io/library/almalinux:9-minimal
+ARG RUNTIME_DIGEST=
+
 # --- build ---------------------------------------------------------------
-FROM golang:1.26 AS build
+FROM ${GOLANG_IMAGE}${GOLANG_DIGEST:+@}${GOLANG_DIGEST} AS build
 WORKDIR /src
 # Dependencies first, so source edits don't re-download modules.
 COPY go.mod go.sum ./
@@ -23,7 +41,7 @@ RUN CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=${VERSION}"
 
 # --- runtime -------------------------------------------------------------
 # RHEL-compatible userland, so createrepo_c is the version EL clients expect.
-FROM almalinux:9-minimal
+FROM ${RUNTIME_IMAGE}${RUNTIME_DIGEST:+@}${RUNTIME_DIGEST}
 ARG UID=101
 ARG GID=101
 # shadow-utils only for groupadd/useradd. The spool and tree are created here
@@ -38,6 +56,10 @@ RUN microdnf install -y --nodocs --setopt=install_weak_deps=0 createrepo_c shado
 COPY --from=build /out/rpm-ingestd /usr/bin/rpm-ingestd
 # Listens on 0.0.0.0:5000 for the nginx container; otherwise as deploy/config.yml.
 COPY deploy/config.container.yml /etc/rpm-ingestd/config.yml
+# server.htpasswd: nginx asks the daemon about every login, so the user file
+# belongs to this container. Mount yours over this empty placeholder (0 users:
+# every login is refused until you do), readable by uid ${UID}.
+RUN install -m 0644 /dev/null /etc/rpm-ingestd/htpasswd
 
 USER ${UID}:${GID}
 # Fail the image build, not the first start, if the config and binary disagree.
@@ -48,9 +70,18 @@ RUN ["/usr/bin/rpm-ingestd", "--check-config", "-c", "/etc/rpm-ingestd/config.ym
 # Share it with the nginx container.
 VOLUME /srv/repo
 EXPOSE 5000
-# No HEALTHCHECK: the minimal image has no HTTP client. Probe GET /healthz from
-# the orchestrator (Kubernetes httpGet, or nginx's upstream) instead.
-# Give the daemon time to drain on stop: docker run --stop-timeout 90.
+# The daemon probes itself: GET /readyz on server.listen of this config (the
+# same file as CMD's -c; change both if you mount your config elsewhere).
+# Exit 0 ready, 1 not, with a one-line reason in `docker inspect`. buildah and
+# podman build drop HEALTHCHECK from OCI-format images: build with
+# `--format docker` there to keep it.
+HEALTHCHECK --interval=30s --timeout=15s --start-period=30s --retries=3 \
+    CMD ["/usr/bin/rpm-ingestd", "--probe", "-c", "/etc/rpm-ingestd/config.yml"]
+# Give the daemon time to drain on stop: docker run --stop-timeout 120 (compose:
+# stop_grace_period: 120s). That is the systemd unit's TimeoutStopSec; the
+# daemon refuses to start when its longest stop (95s with config.container.yml)
+# is over 110s, so 120 always covers it. Docker's default of 10s would kill it
+# mid-index.
 STOPSIGNAL SIGTERM
 ENTRYPOINT ["/usr/bin/rpm-ingestd"]
 CMD ["-c", "/etc/rpm-ingestd/config.yml"]

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 
@@ -59,7 +60,8 @@ func (r scriptResult) String() string {
 }
 
 // TestUploadScriptAgainstStack runs deploy/ci/upload.sh against nginx and the daemon, as a CI job would: several
-// packages (the last one waits and publishes), then a conflict, bad credentials, and the daemon down.
+// packages (each waits and publishes), two arches, then a conflict, bad credentials, the daemon down and the
+// daemon restarting while the script runs.
 func TestUploadScriptAgainstStack(t *testing.T) {
 	s := newStack(t)
 	s.restartDaemon(t, patientTiming) // only the script's publish=now can publish anything
@@ -74,7 +76,7 @@ func TestUploadScriptAgainstStack(t *testing.T) {
 	}
 	slices.Sort(want)
 
-	t.Run("FoundInDirAllStoredLastVisible", func(t *testing.T) {
+	t.Run("FoundInDirAllStoredAllVisible", func(t *testing.T) {
 		env := withEnv(env, "RPM_INGESTD_DIR", dir)
 		r := runUploadScript(t, env)
 		if r.code != 0 {
@@ -92,8 +94,10 @@ func TestUploadScriptAgainstStack(t *testing.T) {
 				t.Errorf("line %d: %q, want it to start with %q", i, l, prefix)
 			}
 		}
-		if !strings.HasSuffix(out[2], "(visible to dnf now)") {
-			t.Errorf("the last upload did not wait for visibility: %q", out[2])
+		for i, l := range out {
+			if !strings.HasSuffix(l, "(visible to dnf now)") {
+				t.Errorf("upload %d did not wait for visibility: %q", i+1, l)
+			}
 		}
 		// The script's exit 0 means installable now: dnf sees all three at once, with a ten-minute quiet period.
 		if got := s.repoquery(t, []string{"/repo/9/x86_64/"}, "ci*"); !slices.Equal(got, want) {
@@ -122,9 +126,69 @@ func TestUploadScriptAgainstStack(t *testing.T) {
 		s.stopDaemon(t, false)
 		defer s.startDaemon(t, patientTiming)
 		f := testrpm.WriteFile(t, mkdir(t, filepath.Join(s.dir, "ci-down")), testrpm.Spec{Name: "cidown", Release: "1.el9", Arch: "x86_64"})
-		r := runUploadScript(t, env, f)
-		if r.code != 1 || !strings.Contains(r.stderr, ": HTTP 502: 502 Bad Gateway") {
-			t.Errorf("got %s\nwant exit 1 with nginx's 502 title", r)
+		r := runUploadScript(t, withEnv(env, "RPM_INGESTD_RETRIES", "1"), f)
+		if r.code != 1 || !strings.Contains(r.stderr, ": HTTP 502 (the rpm-ingestd daemon did not answer the login check; retry in a few seconds); retry 1 of 1 in 5s") ||
+			!strings.Contains(r.stderr, ": HTTP 502: the rpm-ingestd daemon did not answer the login check") {
+			t.Errorf("got %s\nwant one retry after nginx's Retry-After, then exit 1 with nginx's 502 line", r)
+		}
+	})
+
+	// Two arches: the script exits 0 only when each package is visible in its own repository. With the patient
+	// timing nothing is published unless an upload asks for it, so an upload that did not wait and publish would
+	// leave its repository without the package (or without metadata at all).
+	t.Run("EveryArchVisibleAtExit", func(t *testing.T) {
+		two := mkdir(t, filepath.Join(s.dir, "ci-arches"))
+		a := testrpm.WriteFile(t, two, testrpm.Spec{Name: "ciarch", Release: "1.el9", Arch: "aarch64"})
+		x := testrpm.WriteFile(t, two, testrpm.Spec{Name: "ciarch", Release: "1.el9", Arch: "x86_64"})
+		r := runUploadScript(t, env, a, x)
+		if r.code != 0 {
+			t.Fatalf("upload.sh: %s", r)
+		}
+		for _, arch := range []string{"aarch64", "x86_64"} {
+			want := "ciarch-1.0-1.el9." + arch
+			// --forcearch: dnf on this x86_64 host would hide aarch64 packages.
+			if got := s.repoquery(t, []string{"/repo/9/" + arch + "/"}, "--forcearch="+arch, "ciarch"); !slices.Contains(got, want) {
+				t.Errorf("dnf repoquery %s right after upload.sh: %q, want %s", arch, got, want)
+			}
+		}
+	})
+
+	// The daemon restarts while the script runs: nginx answers 502 until it is back, and the script retries.
+	t.Run("RetriesWhileDaemonRestarts", func(t *testing.T) {
+		f := testrpm.WriteFile(t, mkdir(t, filepath.Join(s.dir, "ci-restart")), testrpm.Spec{Name: "cirestart", Release: "1.el9", Arch: "x86_64"})
+		s.stopDaemon(t, false)
+		ctx, cancel := context.WithTimeout(context.Background(), cmdTimeout)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, "/bin/sh", uploadScript, f)
+		cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "LC_ALL=C", "RPM_INGESTD_RETRIES=20"}
+		for k, v := range env {
+			cmd.Env = append(cmd.Env, k+"="+v)
+		}
+		var stdout bytes.Buffer
+		stderr := &syncBuffer{}
+		cmd.Stdout, cmd.Stderr = &stdout, stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		// Start the daemon again once the script has met the 502 (or ended, which the checks below report).
+		for !strings.Contains(stderr.String(), "HTTP 502") {
+			select {
+			case err := <-done:
+				t.Fatalf("upload.sh ended before the daemon was back: %v\nstdout:\n%s\nstderr:\n%s", err, stdout.String(), stderr.String())
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+		s.startDaemon(t, patientTiming)
+		if err := <-done; err != nil {
+			t.Fatalf("upload.sh after the restart: %v\nstdout:\n%s\nstderr:\n%s", err, stdout.String(), stderr.String())
+		}
+		if !strings.Contains(stdout.String(), f+": OK - Accessible as") || !strings.Contains(stdout.String(), "(visible to dnf now)") {
+			t.Errorf("stdout %q, want the stored and visible line", stdout.String())
+		}
+		if got := s.repoquery(t, []string{"/repo/9/x86_64/"}, "cirestart"); len(got) != 1 {
+			t.Errorf("dnf repoquery cirestart: %q, want it listed", got)
 		}
 	})
 }
@@ -210,6 +274,11 @@ func TestUploadScriptAnswers(t *testing.T) {
 		{"503 retried after Retry-After", nil, []answer{{503, "1", "busy: 16 uploads are already being received\n"}, {503, "0", "busy\n"}, ok}, []string{a}, 0,
 			[]string{"upload.sh: " + a + ": HTTP 503 (busy: 16 uploads are already being received); retry 1 of 5 in 1s", "retry 2 of 5 in 0s"},
 			[]string{a + ": OK"}, 3, "PUT /upload?wait=visible&publish=now&timeout=100s"},
+		{"502 (daemon restarting) retried", nil, []answer{{502, "", "<html><head><title>502 Bad Gateway</title></head></html>\n"}, ok}, []string{a}, 0,
+			[]string{"upload.sh: " + a + ": HTTP 502 (502 Bad Gateway); retry 1 of 5 in 5s"}, []string{a + ": OK"}, 2,
+			"PUT /upload?wait=visible&publish=now&timeout=100s"},
+		{"201 without visibility is not success", nil, []answer{{201, "", "OK - Accessible as /repo/9/x86_64/Packages/a.rpm (published to dnf in about 30s)\n"}}, []string{a}, 1,
+			[]string{"upload.sh: " + a + ": stored (HTTP 201), but the server did not say it is visible to dnf: OK - Accessible as"}, nil, 1, ""},
 		{"503 until retries run out", map[string]string{"RPM_INGESTD_RETRIES": "1"}, []answer{{503, "0", "busy\n"}, {503, "0", "still busy\n"}}, []string{a}, 1,
 			[]string{"retry 1 of 1 in 0s", "upload.sh: " + a + ": HTTP 503: still busy"}, nil, 2, ""},
 		{"500 with the daemon's line", nil, []answer{{500, "", "internal error; the daemon's log has the details under request id x/1\n"}}, []string{a}, 1,
@@ -252,6 +321,12 @@ func TestUploadScriptAnswers(t *testing.T) {
 			if tc.lastQuery != "" && (len(sc.queries) == 0 || sc.queries[len(sc.queries)-1] != tc.lastQuery) {
 				t.Errorf("requests %q, want the last to be %q", sc.queries, tc.lastQuery)
 			}
+			// Every upload waits for its own visibility, not only the last.
+			for _, q := range sc.queries {
+				if tc.lastQuery != "" && !strings.HasSuffix(q, tc.lastQuery[strings.Index(tc.lastQuery, "?"):]) {
+					t.Errorf("request %q does not wait for visibility like %q", q, tc.lastQuery)
+				}
+			}
 			if tc.env["RPM_INGESTD_OS_RELEASE"] != "" && sc.requests[0].Header.Get("X-OS-Release") != tc.env["RPM_INGESTD_OS_RELEASE"] {
 				t.Errorf("X-OS-Release %q", sc.requests[0].Header.Get("X-OS-Release"))
 			}
@@ -275,7 +350,7 @@ func flatten(m map[string]string) []string {
 func TestUploadScriptCredentials(t *testing.T) {
 	f := testrpm.WriteFile(t, t.TempDir(), testrpm.Spec{Name: "a", Release: "1.el9", Arch: "x86_64"})
 	const user, pass = `ci bot`, `p"a\ss$w'o rd\`
-	sc, srv := newScripted(t, answer{status: 201, body: "OK\n"})
+	sc, srv := newScripted(t, answer{status: 201, body: "OK - Accessible as /repo/9/x86_64/Packages/a.rpm (visible to dnf now)\n"})
 	// A curl that records its arguments, then runs the real one.
 	bin := t.TempDir()
 	realCurl, err := exec.LookPath("curl")
@@ -372,4 +447,22 @@ func decodeYAML(t *testing.T, p string, v any) {
 	if err := yaml.Unmarshal(b, v); err != nil {
 		t.Fatalf("%s: %v", p, err)
 	}
+}
+
+// syncBuffer is a bytes.Buffer safe to read while a child process writes to it.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }

@@ -346,8 +346,9 @@ func (s *stack) testHostile(t *testing.T) {
 		t.Errorf("the planted symlink in the spool was removed")
 	}
 
-	// No header, a body: direct uploads are off, so the daemon must refuse rather than store it.
-	r, err := s.tryDo(s.direct, "http://rpm-ingestd", http.MethodPut, "/upload/", content, nil, false)
+	// No header, a body: direct uploads are off, so the daemon must refuse rather than store it, even with the
+	// right credentials (without them it is 401: the daemon holds the htpasswd file).
+	r, err := s.tryDo(s.direct, "http://rpm-ingestd", http.MethodPut, "/upload/", content, nil, true)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -106,7 +106,7 @@ func (s *stack) testPromote(t *testing.T) {
 	if slices.Sort(got.Paths); got.Status != "created" || !slices.Equal(got.Paths, want) {
 		t.Errorf("promote answer: %s %v, want created %v", got.Status, got.Paths, want)
 	}
-	// The daemon has no htpasswd here: nginx authenticated alice, and the log (and the audit trail) must say so.
+	// nginx had the daemon check alice's login (auth_request), and the log (and the audit trail) must say so.
 	if !slices.ContainsFunc(strings.Split(readFile(s.daemonLg), "\n"), func(l string) bool {
 		return strings.Contains(l, `"msg":"promote done"`) && strings.Contains(l, `"user":"alice"`)
 	}) {

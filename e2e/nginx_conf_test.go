@@ -64,7 +64,7 @@ func TestShippedNginxMatchesDeployConfig(t *testing.T) {
 	if got := value(`location \^~ (\S+) \{`); got != strings.TrimRight(srv.UploadPath, "/") {
 		t.Errorf("uploads go to %s, but server.upload_path is %s", got, srv.UploadPath)
 	}
-	size, err := config.ParseSize(value(`client_max_body_size (\S+);`))
+	size, err := config.ParseSize(value(`client_max_body_size ([1-9]\S*);`)) // 0 (no check) is the login check's
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,7 +80,8 @@ func TestShippedNginxMatchesDeployConfig(t *testing.T) {
 		`client_body_in_file_only clean;`,
 		`proxy_pass_request_body off;`,
 		`proxy_set_header Content-Length "";`, // only HTTP/1.1 keep-alive upstreams hang without it
-		`proxy_set_header X-Remote-User $remote_user;`,
+		`proxy_set_header X-Remote-User $rpm_ingestd_user;`,
+		`auth_request_set $rpm_ingestd_user $upstream_http_x_remote_user;`,
 		`proxy_set_header X-Real-IP $remote_addr;`,
 		`proxy_next_upstream off;`,
 		`autoindex on;`,
@@ -91,6 +92,35 @@ func TestShippedNginxMatchesDeployConfig(t *testing.T) {
 	}
 	if !regexp.MustCompile(`location ~ /\\\. \{\s*return 404;`).MatchString(snippet) {
 		t.Errorf("nginx/rpm-ingestd.conf lacks the dotfile rule `location ~ /\\. { return 404; }`")
+	}
+
+	// Logins: the daemon checks every one (auth_request), so nginx must never answer them itself, the check must
+	// be an internal location (no client may ask it), every route that changes the tree must use it with the
+	// 429 and 502 mappings, and the daemon must hold the user file.
+	if strings.Contains(snippet, "auth_basic") {
+		t.Errorf("nginx/rpm-ingestd.conf uses auth_basic: logins checked by nginx bypass the daemon's limiter, metrics and audit trail")
+	}
+	if !regexp.MustCompile(`location = /api/v1/auth \{\s*internal;`).MatchString(snippet) {
+		t.Errorf("nginx/rpm-ingestd.conf: the login check location = /api/v1/auth must start with `internal;`")
+	}
+	if !regexp.MustCompile(`(?s)location = /api/v1/auth \{[^}]*client_max_body_size 0;`).MatchString(snippet) {
+		t.Errorf("nginx/rpm-ingestd.conf: the login check location needs client_max_body_size 0, or uploads over 1m fail the check")
+	}
+	for _, loc := range []string{`location \^~ /upload \{`, `location = /api/v1/promote \{`, `location ~ \^/api/v1/packages/\. \{`} {
+		m := regexp.MustCompile(`(?s)` + loc + `(.*?)\n\}`).FindStringSubmatch(snippet)
+		if m == nil {
+			t.Errorf("nginx/rpm-ingestd.conf has no %s", loc)
+			continue
+		}
+		for _, d := range []string{"auth_request /api/v1/auth;", "error_page 403 = @rpm_ingestd_denied;", "error_page 500 = @rpm_ingestd_auth_failed;",
+			"auth_request_set $rpm_ingestd_retry_after $upstream_http_x_rpm_ingestd_retry_after;", "auth_request_set $rpm_ingestd_auth_status $upstream_status;"} {
+			if !strings.Contains(m[1], d) {
+				t.Errorf("nginx/rpm-ingestd.conf: %s lacks %s", loc, d)
+			}
+		}
+	}
+	if srv.Htpasswd != prodHtpasswd {
+		t.Errorf("deploy/config.yml server.htpasswd is %q, want %s: nginx asks the daemon about every login", srv.Htpasswd, prodHtpasswd)
 	}
 
 	// The daemon must run as nginx's worker user; the unit and the snippet's explanation must agree on it.

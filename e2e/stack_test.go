@@ -34,7 +34,7 @@ const (
 	prodTopDir   = "/srv/repo/storage"
 	prodSpoolDir = "/srv/repo/incoming"
 	prodSocket   = "/run/rpm-ingestd/rpm-ingestd.sock"
-	prodHtpasswd = "/etc/nginx/rpm-ingestd.htpasswd"
+	prodHtpasswd = "/etc/rpm-ingestd/htpasswd" // server.htpasswd; the snippet names it, nginx does not read it
 	prodSnippet  = "/etc/nginx/rpm-ingestd.conf"
 	prodAccess   = "/var/log/nginx/repo.access.log"
 	prodErrorLog = "/var/log/nginx/repo.error.log"
@@ -110,6 +110,7 @@ type stack struct {
 	layout                  string   // repo.layout; "" means the suite's default, {{.OSRelease}}/{{.Arch}}
 	repoExtra, indexerExtra string   // YAML lines added to the daemon's repo: and indexer: sections
 	serverExtra             string   // YAML lines added to the daemon's server: section
+	logExtra                string   // YAML lines added to the daemon's log: section
 	dnfGPG                  []string // dnf's signature options; nil means --nogpgcheck
 }
 
@@ -227,7 +228,7 @@ func (s *stack) writeNginxConfig(t testing.TB) string {
 		{prodSpoolDir, s.spool},
 		{prodSocket, s.socket},
 		{prodHtpasswd, filepath.Join(s.ngxDir, "htpasswd")},
-	}, []string{"/srv/repo", "/run/rpm-ingestd/", prodHtpasswd})
+	}, []string{"/srv/repo", "/run/rpm-ingestd/", prodHtpasswd, "/etc/nginx/rpm-ingestd.htpasswd"})
 	writeFile(t, snippetPath, snippet)
 
 	example, err := os.ReadFile("../nginx/rpm-ingestd.example.conf")
@@ -344,6 +345,9 @@ server:
   max_upload_size: 128MiB
   serve_repo: false
   repo_url: /repo
+  # nginx asks the daemon about every login (auth_request), so the daemon holds the user file, as in
+  # deploy/config.yml.
+  htpasswd: %s
 %s
 repo:
   top_dir: %s
@@ -363,7 +367,8 @@ indexer:
 log:
   level: info
   format: json
-`, s.socket, s.spool, s.serverExtra, s.top, layout, s.repoExtra, tm.quiet, tm.maxDelay, s.indexerExtra)
+%s
+`, s.socket, s.spool, filepath.Join(s.ngxDir, "htpasswd"), s.serverExtra, s.top, layout, s.repoExtra, tm.quiet, tm.maxDelay, s.indexerExtra, s.logExtra)
 	p := filepath.Join(s.dir, fmt.Sprintf("config-%d.yml", s.starts))
 	writeFile(t, p, cfg)
 	return p

@@ -18,7 +18,7 @@ const (
 	prodTopDir   = "/srv/repo/storage"
 	prodSpoolDir = "/srv/repo/incoming"
 	prodSocket   = "/run/rpm-ingestd/rpm-ingestd.sock"
-	prodHtpasswd = "/etc/nginx/rpm-ingestd.htpasswd"
+	prodHtpasswd = "/etc/rpm-ingestd/htpasswd"
 	prodSnippet  = "/etc/nginx/rpm-ingestd.conf"
 	prodAccess   = "/var/log/nginx/repo.access.log"
 	prodErrorLog = "/var/log/nginx/repo.error.log"
@@ -45,10 +45,9 @@ func startNginx(ps *procSet, nginxBin, src, dir string, d *daemon) (*nginxStack,
 			return nil, err
 		}
 	}
-	htpasswd := filepath.Join(dir, "htpasswd")
-	// bcrypt, as the snippet's comment recommends (htpasswd -B's default cost).
-	if out, err := exec.Command("htpasswd", "-bcB", htpasswd, uploadUser, uploadPass).CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("htpasswd: %w: %s (Debian: apt-get install apache2-utils)", err, out)
+	htpasswd := d.conf.htpasswd
+	if htpasswd == "" {
+		return nil, fmt.Errorf("the daemon has no server.htpasswd: nginx asks it about every login (daemonConf.withHtpasswd)")
 	}
 	shipped, err := os.ReadFile(filepath.Join(src, "nginx", "rpm-ingestd.conf"))
 	if err != nil {
@@ -184,4 +183,17 @@ func freePort() (int, error) {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// withHtpasswd writes the benchmark's user file (bcrypt, as the docs recommend; htpasswd -B's default cost) into
+// c.dir and sets it as server.htpasswd: behind the shipped nginx snippet the daemon checks every login.
+func (c daemonConf) withHtpasswd() (daemonConf, error) {
+	if err := os.MkdirAll(c.dir, 0o755); err != nil {
+		return c, err
+	}
+	c.htpasswd = filepath.Join(c.dir, "htpasswd")
+	if out, err := exec.Command("htpasswd", "-bcB", c.htpasswd, uploadUser, uploadPass).CombinedOutput(); err != nil {
+		return c, fmt.Errorf("htpasswd: %w: %s (Debian: apt-get install apache2-utils)", err, out)
+	}
+	return c, nil
 }

@@ -27,8 +27,12 @@ func (b *bench) scenarioNginx() error {
 		return err
 	}
 	defer b.cleanup(dir)
-	d, err := startDaemon(&b.procs, b.bin, daemonConf{dir: filepath.Join(dir, "daemon"), top: filepath.Join(dir, "top"),
-		spool: filepath.Join(dir, "spool"), quiet: time.Hour, maxDelay: 2 * time.Hour})
+	conf, err := daemonConf{dir: filepath.Join(dir, "daemon"), top: filepath.Join(dir, "top"),
+		spool: filepath.Join(dir, "spool"), quiet: time.Hour, maxDelay: 2 * time.Hour}.withHtpasswd()
+	if err != nil {
+		return err
+	}
+	d, err := startDaemon(&b.procs, b.bin, conf)
 	if err != nil {
 		return err
 	}

@@ -32,8 +32,12 @@ func (b *bench) scenarioVisible() error {
 		return err
 	}
 	// The default-like quiet period: publish=now must not wait for it.
-	d, err := startDaemon(&b.procs, b.bin, daemonConf{dir: filepath.Join(dir, "daemon"), top: t.top, spool: filepath.Join(dir, "spool"),
-		quiet: 30 * time.Second, maxDelay: 5 * time.Minute})
+	conf, err := daemonConf{dir: filepath.Join(dir, "daemon"), top: t.top, spool: filepath.Join(dir, "spool"),
+		quiet: 30 * time.Second, maxDelay: 5 * time.Minute}.withHtpasswd()
+	if err != nil {
+		return err
+	}
+	d, err := startDaemon(&b.procs, b.bin, conf)
 	if err != nil {
 		return err
 	}

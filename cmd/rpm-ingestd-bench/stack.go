@@ -22,6 +22,9 @@ type daemonConf struct {
 	direct   bool   // server.direct_upload
 	quiet    time.Duration
 	maxDelay time.Duration
+	// htpasswd is server.htpasswd ("" for none). Behind the shipped nginx it is required: nginx asks the daemon
+	// about every login (auth_request). withHtpasswd makes one.
+	htpasswd string
 }
 
 // daemon is a running bin/rpm-ingestd.
@@ -53,7 +56,7 @@ server:
   max_concurrent_uploads: 64
   serve_repo: false
   repo_url: /repo
-repo:
+%srepo:
   top_dir: %s
   layout: "{{.OSRelease}}/{{.Arch}}"
   arches: [x86_64]
@@ -67,7 +70,7 @@ indexer:
 log:
   level: info
   format: json
-`, d.socket, c.spool, c.direct, c.top, c.quiet, c.maxDelay)
+`, d.socket, c.spool, c.direct, htpasswdKey(c.htpasswd), c.top, c.quiet, c.maxDelay)
 	confPath := filepath.Join(c.dir, "config.yml")
 	if err := os.WriteFile(confPath, []byte(cfg), 0o644); err != nil {
 		return nil, err
@@ -167,4 +170,12 @@ func (d *daemon) waitSettled(repoDir string, minRuns int, timeout time.Duration)
 		}
 		time.Sleep(25 * time.Millisecond)
 	}
+}
+
+// htpasswdKey is the server.htpasswd line for path, or nothing.
+func htpasswdKey(path string) string {
+	if path == "" {
+		return ""
+	}
+	return fmt.Sprintf("  htpasswd: %q\n", path)
 }

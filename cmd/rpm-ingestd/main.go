@@ -50,8 +50,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 	flags.StringVar(&cfgPath, "config", config.DefaultPath, "configuration file (YAML); same as -c")
 	showVersion := flags.Bool("version", false, "print the version and exit")
 	checkConfig := flags.Bool("check-config", false, "validate the configuration, print it as the daemon sees it, and exit")
+	probeReady := flags.Bool("probe", false, "ask the running daemon (server.listen) whether it is ready (GET /readyz); exit 0 ready, 1 not, with a one-line reason (probe.go)")
 	if err := flags.Parse(args); err != nil {
 		return 2
+	}
+	if *probeReady {
+		return probe(cfgPath, stdout, stderr)
 	}
 	if *showVersion {
 		fmt.Fprintf(stdout, "rpm-ingestd %s\n", version)

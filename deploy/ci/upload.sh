@@ -3,26 +3,30 @@
 #
 # Usage: upload.sh [FILE.rpm ...]
 #   With no file given, every *.rpm below $RPM_INGESTD_DIR (default: the current directory) is uploaded.
-#   The last upload carries wait=visible and publish=now: its answer comes once the repositories of every
-#   package are re-indexed, so the job's next stage can `dnf install` at once.
+#   Every upload carries wait=visible and publish=now: its answer comes once each repository it landed in
+#   (every arch of a noarch package, every channel) lists it, so when the script exits 0 the job's next stage
+#   can `dnf install` any of them at once, whatever arches and repositories they went to.
 #
 # Environment:
 #   RPM_INGESTD_URL           required: the repository host, like https://repo.example.com
-#   RPM_INGESTD_USER          optional: upload user (server.htpasswd or nginx's auth_basic)
+#   RPM_INGESTD_USER          optional: upload user (server.htpasswd; nginx asks the daemon about logins)
 #   RPM_INGESTD_PASSWORD      optional: its password; handed to curl in a private file, never on a command line
 #   RPM_INGESTD_UPLOAD_PATH   default /upload (server.upload_path)
 #   RPM_INGESTD_OS_RELEASE    optional: sent as X-OS-Release, for packages whose release has no dist tag
-#   RPM_INGESTD_WAIT_TIMEOUT  default 100s: how long the last upload waits for visibility; the server caps it at
+#   RPM_INGESTD_WAIT_TIMEOUT  default 100s: how long each upload waits for visibility; the server caps it at
 #                             server.max_wait. Keep it below the proxy's proxy_read_timeout.
-#   RPM_INGESTD_RETRIES       default 5: how often a 503 (daemon busy or restarting) is retried, each after the
-#                             server's Retry-After (at most 60 s)
+#   RPM_INGESTD_RETRIES       default 5: how often one upload is retried after a 503 (daemon busy or stopping)
+#                             or a 502 (nginx: the daemon is not answering, e.g. while it restarts), each after
+#                             the answer's Retry-After (5 s without one, at most 60 s). A retry is safe: the same
+#                             bytes again are answered 200 "already present".
 #   RPM_INGESTD_DIR           default .: where to look for *.rpm when no file is given
 #
 # Output: one line per package, "FILE: <the server's answer>", which names where it landed.
 # Exit status:
-#   0  every package stored, and the last one's repositories published
+#   0  every package stored, and visible to dnf in every repository it went to
 #   1  an upload was refused or failed (the server's one-line message is printed); the packages before it are
-#      stored. Also when the last upload was stored but not visible within the timeout (HTTP 202).
+#      stored. Also when an upload was stored but not visible within the timeout (HTTP 202), or stored with an
+#      answer that does not say "visible to dnf now" (a server without ?wait=visible).
 #   2  usage: no RPM_INGESTD_URL, no curl, no package, or a file that cannot be read
 set -u
 umask 077
@@ -94,10 +98,9 @@ retry_after() {
 	printf '%s\n' "$s"
 }
 
-# upload sends one file with the query given and returns when it is answered for good: 0 stored (and visible
-# when asked), 1 otherwise.
+# upload sends one file and returns when it is answered for good: 0 stored and visible, 1 otherwise.
 upload() {
-	file=$1 query=$2 attempt=0
+	file=$1 attempt=0
 	while :; do
 		code=$(curl -sS -K "$conf" -T "$file" -o "$tmp/body" -D "$tmp/headers" -w '%{http_code}' "$url$query") || {
 			printf '%s: %s: upload failed (curl exit %s, see above)\n' "$me" "$file" "$?" >&2
@@ -105,18 +108,26 @@ upload() {
 		}
 		case $code in
 		200 | 201)
-			printf '%s: %s\n' "$file" "$(message)"
-			return 0
+			# Stored; visible only if the server says so: one that ignores ?wait=visible answers 201 at once.
+			answer=$(message)
+			case $answer in
+			*"visible to dnf now"*)
+				printf '%s: %s\n' "$file" "$answer"
+				return 0
+				;;
+			esac
+			printf '%s: %s: stored (HTTP %s), but the server did not say it is visible to dnf: %s\n' "$me" "$file" "$code" "$answer" >&2
+			return 1
 			;;
 		202)
 			printf '%s: %s: stored, but not visible to dnf within %s: %s\n' "$me" "$file" "$timeout" "$(message)" >&2
 			return 1
 			;;
-		503)
+		502 | 503)
 			if [ "$attempt" -lt "$retries" ]; then
 				attempt=$((attempt + 1))
 				wait=$(retry_after)
-				printf '%s: %s: HTTP 503 (%s); retry %s of %s in %ss\n' "$me" "$file" "$(message)" "$attempt" "$retries" "$wait" >&2
+				printf '%s: %s: HTTP %s (%s); retry %s of %s in %ss\n' "$me" "$file" "$code" "$(message)" "$attempt" "$retries" "$wait" >&2
 				sleep "$wait"
 				continue
 			fi
@@ -127,13 +138,10 @@ upload() {
 	done
 }
 
-n=0
+# Each upload waits until its own repositories list it: an answer about the last package says nothing about
+# another arch's or channel's repository. publish=now skips the indexer's quiet period for each.
+query="?wait=visible&publish=now&timeout=$timeout"
 while IFS= read -r f; do
-	n=$((n + 1))
-	query=
-	if [ "$n" -eq "$total" ]; then
-		query="?wait=visible&publish=now&timeout=$timeout"
-	fi
-	upload "$f" "$query" </dev/null || exit 1 # stdin is the list: nothing in upload may read it
+	upload "$f" </dev/null || exit 1 # stdin is the list: nothing in upload may read it
 done <"$list"
 exit 0

@@ -179,6 +179,7 @@ func (s *Server) Routes() http.Handler {
 	}
 
 	r.Get("/api/v1/packages", s.packages) // GET /api/v1/packages - the packages in the tree with their upload records (JSON, paginated)
+	r.Get(AuthCheckPath, s.authCheck)     // GET /api/v1/auth - login check for nginx's auth_request, trusted proxies only (authcheck.go)
 	// Everything that changes the tree goes in this group, behind s.mutating; read-only routes stay outside.
 	r.Group(func(r chi.Router) {
 		r.Use(s.mutating)
