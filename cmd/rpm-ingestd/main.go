@@ -403,8 +403,9 @@ func stopHTTP(httpSrv *http.Server, srv *server.Server, cancelRequests context.C
 	return nil
 }
 
-// signaturePolicy loads the keyring and logs the policy in force. Without require_signature every package passes,
-// and a signature that is present is still read, so its key id is logged and returned as signed_by.
+// signaturePolicy loads the keyring and logs the policy in force. Without require_signature every package passes:
+// a signature that verifies against the keyring (when one is configured) is returned as signed_by, any other as
+// claimed_key_id.
 func signaturePolicy(r config.Repo, log *zap.Logger) (ingest.SignaturePolicy, error) {
 	p := signature.Policy{Require: r.RequireSignature}
 	if len(r.Keyring) > 0 {

@@ -238,20 +238,22 @@ func (s *Server) url(p string) string {
 
 // uploadResponse is the JSON body of a successful upload (Accept: application/json).
 type uploadResponse struct {
-	Name      string    `json:"name"`
-	Epoch     *uint32   `json:"epoch"`
-	Version   string    `json:"version"`
-	Release   string    `json:"release"`
-	Arch      string    `json:"arch"`
-	OSRelease string    `json:"os_release"`
-	Repos     []string  `json:"repos"` // repository URLs
-	Paths     []string  `json:"paths"` // package URLs
-	SHA256    string    `json:"sha256"`
-	Size      int64     `json:"size"`
-	Status    string    `json:"status"`
-	SignedBy  string    `json:"signed_by,omitempty"` // key id of the package's signer
-	Pruned    []string  `json:"pruned,omitempty"`    // package URLs retention removed after this upload
-	VisibleBy time.Time `json:"visible_by"`          // when the indexer expects to have published it
+	Name      string   `json:"name"`
+	Epoch     *uint32  `json:"epoch"`
+	Version   string   `json:"version"`
+	Release   string   `json:"release"`
+	Arch      string   `json:"arch"`
+	OSRelease string   `json:"os_release"`
+	Repos     []string `json:"repos"` // repository URLs
+	Paths     []string `json:"paths"` // package URLs
+	SHA256    string   `json:"sha256"`
+	Size      int64    `json:"size"`
+	Status    string   `json:"status"`
+	SignedBy  string   `json:"signed_by,omitempty"` // key id of a signer verified against repo.keyring
+	// ClaimedKeyID: the key id of a signature that was not verified (require_signature off).
+	ClaimedKeyID string    `json:"claimed_key_id,omitempty"`
+	Pruned       []string  `json:"pruned,omitempty"` // package URLs retention removed after this upload
+	VisibleBy    time.Time `json:"visible_by"`       // when the indexer expects to have published it
 	// With ?wait=visible: whether every copy is visible to dnf, each copy's state, and where to poll.
 	Visible   *bool       `json:"visible,omitempty"`
 	Copies    []copyState `json:"copies,omitempty"`
@@ -436,7 +438,7 @@ func (s *Server) finishVisible(w http.ResponseWriter, r *http.Request, start tim
 		resp := uploadResponse{
 			Name: p.Name, Epoch: p.Epoch, Version: p.Version, Release: p.Release, Arch: p.FileArch(),
 			OSRelease: res.OSRelease, Repos: repos, Paths: urls, SHA256: p.SHA256, Size: p.Size,
-			Status: string(res.Status), SignedBy: res.SignedBy, VisibleBy: visible.UTC(),
+			Status: string(res.Status), SignedBy: res.SignedBy, ClaimedKeyID: res.ClaimedKeyID, VisibleBy: visible.UTC(),
 			Pruned: prunedURLs(s.opts.RepoURL, res.Pruned),
 		}
 		if vis != nil {
@@ -557,6 +559,9 @@ func (s *Server) logUpload(r *http.Request, start time.Time, status int, res *in
 		}
 		if res.SignedBy != "" {
 			fields = append(fields, zap.String("signed_by", res.SignedBy))
+		}
+		if res.ClaimedKeyID != "" {
+			fields = append(fields, zap.String("claimed_key_id", res.ClaimedKeyID))
 		}
 		if len(res.Pruned) > 0 { // retention removed these after the upload; ingest logs each with its reasons
 			fields = append(fields, zap.Strings("pruned", res.Pruned))

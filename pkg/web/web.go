@@ -55,14 +55,16 @@ type Upload struct {
 
 // Package is what the package page and the search results show about one stored file.
 type Package struct {
-	Path       string // under top_dir, slash-separated: "9/x86_64/Packages/hello-1.0-1.el9.x86_64.rpm"
-	NEVRA      string
-	Size       int64
-	SHA256     string
-	SignedBy   string // the signer's key id; "" when unsigned
-	UploadedBy string // "" when unknown or anonymous
-	UploadedAt *time.Time
-	Repos      []string // URLs (or paths) of the repositories that list it
+	Path     string // under top_dir, slash-separated: "9/x86_64/Packages/hello-1.0-1.el9.x86_64.rpm"
+	NEVRA    string
+	Size     int64
+	SHA256   string
+	SignedBy string // the key id of a signer verified against repo.keyring; "" when none
+	// ClaimedKeyID is the key id a signature names that was not verified; "" when SignedBy is set or unsigned.
+	ClaimedKeyID string
+	UploadedBy   string // "" when unknown or anonymous
+	UploadedAt   *time.Time
+	Repos        []string // URLs (or paths) of the repositories that list it
 	// RepoFile is the URL of a .repo file that makes dnf see one of Repos: absolute, or a path ("/repo/x.repo")
 	// that the page completes with the scheme and host the browser used. Empty: the page tells the reader to
 	// set the repository up first and only shows the dnf line.
