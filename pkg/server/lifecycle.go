@@ -177,6 +177,7 @@ type lifecycleEvent struct {
 // indexer expects to publish.
 func (s *Server) finishLifecycle(w http.ResponseWriter, r *http.Request, start time.Time, action string, request, result any,
 	err error, dirty []string, ok func(visible time.Time) (int, any), fields ...zap.Field) {
+	err = withCause(r, err)
 	var visible time.Time
 	for _, d := range dirty {
 		s.idx.Trigger(d)

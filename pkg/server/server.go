@@ -397,6 +397,7 @@ func (s *Server) finish(w http.ResponseWriter, r *http.Request, start time.Time,
 // finishVisible is finish with the outcome of a wait for visibility (nil when none was asked): 202 when the
 // package is stored but not yet visible everywhere.
 func (s *Server) finishVisible(w http.ResponseWriter, r *http.Request, start time.Time, res *ingest.Result, err error, vis *visibility) {
+	err = withCause(r, err)
 	status := http.StatusCreated
 	switch {
 	case err != nil:
@@ -474,7 +475,9 @@ func errorStatus(err error) int {
 		return http.StatusForbidden
 	case errors.Is(err, auth.ErrTooManyFailures):
 		return http.StatusTooManyRequests
-	case errors.Is(err, errBusy), errors.Is(err, context.Canceled): // cancelled: the daemon is stopping
+	case errors.Is(err, errClientGone): // before ErrStopping: neither wraps the other, and a gone client is not a stop
+		return statusClientClosed
+	case errors.Is(err, errBusy), errors.Is(err, ErrStopping): // a bare context.Canceled is ours: a 500 below
 		return http.StatusServiceUnavailable
 	case errors.Is(err, errSlowUpload): // before the body errors it is wrapped in
 		return http.StatusRequestTimeout
@@ -519,6 +522,8 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, status int, 
 		if !errors.Is(err, errBusy) {
 			msg = "the daemon is stopping; retry in a few seconds"
 		}
+	case status == statusClientClosed:
+		msg = "the client closed the request before it was answered"
 	case status == http.StatusInternalServerError:
 		msg = "internal error; the daemon's log has the details under request id " + middleware.GetReqID(r.Context())
 	case errors.As(err, &tooBig):
@@ -568,6 +573,8 @@ func (s *Server) logUpload(r *http.Request, start time.Time, status int, res *in
 		}
 	}
 	switch {
+	case status == statusClientClosed:
+		s.log.Info("upload abandoned by the client", append(fields, zap.String("reason", err.Error()))...)
 	case status == http.StatusServiceUnavailable:
 		// Busy or stopping: nothing is broken, but a steady stream of these means max_concurrent_uploads is low.
 		s.log.Warn("upload refused", append(fields, zap.String("reason", err.Error()))...)
