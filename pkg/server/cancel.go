@@ -4,7 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
+	"syscall"
+
+	"github.com/rpm-ingestd/rpm-ingestd/pkg/ingest"
 )
 
 // ErrStopping is the cause with which the daemon cancels the requests still running when its stop runs out of
@@ -22,15 +27,23 @@ var errClientGone = errors.New("the client went away")
 const statusClientClosed = 499
 
 // withCause names why a cancellation error happened, from the request context's cause: the daemon's stop
-// (ErrStopping) or the client going away (errClientGone). Other errors, and a context.Canceled while the request's
-// context is still live (something of ours cancelled it: a bug, a 500), are returned unchanged.
+// (ErrStopping) or the client going away (errClientGone). A direct upload whose body broke off once its request
+// was cancelled is put down to the same cause (the stop closes the connections right after cancelling; net/http
+// cancels a request whose client closed the connection). A body that broke off while the request's context is
+// live stays a 400 ("the body broke off"), as do other errors; and a
+// context.Canceled while the request's context is still live (something of ours cancelled it: a bug, a 500), are
+// returned unchanged.
 func withCause(r *http.Request, err error) error {
-	if err == nil || !errors.Is(err, context.Canceled) || errors.Is(err, ErrStopping) || errors.Is(err, errClientGone) {
+	if err == nil || errors.Is(err, ErrStopping) || errors.Is(err, errClientGone) {
 		return err
 	}
 	ctx := r.Context()
+	cancelled := errors.Is(err, context.Canceled)
+	// A body read that failed because the connection went: not a checksum mismatch or a missing body.
+	bodyBroke := errors.Is(err, ingest.ErrBadUpload) &&
+		(errors.Is(err, net.ErrClosed) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET))
 	switch {
-	case ctx.Err() == nil:
+	case ctx.Err() == nil || !(cancelled || bodyBroke):
 		return err
 	case errors.Is(context.Cause(ctx), ErrStopping):
 		return fmt.Errorf("%w: %w", ErrStopping, err)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/rpm-ingestd/rpm-ingestd/pkg/ingest"
 	"github.com/rpm-ingestd/rpm-ingestd/pkg/registry"
 )
 
@@ -96,6 +98,23 @@ func TestWithCause(t *testing.T) {
 	}
 	if got := withCause(live, context.Canceled); errorStatus(got) != 500 {
 		t.Errorf("cancelled while the request is live: status %d, want 500", errorStatus(got))
+	}
+	body := fmt.Errorf("receive upload: %w", &ingest.Error{Kind: ingest.ErrBadUpload, Msg: "reading the upload body: use of closed network connection"})
+	body = errors.Join(body, net.ErrClosed) // what the ingest.Error's cause unwraps to
+	checksum := &ingest.Error{Kind: ingest.ErrBadUpload, Msg: "checksum mismatch"}
+	if got := withCause(gone, checksum); got != error(checksum) {
+		t.Errorf("checksum mismatch, client gone: %v, want the 400 unchanged", got)
+	}
+	sctx, scancel := context.WithCancelCause(context.Background())
+	scancel(ErrStopping)
+	if got := withCause(live.WithContext(sctx), body); errorStatus(got) != 503 || uploadResult(503, got) != resultStopping {
+		t.Errorf("body cut by the stop: %v (status %d), want 503 stopping", got, errorStatus(got))
+	}
+	if got := withCause(gone, body); errorStatus(got) != statusClientClosed {
+		t.Errorf("body broken, client gone: %v (status %d), want 499", got, errorStatus(got))
+	}
+	if got := withCause(live, body); got != error(body) {
+		t.Errorf("body broken, request live: %v, want the 400 unchanged", got)
 	}
 	once := withCause(gone, fmt.Errorf("place: %w", context.Canceled))
 	if twice := withCause(gone, once); twice != once || errorStatus(once) != statusClientClosed {
