@@ -18,7 +18,10 @@ import (
 // TestPromotePrunesAudited: issue 18 item 12 through the API. With keep_versions 1 in stable, promoting 2.0 over
 // 1.0 answers with the pruned URLs, and the audit trail holds the promotion's line followed by one prune line per
 // removed file, as after an upload; the package index forgets the pruned file.
-func TestPromotePrunesAudited(t *testing.T) {
+// newAuditedFixture is a server over a real ingester whose options mod may change (channels testing and stable,
+// layout {{.Channel}}/{{.OSRelease}}/{{.Arch}}, arch x86_64), with an audit file and the package index.
+func newAuditedFixture(t *testing.T, mod func(*ingest.Options)) *regFixture {
+	t.Helper()
 	base := t.TempDir()
 	f := &fixture{idx: &recordingIndexer{}, top: filepath.Join(base, "storage"), spool: filepath.Join(base, "incoming")}
 	os.Mkdir(f.top, 0o755)
@@ -29,18 +32,16 @@ func TestPromotePrunesAudited(t *testing.T) {
 		return p[0], p[1], p[2], len(p) == 3
 	}
 	log := zaptest.NewLogger(t)
-	ing, err := ingest.New(ingest.Options{
+	opts := ingest.Options{
 		TopDir: f.top, SpoolDir: f.spool, Arches: []string{"x86_64"}, DistTags: []string{"el"},
 		MaxSize: 1 << 20, Channels: channels, DefaultChannel: "testing",
 		Layout: func(c, _, r, a string) (string, error) { return filepath.Join(c, r, a), nil },
 		Locate: locate,
-		Retention: ingest.RetentionOptions{Policy: func(rel string) ingest.Retention {
-			if strings.HasPrefix(rel, "stable/") {
-				return ingest.Retention{KeepVersions: 1}
-			}
-			return ingest.Retention{}
-		}},
-	}, log)
+	}
+	if mod != nil {
+		mod(&opts)
+	}
+	ing, err := ingest.New(opts, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,7 +63,19 @@ func TestPromotePrunesAudited(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.h = s.Routes()
-	rf := &regFixture{fixture: f, audit: auditPath, index: index}
+	return &regFixture{fixture: f, audit: auditPath, index: index}
+}
+
+func TestPromotePrunesAudited(t *testing.T) {
+	rf := newAuditedFixture(t, func(o *ingest.Options) {
+		o.Retention = ingest.RetentionOptions{Policy: func(rel string) ingest.Retention {
+			if strings.HasPrefix(rel, "stable/") {
+				return ingest.Retention{KeepVersions: 1}
+			}
+			return ingest.Retention{}
+		}}
+	})
+	f, index := rf.fixture, rf.index
 
 	for _, v := range []string{"1.0", "2.0"} {
 		b := testrpm.Build(t, testrpm.Spec{Name: "app", Version: v, Release: "1.el9", Arch: "x86_64"})
