@@ -94,6 +94,10 @@ func TestSIGTERMCutsOffTricklingUpload(t *testing.T) {
 	if !strings.Contains(d.log.String(), "server.shutdown_timeout reached") {
 		t.Errorf("the log does not say the upload was cut off:\n%s", d.log)
 	}
+	// Cut off by the stop, and said so: 503 "stopping", not a client error (issue 18 item 13).
+	if !strings.Contains(d.log.String(), `"status":503`) || !strings.Contains(d.log.String(), "the daemon is stopping") {
+		t.Errorf("the cut-off upload is not logged as stopped (503):\n%s", d.log)
+	}
 }
 
 // vmHWM reads a process's peak resident set size from /proc.

@@ -299,9 +299,10 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 		return err
 	}
 	// Every request's context derives from reqCtx, so that a stop that runs out of drain time can cancel the
-	// uploads still running before it closes their connections.
-	reqCtx, cancelRequests := context.WithCancel(context.Background())
-	defer cancelRequests()
+	// uploads still running before it closes their connections, with server.ErrStopping as the cause: a request
+	// cancelled otherwise is a client that went away, and is answered and counted as such.
+	reqCtx, cancelRequests := context.WithCancelCause(context.Background())
+	defer cancelRequests(server.ErrStopping)
 	httpSrv := &http.Server{
 		Handler:           srv.Routes(),
 		ReadHeaderTimeout: time.Duration(cfg.Server.ReadHeaderTimeout),
@@ -389,7 +390,7 @@ func newAuthenticator(s config.Server, log *zap.Logger) (*auth.Authenticator, er
 // spool files. That is a clean stop (nil): no cut-off upload had been answered, so nothing a client was told is
 // stored can be lost, and the client sees its upload fail and retries. Only handlers that do not return in time
 // make it an error.
-func stopHTTP(httpSrv *http.Server, srv *server.Server, cancelRequests context.CancelFunc, drain time.Duration, log *zap.Logger) error {
+func stopHTTP(httpSrv *http.Server, srv *server.Server, cancelRequests context.CancelCauseFunc, drain time.Duration, log *zap.Logger) error {
 	ctx, cancel := context.WithTimeout(context.Background(), drain)
 	defer cancel()
 	err := httpSrv.Shutdown(ctx)
@@ -397,7 +398,7 @@ func stopHTTP(httpSrv *http.Server, srv *server.Server, cancelRequests context.C
 		return err
 	}
 	running := srv.InFlight()
-	cancelRequests()
+	cancelRequests(server.ErrStopping)
 	if err := httpSrv.Close(); err != nil {
 		return err
 	}
@@ -411,8 +412,9 @@ func stopHTTP(httpSrv *http.Server, srv *server.Server, cancelRequests context.C
 	return nil
 }
 
-// signaturePolicy loads the keyring and logs the policy in force. Without require_signature every package passes,
-// and a signature that is present is still read, so its key id is logged and returned as signed_by.
+// signaturePolicy loads the keyring and logs the policy in force. Without require_signature every package passes:
+// a signature that verifies against the keyring (when one is configured) is returned as signed_by, any other as
+// claimed_key_id.
 func signaturePolicy(r config.Repo, log *zap.Logger) (ingest.SignaturePolicy, error) {
 	p := signature.Policy{Require: r.RequireSignature}
 	if len(r.Keyring) > 0 {

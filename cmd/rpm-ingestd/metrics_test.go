@@ -121,7 +121,7 @@ func TestMetricsCountUploads(t *testing.T) {
 	hc := tcpFrom("127.0.0.1")
 
 	before := scrapeMetrics(t, base)
-	for _, r := range []string{"created", "exists", "conflict", "unauthorized", "forbidden", "rate_limited", "busy", "stopping",
+	for _, r := range []string{"created", "exists", "conflict", "unauthorized", "forbidden", "rate_limited", "busy", "stopping", "client_gone",
 		"timeout", "too_large", "invalid", "bad_request", "signature", "rejected", "not_found", "no_space", "error"} {
 		if v := mustSample(t, before, "rpm_ingestd_uploads_total", map[string]string{"result": r}); v != 0 {
 			t.Errorf("uploads_total{result=%q} starts at %v", r, v)

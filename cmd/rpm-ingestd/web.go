@@ -117,7 +117,7 @@ func (s webSource) pkg(e registry.Entry) web.Package {
 	p := web.Package{Path: e.Path, NEVRA: strings.TrimSuffix(path.Base(e.Path), ".rpm"), Size: e.Size,
 		UploadedAt: e.UploadedAt, Repos: []string{path.Join(s.cfg.Server.RepoURL, e.Repo) + "/"},
 		URL: path.Join(s.cfg.Server.RepoURL, e.Path)}
-	for dst, src := range map[*string]*string{&p.NEVRA: e.NEVRA, &p.SHA256: e.SHA256, &p.SignedBy: e.SignedBy, &p.UploadedBy: e.UploadedBy} {
+	for dst, src := range map[*string]*string{&p.NEVRA: e.NEVRA, &p.SHA256: e.SHA256, &p.SignedBy: e.SignedBy, &p.ClaimedKeyID: e.ClaimedKeyID, &p.UploadedBy: e.UploadedBy} {
 		if src != nil {
 			*dst = *src
 		}

@@ -86,7 +86,11 @@ type Result struct {
 	Repos     []string // absolute repository directories (each holds Packages/), one per placement
 	Paths     []string // slash-separated package paths relative to TopDir, parallel to Repos
 	Status    Status
-	SignedBy  string // key id of the verified (or, without require_signature, the claimed) signer; "" if unsigned
+	// SignedBy is the 16-hex key id of a signer verified against repo.keyring; "" when no signature verified.
+	SignedBy string
+	// ClaimedKeyID is, when SignedBy is "", the key id the package's signature names without being verified (a
+	// key not in the keyring, a signature that does not verify, or no keyring); "" when unsigned.
+	ClaimedKeyID string
 	// Dirty lists the repositories this upload marked dirty, also when Ingest failed after marking them (a
 	// partial or undone placement): the caller must Trigger each, so no marker waits for a restart.
 	Dirty []string
@@ -128,11 +132,12 @@ type Options struct {
 	OSReleases []string
 }
 
-// SignaturePolicy decides whether a package's header signatures are acceptable; signature.Policy implements it.
-// Judge gets the exact signed header bytes and the raw signature packets, and returns the signer's key id ("" when
-// unsigned and acceptable) or why the package is refused. It must be safe for concurrent use.
+// SignaturePolicy decides whether a package's signatures are acceptable; signature.Policy implements it. Judge
+// gets the inspected package (its header bytes and raw signature packets) and its file, from which a signature of
+// header and payload is read, and returns the key id of a signer it verified, or else the key id the package only
+// claims, or why the package is refused. It must be safe for concurrent use.
 type SignaturePolicy interface {
-	Judge(header []byte, packets [][]byte) (signedBy string, err error)
+	Judge(p *rpmmeta.Package, file io.ReaderAt) (signedBy, claimed string, err error)
 }
 
 // Request is one upload: either SpoolPath (the proxy already wrote the body there) or Body (streamed here).
@@ -255,7 +260,7 @@ func (in *Ingester) Ingest(ctx context.Context, req Request) (*Result, error) {
 	if err := validate(pkg, in.opts.Arches); err != nil {
 		return res, err
 	}
-	if err := in.judgeSignature(res); err != nil {
+	if res.SignedBy, res.ClaimedKeyID, err = in.judgeSignature(pkg, f); err != nil {
 		return res, err
 	}
 	if err := in.route(res, req.OSRelease); err != nil {
@@ -415,23 +420,36 @@ func validate(p *rpmmeta.Package, arches []string) error {
 	return fail(ErrRejected, "package arch %.40q is not accepted here: repo.arches lists %s (plus noarch and sources)", p.Arch, strings.Join(arches, ", "))
 }
 
-// judgeSignature applies the signature policy to the package's header signatures and records the signer. The
-// header signature covers the payload through the header's payload digest, which Inspect has already checked.
-func (in *Ingester) judgeSignature(res *Result) error {
+// judgeSignature applies the signature policy to the package in f (inspected as p) and returns its verified signer
+// and its claimed one. A refusal is ErrRejected; a failure to read f is ours, not the package's.
+func (in *Ingester) judgeSignature(p *rpmmeta.Package, f io.ReaderAt) (signedBy, claimed string, err error) {
 	if in.opts.Signatures == nil {
-		return nil
+		return "", "", nil
 	}
-	p := res.Package
-	packets := make([][]byte, len(p.HeaderSigs))
-	for i, s := range p.HeaderSigs {
-		packets[i] = s.Packet
+	r := &readRecorder{r: f}
+	signedBy, claimed, err = in.opts.Signatures.Judge(p, r)
+	switch {
+	case r.err != nil:
+		return "", "", fmt.Errorf("read %s for its signature: %w", p.NEVRA(), r.err)
+	case err != nil:
+		return "", "", &Error{Kind: ErrRejected, Msg: p.NEVRA() + ": " + err.Error() + " (repo.require_signature is on; repo.keyring lists the accepted keys)", cause: err}
 	}
-	signedBy, err := in.opts.Signatures.Judge(p.HeaderBytes, packets)
-	if err != nil {
-		return &Error{Kind: ErrRejected, Msg: p.NEVRA() + ": " + err.Error() + " (repo.require_signature is on; repo.keyring lists the accepted keys)", cause: err}
+	return signedBy, claimed, nil
+}
+
+// readRecorder remembers the first read error other than io.EOF, so a failure to read the file is told apart
+// from a verdict on the package.
+type readRecorder struct {
+	r   io.ReaderAt
+	err error
+}
+
+func (rr *readRecorder) ReadAt(b []byte, off int64) (int, error) {
+	n, err := rr.r.ReadAt(b, off)
+	if err != nil && err != io.EOF && rr.err == nil {
+		rr.err = err
 	}
-	res.SignedBy = signedBy
-	return nil
+	return n, err
 }
 
 // route fills res.OSRelease, res.Repos and res.Paths. A release named by the uploader (override) is either a

@@ -39,7 +39,15 @@ type PromoteResult struct {
 	Sources  []string           // slash-separated paths relative to TopDir, in the source channel
 	Paths    []string           // the same files' paths in the target channel, parallel to Sources
 	Repos    []string           // the target repositories (absolute), parallel to Sources
-	Status   Status             // Present when every file was already there, identical
+	// SignedBy and ClaimedKeyIDs are each file's verified signer and unverified claimed key id, as for an upload
+	// (Result.SignedBy, Result.ClaimedKeyID), parallel to Sources: every promoted file passed the signature
+	// policy, judged again here because a file can reach the source channel without an upload (copied by hand).
+	SignedBy      []string
+	ClaimedKeyIDs []string
+	Status        Status // Present when every file was already there, identical
+	// Pruned lists the files the target channel's retention rule removed after the promotion placed newer
+	// builds (slash-separated, relative to TopDir); their repositories are in Dirty.
+	Pruned []string
 	// Dirty lists the repositories marked dirty, also when Promote failed after marking them: the caller must
 	// Trigger each, as after an upload.
 	Dirty []string
@@ -83,7 +91,7 @@ func (in *Ingester) Promote(ctx context.Context, req PromoteRequest) (*PromoteRe
 		file := req.Name + "-" + req.Version + "-" + req.Release + "." + c.fileArch + ".rpm"
 		src := path.Join(filepath.ToSlash(srcRepo), "Packages", file)
 		looked = append(looked, src)
-		pkg, staged, err := in.stageStored(root, src)
+		pkg, staged, sig, err := in.stageStored(root, src)
 		if errors.Is(err, fs.ErrNotExist) {
 			continue
 		}
@@ -94,6 +102,10 @@ func (in *Ingester) Promote(ctx context.Context, req PromoteRequest) (*PromoteRe
 		if err := checkBuild(pkg, req, c.fileArch, src); err != nil {
 			return nil, err
 		}
+		if sig.err != nil {
+			return nil, sig.err
+		}
+		res.SignedBy, res.ClaimedKeyIDs = append(res.SignedBy, sig.signedBy), append(res.ClaimedKeyIDs, sig.claimed)
 		dstRepo, err := in.opts.Layout(req.To, dist.Abbr, osRelease, c.repoArch)
 		if err != nil {
 			return nil, &Error{Kind: ErrRejected, Msg: "cannot route the build into " + req.To + ": " + err.Error(), cause: err}
@@ -113,7 +125,40 @@ func (in *Ingester) Promote(ctx context.Context, req PromoteRequest) (*PromoteRe
 	var out outcome
 	err = in.placeUnits(units, &out, nil)
 	res.Status, res.Dirty = out.status, out.dirty
+	if err == nil && res.Status != Present {
+		// The target channel's retention rule, as after an upload: a channel fed only by promotion would
+		// otherwise never prune. Failures are logged; the promotion stands whatever retention does.
+		acc := pruneAcc{dirty: res.Dirty}
+		for _, g := range groupByBuild(units) {
+			in.pruneOlder(g.pkg, g.repos, &acc)
+		}
+		res.Dirty, res.Pruned = acc.dirty, acc.pruned
+	}
 	return res, err
+}
+
+// buildGroup is one promoted package (name and file arch) with every target repository it went to: a noarch
+// package's copies in each arch are judged by retention together, as after an upload.
+type buildGroup struct {
+	pkg   *rpmmeta.Package
+	repos []string
+}
+
+// groupByBuild groups the units by package name and file arch, in order of first appearance.
+func groupByBuild(units []unit) []buildGroup {
+	var gs []buildGroup
+	idx := map[nameArch]int{}
+	for _, u := range units {
+		k := nameArch{u.pkg.Name, u.pkg.FileArch()}
+		i, ok := idx[k]
+		if !ok {
+			i = len(gs)
+			idx[k] = i
+			gs = append(gs, buildGroup{pkg: u.pkg})
+		}
+		gs[i].repos = append(gs[i].repos, u.repos...)
+	}
+	return gs
 }
 
 // checkPromote refuses a request whose fields cannot name a build in two configured channels. Every field that
@@ -192,42 +237,55 @@ func (in *Ingester) promoteCandidates(arch string) []candidate {
 	return cs
 }
 
-// stageStored opens the stored package rel (slash-separated, relative to TopDir) inside root, inspects it, and
-// gives its bytes a staged name: a hard link to the very inode that was inspected, or a copy when the source is
-// on another filesystem. A missing file is fs.ErrNotExist; anything but a regular file, or a path that leaves
-// TopDir, is ErrForbidden.
-func (in *Ingester) stageStored(root *os.Root, rel string) (*rpmmeta.Package, string, error) {
+// sigVerdict is the signature policy's decision on a stored file: err is the refusal (or a read failure).
+type sigVerdict struct {
+	signedBy, claimed string
+	err               error
+}
+
+// stageStored opens the stored package rel (slash-separated, relative to TopDir) inside root, inspects it, judges
+// its signatures by the policy (the verdict, not an error: the caller checks the build first), and gives its bytes
+// a staged name: a hard link to the very inode that was inspected, or a copy when the source is on another
+// filesystem. A missing file is fs.ErrNotExist; anything but a regular file, or a path that leaves TopDir, is
+// ErrForbidden.
+func (in *Ingester) stageStored(root *os.Root, rel string) (*rpmmeta.Package, string, sigVerdict, error) {
+	var sig sigVerdict
 	// os.Root keeps every component inside TopDir but follows a last-component symlink that stays inside (it
 	// does not honour O_NOFOLLOW), so the file itself is looked at first, and the opened one must be it.
 	lfi, err := root.Lstat(filepath.FromSlash(rel))
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		return nil, "", err
+		return nil, "", sig, err
 	case err != nil:
-		return nil, "", fail(ErrForbidden, "%s cannot be opened inside repo.top_dir: %v", rel, unwrapPath(err))
+		return nil, "", sig, fail(ErrForbidden, "%s cannot be opened inside repo.top_dir: %v", rel, unwrapPath(err))
 	case lfi.Mode()&fs.ModeSymlink != 0:
-		return nil, "", fail(ErrForbidden, "%s is a symbolic link, not a stored package: nothing was promoted", rel)
+		return nil, "", sig, fail(ErrForbidden, "%s is a symbolic link, not a stored package: nothing was promoted", rel)
 	case !lfi.Mode().IsRegular():
-		return nil, "", fail(ErrForbidden, "%s is not a regular file", rel)
+		return nil, "", sig, fail(ErrForbidden, "%s is not a regular file", rel)
 	}
 	// O_NONBLOCK: a FIFO swapped in after the Lstat must not hang the request; the identity check refuses it.
 	f, err := root.OpenFile(filepath.FromSlash(rel), os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
-		return nil, "", fail(ErrForbidden, "%s cannot be opened inside repo.top_dir: %v", rel, unwrapPath(err))
+		return nil, "", sig, fail(ErrForbidden, "%s cannot be opened inside repo.top_dir: %v", rel, unwrapPath(err))
 	}
 	defer f.Close()
 	if fi, err := f.Stat(); err != nil || !os.SameFile(fi, lfi) {
-		return nil, "", fail(ErrForbidden, "%s changed while it was opened: nothing was promoted; try again", rel)
+		return nil, "", sig, fail(ErrForbidden, "%s changed while it was opened: nothing was promoted; try again", rel)
 	}
 	pkg, err := rpmmeta.Inspect(f)
 	if err != nil {
-		return nil, "", fmt.Errorf("stored package %s: %w", rel, err)
+		return nil, "", sig, fmt.Errorf("stored package %s: %w", rel, err)
+	}
+	sig.signedBy, sig.claimed, sig.err = in.judgeSignature(pkg, f)
+	var ie *Error
+	if errors.As(sig.err, &ie) {
+		sig.err = &Error{Kind: ie.Kind, Msg: "stored package " + rel + ": " + ie.Msg + ": nothing was promoted", cause: ie.cause}
 	}
 	staged, err := in.stage(f)
 	if err != nil {
-		return nil, "", classifyIO(err, "stage package")
+		return nil, "", sig, classifyIO(err, "stage package")
 	}
-	return pkg, staged, nil
+	return pkg, staged, sig, nil
 }
 
 // checkBuild makes sure the stored file holds what its name says (a file copied in by hand may not), and the

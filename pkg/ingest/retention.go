@@ -231,14 +231,27 @@ func (in *Ingester) rule(repo string) Retention {
 // is listed in res.Pruned; res.Dirty gains its repository. Failures are logged, not returned: the upload is
 // placed and stays answered as such, and the next upload of the name tries again.
 func (in *Ingester) prune(res *Result) {
-	p := res.Package
-	rule := in.rule(res.Repos[0]) // the repositories of one upload share channel and OS release, so their rule
+	acc := pruneAcc{dirty: res.Dirty, pruned: res.Pruned}
+	in.pruneOlder(res.Package, res.Repos, &acc)
+	res.Dirty, res.Pruned = acc.dirty, acc.pruned
+}
+
+// pruneAcc collects what retention did: the repositories it marked dirty (starting with those already marked)
+// and the files it removed, relative to TopDir.
+type pruneAcc struct {
+	dirty, pruned []string
+}
+
+// pruneOlder applies the retention rule of repos (which share channel and OS release) to the builds of p's name
+// and file arch older than p, across all of repos together, and reports into acc. Failures are logged.
+func (in *Ingester) pruneOlder(p *rpmmeta.Package, repos []string, acc *pruneAcc) {
+	rule := in.rule(repos[0]) // the repositories of one upload share channel and OS release, so their rule
 	if !rule.Active() {
 		return
 	}
 	log := in.log.With(zap.String("nevra", p.NEVRA()))
 	var files []storedFile
-	for _, repo := range res.Repos {
+	for _, repo := range repos {
 		stock, skipped, err := readRepo(repo, p.Name+"-")
 		if err != nil {
 			log.Error("retention: cannot read repository", zap.String("repo", in.rel(repo)), zap.Error(err))
@@ -254,7 +267,7 @@ func (in *Ingester) prune(res *Result) {
 			continue
 		}
 		for _, f := range v.b.files {
-			if err := in.removeStored(res, f); err != nil {
+			if err := in.removeStored(acc, f); err != nil {
 				log.Error("retention: remove failed", zap.String("path", in.rel(f.path)), zap.Error(err))
 				continue
 			}
@@ -267,15 +280,15 @@ func (in *Ingester) prune(res *Result) {
 // removeStored removes one stored file under the lock of its name, as placement holds it: the repository is
 // marked dirty before the file goes and again after, because an index run may claim the marker in between and
 // scan the directory before the removal. A file already gone is not an error and is not listed.
-func (in *Ingester) removeStored(res *Result, f storedFile) error {
+func (in *Ingester) removeStored(acc *pruneAcc, f storedFile) error {
 	unlock, err := in.locks.lock(filepath.Base(f.path))
 	if err != nil {
 		return err
 	}
 	defer unlock()
-	if !slices.Contains(res.Dirty, f.repo) {
-		// Clip: Dirty may share its array with Repos, which must not change.
-		res.Dirty = append(slices.Clip(res.Dirty), f.repo)
+	if !slices.Contains(acc.dirty, f.repo) {
+		// Clip: dirty may share its array with the result's Repos, which must not change.
+		acc.dirty = append(slices.Clip(acc.dirty), f.repo)
 	}
 	if err := in.markDirty(f.repo); err != nil {
 		return err
@@ -285,7 +298,7 @@ func (in *Ingester) removeStored(res *Result, f storedFile) error {
 	} else if err != nil {
 		return err
 	}
-	res.Pruned = append(res.Pruned, in.rel(f.path))
+	acc.pruned = append(acc.pruned, in.rel(f.path))
 	if err := in.syncDir(filepath.Dir(f.path)); err != nil {
 		return err
 	}

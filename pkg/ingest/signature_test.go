@@ -2,10 +2,12 @@ package ingest
 
 import (
 	"bytes"
+	"crypto/md5"
 	"errors"
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -129,29 +131,35 @@ func TestSignaturePolicy(t *testing.T) {
 		require bool
 		ring    []string // algorithms whose exported keys make the keyring
 		want    string   // SignedBy when accepted
+		claimed string   // ClaimedKeyID when accepted
 		kind    error    // nil: accepted (Created)
 		cause   error    // the signature sentinel the refusal must wrap, if any
 		msg     []string // substrings of the refusal message
 	}{
-		{"RSA 2048", signed(keys, testsign.RSA2048), true, all(keys), rsa.KeyID, nil, nil, nil},
-		{"RSA 4096", signed(keys, testsign.RSA4096), true, all(keys), keys[testsign.RSA4096].KeyID, nil, nil, nil},
-		{"Ed25519", signed(keys, testsign.Ed25519), true, all(keys), ed.KeyID, nil, nil, nil},
+		{"RSA 2048", signed(keys, testsign.RSA2048), true, all(keys), rsa.KeyID, "", nil, nil, nil},
+		{"RSA 4096", signed(keys, testsign.RSA4096), true, all(keys), keys[testsign.RSA4096].KeyID, "", nil, nil, nil},
+		{"Ed25519", signed(keys, testsign.Ed25519), true, all(keys), ed.KeyID, "", nil, nil, nil},
 		// The keyring holds the primary's export; the signer recorded is the subkey that signed, as rpm prints it.
-		{"signing subkey", signed(keys, testsign.Subkey), true, []string{testsign.Subkey}, keys[testsign.Subkey].KeyID, nil, nil, nil},
-		{"unsigned", unsigned, true, all(keys), "", ErrRejected, signature.ErrUnsigned,
+		{"signing subkey", signed(keys, testsign.Subkey), true, []string{testsign.Subkey}, keys[testsign.Subkey].KeyID, "", nil, nil, nil},
+		{"unsigned", unsigned, true, all(keys), "", "", ErrRejected, signature.ErrUnsigned,
 			[]string{"package is not signed", "unsigned-1.0-1.el9.x86_64"}},
-		{"second key not in the keyring", bytesOf(foreignData), true, []string{testsign.RSA2048}, "", ErrRejected, signature.ErrUnknownKey,
+		{"second key not in the keyring", bytesOf(foreignData), true, []string{testsign.RSA2048}, "", "", ErrRejected, signature.ErrUnknownKey,
 			// rpm's short id, and the full id (inside the v4 issuer fingerprint, which ends with it).
 			[]string{"key " + foreignShort, foreignLong, "foreign-1.0-1.el9.x86_64"}},
-		{"signature byte flipped", func(t *testing.T) []byte { return flipSignatureByte(t, rsaSigned) }, true, all(keys), "",
+		{"signature byte flipped", func(t *testing.T) []byte { return flipSignatureByte(t, rsaSigned) }, true, all(keys), "", "",
 			ErrRejected, signature.ErrBadSignature, []string{"signature does not verify", "key " + rsa.ShortID}},
 		// The header digests are checked before any policy: an altered header is a broken package (400), not a
 		// bad signature (422), whatever the policy. Nothing about the signature may be claimed for it.
-		{"header byte flipped after signing", func(t *testing.T) []byte { return flipHeaderByte(t, rsaSigned) }, true, all(keys), "",
+		{"header byte flipped after signing", func(t *testing.T) []byte { return flipHeaderByte(t, rsaSigned) }, true, all(keys), "", "",
 			rpmmeta.ErrInvalidPackage, nil, []string{"invalid rpm package"}},
-		{"require off: unsigned", unsigned, false, all(keys), "", nil, nil, nil},
-		{"require off: unknown key is recorded", bytesOf(foreignData), false, []string{testsign.RSA2048}, ed.KeyID, nil, nil, nil},
-		{"require off: no keyring, signer recorded", signed(keys, testsign.RSA2048), false, nil, rsa.KeyID, nil, nil, nil},
+		{"require off: unsigned", unsigned, false, all(keys), "", "", nil, nil, nil},
+		// Without require_signature only a signature that verifies against the keyring names a signer; any
+		// other is recorded as the key it claims, never as signed_by (issue 18 item 5).
+		{"require off: verified signer recorded", signed(keys, testsign.RSA2048), false, all(keys), rsa.KeyID, "", nil, nil, nil},
+		{"require off: unknown key is only claimed", bytesOf(foreignData), false, []string{testsign.RSA2048}, "", ed.KeyID, nil, nil, nil},
+		{"require off: no keyring, key only claimed", signed(keys, testsign.RSA2048), false, nil, "", rsa.KeyID, nil, nil, nil},
+		{"require off: signature byte flipped, key only claimed", func(t *testing.T) []byte { return flipSignatureByte(t, rsaSigned) },
+			false, all(keys), "", rsa.KeyID, nil, nil, nil},
 	}
 	for _, tc := range tests {
 		data := tc.data(t) // signed once, uploaded both ways
@@ -177,8 +185,9 @@ func TestSignaturePolicy(t *testing.T) {
 					if err != nil {
 						t.Fatalf("refused: %v", err)
 					}
-					if res.Status != Created || res.SignedBy != tc.want {
-						t.Errorf("status %q signed_by %q, want created %q", res.Status, res.SignedBy, tc.want)
+					if res.Status != Created || res.SignedBy != tc.want || res.ClaimedKeyID != tc.claimed {
+						t.Errorf("status %q signed_by %q claimed %q, want created %q claimed %q", res.Status, res.SignedBy,
+							res.ClaimedKeyID, tc.want, tc.claimed)
 					}
 					if got := e.treeFiles(t); len(got) != 1 {
 						t.Errorf("tree holds %v, want the one package", got)
@@ -204,8 +213,8 @@ func TestSignaturePolicy(t *testing.T) {
 						t.Errorf("message %q lacks %q", err.Error(), m)
 					}
 				}
-				if res != nil && res.SignedBy != "" {
-					t.Errorf("refused package records signer %q", res.SignedBy)
+				if res != nil && (res.SignedBy != "" || res.ClaimedKeyID != "") {
+					t.Errorf("refused package records signer %q / %q", res.SignedBy, res.ClaimedKeyID)
 				}
 				if got := e.treeFiles(t); len(got) != 0 {
 					t.Errorf("refusal left files in the tree: %v", got)
@@ -272,5 +281,56 @@ func TestSignatureFlipHelpers(t *testing.T) {
 	// Sanity: the tag is where rpm 4.18 puts RSA signatures.
 	if p.HeaderSigs[0].Tag != 268 {
 		t.Errorf("RSA signature in tag %d, want 268 (RSAHEADER)", p.HeaderSigs[0].Tag)
+	}
+}
+
+// TestSignatureLegacyPayload: issue 18 item 2. A signed EL7 package (rpm < 4.14: no SHA-256 payload digest) with 16
+// payload bytes swapped and its MD5 tag (1004) rewritten passes every digest; rpmkeys -Kv says its header+payload
+// signature is BAD. With require_signature it must be refused, and the intact package accepted.
+func TestSignatureLegacyPayload(t *testing.T) {
+	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/cavaliergopher/rpm").Output()
+	if err != nil {
+		t.Fatalf("go list -m github.com/cavaliergopher/rpm: %v (run go mod download)", err)
+	}
+	key := filepath.Join(strings.TrimSpace(string(out)), "testdata", "RPM-GPG-KEY-CentOS-7")
+	kr, err := signature.LoadKeyring([]string{key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	epel, err := os.ReadFile("../../testdata/rpms/legacy/epel-release-7-5.noarch.rpm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := inspectBytes(t, epel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := md5.Sum(epel[p.HeaderStart:])
+	at := bytes.Index(epel, old[:])
+	if at < 0 || at >= int(p.HeaderStart) {
+		t.Fatalf("MD5 tag value at %d, want it in the signature header", at)
+	}
+	swapped := bytes.Clone(epel)
+	for i := range 16 {
+		swapped[len(swapped)-100+i] ^= 0xff
+	}
+	sum := md5.Sum(swapped[p.HeaderStart:])
+	copy(swapped[at:], sum[:])
+
+	for _, viaSpool := range []bool{true, false} {
+		e := newEnv(t, func(o *Options) { o.Signatures = signature.Policy{Keyring: kr, Require: true} })
+		res, err := e.upload(t, swapped, viaSpool, "7")
+		if !errors.Is(err, ErrRejected) || !strings.Contains(err.Error(), "header+payload signature") ||
+			!strings.Contains(err.Error(), "signature does not verify") {
+			t.Fatalf("spool=%v: swapped payload: %v, %v; want ErrRejected: header+payload signature does not verify", viaSpool, res, err)
+		}
+		if got := e.treeFiles(t); len(got) != 0 {
+			t.Fatalf("refusal left files: %v", got)
+		}
+		e.assertSpoolEmpty(t)
+		res, err = e.upload(t, epel, viaSpool, "7")
+		if err != nil || res.Status != Created || res.SignedBy != "24c6a8a7f4a80eb5" {
+			t.Fatalf("spool=%v: intact package: %+v, %v; want created, signed by 24c6a8a7f4a80eb5", viaSpool, res, err)
+		}
 	}
 }

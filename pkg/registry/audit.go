@@ -48,12 +48,15 @@ type Record struct {
 	Arch      string    `json:"arch"` // the package's arch ("noarch", "src" for sources)
 	SHA256    string    `json:"sha256"`
 	Size      int64     `json:"size"`
-	SignedBy  string    `json:"signed_by"`
-	Repos     []string  `json:"repos"` // repository directories relative to top_dir
-	Paths     []string  `json:"paths"` // package paths relative to top_dir, parallel to Repos
-	Status    int       `json:"status"`
-	Result    string    `json:"result"`
-	Reason    string    `json:"reason"`
+	SignedBy  string    `json:"signed_by"` // key id of a signature verified against repo.keyring
+	// ClaimedKeyID is the key id an unverified signature names (require_signature off: a key not in the
+	// keyring, a signature that does not verify, or no keyring); "" when SignedBy is set or it is unsigned.
+	ClaimedKeyID string   `json:"claimed_key_id"`
+	Repos        []string `json:"repos"` // repository directories relative to top_dir
+	Paths        []string `json:"paths"` // package paths relative to top_dir, parallel to Repos
+	Status       int      `json:"status"`
+	Result       string   `json:"result"`
+	Reason       string   `json:"reason"`
 }
 
 // Removed reports whether r took the files at r.Paths out of the tree: a deletion or a prune that succeeded.

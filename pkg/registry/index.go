@@ -38,9 +38,11 @@ type Entry struct {
 	UploadedBy *string    `json:"uploaded_by"` // "" for a local peer without htpasswd
 	NEVRA      *string    `json:"nevra"`
 	SHA256     *string    `json:"sha256"`
-	SignedBy   *string    `json:"signed_by"` // "" when unsigned
-	RequestID  *string    `json:"request_id"`
-	Paths      []string   `json:"paths"` // every path the recorded upload placed, this one included
+	SignedBy   *string    `json:"signed_by"` // verified against repo.keyring; "" when unsigned or not verified
+	// ClaimedKeyID is the key id of a signature that was not verified; "" when verified or unsigned.
+	ClaimedKeyID *string  `json:"claimed_key_id"`
+	RequestID    *string  `json:"request_id"`
+	Paths        []string `json:"paths"` // every path the recorded upload placed, this one included
 }
 
 // Query selects entries for List. Empty fields do not filter.
@@ -539,6 +541,8 @@ func (f *file) entry() Entry {
 	if r := f.rec; r != nil {
 		at, by, nevra, sum, signer, id := r.Time, r.User, r.NEVRA, r.SHA256, r.SignedBy, r.RequestID
 		e.UploadedAt, e.UploadedBy, e.NEVRA, e.SHA256, e.SignedBy, e.RequestID = &at, &by, &nevra, &sum, &signer, &id
+		claimed := r.ClaimedKeyID
+		e.ClaimedKeyID = &claimed
 		e.Paths = slices.Clone(r.Paths)
 	}
 	return e

@@ -473,3 +473,27 @@ func BenchmarkBuild50k(b *testing.B) {
 		}
 	}
 }
+
+// TestEntryClaimedKeyID: an upload whose signature did not verify is listed with its claimed key id and an empty
+// signed_by, and one that verified the other way round; both survive a rebuild from the audit file (item 5).
+func TestEntryClaimedKeyID(t *testing.T) {
+	top := t.TempDir()
+	const a, b = "9/x86_64/Packages/a-1-1.el9.x86_64.rpm", "9/x86_64/Packages/b-1-1.el9.x86_64.rpm"
+	put(t, top, a, 3)
+	put(t, top, b, 3)
+	ra, rb := upload("u", "sa", 3, t0, ResultCreated, a), upload("u", "sb", 3, t0, ResultCreated, b)
+	ra.ClaimedKeyID = "84e76196298676bb"
+	rb.SignedBy = "0123456789abcdef"
+	file := filepath.Join(t.TempDir(), "audit.log")
+	writeAudit(t, file, []Record{ra, rb})
+	ix := NewIndex(top, fakeLocate)
+	ix.Build(file)
+	ea, _ := ix.Get(a)
+	eb, _ := ix.Get(b)
+	if ea.SignedBy == nil || *ea.SignedBy != "" || ea.ClaimedKeyID == nil || *ea.ClaimedKeyID != "84e76196298676bb" {
+		t.Errorf("unverified: signed_by %v claimed %v", ea.SignedBy, ea.ClaimedKeyID)
+	}
+	if eb.SignedBy == nil || *eb.SignedBy != "0123456789abcdef" || eb.ClaimedKeyID == nil || *eb.ClaimedKeyID != "" {
+		t.Errorf("verified: signed_by %v claimed %v", eb.SignedBy, eb.ClaimedKeyID)
+	}
+}

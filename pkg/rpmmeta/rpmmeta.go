@@ -122,8 +122,8 @@ const (
 
 	tagEpoch             = 1003
 	tagSourcePackage     = 1106 // present (in either header) only in source packages
-	tagPayloadDigest     = 5092
-	tagPayloadDigestAlgo = 5093
+	tagPayloadDigest     = 5092 // PAYLOADDIGEST, PAYLOADSHA256 in rpm 6
+	tagPayloadDigestAlgo = 5093 // PAYLOADDIGESTALGO; rpm 6 omits it
 
 	// pgpHashSHA256 is the PGPHASHALGO value rpm stores in tagPayloadDigestAlgo for SHA-256.
 	pgpHashSHA256 = 8
@@ -285,12 +285,14 @@ func expectations(pkg *rpm.Package) (expected, error) {
 	}
 
 	if t := hdr.GetTag(tagPayloadDigest); t != nil {
-		algo, _, err := intTag(hdr, "header", tagPayloadDigestAlgo, rpm.TagTypeInt32)
+		algo, ok, err := intTag(hdr, "header", tagPayloadDigestAlgo, rpm.TagTypeInt32)
 		if err != nil {
 			return want, err
 		}
-		// Other algorithms are legal but not produced by current rpm; such a package falls back to the size check.
-		if algo == pgpHashSHA256 {
+		// rpm verifies tag 5092 as SHA-256 whatever the algorithm tag says (rpmvs.c), and rpm 6 no longer writes
+		// the algorithm tag at all (it renamed 5092 PAYLOADSHA256): absent means SHA-256. Other algorithms are
+		// legal in the tag but not produced by any rpm; such a package falls back to the size check.
+		if !ok || algo == pgpHashSHA256 {
 			d, _, err := hexTag(hdr, "header", tagPayloadDigest, sha256.Size)
 			if err != nil {
 				return want, err
@@ -352,12 +354,12 @@ func metadata(pkg *rpm.Package) (*Package, error) {
 		Release: pkg.Release(),
 		Arch:    pkg.Architecture(),
 		Summary: pkg.Summary(),
-		// rpm itself decides "source" by the absence of SOURCERPM; the other two signs cover packages built by tools
-		// that always write SOURCERPM, and SRPMs whose header lost it.
-		Source: pkg.SourceRPM() == "" ||
-			pkg.Signature.GetTag(tagSourcePackage) != nil ||
-			pkg.Header.GetTag(tagSourcePackage) != nil ||
-			pkg.Lead.Type == leadTypeSource,
+		// rpm decides "source" by the absence of SOURCERPM in the main header (headerIsSource), the one place a
+		// signature covers. The lead and the signature header are covered by nothing: they may only agree.
+		Source: pkg.SourceRPM() == "",
+	}
+	if err := sourceAgrees(pkg, p.Source); err != nil {
+		return nil, err
 	}
 	if v, ok, err := intTag(&pkg.Header, "header", tagEpoch, rpm.TagTypeInt32); err != nil {
 		return nil, err
@@ -376,6 +378,31 @@ func metadata(pkg *rpm.Package) (*Package, error) {
 		return nil, err
 	}
 	return p, nil
+}
+
+// sourceAgrees refuses a package whose unsigned parts (the lead's type, a SOURCEPACKAGE tag in the signature
+// header) or whose own header (SOURCEPACKAGE next to SOURCERPM) say otherwise than the main header's SOURCERPM:
+// rpm, createrepo_c and dnf go by the header, so a package filed by anything else would sit in the wrong
+// repository, and the unsigned bytes can be rewritten by anyone without breaking a signature.
+func sourceAgrees(pkg *rpm.Package, source bool) error {
+	kind := func(src bool) string {
+		if src {
+			return "a source package"
+		}
+		return "a binary package"
+	}
+	hdr := kind(source) + " (the header " + map[bool]string{true: "has no SOURCERPM", false: "has SOURCERPM"}[source] + ")"
+	switch {
+	case pkg.Lead.Type != 0 && pkg.Lead.Type != leadTypeSource:
+		return invalidf("lead type %d is neither binary (0) nor source (1)", pkg.Lead.Type)
+	case (pkg.Lead.Type == leadTypeSource) != source:
+		return invalidf("the lead says %s but the header says %s", kind(pkg.Lead.Type == leadTypeSource), hdr)
+	case pkg.Header.GetTag(tagSourcePackage) != nil && !source:
+		return invalidf("the header has SOURCEPACKAGE (a source package) and SOURCERPM (a binary package)")
+	case pkg.Signature.GetTag(tagSourcePackage) != nil && !source:
+		return invalidf("the signature header says a source package (SOURCEPACKAGE) but the header says %s", hdr)
+	}
+	return nil
 }
 
 // rawSigs returns the signature tags ids that are present, in the order given. A present tag that is not binary is

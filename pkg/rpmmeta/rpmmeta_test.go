@@ -213,8 +213,10 @@ func TestInspectFixtures(t *testing.T) {
 	}
 }
 
-// TestInspectSourceDetection covers the two source signs other than a missing SOURCERPM (rpmpack always writes
-// SOURCERPM, so these packages look binary to rpm's own rule).
+// TestInspectSourceDetection: a package is a source package when its main header, the part a signature covers, has
+// no SOURCERPM (rpm's own rule). The lead and the signature header are covered by nothing, so when they, or the
+// header's SOURCEPACKAGE tag, say otherwise, the package is refused as contradictory instead of being filed by
+// bytes anyone can rewrite (rpmpack always writes SOURCERPM, so its packages are binary by the header).
 func TestInspectSourceDetection(t *testing.T) {
 	spec := testrpm.Spec{Name: "src", Version: "1", Release: "1.el9", Arch: "x86_64"}
 	withTag := func(sig bool) []byte {
@@ -234,22 +236,41 @@ func TestInspectSourceDetection(t *testing.T) {
 		}
 		return b.Bytes()
 	}
+	// Lead bytes 6-7 are the package type: covered by no digest and no signature, so the package stays valid.
 	leadType := testrpm.Build(t, spec)
-	leadType[7] = leadTypeSource // the lead is covered by no digest, so this stays a valid package
+	leadType[6], leadType[7] = 0, leadTypeSource
+	srpm, err := os.ReadFile(filepath.Join(fixtureDir, "hello-1.0-1.el9.src.rpm"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srpmBinaryLead := bytes.Clone(srpm)
+	srpmBinaryLead[6], srpmBinaryLead[7] = 0, 0
+	leadOther := testrpm.Build(t, spec)
+	leadOther[6], leadOther[7] = 0, 2
 
 	tests := []struct {
-		name string
-		data []byte
-		want bool
+		name    string
+		data    []byte
+		want    bool
+		wantErr string // "" when accepted
 	}{
-		{"binary", testrpm.Build(t, spec), false},
-		{"SOURCEPACKAGE in header", withTag(false), true},
-		{"SOURCEPACKAGE in signature", withTag(true), true},
-		{"lead type source", leadType, true},
+		{"binary", testrpm.Build(t, spec), false, ""},
+		{"rpmbuild SRPM", srpm, true, ""},
+		{"SOURCEPACKAGE in header next to SOURCERPM", withTag(false), false, "SOURCEPACKAGE (a source package) and SOURCERPM"},
+		{"SOURCEPACKAGE in signature, binary header", withTag(true), false, "signature header says a source package"},
+		{"lead type source, binary header", leadType, false, "the lead says a source package but the header says a binary package"},
+		{"lead type binary, source header", srpmBinaryLead, false, "the lead says a binary package but the header says a source package"},
+		{"lead type 2", leadOther, false, "lead type 2"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := inspectBytes(t, tc.data)
+			if tc.wantErr != "" {
+				if !errors.Is(err, ErrInvalidPackage) || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("Inspect error = %v (package %v); want ErrInvalidPackage containing %q", err, got != nil, tc.wantErr)
+				}
+				return
+			}
 			if err != nil {
 				t.Fatalf("Inspect: %v", err)
 			}

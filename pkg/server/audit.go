@@ -110,6 +110,7 @@ func (s *Server) newRecord(r *http.Request, status int, result string, res *inge
 	}
 	p := res.Package
 	rec.NEVRA, rec.Name, rec.Arch, rec.SHA256, rec.Size, rec.SignedBy = p.NEVRA(), p.Name, p.FileArch(), p.SHA256, p.Size, res.SignedBy
+	rec.ClaimedKeyID = res.ClaimedKeyID
 	rec.Paths = res.Paths
 	for _, repo := range res.Repos {
 		rec.Repos = append(rec.Repos, s.relRepo(repo))
@@ -148,6 +149,9 @@ func (s *Server) recordLifecycle(ev lifecycleEvent) {
 			rec.Result = string(res.Status)
 			rec.FileName = res.Sources[i] // where it was promoted from
 			rec.NEVRA, rec.Name, rec.Arch, rec.SHA256, rec.Size = p.NEVRA(), p.Name, p.FileArch(), p.SHA256, p.Size
+			if i < len(res.SignedBy) && i < len(res.ClaimedKeyIDs) {
+				rec.SignedBy, rec.ClaimedKeyID = res.SignedBy[i], res.ClaimedKeyIDs[i]
+			}
 			rec.Paths, rec.Repos = res.Paths[i:i+1], []string{s.relRepo(res.Repos[i])}
 			recs = append(recs, rec)
 		}

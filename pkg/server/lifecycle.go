@@ -77,6 +77,8 @@ type promoteResponse struct {
 	Sources []string `json:"sources"` // package URLs in the source channel
 	Paths   []string `json:"paths"`   // package URLs in the target channel, parallel to sources
 	Repos   []string `json:"repos"`   // repository URLs of the target, re-indexed
+	// Pruned lists the package URLs the target channel's retention rule removed after the promotion.
+	Pruned []string `json:"pruned,omitempty"`
 	// VisibleBy is when the indexer expects to have published the target repositories.
 	VisibleBy time.Time `json:"visible_by"`
 }
@@ -118,12 +120,16 @@ func (s *Server) promote(w http.ResponseWriter, r *http.Request) {
 			status = http.StatusOK
 		}
 		out := promoteResponse{Status: string(res.Status), From: res.From, To: res.To, NEVRAs: res.NEVRAs,
-			Sources: s.packageURLs(res.Sources), Paths: s.packageURLs(res.Paths), VisibleBy: visible}
+			Sources: s.packageURLs(res.Sources), Paths: s.packageURLs(res.Paths), VisibleBy: visible,
+			Pruned: prunedURLs(s.opts.RepoURL, res.Pruned)}
 		for _, d := range res.Dirty {
 			out.Repos = append(out.Repos, s.url(d))
 		}
 		return status, out
 	}, zap.Any("request", body), zap.Strings("paths", paths))
+	if err == nil && res != nil && len(res.Pruned) > 0 {
+		s.recordPruned(r, res.Pruned) // after the promotion's own lines, as after an upload
+	}
 }
 
 // deletePackage handles DELETE /api/v1/packages/{path}. The path is taken from the URL once decoded, never
@@ -171,6 +177,7 @@ type lifecycleEvent struct {
 // indexer expects to publish.
 func (s *Server) finishLifecycle(w http.ResponseWriter, r *http.Request, start time.Time, action string, request, result any,
 	err error, dirty []string, ok func(visible time.Time) (int, any), fields ...zap.Field) {
+	err = withCause(r, err)
 	var visible time.Time
 	for _, d := range dirty {
 		s.idx.Trigger(d)

@@ -346,7 +346,7 @@ func TestLimitErrorMapping(t *testing.T) {
 		body       string
 	}{
 		{"busy", busyError(16), 503, retryAfter, "busy: 16 uploads are already being received or checked (server.max_concurrent_uploads)"},
-		{"stopping", fmt.Errorf("place: %w", context.Canceled), 503, retryAfter, "the daemon is stopping; retry in a few seconds"},
+		{"stopping", fmt.Errorf("%w: place: %w", ErrStopping, context.Canceled), 503, retryAfter, "the daemon is stopping; retry in a few seconds"},
 		{"slow", fmt.Errorf("receive upload: %w", fmt.Errorf("%w: nothing received", errSlowUpload)), 408, "", "receive upload: upload too slow"},
 	}
 	for _, tc := range tests {

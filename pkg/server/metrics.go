@@ -30,6 +30,7 @@ const (
 	resultRateLimited  = "rate_limited" // 429: too many failed logins from the client's address
 	resultBusy         = "busy"         // 503: every upload slot (server.max_concurrent_uploads) was taken
 	resultStopping     = "stopping"     // 503: the daemon was stopping
+	resultClientGone   = "client_gone"  // 499: the client closed the connection before the answer
 	resultTimeout      = "timeout"      // 408: a direct upload sent too slowly
 	resultTooLarge     = "too_large"    // 413: larger than server.max_upload_size
 	resultInvalid      = "invalid"      // 400: not a (well-formed, intact) RPM
@@ -44,7 +45,7 @@ const (
 // uploadResults lists every value of the result label, in the order docs/operations.md documents them.
 var uploadResults = []string{
 	resultCreated, resultExists, resultConflict, resultUnauthorized, resultForbidden, resultRateLimited,
-	resultBusy, resultStopping, resultTimeout, resultTooLarge, resultInvalid, resultBadRequest, resultSignature,
+	resultBusy, resultStopping, resultClientGone, resultTimeout, resultTooLarge, resultInvalid, resultBadRequest, resultSignature,
 	resultRejected, resultNotFound, resultNoSpace, resultError,
 }
 
@@ -74,6 +75,8 @@ func uploadResult(status int, err error) string {
 			return resultBusy
 		}
 		return resultStopping
+	case statusClientClosed:
+		return resultClientGone
 	case http.StatusRequestTimeout:
 		return resultTimeout
 	case http.StatusRequestEntityTooLarge:

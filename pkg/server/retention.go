@@ -52,8 +52,9 @@ func (s *Server) retention(w http.ResponseWriter, r *http.Request) {
 	plans, err := s.opts.Retention.PlanRetention(r.Context(), f)
 	s.planning.Unlock()
 	if err != nil {
-		status := errorStatus(err) // a cancelled request is 503, anything else 500 with the detail logged
-		if status >= 500 && !errors.Is(err, context.Canceled) {
+		err = withCause(r, err)
+		status := errorStatus(err) // a stop is 503, a client gone 499, anything else 500 with the detail logged
+		if status >= 500 && !errors.Is(err, ErrStopping) {
 			s.log.Error("retention dry run failed", zap.String("req_id", middleware.GetReqID(r.Context())), zap.Error(err))
 		}
 		s.writeError(w, r, status, err)

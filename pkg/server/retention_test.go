@@ -192,19 +192,27 @@ func TestRetentionQuery(t *testing.T) {
 }
 
 func TestRetentionErrors(t *testing.T) {
+	cancelled := func(cause error) context.Context {
+		ctx, cancel := context.WithCancelCause(context.Background())
+		cancel(cause)
+		return ctx
+	}
 	tests := []struct {
 		name   string
 		err    error
+		ctx    context.Context
 		status int
 		body   string
 	}{
-		{"planner fails", errors.New("find repositories: permission denied"), 500, "internal error"},
-		{"client left", context.Canceled, 503, "retry"},
+		{"planner fails", errors.New("find repositories: permission denied"), context.Background(), 500, "internal error"},
+		{"client left", context.Canceled, cancelled(context.Canceled), 499, "client closed"},
+		{"daemon stopping", context.Canceled, cancelled(ErrStopping), 503, "retry"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFixture(t, func(o *Options) { o.Retention = &fakePlanner{err: tc.err} })
-			rec := f.do(t, http.MethodGet, "/api/v1/retention", nil, nil)
+			rec := httptest.NewRecorder()
+			f.h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/api/v1/retention", nil).WithContext(tc.ctx))
 			if rec.Code != tc.status || !strings.Contains(rec.Body.String(), tc.body) || strings.Contains(rec.Body.String(), "permission") {
 				t.Errorf("%d %q, want %d containing %q and no detail", rec.Code, rec.Body, tc.status, tc.body)
 			}

@@ -239,20 +239,22 @@ func (s *Server) url(p string) string {
 
 // uploadResponse is the JSON body of a successful upload (Accept: application/json).
 type uploadResponse struct {
-	Name      string    `json:"name"`
-	Epoch     *uint32   `json:"epoch"`
-	Version   string    `json:"version"`
-	Release   string    `json:"release"`
-	Arch      string    `json:"arch"`
-	OSRelease string    `json:"os_release"`
-	Repos     []string  `json:"repos"` // repository URLs
-	Paths     []string  `json:"paths"` // package URLs
-	SHA256    string    `json:"sha256"`
-	Size      int64     `json:"size"`
-	Status    string    `json:"status"`
-	SignedBy  string    `json:"signed_by,omitempty"` // key id of the package's signer
-	Pruned    []string  `json:"pruned,omitempty"`    // package URLs retention removed after this upload
-	VisibleBy time.Time `json:"visible_by"`          // when the indexer expects to have published it
+	Name      string   `json:"name"`
+	Epoch     *uint32  `json:"epoch"`
+	Version   string   `json:"version"`
+	Release   string   `json:"release"`
+	Arch      string   `json:"arch"`
+	OSRelease string   `json:"os_release"`
+	Repos     []string `json:"repos"` // repository URLs
+	Paths     []string `json:"paths"` // package URLs
+	SHA256    string   `json:"sha256"`
+	Size      int64    `json:"size"`
+	Status    string   `json:"status"`
+	SignedBy  string   `json:"signed_by,omitempty"` // key id of a signer verified against repo.keyring
+	// ClaimedKeyID: the key id of a signature that was not verified (require_signature off).
+	ClaimedKeyID string    `json:"claimed_key_id,omitempty"`
+	Pruned       []string  `json:"pruned,omitempty"` // package URLs retention removed after this upload
+	VisibleBy    time.Time `json:"visible_by"`       // when the indexer expects to have published it
 	// With ?wait=visible: whether every copy is visible to dnf, each copy's state, and where to poll.
 	Visible   *bool       `json:"visible,omitempty"`
 	Copies    []copyState `json:"copies,omitempty"`
@@ -429,6 +431,7 @@ func (s *Server) finish(w http.ResponseWriter, r *http.Request, start time.Time,
 // finishVisible is finish with the outcome of a wait for visibility (nil when none was asked): 202 when the
 // package is stored but not yet visible everywhere.
 func (s *Server) finishVisible(w http.ResponseWriter, r *http.Request, start time.Time, res *ingest.Result, err error, vis *visibility) {
+	err = withCause(r, err)
 	status := http.StatusCreated
 	switch {
 	case err != nil:
@@ -470,7 +473,7 @@ func (s *Server) finishVisible(w http.ResponseWriter, r *http.Request, start tim
 		resp := uploadResponse{
 			Name: p.Name, Epoch: p.Epoch, Version: p.Version, Release: p.Release, Arch: p.FileArch(),
 			OSRelease: res.OSRelease, Repos: repos, Paths: urls, SHA256: p.SHA256, Size: p.Size,
-			Status: string(res.Status), SignedBy: res.SignedBy, VisibleBy: visible.UTC(),
+			Status: string(res.Status), SignedBy: res.SignedBy, ClaimedKeyID: res.ClaimedKeyID, VisibleBy: visible.UTC(),
 			Pruned: prunedURLs(s.opts.RepoURL, res.Pruned),
 		}
 		if vis != nil {
@@ -509,7 +512,9 @@ func errorStatus(err error) int {
 		return http.StatusForbidden
 	case errors.Is(err, auth.ErrTooManyFailures):
 		return http.StatusTooManyRequests
-	case errors.Is(err, errBusy), errors.Is(err, context.Canceled): // cancelled: the daemon is stopping
+	case errors.Is(err, errClientGone): // before ErrStopping: neither wraps the other, and a gone client is not a stop
+		return statusClientClosed
+	case errors.Is(err, errBusy), errors.Is(err, ErrStopping): // a bare context.Canceled is ours: a 500 below
 		return http.StatusServiceUnavailable
 	case errors.Is(err, errSlowUpload): // before the body errors it is wrapped in
 		return http.StatusRequestTimeout
@@ -554,6 +559,8 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, status int, 
 		if !errors.Is(err, errBusy) {
 			msg = "the daemon is stopping; retry in a few seconds"
 		}
+	case status == statusClientClosed:
+		msg = "the client closed the request before it was answered"
 	case status == http.StatusInternalServerError:
 		msg = "internal error; the daemon's log has the details under request id " + middleware.GetReqID(r.Context())
 	case errors.As(err, &tooBig):
@@ -595,11 +602,16 @@ func (s *Server) logUpload(r *http.Request, start time.Time, status int, res *in
 		if res.SignedBy != "" {
 			fields = append(fields, zap.String("signed_by", res.SignedBy))
 		}
+		if res.ClaimedKeyID != "" {
+			fields = append(fields, zap.String("claimed_key_id", res.ClaimedKeyID))
+		}
 		if len(res.Pruned) > 0 { // retention removed these after the upload; ingest logs each with its reasons
 			fields = append(fields, zap.Strings("pruned", res.Pruned))
 		}
 	}
 	switch {
+	case status == statusClientClosed:
+		s.log.Info("upload abandoned by the client", append(fields, zap.String("reason", err.Error()))...)
 	case status == http.StatusServiceUnavailable:
 		// Busy or stopping: nothing is broken, but a steady stream of these means max_concurrent_uploads is low.
 		s.log.Warn("upload refused", append(fields, zap.String("reason", err.Error()))...)

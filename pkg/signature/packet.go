@@ -51,14 +51,26 @@ func (s *parsedSig) describeIssuer() string {
 // check verifies the signature over signed with pk. For v3 packets it relies on go-crypto's VerifySignature being
 // version-agnostic for v3/v4 (it hashes signed, then HashSuffix, then checks the algorithm's MPIs), with the v3
 // hash suffix (type and creation time) in HashSuffix. The CentOS v3 packages in the tests pin that assumption.
-func (s *parsedSig) check(pk *packet.PublicKey, signed []byte) error {
+//
+// signed is read from its start each time, so a header+payload signature over a large file is streamed, never held
+// in memory. A read error is returned as a *readError: it says nothing about the signature.
+func (s *parsedSig) check(pk *packet.PublicKey, signed *io.SectionReader) error {
 	h, err := s.sig.PrepareVerify()
 	if err != nil {
 		return err
 	}
-	h.Write(signed)
+	if _, err := io.Copy(h, io.NewSectionReader(signed, 0, signed.Size())); err != nil {
+		return &readError{err}
+	}
 	return pk.VerifySignature(h, s.sig)
 }
+
+// readError is a failure to read the signed bytes (an I/O error on the package file), not a verdict on the
+// signature: it wraps none of the sentinels, and callers report it as their own failure.
+type readError struct{ err error }
+
+func (e *readError) Error() string { return "read signed data: " + e.err.Error() }
+func (e *readError) Unwrap() error { return e.err }
 
 // parse reads exactly one signature packet from b. Every error wraps ErrUnparsable.
 func parse(b []byte) (*parsedSig, error) {

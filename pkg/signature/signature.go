@@ -1,11 +1,15 @@
 // Package signature owns the OpenPGP side of the signature policy: it loads keyrings of armored public keys and
-// verifies an rpm header signature (tags 268 RSAHEADER / 267 DSAHEADER) over the exact header bytes it signs, the
-// way `rpmkeys -K` does. It takes bytes and knows nothing of the rpm file format, HTTP or logging.
+// verifies an rpm header signature (tags 268 RSAHEADER / 267 DSAHEADER) over the exact header bytes it signs, and
+// a header+payload signature (tags 1002 PGP / 1005 GPG) over the file range it signs, the way `rpmkeys -K` does.
+// Policy applies the rule of which signatures must cover what to an inspected package (rpmmeta.Package); the rest
+// takes bytes and knows nothing of the rpm file format. No HTTP, no logging.
 package signature
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"time"
 
@@ -13,8 +17,9 @@ import (
 	"github.com/ProtonMail/go-crypto/openpgp/packet"
 )
 
-// Sentinel errors. Every error Verify, VerifyAny and Inspect return wraps exactly one of them, with a one-line
-// message that names the key ids involved, so callers match with errors.Is and may show the message to a client.
+// Sentinel errors. Every error Verify, VerifyAny and Inspect return wraps exactly one of them (Policy.Judge: one, or
+// none for a failure to read the package file), with a one-line message that names the key ids involved, so
+// callers match with errors.Is and may show the message to a client.
 var (
 	// ErrUnsigned: the package carries no signature packet at all.
 	ErrUnsigned = errors.New("package is not signed")
@@ -26,6 +31,10 @@ var (
 	// ErrUnparsable: the bytes are not a signature packet this package understands (corrupt, a v5/v6 packet, an
 	// unknown algorithm, a rejected hash such as MD5, or not a binary-document signature, so not one of a header).
 	ErrUnparsable = errors.New("unparsable signature")
+	// ErrUncovered: the package's signatures leave part of it unsigned. A header-only signature (tags 267/268)
+	// covers the payload only through the header's SHA-256 payload digest, which packages built by rpm < 4.14
+	// lack; such a package needs a header+payload signature (tags 1002/1005).
+	ErrUncovered = errors.New("signature does not cover the payload")
 )
 
 // Signer describes who made a signature that verified. For a signature made by a subkey, KeyID and LongKeyID are
@@ -71,7 +80,12 @@ func (k *Keyring) Verify(signed, sigPacket []byte) (Signer, error) {
 	if err != nil {
 		return Signer{}, err
 	}
-	return k.verify(signed, sig)
+	return k.verify(section(signed), sig)
+}
+
+// section makes in-memory signed bytes readable like a range of a file.
+func section(b []byte) *io.SectionReader {
+	return io.NewSectionReader(bytes.NewReader(b), 0, int64(len(b)))
 }
 
 // VerifyAny judges a package by all its header signature packets, as rpm does when a package carries several
@@ -83,6 +97,12 @@ func (k *Keyring) Verify(signed, sigPacket []byte) (Signer, error) {
 //     are ignored;
 //   - if none verifies: ErrUnknownKey naming every unknown key, or ErrUnparsable when no packet could be parsed.
 func (k *Keyring) VerifyAny(signed []byte, packets [][]byte) (Signer, error) {
+	return k.verifyAny(section(signed), packets)
+}
+
+// verifyAny is VerifyAny over signed bytes that may be a range of a file (a header+payload signature signs up to
+// the whole package); each packet's check reads them again from the start. A read error is returned as it is.
+func (k *Keyring) verifyAny(signed *io.SectionReader, packets [][]byte) (Signer, error) {
 	if len(packets) == 0 {
 		return Signer{}, ErrUnsigned
 	}
@@ -133,7 +153,7 @@ func Inspect(sigPacket []byte) (keyID string, err error) {
 
 // verify checks a parsed signature against every candidate key with its issuer key id. More than one candidate is
 // possible (64-bit ids can collide, and a key may sit in two files); any one that verifies suffices.
-func (k *Keyring) verify(signed []byte, sig *parsedSig) (Signer, error) {
+func (k *Keyring) verify(signed *io.SectionReader, sig *parsedSig) (Signer, error) {
 	keys := k.candidates(sig)
 	if len(keys) == 0 {
 		return Signer{}, fmt.Errorf("%w: %s", ErrUnknownKey, sig.describeIssuer())
@@ -141,6 +161,10 @@ func (k *Keyring) verify(signed []byte, sig *parsedSig) (Signer, error) {
 	var lastErr error
 	for _, key := range keys {
 		if err := sig.check(key.PublicKey, signed); err != nil {
+			var re *readError
+			if errors.As(err, &re) {
+				return Signer{}, err
+			}
 			lastErr = err
 			continue
 		}

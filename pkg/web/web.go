@@ -60,13 +60,15 @@ type Package struct {
 	Summary string // the header's one-line summary; "" when unknown
 	// URL is where the file itself is downloaded: a path ("/repo/9/x86_64/Packages/x.rpm") or an absolute URL;
 	// "" for no link.
-	URL        string
-	Size       int64
-	SHA256     string
-	SignedBy   string // the signer's key id; "" when unsigned
-	UploadedBy string // "" when unknown or anonymous
-	UploadedAt *time.Time
-	Repos      []string // URLs (or paths) of the repositories that list it
+	URL      string
+	Size     int64
+	SHA256   string
+	SignedBy string // the key id of a signer verified against repo.keyring; "" when none
+	// ClaimedKeyID is the key id a signature names that was not verified; "" when SignedBy is set or unsigned.
+	ClaimedKeyID string
+	UploadedBy   string // "" when unknown or anonymous
+	UploadedAt   *time.Time
+	Repos        []string // URLs (or paths) of the repositories that list it
 	// RepoFile is the URL of a .repo file that makes dnf see one of Repos: absolute, or a path ("/repo/x.repo")
 	// that the page completes with the scheme and host the browser used. Empty: the page tells the reader to
 	// set the repository up first and only shows the dnf line.

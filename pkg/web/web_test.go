@@ -471,3 +471,21 @@ func TestFileURL(t *testing.T) {
 		}
 	}
 }
+
+// TestPackagePageClaimedSigner: a signature that did not verify against repo.keyring is never shown as "Signed
+// by" a key; the page says it is not verified and which key it claims (issue 18 item 5).
+func TestPackagePageClaimedSigner(t *testing.T) {
+	p := Package{Path: "9/x86_64/Packages/claimed-1.0-1.el9.x86_64.rpm", NEVRA: "claimed-1.0-1.el9.x86_64", Size: 10,
+		SHA256: strings.Repeat("ef", 32), ClaimedKeyID: "84e76196298676bb", Repos: []string{"/repo/9/x86_64/"}}
+	code, _, body := get(t, newTestHandler(t, &fakeSource{pkgs: []Package{p}}), string(pkgURL(p.Path)))
+	if code != http.StatusOK {
+		t.Fatalf("GET = %d, want 200", code)
+	}
+	want := `<span class="badge state-dirty">not verified</span> claims key <span class="mono">84e76196298676bb</span>`
+	if !strings.Contains(body, want) {
+		t.Errorf("package page lacks %q", want)
+	}
+	if strings.Contains(body, `<dd class="signed">key `) {
+		t.Error("the claimed key is shown as the signer")
+	}
+}

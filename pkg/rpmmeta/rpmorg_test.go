@@ -1,0 +1,63 @@
+package rpmmeta
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// rpmorgDir holds packages from rpm's own test data (see its README.md).
+const rpmorgDir = fixtureDir + "/rpmorg"
+
+// TestInspectV3SigPackage: rpm's hlinktest-1.0-1.noarch-v3sig.rpm (built by rpm 6, signed by rpm 4.20) has a
+// payload digest (tag 5092) but no PAYLOADDIGESTALGO (5093) and no size tag in its signature header. rpm 4.18
+// checks tag 5092 as SHA-256 whatever 5093 says, and so must we: the package is accepted with its payload checked,
+// and a flipped payload byte, which no size tag would catch here, is refused.
+func TestInspectV3SigPackage(t *testing.T) {
+	rpmBin := requireTool(t, "rpm")
+	path := filepath.Join(rpmorgDir, "hlinktest-1.0-1.noarch-v3sig.rpm")
+	out, _ := exec.Command(rpmBin, "--dbpath", t.TempDir(), "-Kv", "--nosignature", path).CombinedOutput()
+	if s := string(out); !strings.Contains(s, "Payload SHA256 digest: OK") || strings.Contains(s, "BAD") {
+		t.Fatalf("rpm -Kv --nosignature %s:\n%s\nwant the payload SHA256 digest OK", path, out)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lay := layoutOf(t, data)
+	pkg, err := parse(lay.reader())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pkg.Header.GetTag(tagPayloadDigestAlgo) != nil || pkg.Header.GetTag(tagPayloadDigest) == nil ||
+		pkg.Signature.GetTag(sigTagSize) != nil || pkg.Signature.GetTag(sigTagLongSize) != nil {
+		t.Fatal("the fixture is here for its tags: 5092 without 5093 in the header, no size tag in the signature")
+	}
+
+	p, err := inspectBytes(t, data)
+	if err != nil {
+		t.Fatalf("Inspect: %v", err)
+	}
+	if p.NEVRA() != "hlinktest-1.0-1.noarch" || p.PayloadChecked != "sha256" || p.Source ||
+		len(p.HeaderSigs) != 1 || len(p.LegacySigs) != 1 {
+		t.Fatalf("Inspect = %s PayloadChecked=%q Source=%v %d header sigs, %d legacy sigs; want hlinktest-1.0-1.noarch, sha256, binary, 1 and 1",
+			p.NEVRA(), p.PayloadChecked, p.Source, len(p.HeaderSigs), len(p.LegacySigs))
+	}
+
+	for name, mutate := range map[string]func([]byte) []byte{
+		"flipped payload byte": func(b []byte) []byte { b[len(b)-5] ^= 1; return b },
+		"truncated":            func(b []byte) []byte { return b[:len(b)-1] },
+		"appended garbage":     func(b []byte) []byte { return append(b, "garbage"...) },
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := inspectBytes(t, mutate(bytes.Clone(data)))
+			if !errors.Is(err, ErrInvalidPackage) || !strings.Contains(err.Error(), "payload sha256 digest mismatch") {
+				t.Fatalf("Inspect error = %v, want a payload sha256 digest mismatch", err)
+			}
+		})
+	}
+}
