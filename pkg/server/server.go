@@ -179,9 +179,11 @@ func (s *Server) Routes() http.Handler {
 	}
 
 	r.Get("/api/v1/packages", s.packages) // GET /api/v1/packages - the packages in the tree with their upload records (JSON, paginated)
-	// Everything that changes the tree goes in this group, behind s.mutating; read-only routes stay outside.
+	// Everything that changes the tree goes in the two groups below, behind s.uploading (uploads: the only routes
+	// where a trusted proxy may name a spooled file) or s.mutating (everything else: always Authorize). Read-only
+	// routes stay outside. A test walks this router and fails on any route that changes the tree unguarded.
 	r.Group(func(r chi.Router) {
-		r.Use(s.mutating)
+		r.Use(s.uploading)
 		up := s.opts.UploadPath
 		r.Put(up, s.upload)                // PUT /upload - upload an RPM (body, or spooled file named by the proxy)
 		r.Put(up+"/", s.upload)            // PUT /upload/ - the same
@@ -196,6 +198,9 @@ func (s *Server) Routes() http.Handler {
 			r.Post(up+"/{channel}/", s.upload)           // POST /upload/{channel}/ - the same
 			r.Post(up+"/{channel}/{filename}", s.upload) // POST /upload/{channel}/{file}.rpm - the same
 		}
+	})
+	r.Group(func(r chi.Router) {
+		r.Use(s.mutating)
 		r.Post("/api/v1/promote", s.promote)            // POST /api/v1/promote - copy a build into another channel (JSON)
 		r.Delete("/api/v1/packages/*", s.deletePackage) // DELETE /api/v1/packages/{path} - remove a package (?all_arches=1: its noarch copies too)
 	})
@@ -341,21 +346,35 @@ func clientChecksums(h http.Header) map[string]string {
 	return sums
 }
 
-// mutating guards the routes that change the tree (uploads, promotion, deletion). A request that
-// names a spooled file in the upload header is the proxy's, decided by Proxied: only a trusted proxy may name
-// one, since the names are sequential and anyone else could file another client's upload as their own. Any
-// other request is decided by Authorize (htpasswd, or local peers only). A refusal is answered before the
-// handler runs, so a named spooled file is left alone and a body is never read. The user goes into the request's
-// context for the handler's log line.
+// uploading guards the upload routes. A request that names a spooled file in the upload header is the proxy's,
+// decided by Proxied: only a trusted proxy may name one, since the names are sequential and anyone else could
+// file another client's upload as their own. Any other upload is decided by Authorize (htpasswd, or local peers
+// only). A refusal is answered before the handler runs, so a named spooled file is left alone and a body is never
+// read. The user goes into the request's context for the handler's log line and the audit trail.
 //
 // It runs before the direct_upload check on purpose: a peer that may not upload learns nothing about the
 // configuration, and a local client (the usual case) still gets the 400 that says the header is missing.
-func (s *Server) mutating(next http.Handler) http.Handler {
+func (s *Server) uploading(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		decide := s.opts.Auth.Authorize
-		if r.Header.Get(s.opts.UploadHeader) != "" {
-			decide = s.opts.Auth.Proxied
+		if r.Header.Get(s.opts.UploadHeader) == "" {
+			s.authorize(next, s.opts.Auth.Authorize).ServeHTTP(w, r)
+			return
 		}
+		s.authorize(next, s.opts.Auth.Proxied).ServeHTTP(w, r)
+	})
+}
+
+// mutating guards the routes that change the tree other than uploads: promotion and deletion. They are always
+// decided by Authorize. The upload header changes nothing here: it names a spooled file, which these routes never
+// take, and letting it switch to Proxied would let anyone a trusted proxy forwards (or any local process, with
+// loopback trusted) promote and delete without credentials.
+func (s *Server) mutating(next http.Handler) http.Handler {
+	return s.authorize(next, s.opts.Auth.Authorize)
+}
+
+// authorize runs decide on every request and lets the ones it accepts through with their user in the context.
+func (s *Server) authorize(next http.Handler, decide func(*http.Request) (string, error)) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		user, err := decide(r)
 		if err != nil {
 			s.refuse(w, r, err)
