@@ -5,6 +5,7 @@
 package auth
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"math"
@@ -30,12 +31,43 @@ var (
 // Challenge is the WWW-Authenticate header value that goes with a 401.
 const Challenge = `Basic realm="rpm-ingestd"`
 
-// The headers a trusted proxy sets (the shipped nginx snippet does). They are read only from TrustedProxy
-// peers; from anyone else they are ignored, since any client can send them.
+// The headers a trusted proxy sets (the shipped nginx snippet does). From anyone but a TrustedProxy peer they are
+// ignored, since any client can send them. From a trusted proxy they are believed only where the proxy, not the
+// client, sets them; the rule for each:
+//
+// RealIPHeader picks the key of the failure limiter and the client address of the logs and the audit trail. It
+// is believed only on a request that came from a TrustedProxy peer AND either
+//   - was marked with Forwarded by the server, which does so only where a correctly configured proxy always
+//     overwrites the header: header mode (the request names a spooled file in the upload header, which only the
+//     proxy can set) and routes that only the proxy calls (nginx auth_request subrequests);
+//   - or reached a daemon without server.htpasswd, where the proxy is the only authenticator and no limiter runs.
+//
+// On any other request, a direct one with Basic credentials in particular, the peer is the client: a local curl
+// from loopback (trusted by default) could otherwise pick a fresh limiter key for every wrong password.
+//
+// RemoteUserHeader names the user the proxy authenticated. It is believed in header mode (Proxied) and, without
+// server.htpasswd, on the requests Authorize lets in from a trusted proxy. With server.htpasswd, Authorize names
+// the user from the Basic credentials it checked and never looks at the header.
 const (
 	RealIPHeader     = "X-Real-IP"     // the client's address, for the failure limiter and the logs
 	RemoteUserHeader = "X-Remote-User" // the user the proxy authenticated
 )
+
+// forwardedKey marks a request's context as forwarded by a proxy that sets RealIPHeader itself.
+type forwardedKey struct{}
+
+// Forwarded returns r marked as forwarded by a proxy in a mode where the proxy, not the client, sets RealIPHeader
+// (see the rule above): the server calls it on header-mode uploads and on routes only the proxy calls, such as
+// nginx auth_request subrequests. The mark alone trusts nothing: the peer must still be a TrustedProxy.
+func Forwarded(r *http.Request) *http.Request {
+	return r.WithContext(context.WithValue(r.Context(), forwardedKey{}, true))
+}
+
+// IsForwarded reports whether r was marked with Forwarded.
+func IsForwarded(r *http.Request) bool {
+	v, _ := r.Context().Value(forwardedKey{}).(bool)
+	return v
+}
 
 // LimitError is ErrTooManyFailures with the time until the client may try again.
 type LimitError struct {
@@ -131,9 +163,9 @@ func (a *Authenticator) Proxied(r *http.Request) (user string, err error) {
 	return r.Header.Get(RemoteUserHeader), nil
 }
 
-// ClientAddr returns the address the limiter counts failures against, also useful in logs: the RealIPHeader
-// when a trusted proxy sent a valid one (else every client behind the proxy would share one count, and one
-// attacker could lock all of them out), otherwise the peer itself.
+// ClientAddr returns the address the limiter counts failures against, also used in logs and the audit trail: the
+// RealIPHeader when a trusted proxy sent a valid one under the rule at RealIPHeader (else every client behind the
+// proxy would share one count, and one attacker could lock all of them out), otherwise the peer itself.
 func (a *Authenticator) ClientAddr(r *http.Request) string {
 	peer, _ := PeerFrom(r.Context())
 	return a.clientKey(r, peer)
@@ -142,7 +174,7 @@ func (a *Authenticator) ClientAddr(r *http.Request) string {
 // clientKey is ClientAddr with the peer already looked up. IPv6 clients are counted per /64, the block one
 // host usually gets: counting single addresses would give an attacker 2^64 fresh tries.
 func (a *Authenticator) clientKey(r *http.Request, peer Peer) string {
-	if a.trust.TrustedProxy(peer) {
+	if a.trust.TrustedProxy(peer) && (IsForwarded(r) || a.htpasswd == nil) {
 		if ip, err := netip.ParseAddr(strings.TrimSpace(r.Header.Get(RealIPHeader))); err == nil {
 			return addrKey(cleanAddr(ip))
 		}

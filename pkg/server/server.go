@@ -360,7 +360,8 @@ func (s *Server) uploading(next http.Handler) http.Handler {
 			s.authorize(next, s.opts.Auth.Authorize).ServeHTTP(w, r)
 			return
 		}
-		s.authorize(next, s.opts.Auth.Proxied).ServeHTTP(w, r)
+		// Header mode: the proxy, not the client, set X-Real-IP (see auth.RealIPHeader for the rule).
+		s.authorize(next, s.opts.Auth.Proxied).ServeHTTP(w, auth.Forwarded(r))
 	})
 }
 
