@@ -172,6 +172,9 @@ type lifecycleEvent struct {
 func (s *Server) finishLifecycle(w http.ResponseWriter, r *http.Request, start time.Time, action string, request, result any,
 	err error, dirty []string, ok func(visible time.Time) (int, any), fields ...zap.Field) {
 	var visible time.Time
+	if len(dirty) > 0 {
+		s.plans.changed()
+	}
 	for _, d := range dirty {
 		s.idx.Trigger(d)
 		if t := s.idx.ExpectedAt(d); t.After(visible) {

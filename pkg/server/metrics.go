@@ -119,6 +119,7 @@ var uploadBuckets = []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 
 // nothing, so the handlers call it unconditionally. Its methods are safe for concurrent use.
 type metrics struct {
 	uploads  *prometheus.CounterVec
+	dropped  prometheus.Counter
 	received prometheus.Counter
 	duration *prometheus.HistogramVec
 }
@@ -137,13 +138,17 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "rpm_ingestd_upload_received_bytes_total",
 			Help: "Upload bytes received: body bytes read (direct uploads, also of uploads cut off or refused later) or the size of the file the proxy spooled (header mode).",
 		}),
+		dropped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "rpm_ingestd_refusals_dropped_total",
+			Help: "Refused requests to routes that change the tree from a client over the refusal limit: answered 429 and not written to the audit trail.",
+		}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "rpm_ingestd_upload_duration_seconds",
 			Help:    "Time from the upload handler's start to its answer, by status class, for uploads that passed authentication (refusals by authentication are only in rpm_ingestd_uploads_total).",
 			Buckets: uploadBuckets,
 		}, []string{"result_class"}),
 	}
-	for _, c := range []prometheus.Collector{m.uploads, m.received, m.duration} {
+	for _, c := range []prometheus.Collector{m.uploads, m.dropped, m.received, m.duration} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -178,6 +183,14 @@ func (m *metrics) refused(r *http.Request, uploadPath string, status int, err er
 		return
 	}
 	m.uploads.WithLabelValues(uploadResult(status, err)).Inc()
+}
+
+// droppedRefusal counts a refusal that was answered 429 and not recorded (see Server.dropRefusal).
+func (m *metrics) droppedRefusal() {
+	if m == nil {
+		return
+	}
+	m.dropped.Inc()
 }
 
 // countBody returns body wrapped so that every byte read adds to the received counter as it arrives: an upload

@@ -64,6 +64,11 @@ type Options struct {
 	// Auth decides every request that changes the tree (see mutating). Required: New refuses a nil Auth, so a
 	// forgotten wiring can never mean "open to everyone".
 	Auth Authorizer
+	// Refusals bounds what refused requests cost, per client (Auth.ClientAddr): each refusal by Auth (401, 403,
+	// 429) counts as a failure; a refusal while the client is over the limit is answered 429 and is neither
+	// written to the audit trail nor logged above debug, only counted in rpm_ingestd_refusals_dropped_total.
+	// nil means DefaultRefusalLimit per DefaultRefusalWindow.
+	Refusals *auth.Limiter
 
 	// SpoolDir and IndexerProgram (indexer.command[0]) are what GET /readyz checks besides TopDir: both
 	// directories must take a new file and the program must be on PATH. Empty ones are not checked.
@@ -121,7 +126,9 @@ type Server struct {
 	repo http.Handler // nil unless ServeRepo
 	now  func() time.Time
 
-	slots    slots    // uploads in progress, capped by MaxConcurrentUploads
+	slots    slots // uploads in progress, capped by MaxConcurrentUploads
+	refusals *auth.Limiter
+	plans    retentionCache
 	inflight inflight // running handlers, for Wait
 
 	planning    sync.Mutex   // held by the one retention dry run that may run at a time
@@ -136,7 +143,11 @@ func New(opts Options, ing Ingester, idx Indexer, log *zap.Logger) (*Server, err
 	if opts.Auth == nil {
 		return nil, errors.New("server: Options.Auth is required")
 	}
-	s := &Server{opts: opts, ing: ing, idx: idx, log: log, now: time.Now, slots: newSlots(opts.MaxConcurrentUploads), wait: newWaiting()}
+	s := &Server{opts: opts, ing: ing, idx: idx, log: log, now: time.Now, slots: newSlots(opts.MaxConcurrentUploads), wait: newWaiting(),
+		refusals: opts.Refusals}
+	if s.refusals == nil {
+		s.refusals = auth.NewLimiter(DefaultRefusalLimit, DefaultRefusalWindow, nil)
+	}
 	m, err := newMetrics(opts.Registerer)
 	if err != nil {
 		return nil, fmt.Errorf("server metrics: %w", err)
@@ -319,6 +330,9 @@ func (s *Server) upload(w http.ResponseWriter, r *http.Request) {
 	if res != nil {
 		// Trigger (or PublishNow) also after a failure: a marked repository must not wait for a restart.
 		s.schedule(res, err, wo)
+		if len(res.Dirty) > 0 {
+			s.plans.changed()
+		}
 	}
 	if err == nil {
 		s.remember(res)
@@ -373,11 +387,27 @@ func (s *Server) mutating(next http.Handler) http.Handler {
 	return s.authorize(next, s.opts.Auth.Authorize)
 }
 
+// The default refusal limit (Options.Refusals): a client refused this many times within the window gets 429 for
+// every further refusal, which is not recorded. A client that asks once without credentials and then with them
+// uses two; a CI job never comes close.
+const (
+	DefaultRefusalLimit  = 30
+	DefaultRefusalWindow = time.Minute
+)
+
 // authorize runs decide on every request and lets the ones it accepts through with their user in the context.
+// Good credentials always get through decide, also from a client over the refusal limit: the limit bounds what
+// refusals cost (an fsynced audit line each), not who may log in; failed logins have auth's own limiter.
 func (s *Server) authorize(next http.Handler, decide func(*http.Request) (string, error)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		user, err := decide(r)
 		if err != nil {
+			key := s.opts.Auth.ClientAddr(r)
+			if ok, wait := s.refusals.Allow(key); !ok {
+				s.dropRefusal(w, r, err, wait)
+				return
+			}
+			s.refusals.Fail(key)
 			s.refuse(w, r, err)
 			return
 		}
@@ -405,6 +435,38 @@ func (s *Server) refuse(w http.ResponseWriter, r *http.Request, err error) {
 	s.metrics.refused(r, s.opts.UploadPath, status, err)
 	s.recordRefusal(r, status, nil, err)
 	s.writeError(w, r, status, err)
+}
+
+// dropRefusal answers a refusal from a client over the refusal limit: 429 with Retry-After, counted, logged at
+// debug level only and not written to the audit trail, so that a flood of refused requests costs no fsync each.
+func (s *Server) dropRefusal(w http.ResponseWriter, r *http.Request, err error, wait time.Duration) {
+	if r.ContentLength != 0 {
+		w.Header().Set("Connection", "close") // the body is never read
+	}
+	s.log.Debug("request refused, not recorded: too many refusals from this client",
+		zap.String("req_id", middleware.GetReqID(r.Context())), zap.String("method", r.Method), zap.String("path", r.URL.Path),
+		zap.String("client", s.opts.Auth.ClientAddr(r)), zap.String("reason", err.Error()))
+	limited := &refusalLimitError{auth.LimitError{RetryAfter: wait}}
+	s.metrics.refused(r, s.opts.UploadPath, http.StatusTooManyRequests, limited)
+	s.metrics.droppedRefusal()
+	s.writeError(w, r, http.StatusTooManyRequests, limited)
+}
+
+// refusalLimitError is the answer to a client over the refusal limit: a *auth.LimitError (429, Retry-After) with
+// its own message.
+type refusalLimitError struct{ auth.LimitError }
+
+func (e *refusalLimitError) Error() string {
+	return "too many refused requests from this address; try again in " + e.RetryAfterHeader() + "s"
+}
+
+// As lets errors.As find the *auth.LimitError inside, for the Retry-After header.
+func (e *refusalLimitError) As(target any) bool {
+	if p, ok := target.(**auth.LimitError); ok {
+		*p = &e.LimitError
+		return true
+	}
+	return false
 }
 
 // finish writes the upload's response and its one log line.
