@@ -106,13 +106,15 @@ func NewAuthenticator(h *Htpasswd, t *Trust, l *Limiter) *Authenticator {
 	return &Authenticator{htpasswd: h, trust: t, limiter: l}
 }
 
-// Mode describes the policy in force, for the start-up log line.
+// Mode describes the policy in force, for the start-up log line: who may upload directly and change the tree,
+// and who may upload in header mode (name a spooled file) and speak for the client, the trusted proxies.
 func (a *Authenticator) Mode() string {
-	if a.htpasswd == nil {
-		return "local only: uploads and changes are accepted from loopback and the unix socket only; set server.htpasswd to accept authenticated clients from elsewhere"
+	direct := "local only: direct uploads, promotions and deletions are accepted from loopback and the unix socket only (set server.htpasswd to accept authenticated clients from elsewhere)"
+	if a.htpasswd != nil {
+		direct = fmt.Sprintf("htpasswd: direct uploads, promotions and deletions need the Basic credentials of one of the %d users in %s",
+			a.htpasswd.Users(), a.htpasswd.Path())
 	}
-	return fmt.Sprintf("htpasswd: uploads and changes need Basic credentials of one of the %d users in %s",
-		a.htpasswd.Users(), a.htpasswd.Path())
+	return direct + "; uploads naming a spooled file (header mode), with the client's X-Real-IP and X-Remote-User, are accepted from " + a.trust.Describe()
 }
 
 // Authorize decides a direct upload or a mutating API call and returns the authenticated user ("" when

@@ -225,6 +225,25 @@ func TestMode(t *testing.T) {
 	if !strings.HasPrefix(off, "local only: ") || !strings.Contains(off, "server.htpasswd") {
 		t.Errorf("Mode without htpasswd = %q", off)
 	}
+	// Who is trusted in header mode (issue 18 item 21): the socket's uids and every trusted_proxies network.
+	for _, tc := range []struct {
+		proxies []string
+		uid     int
+		want    string
+	}{
+		{[]string{"192.0.2.0/24", "::1"}, 990, "accepted from the unix socket as uid 990 or root, and TCP peers in server.trusted_proxies 192.0.2.0/24, ::1/128"},
+		{nil, 990, "accepted from the unix socket as uid 990 or root only (server.trusted_proxies is empty: no TCP peer)"},
+		{[]string{"10.0.0.0/8"}, 0, "accepted from the unix socket as root, and TCP peers in server.trusted_proxies 10.0.0.0/8"},
+	} {
+		tr, err := NewTrust(tc.proxies, tc.uid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := NewAuthenticator(nil, tr, nil).Mode()
+		if !strings.HasSuffix(got, "uploads naming a spooled file (header mode), with the client's X-Real-IP and X-Remote-User, are "+tc.want) {
+			t.Errorf("Mode with trusted_proxies %v, uid %d = %q, want it to end in %q", tc.proxies, tc.uid, got, tc.want)
+		}
+	}
 }
 
 // TestClientAddr: the rule at RealIPHeader, for a daemon with and without server.htpasswd.
