@@ -125,13 +125,18 @@ func (a *Authenticator) Mode() string {
 // failure. Missing credentials do not count: clients such as curl and browsers first ask without them. A
 // success does not clear the count, or one known password would let an attacker keep guessing others.
 //
-// Without htpasswd, Local peers are allowed and all others get ErrForbidden naming server.htpasswd.
+// Without htpasswd, Local peers are allowed and all others get ErrForbidden naming server.htpasswd. The user is
+// then the RemoteUserHeader of a local peer that is also a TrustedProxy (nginx on the socket, which authenticated
+// the client with auth_basic), "" for anyone else.
 //
 // The request's peer comes from ConnContext; a request without one is from an unknown, untrusted peer.
 func (a *Authenticator) Authorize(r *http.Request) (user string, err error) {
 	peer, _ := PeerFrom(r.Context())
 	if a.htpasswd == nil {
 		if a.trust.Local(peer) {
+			if a.trust.TrustedProxy(peer) {
+				return strings.TrimSpace(r.Header.Get(RemoteUserHeader)), nil
+			}
 			return "", nil
 		}
 		return "", fmt.Errorf("%w: %s is not local; without server.htpasswd only loopback and the unix socket may upload or change anything, so set server.htpasswd on the daemon",

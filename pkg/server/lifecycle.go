@@ -207,18 +207,11 @@ func (s *Server) finishLifecycle(w http.ResponseWriter, r *http.Request, start t
 	writeJSON(w, ev.Status, body)
 }
 
-// actingUser is who the audit trail names: the user mutating let in (the htpasswd user), or else, when the
-// request came through a trusted proxy, the user the proxy authenticated. Through the shipped nginx snippet
-// without server.htpasswd, API calls are let in as a local peer with no user of their own, while nginx's
-// auth_basic knows exactly who it was; Proxied reads X-Remote-User from trusted proxies only, never from a client.
+// actingUser is who the audit trail names and server.permissions judges: the user mutating let in, as Authorize
+// named it (the htpasswd user, or without server.htpasswd the user a trusted proxy authenticated).
 func (s *Server) actingUser(r *http.Request) string {
-	if user, _ := r.Context().Value(userKey{}).(string); user != "" {
-		return user
-	}
-	if user, err := s.opts.Auth.Proxied(r); err == nil {
-		return user
-	}
-	return ""
+	user, _ := r.Context().Value(userKey{}).(string)
+	return user
 }
 
 // packageURLs turns paths relative to TopDir into URLs under RepoURL.

@@ -146,6 +146,9 @@ func TestMutatingRoutesAuth(t *testing.T) {
 		{name: "local only: credentials from afar", peer: untrusted, user: "alice", pass: "s3cret-pw", upload: 403, other: 403},
 		{name: "local only: X-Remote-User forged from afar", peer: untrusted, remote: "alice", upload: 403, other: 403},
 		{name: "local only: loopback", peer: loopback, upload: 201, other: 0},
+		{name: "local only: X-Remote-User from the proxy on the socket", peer: ownSocket, remote: "bob", upload: 201, other: 0, auditUser: "bob"},
+		{name: "local only: X-Remote-User from another uid on the socket", peer: otherUser, remote: "bob", upload: 201, other: 0},
+		{name: "local only: X-Remote-User from loopback outside trusted_proxies", peer: loopback2, remote: "bob", upload: 201, other: 0},
 	}
 
 	build := func(t *testing.T, w way) (*fixture, *memRecorder, *bool) {
