@@ -40,9 +40,9 @@ func TestAllowed(t *testing.T) {
 		{"ci", "upload", noarch("testing", "9"), ""},
 		{"ci", "upload", noarch("stable", "9"), "user ci may not upload into stable (server.permissions)"},
 		{"ci", "upload", []Target{t9, s9}, "user ci may not upload into stable (server.permissions)"}, // fan-out: one refused target refuses all
-		{"ci", "upload", []Target{x9}, ""},  // "*" rule
-		{"ci", "upload", nil, ""},           // may upload somewhere
-		{"ci", "promote", []Target{t9}, ""}, // into testing, via the qa rule
+		{"ci", "upload", []Target{x9}, ""},                                                            // "*" rule
+		{"ci", "upload", nil, ""},                                                                     // may upload somewhere
+		{"ci", "promote", []Target{t9}, ""},                                                           // into testing, via the qa rule
 		{"ci", "promote", []Target{s9}, "user ci may not promote into stable (server.permissions)"},
 		{"ci", "delete", []Target{t9}, "user ci may not delete (server.permissions)"},
 		{"ci", "delete", nil, "user ci may not delete (server.permissions)"},

@@ -64,6 +64,9 @@ type Options struct {
 	// Auth decides every request that changes the tree (see mutating). Required: New refuses a nil Auth, so a
 	// forgotten wiring can never mean "open to everyone".
 	Auth Authorizer
+	// Permissions decide who may upload, promote and delete where (server.permissions); nil lets every
+	// authenticated user do everything.
+	Permissions *auth.Permissions
 	// Refusals bounds what refused requests cost, per client (Auth.ClientAddr): each refusal by Auth (401, 403,
 	// 429) counts as a failure; a refusal while the client is over the limit is answered 429 and is neither
 	// written to the audit trail nor logged above debug, only counted in rpm_ingestd_refusals_dropped_total.
@@ -189,6 +192,7 @@ func (s *Server) Routes() http.Handler {
 		r.Get("/api/v1/uploads/{sha256}", s.uploadStatus) // GET /api/v1/uploads/{sha256} - where a package is, visible yet? (JSON)
 	}
 
+	r.Get("/api/v1/whoami", s.whoami)     // GET /api/v1/whoami - the authenticated user and the permissions that apply (JSON)
 	r.Get("/api/v1/packages", s.packages) // GET /api/v1/packages - the packages in the tree with their upload records (JSON, paginated)
 	// Everything that changes the tree goes in the two groups below, behind s.uploading (uploads: the only routes
 	// where a trusted proxy may name a spooled file) or s.mutating (everything else: always Authorize). Read-only
@@ -291,6 +295,13 @@ func (s *Server) upload(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	req.Channel = channel
+	// Before the body is read: a user who may not upload anywhere costs no upload. The repositories are judged
+	// once the package is routed, before anything is placed (noarch: every arch's repository must be allowed).
+	if err := s.permit(r, auth.ActionUpload, nil); err != nil {
+		s.finish(w, r, start, nil, err)
+		return
+	}
+	req.Allow = s.allowFunc(r, auth.ActionUpload)
 	switch spooled := r.Header.Get(s.opts.UploadHeader); {
 	case spooled != "":
 		req.SpoolPath = spooled
