@@ -28,6 +28,8 @@ type Config struct {
 
 	// lines maps "section.key" to its line in the file, so validation errors can point at it.
 	lines map[string]int
+	// ruleLines are the lines of server.permissions' rules, in order.
+	ruleLines []int
 }
 
 // Server configures the HTTP side.
@@ -77,6 +79,9 @@ type Server struct {
 	RepoFile string `yaml:"repo_file"`
 	// MaxWait caps how long an upload with ?wait=visible may hold its answer.
 	MaxWait Duration `yaml:"max_wait"`
+	// Permissions says who may upload, promote and delete where (see permissions.go); absent (nil) lets every
+	// authenticated user do everything.
+	Permissions []PermissionRule `yaml:"permissions,omitempty"`
 }
 
 // DefaultTrustedProxies is server.trusted_proxies when the file leaves it out: loopback only. It equals
@@ -237,6 +242,7 @@ func Parse(data []byte) (*Config, error) {
 	var root yaml.Node
 	if yaml.Unmarshal(data, &root) == nil {
 		cfg.lines = keyLines(&root)
+		cfg.ruleLines = permissionLines(&root)
 	}
 	return cfg, decodeErr
 }

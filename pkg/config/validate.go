@@ -201,6 +201,7 @@ func (c *Config) Validate() error {
 	}
 
 	c.validateNotify(bad)
+	errs = append(errs, c.validatePermissions()...)
 
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
