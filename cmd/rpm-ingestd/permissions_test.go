@@ -180,6 +180,23 @@ func TestPermissionsDaemon(t *testing.T) {
 		}
 	}
 
+	// The status page, which anyone may read: the accepted uploads and who made them, but none of the refusals
+	// (they say who tried what they may not) and nothing of the permissions themselves.
+	resp, err := hc.Get(base + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(page), "tool-1.0-1.el9.x86_64") {
+		t.Fatalf("status page: %d\n%s", resp.StatusCode, page)
+	}
+	for _, secret := range []string{"forbidden", "unauthorized", "tool-1.0-1.el8", "may not", "permissions", "relmgr", "htpasswd", "admin-pw"} {
+		if strings.Contains(string(page), secret) {
+			t.Errorf("the status page shows %q to a reader without credentials", secret)
+		}
+	}
+
 	// whoami, as a CI job would check its rights.
 	code, body := do("ci", "GET", "/api/v1/whoami", nil)
 	var who struct {
