@@ -260,3 +260,30 @@ func auditRecords(t *testing.T, path string) []map[string]any {
 	}
 	return out
 }
+
+// TestPermissionWarnings: without htpasswd, the permissions' user is a trusted proxy's X-Remote-User; trusting
+// loopback then lets any local process name any user, which the start-up must say.
+func TestPermissionWarnings(t *testing.T) {
+	rules := []config.PermissionRule{{Users: []string{"ci"}, Actions: []string{"upload"}}}
+	for _, tc := range []struct {
+		proxies []string
+		rules   []config.PermissionRule
+		warn    bool
+	}{
+		{config.DefaultTrustedProxies(), rules, true},
+		{[]string{"127.0.0.1"}, rules, true},
+		{[]string{"::1/128"}, rules, true},
+		{[]string{"127.0.0.2"}, rules, true},
+		{[]string{"0.0.0.0/0"}, rules, true},
+		{[]string{}, rules, false},
+		{[]string{"192.0.2.0/24"}, rules, false},
+		{config.DefaultTrustedProxies(), nil, false},
+	} {
+		cfg := config.Default()
+		cfg.Server.TrustedProxies, cfg.Server.Permissions = tc.proxies, tc.rules
+		got := permissionWarnings(cfg)
+		if tc.warn != (len(got) == 1 && strings.Contains(got[0], "any local process can name any user")) || !tc.warn && len(got) != 0 {
+			t.Errorf("trusted_proxies %v, rules %v: warnings %q", tc.proxies, tc.rules != nil, got)
+		}
+	}
+}
