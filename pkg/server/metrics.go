@@ -26,7 +26,7 @@ const (
 	resultExists       = "exists"       // 200: identical bytes were already stored, a safe retry
 	resultConflict     = "conflict"     // 409: a different package with the same file name is stored
 	resultUnauthorized = "unauthorized" // 401: missing or wrong Basic credentials
-	resultForbidden    = "forbidden"    // 403: a peer that may not upload, or a spooled file outside spool_dir
+	resultForbidden    = "forbidden"    // 403: a peer or user that may not upload (server.permissions), or a spooled file outside spool_dir
 	resultRateLimited  = "rate_limited" // 429: too many failed logins from the client's address
 	resultBusy         = "busy"         // 503: every upload slot (server.max_concurrent_uploads) was taken
 	resultStopping     = "stopping"     // 503: the daemon was stopping
@@ -132,7 +132,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m := &metrics{
 		uploads: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "rpm_ingestd_uploads_total",
-			Help: "Uploads answered, by result: " + strings.Join(uploadResults, ", ") + ". Refusals by authentication (unauthorized, forbidden, rate_limited) are counted here too.",
+			Help: "Uploads answered, by result: " + strings.Join(uploadResults, ", ") + ". Refusals by authentication and server.permissions (unauthorized, forbidden, rate_limited) are counted here too.",
 		}, []string{"result"}),
 		received: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "rpm_ingestd_upload_received_bytes_total",
