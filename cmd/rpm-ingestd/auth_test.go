@@ -173,7 +173,11 @@ func TestAuthTCPPeers(t *testing.T) {
 		t.Fatalf("header mode from 127.0.0.1: %d %q, want 201", code, body)
 	}
 	log := d.stop(t)
-	if !strings.Contains(log, "local only: uploads and changes are accepted from loopback and the unix socket only") ||
+	// The mode says who is trusted (issue 18 item 21): the header-mode upload from 127.0.0.1 above was accepted, so
+	// the line must not claim "loopback and the unix socket only" for everything.
+	if !strings.Contains(log, "local only: direct uploads, promotions and deletions are accepted from loopback and the unix socket only") ||
+		!strings.Contains(log, "uploads naming a spooled file (header mode), with the client's X-Real-IP and X-Remote-User, are accepted from the unix socket as ") ||
+		!strings.Contains(log, "and TCP peers in server.trusted_proxies 127.0.0.1/32") ||
 		!strings.Contains(log, `"trusted_proxies":["127.0.0.1/32"]`) {
 		t.Errorf("the start-up log does not state the mode and the trusted proxies:\n%s", log)
 	}
@@ -211,7 +215,7 @@ func TestAuthUnixSocket(t *testing.T) {
 	}
 	log := d.stop(t)
 	for _, want := range []string{
-		"htpasswd: uploads and changes need Basic credentials of one of the 2 users in " + htpasswd,
+		"htpasswd: direct uploads, promotions and deletions need the Basic credentials of one of the 2 users in " + htpasswd,
 		`"users":["bob"]`,
 		`"user":"carol"`, `"user":"alice"`,
 	} {

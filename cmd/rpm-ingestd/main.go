@@ -74,6 +74,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 		for _, note := range cfg.Notes() {
 			fmt.Fprintf(stderr, "rpm-ingestd: note: %s\n", note)
 		}
+		for _, w := range permissionWarnings(cfg) {
+			fmt.Fprintf(stderr, "rpm-ingestd: warning: %s\n", w)
+		}
 		out, err := cfg.YAML()
 		if err != nil {
 			fmt.Fprintf(stderr, "rpm-ingestd: %v\n", err)
@@ -94,6 +97,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	for _, note := range cfg.Notes() {
 		log.Info("configuration note", zap.String("note", note))
+	}
+	for _, w := range permissionWarnings(cfg) {
+		log.Warn("configuration warning", zap.String("warning", w))
 	}
 	if limit := int64(cfg.Server.MemoryLimit); limit > 0 {
 		// A soft limit: the collector works harder as the heap nears it, so bursts of uploads are collected
@@ -277,6 +283,7 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 		UploadIdleTimeout:    time.Duration(cfg.Server.UploadIdleTimeout),
 		UploadMinRate:        int64(cfg.Server.UploadMinRate),
 		Auth:                 authn,
+		Permissions:          permissions(cfg.Server.Permissions),
 		Retention:            ing,
 		SpoolDir:             cfg.Server.SpoolDir,
 		IndexerProgram:       cfg.Indexer.Command[0],

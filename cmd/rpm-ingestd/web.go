@@ -43,6 +43,9 @@ func (s webSource) RecentUploads(n int) []web.Upload {
 	recent := s.index.Recent(n)
 	out := make([]web.Upload, 0, len(recent))
 	for _, r := range recent {
+		if !shownPublicly(r) {
+			continue
+		}
 		u := web.Upload{Time: r.Time, User: r.User, NEVRA: r.NEVRA, Result: r.Action + " " + r.Result, Status: r.Status}
 		if r.Action == registry.ActionUpload {
 			u.Result = r.Result
@@ -126,4 +129,15 @@ func (s webSource) pkg(e registry.Entry) web.Package {
 		p.RepoFile = s.cfg.Server.RepoURL + "/" + s.cfg.Server.RepoFile
 	}
 	return p
+}
+
+// shownPublicly reports whether the status page, which anyone may read, lists the decision r. Refusals by
+// authentication and permissions (401, 403, 429) are left out: they say which users tried what they may not do
+// (server.permissions) and let anyone fill the list with their failed attempts. The audit trail keeps them.
+func shownPublicly(r registry.Record) bool {
+	switch r.Status {
+	case 401, 403, 429:
+		return false
+	}
+	return true
 }

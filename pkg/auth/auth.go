@@ -5,6 +5,7 @@
 package auth
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"math"
@@ -30,12 +31,43 @@ var (
 // Challenge is the WWW-Authenticate header value that goes with a 401.
 const Challenge = `Basic realm="rpm-ingestd"`
 
-// The headers a trusted proxy sets (the shipped nginx snippet does). They are read only from TrustedProxy
-// peers; from anyone else they are ignored, since any client can send them.
+// The headers a trusted proxy sets (the shipped nginx snippet does). From anyone but a TrustedProxy peer they are
+// ignored, since any client can send them. From a trusted proxy they are believed only where the proxy, not the
+// client, sets them; the rule for each:
+//
+// RealIPHeader picks the key of the failure limiter and the client address of the logs and the audit trail. It
+// is believed only on a request that came from a TrustedProxy peer AND either
+//   - was marked with Forwarded by the server, which does so only where a correctly configured proxy always
+//     overwrites the header: header mode (the request names a spooled file in the upload header, which only the
+//     proxy can set) and routes that only the proxy calls (nginx auth_request subrequests);
+//   - or reached a daemon without server.htpasswd, where the proxy is the only authenticator and no limiter runs.
+//
+// On any other request, a direct one with Basic credentials in particular, the peer is the client: a local curl
+// from loopback (trusted by default) could otherwise pick a fresh limiter key for every wrong password.
+//
+// RemoteUserHeader names the user the proxy authenticated. It is believed in header mode (Proxied) and, without
+// server.htpasswd, on the requests Authorize lets in from a trusted proxy. With server.htpasswd, Authorize names
+// the user from the Basic credentials it checked and never looks at the header.
 const (
 	RealIPHeader     = "X-Real-IP"     // the client's address, for the failure limiter and the logs
 	RemoteUserHeader = "X-Remote-User" // the user the proxy authenticated
 )
+
+// forwardedKey marks a request's context as forwarded by a proxy that sets RealIPHeader itself.
+type forwardedKey struct{}
+
+// Forwarded returns r marked as forwarded by a proxy in a mode where the proxy, not the client, sets RealIPHeader
+// (see the rule above): the server calls it on header-mode uploads and on routes only the proxy calls, such as
+// nginx auth_request subrequests. The mark alone trusts nothing: the peer must still be a TrustedProxy.
+func Forwarded(r *http.Request) *http.Request {
+	return r.WithContext(context.WithValue(r.Context(), forwardedKey{}, true))
+}
+
+// IsForwarded reports whether r was marked with Forwarded.
+func IsForwarded(r *http.Request) bool {
+	v, _ := r.Context().Value(forwardedKey{}).(bool)
+	return v
+}
 
 // LimitError is ErrTooManyFailures with the time until the client may try again.
 type LimitError struct {
@@ -74,13 +106,15 @@ func NewAuthenticator(h *Htpasswd, t *Trust, l *Limiter) *Authenticator {
 	return &Authenticator{htpasswd: h, trust: t, limiter: l}
 }
 
-// Mode describes the policy in force, for the start-up log line.
+// Mode describes the policy in force, for the start-up log line: who may upload directly and change the tree,
+// and who may upload in header mode (name a spooled file) and speak for the client, the trusted proxies.
 func (a *Authenticator) Mode() string {
-	if a.htpasswd == nil {
-		return "local only: uploads and changes are accepted from loopback and the unix socket only; set server.htpasswd to accept authenticated clients from elsewhere"
+	direct := "local only: direct uploads, promotions and deletions are accepted from loopback and the unix socket only (set server.htpasswd to accept authenticated clients from elsewhere)"
+	if a.htpasswd != nil {
+		direct = fmt.Sprintf("htpasswd: direct uploads, promotions and deletions need the Basic credentials of one of the %d users in %s",
+			a.htpasswd.Users(), a.htpasswd.Path())
 	}
-	return fmt.Sprintf("htpasswd: uploads and changes need Basic credentials of one of the %d users in %s",
-		a.htpasswd.Users(), a.htpasswd.Path())
+	return direct + "; uploads naming a spooled file (header mode), with the client's X-Real-IP and X-Remote-User, are accepted from " + a.trust.Describe()
 }
 
 // Authorize decides a direct upload or a mutating API call and returns the authenticated user ("" when
@@ -91,19 +125,30 @@ func (a *Authenticator) Mode() string {
 // failure. Missing credentials do not count: clients such as curl and browsers first ask without them. A
 // success does not clear the count, or one known password would let an attacker keep guessing others.
 //
-// Without htpasswd, Local peers are allowed and all others get ErrForbidden naming server.htpasswd.
+// Without htpasswd, Local peers are allowed and all others get ErrForbidden naming server.htpasswd. The user is
+// then the RemoteUserHeader of a local peer that is also a TrustedProxy (nginx on the socket, which authenticated
+// the client with auth_basic), "" for anyone else.
 //
 // The request's peer comes from ConnContext; a request without one is from an unknown, untrusted peer.
 func (a *Authenticator) Authorize(r *http.Request) (user string, err error) {
 	peer, _ := PeerFrom(r.Context())
 	if a.htpasswd == nil {
 		if a.trust.Local(peer) {
+			if a.trust.TrustedProxy(peer) {
+				return strings.TrimSpace(r.Header.Get(RemoteUserHeader)), nil
+			}
 			return "", nil
 		}
 		return "", fmt.Errorf("%w: %s is not local; without server.htpasswd only loopback and the unix socket may upload or change anything, so set server.htpasswd on the daemon",
 			ErrForbidden, peer)
 	}
-	key := a.clientKey(r, peer)
+	return a.checkBasic(r, a.clientKey(r, peer))
+}
+
+// checkBasic is the password check of Authorize and ProxyLogin, with key as the limiter's key: the limiter first
+// (a *LimitError), then missing credentials (ErrUnauthorized, not counted: clients such as curl and browsers
+// first ask without them), then wrong ones (ErrUnauthorized, counted as a failure).
+func (a *Authenticator) checkBasic(r *http.Request, key string) (user string, err error) {
 	if ok, wait := a.limiter.Allow(key); !ok {
 		return "", &LimitError{RetryAfter: wait}
 	}
@@ -131,9 +176,9 @@ func (a *Authenticator) Proxied(r *http.Request) (user string, err error) {
 	return r.Header.Get(RemoteUserHeader), nil
 }
 
-// ClientAddr returns the address the limiter counts failures against, also useful in logs: the RealIPHeader
-// when a trusted proxy sent a valid one (else every client behind the proxy would share one count, and one
-// attacker could lock all of them out), otherwise the peer itself.
+// ClientAddr returns the address the limiter counts failures against, also used in logs and the audit trail: the
+// RealIPHeader when a trusted proxy sent a valid one under the rule at RealIPHeader (else every client behind the
+// proxy would share one count, and one attacker could lock all of them out), otherwise the peer itself.
 func (a *Authenticator) ClientAddr(r *http.Request) string {
 	peer, _ := PeerFrom(r.Context())
 	return a.clientKey(r, peer)
@@ -142,7 +187,7 @@ func (a *Authenticator) ClientAddr(r *http.Request) string {
 // clientKey is ClientAddr with the peer already looked up. IPv6 clients are counted per /64, the block one
 // host usually gets: counting single addresses would give an attacker 2^64 fresh tries.
 func (a *Authenticator) clientKey(r *http.Request, peer Peer) string {
-	if a.trust.TrustedProxy(peer) {
+	if a.trust.TrustedProxy(peer) && (IsForwarded(r) || a.htpasswd == nil) {
 		if ip, err := netip.ParseAddr(strings.TrimSpace(r.Header.Get(RealIPHeader))); err == nil {
 			return addrKey(cleanAddr(ip))
 		}

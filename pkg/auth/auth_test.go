@@ -74,6 +74,11 @@ func TestAuthorize(t *testing.T) {
 		{"no htpasswd: loopback", false, request(&loopbackPeer, "", ""), "", nil, ""},
 		{"no htpasswd: loopback 127.0.0.2", false, request(&Peer{Addr: netip.MustParseAddr("127.0.0.2")}, "", ""), "", nil, ""},
 		{"no htpasswd: unix socket, any uid", false, request(&otherUnix, "", ""), "", nil, ""},
+		{"no htpasswd: the proxy on the socket names its user", false, request(&proxyPeer, "", "", RemoteUserHeader, "carol"), "carol", nil, ""},
+		{"no htpasswd: trusted loopback names its user", false, request(&loopbackPeer, "", "", RemoteUserHeader, "carol"), "carol", nil, ""},
+		{"no htpasswd: another uid on the socket names nobody", false, request(&otherUnix, "", "", RemoteUserHeader, "carol"), "", nil, ""},
+		{"htpasswd: X-Remote-User is never the user", true, request(&proxyPeer, "alice", "a-pass", RemoteUserHeader, "carol"), "alice", nil, ""},
+		{"htpasswd: X-Remote-User is no credential", true, request(&proxyPeer, "", "", RemoteUserHeader, "alice"), "", ErrUnauthorized, ""},
 		{"no htpasswd: remote", false, request(&remotePeer, "", ""), "", ErrForbidden, "set server.htpasswd"},
 		{"no htpasswd: remote with credentials", false, request(&remotePeer, "alice", "a-pass"), "", ErrForbidden, "192.0.2.10 is not local"},
 		{"no htpasswd: no peer recorded", false, request(nil, "", ""), "", ErrForbidden, "unknown is not local"},
@@ -127,12 +132,23 @@ func TestAuthorizeLimiter(t *testing.T) {
 		{"another /64 is not limited", 0, request(&otherNet, "alice", "a-pass"), nil},
 		{"window over", time.Minute, request(&attacker, "alice", "a-pass"), nil},
 
-		// Behind the proxy, clients are told apart by X-Real-IP; nginx itself is never locked out.
-		{"via proxy, client A fails", 0, request(&proxyPeer, "alice", "x", RealIPHeader, "198.51.100.1"), ErrUnauthorized},
-		{"via proxy, client A fails", 0, request(&proxyPeer, "alice", "x", RealIPHeader, "198.51.100.1"), ErrUnauthorized},
-		{"via proxy, client A fails", 0, request(&proxyPeer, "alice", "x", RealIPHeader, "198.51.100.1"), ErrUnauthorized},
-		{"via proxy, client A limited", 0, request(&proxyPeer, "alice", "a-pass", RealIPHeader, "198.51.100.1"), ErrTooManyFailures},
-		{"via proxy, client B fine", 0, request(&proxyPeer, "alice", "a-pass", RealIPHeader, "198.51.100.2"), nil},
+		// Forwarded by the proxy (nginx auth_request), clients are told apart by X-Real-IP; nginx itself is never
+		// locked out.
+		{"via proxy, client A fails", 0, Forwarded(request(&proxyPeer, "alice", "x", RealIPHeader, "198.51.100.1")), ErrUnauthorized},
+		{"via proxy, client A fails", 0, Forwarded(request(&proxyPeer, "alice", "x", RealIPHeader, "198.51.100.1")), ErrUnauthorized},
+		{"via proxy, client A fails", 0, Forwarded(request(&proxyPeer, "alice", "x", RealIPHeader, "198.51.100.1")), ErrUnauthorized},
+		{"via proxy, client A limited", 0, Forwarded(request(&proxyPeer, "alice", "a-pass", RealIPHeader, "198.51.100.1")), ErrTooManyFailures},
+		{"via proxy, client B fine", 0, Forwarded(request(&proxyPeer, "alice", "a-pass", RealIPHeader, "198.51.100.2")), nil},
+
+		// A direct request from a trusted peer (a local curl on loopback) cannot dodge its count with X-Real-IP.
+		{"loopback, direct, fails", 0, request(&loopbackPeer, "alice", "x", RealIPHeader, "203.0.113.11"), ErrUnauthorized},
+		{"loopback, direct, fails", 0, request(&loopbackPeer, "alice", "x", RealIPHeader, "203.0.113.12"), ErrUnauthorized},
+		{"loopback, direct, fails", 0, request(&loopbackPeer, "alice", "x", RealIPHeader, "203.0.113.13"), ErrUnauthorized},
+		{"loopback, direct, limited whatever it claims", 0, request(&loopbackPeer, "alice", "a-pass", RealIPHeader, "203.0.113.14"), ErrTooManyFailures},
+		{"the proxy on the socket, direct, fails", 0, request(&proxyPeer, "alice", "x", RealIPHeader, "203.0.113.21"), ErrUnauthorized},
+		{"the proxy on the socket, direct, fails", 0, request(&proxyPeer, "alice", "x", RealIPHeader, "203.0.113.22"), ErrUnauthorized},
+		{"the proxy on the socket, direct, fails", 0, request(&proxyPeer, "alice", "x", RealIPHeader, "203.0.113.23"), ErrUnauthorized},
+		{"the proxy on the socket, direct, limited", 0, request(&proxyPeer, "alice", "a-pass", RealIPHeader, "203.0.113.24"), ErrTooManyFailures},
 
 		// An untrusted peer cannot dodge its count by claiming another address.
 		{"untrusted peer fails", 0, request(&remotePeer, "alice", "x", RealIPHeader, "203.0.113.1"), ErrUnauthorized},
@@ -214,27 +230,59 @@ func TestMode(t *testing.T) {
 	if !strings.HasPrefix(off, "local only: ") || !strings.Contains(off, "server.htpasswd") {
 		t.Errorf("Mode without htpasswd = %q", off)
 	}
+	// Who is trusted in header mode (issue 18 item 21): the socket's uids and every trusted_proxies network.
+	for _, tc := range []struct {
+		proxies []string
+		uid     int
+		want    string
+	}{
+		{[]string{"192.0.2.0/24", "::1"}, 990, "accepted from the unix socket as uid 990 or root, and TCP peers in server.trusted_proxies 192.0.2.0/24, ::1/128"},
+		{nil, 990, "accepted from the unix socket as uid 990 or root only (server.trusted_proxies is empty: no TCP peer)"},
+		{[]string{"10.0.0.0/8"}, 0, "accepted from the unix socket as root, and TCP peers in server.trusted_proxies 10.0.0.0/8"},
+	} {
+		tr, err := NewTrust(tc.proxies, tc.uid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := NewAuthenticator(nil, tr, nil).Mode()
+		if !strings.HasSuffix(got, "uploads naming a spooled file (header mode), with the client's X-Real-IP and X-Remote-User, are "+tc.want) {
+			t.Errorf("Mode with trusted_proxies %v, uid %d = %q, want it to end in %q", tc.proxies, tc.uid, got, tc.want)
+		}
+	}
 }
 
+// TestClientAddr: the rule at RealIPHeader, for a daemon with and without server.htpasswd.
 func TestClientAddr(t *testing.T) {
-	a := newAuthenticator(t, false, &fakeClock{})
 	tests := []struct {
-		name string
-		req  *http.Request
-		want string
+		name      string
+		req       *http.Request
+		want      string // without htpasswd
+		wantBasic string // with htpasswd; "" means the same as want
 	}{
-		{"tcp v4", request(&remotePeer, "", ""), "192.0.2.10"},
-		{"tcp v6 per /64", request(&Peer{Addr: netip.MustParseAddr("2001:db8::1")}, "", ""), "2001:db8::/64"},
-		{"unix by uid, not pid", request(&otherUnix, "", ""), "unix uid 1001"},
-		{"proxy's client", request(&proxyPeer, "", "", RealIPHeader, " 198.51.100.7 "), "198.51.100.7"},
-		{"proxy's mapped client", request(&proxyPeer, "", "", RealIPHeader, "::ffff:198.51.100.7"), "198.51.100.7"},
-		{"proxy's garbage header", request(&proxyPeer, "", "", RealIPHeader, "nonsense"), "unix uid 990"},
-		{"untrusted header ignored", request(&remotePeer, "", "", RealIPHeader, "198.51.100.7"), "192.0.2.10"},
-		{"no peer", request(nil, "", ""), "unknown"},
+		{"tcp v4", request(&remotePeer, "", ""), "192.0.2.10", ""},
+		{"tcp v6 per /64", request(&Peer{Addr: netip.MustParseAddr("2001:db8::1")}, "", ""), "2001:db8::/64", ""},
+		{"unix by uid, not pid", request(&otherUnix, "", ""), "unix uid 1001", ""},
+		{"proxy's client, forwarded", Forwarded(request(&proxyPeer, "", "", RealIPHeader, " 198.51.100.7 ")), "198.51.100.7", ""},
+		{"proxy's mapped client, forwarded", Forwarded(request(&proxyPeer, "", "", RealIPHeader, "::ffff:198.51.100.7")), "198.51.100.7", ""},
+		{"proxy's garbage header", Forwarded(request(&proxyPeer, "", "", RealIPHeader, "nonsense")), "unix uid 990", ""},
+		{"proxy's client, not forwarded", request(&proxyPeer, "", "", RealIPHeader, "198.51.100.7"), "198.51.100.7", "unix uid 990"},
+		{"loopback, not forwarded", request(&loopbackPeer, "alice", "x", RealIPHeader, "198.51.100.7"), "198.51.100.7", "127.0.0.1"},
+		{"untrusted header ignored", request(&remotePeer, "", "", RealIPHeader, "198.51.100.7"), "192.0.2.10", ""},
+		{"untrusted header ignored, forwarded", Forwarded(request(&remotePeer, "", "", RealIPHeader, "198.51.100.7")), "192.0.2.10", ""},
+		{"no peer", request(nil, "", ""), "unknown", ""},
 	}
+	off := newAuthenticator(t, false, &fakeClock{})
+	on := newAuthenticator(t, true, &fakeClock{})
 	for _, tc := range tests {
-		if got := a.ClientAddr(tc.req); got != tc.want {
-			t.Errorf("%s: ClientAddr = %q, want %q", tc.name, got, tc.want)
+		if got := off.ClientAddr(tc.req); got != tc.want {
+			t.Errorf("%s, without htpasswd: ClientAddr = %q, want %q", tc.name, got, tc.want)
+		}
+		want := tc.wantBasic
+		if want == "" {
+			want = tc.want
+		}
+		if got := on.ClientAddr(tc.req); got != want {
+			t.Errorf("%s, with htpasswd: ClientAddr = %q, want %q", tc.name, got, want)
 		}
 	}
 }

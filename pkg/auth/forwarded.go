@@ -7,7 +7,7 @@ import (
 	"strings"
 )
 
-// Forwarded decides a login the proxy asks about on a client's behalf: nginx's auth_request sends the client's
+// ProxyLogin decides a login the proxy asks about on a client's behalf: nginx's auth_request sends the client's
 // Authorization header and the client's address in RealIPHeader to the daemon, before it lets an upload,
 // promotion or deletion through. The daemon's htpasswd, limiter and audit trail then decide and see every login
 // through the proxy, as they do for direct clients.
@@ -21,7 +21,7 @@ import (
 // Otherwise it is Authorize's rule with that key: the limiter first (a *LimitError), then missing or wrong
 // credentials (ErrUnauthorized; wrong ones count as a failure). It returns the user and the key, for the logs and
 // the audit record, also on failure once the key is known.
-func (a *Authenticator) Forwarded(r *http.Request) (user, client string, err error) {
+func (a *Authenticator) ProxyLogin(r *http.Request) (user, client string, err error) {
 	peer, _ := PeerFrom(r.Context())
 	if !a.trust.TrustedProxy(peer) {
 		return "", peer.String(), fmt.Errorf("%w: %s is not a trusted proxy; only the proxy may ask for a login check (server.trusted_proxies)",
@@ -37,16 +37,6 @@ func (a *Authenticator) Forwarded(r *http.Request) (user, client string, err err
 		return "", client, fmt.Errorf("%w: server.htpasswd is not set, so the daemon cannot check logins for the proxy; set it to the proxy's htpasswd file",
 			ErrForbidden)
 	}
-	if ok, wait := a.limiter.Allow(client); !ok {
-		return "", client, &LimitError{RetryAfter: wait}
-	}
-	user, pass, ok := r.BasicAuth()
-	if !ok {
-		return "", client, fmt.Errorf("%w: send the Basic credentials of a user in server.htpasswd (curl -u USER)", ErrUnauthorized)
-	}
-	if !a.htpasswd.Check(user, pass) {
-		a.limiter.Fail(client)
-		return "", client, fmt.Errorf("%w: wrong user name or password", ErrUnauthorized)
-	}
-	return user, client, nil
+	user, err = a.checkBasic(r, client)
+	return user, client, err
 }

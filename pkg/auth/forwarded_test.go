@@ -44,7 +44,7 @@ func TestForwarded(t *testing.T) {
 				hdr = []string{RealIPHeader, tc.realIP}
 			}
 			r := request(tc.peer, tc.user, tc.pass, hdr...)
-			user, client, err := a.Forwarded(r)
+			user, client, err := a.ProxyLogin(r)
 			if user != tc.wantUser || client != tc.wantClient {
 				t.Errorf("user %q client %q, want %q %q", user, client, tc.wantUser, tc.wantClient)
 			}
@@ -68,7 +68,7 @@ func TestForwardedLimitsPerClientAddress(t *testing.T) {
 	clk := &fakeClock{t: time.Unix(1_700_000_000, 0)}
 	a := newAuthenticator(t, true, clk) // 3 failures per minute
 	try := func(ip, pass string) error {
-		_, _, err := a.Forwarded(request(&proxyPeer, "alice", pass, RealIPHeader, ip))
+		_, _, err := a.ProxyLogin(request(&proxyPeer, "alice", pass, RealIPHeader, ip))
 		return err
 	}
 	for i := range 3 {

@@ -184,6 +184,12 @@ func (h *Htpasswd) Users() int { return len(h.cur.Load().users.byName) }
 // Path returns the file's path as given to LoadHtpasswd.
 func (h *Htpasswd) Path() string { return h.path }
 
+// Has reports whether the file, as last read, names user: for the start-up check of server.permissions.
+func (h *Htpasswd) Has(user string) bool {
+	_, ok := h.cur.Load().users.byName[user]
+	return ok
+}
+
 func weakUsers(u *users) []string {
 	var out []string
 	for name, v := range u.byName {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"strings"
 )
 
 // DefaultTrustedProxies is server.trusted_proxies when the configuration leaves it out: loopback only. On a
@@ -89,4 +90,16 @@ func (t *Trust) Proxies() []string {
 		out[i] = p.String()
 	}
 	return out
+}
+
+// Describe says who is a trusted proxy, for the start-up log: the unix-socket uids and the TCP networks.
+func (t *Trust) Describe() string {
+	who := fmt.Sprintf("the unix socket as uid %d or root", t.uid)
+	if t.uid == 0 {
+		who = "the unix socket as root"
+	}
+	if len(t.proxies) == 0 {
+		return who + " only (server.trusted_proxies is empty: no TCP peer)"
+	}
+	return who + ", and TCP peers in server.trusted_proxies " + strings.Join(t.Proxies(), ", ")
 }

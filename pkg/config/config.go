@@ -76,6 +76,9 @@ type Server struct {
 	RepoFile string `yaml:"repo_file"`
 	// MaxWait caps how long an upload with ?wait=visible may hold its answer.
 	MaxWait Duration `yaml:"max_wait"`
+	// Permissions says who may upload, promote and delete where (see permissions.go); absent (nil) lets every
+	// authenticated user do everything.
+	Permissions []PermissionRule `yaml:"permissions,omitempty"`
 }
 
 // DefaultTrustedProxies is server.trusted_proxies when the file leaves it out: loopback only. It equals

@@ -216,6 +216,7 @@ func (c *Config) validate() []problem {
 	}
 
 	c.validateNotify(bad)
+	c.validatePermissions(bad)
 
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":

@@ -21,6 +21,9 @@ type DeleteRequest struct {
 	// AllArches also removes a noarch package's copies in the other arches' repositories (same channel and OS
 	// release). It changes nothing for other packages.
 	AllArches bool
+	// Allow, when set, is asked with the repositories of the files to remove before anything is removed; an
+	// error refuses the deletion as it is (server.permissions).
+	Allow func(targets []Target) error
 }
 
 // DeleteResult says what Delete removed, for the response and the audit trail.
@@ -81,6 +84,9 @@ func (in *Ingester) Delete(ctx context.Context, req DeleteRequest) (*DeleteResul
 		}
 		res.Paths = append(res.Paths, rel)
 		res.Repos = append(res.Repos, filepath.Join(in.opts.TopDir, filepath.FromSlash(path.Dir(path.Dir(rel)))))
+	}
+	if err := allow(req.Allow, in.targets(res.Repos)); err != nil {
+		return nil, err
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err

@@ -157,6 +157,25 @@ type Request struct {
 	// it will be. If it fails, the links this upload made are removed and Ingest fails with ErrNotRecorded:
 	// what cannot be recorded is not kept. It is not called when the upload is refused.
 	Commit func(res *Result) error
+	// Allow, when set, is asked once the upload is routed and before anything is placed, with one Target per
+	// repository it would go to; an error refuses the upload as it is, and nothing is placed (server.permissions).
+	Allow func(targets []Target) error
+}
+
+// Target is one repository an upload, promotion or deletion would change, as Request.Allow,
+// PromoteRequest.Allow and DeleteRequest.Allow see it.
+type Target struct {
+	Channel   string // "" without channels
+	OSRelease string
+	Arch      string // the repository's arch: x86_64, aarch64 or SRPMS
+}
+
+// allow asks allow (if set) about targets.
+func allow(allow func([]Target) error, targets []Target) error {
+	if allow == nil {
+		return nil
+	}
+	return allow(targets)
 }
 
 // Ingester places uploads. It is safe for concurrent use: uploads of one file name are placed one at a time (a
@@ -264,6 +283,9 @@ func (in *Ingester) Ingest(ctx context.Context, req Request) (*Result, error) {
 		return res, err
 	}
 	if err := in.route(res, req.OSRelease); err != nil {
+		return res, err
+	}
+	if err := allow(req.Allow, in.targets(res.Repos)); err != nil {
 		return res, err
 	}
 	if err := ctx.Err(); err != nil {
@@ -958,4 +980,20 @@ func classifyIO(err error, what string) error {
 		return &Error{Kind: ErrNoSpace, Msg: what + ": no space left on the repository host; free disk space and upload again"}
 	}
 	return fmt.Errorf("%s: %w", what, err)
+}
+
+// targets locates repository directories (absolute) as Targets. Without Options.Locate only the directory is
+// known: the Target is then empty, and an Allow that needs more must say so.
+func (in *Ingester) targets(repos []string) []Target {
+	out := make([]Target, 0, len(repos))
+	for _, repo := range repos {
+		var t Target
+		if in.opts.Locate != nil {
+			if c, r, a, ok := in.opts.Locate(in.rel(repo)); ok {
+				t = Target{Channel: c, OSRelease: r, Arch: a}
+			}
+		}
+		out = append(out, t)
+	}
+	return out
 }

@@ -29,6 +29,9 @@ type PromoteRequest struct {
 	Arch string
 	// OSRelease names the OS release for a build whose release has no dist tag, as an upload's os_release does.
 	OSRelease string
+	// Allow, when set, is asked with the target repositories once they are known and before anything is placed;
+	// an error refuses the promotion as it is (server.permissions).
+	Allow func(targets []Target) error
 }
 
 // PromoteResult says what Promote did, for the response and the audit trail.
@@ -118,6 +121,9 @@ func (in *Ingester) Promote(ctx context.Context, req PromoteRequest) (*PromoteRe
 	}
 	if len(units) == 0 {
 		return nil, fail(ErrNotFound, "%s-%s-%s is not in channel %s (looked for %s)", req.Name, req.Version, req.Release, req.From, strings.Join(looked, ", "))
+	}
+	if err := allow(req.Allow, in.targets(res.Repos)); err != nil {
+		return nil, err
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err

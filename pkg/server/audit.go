@@ -94,7 +94,7 @@ func (s *Server) newRecord(r *http.Request, status int, result string, res *inge
 	user, _ := r.Context().Value(userKey{}).(string)
 	rec := registry.Record{
 		Time:      s.now().UTC(),
-		Action:    registry.ActionUpload,
+		Action:    s.actionOf(r),
 		RequestID: middleware.GetReqID(r.Context()),
 		User:      user,
 		Client:    s.opts.Auth.ClientAddr(r),
@@ -116,6 +116,18 @@ func (s *Server) newRecord(r *http.Request, status int, result string, res *inge
 		rec.Repos = append(rec.Repos, s.relRepo(repo))
 	}
 	return rec
+}
+
+// actionOf is the audit action of a request to a route that changes the tree, for refusals recorded before its
+// handler ran: promote and delete have their own, everything else is an upload.
+func (s *Server) actionOf(r *http.Request) string {
+	switch {
+	case r.URL.Path == "/api/v1/promote":
+		return registry.ActionPromote
+	case strings.HasPrefix(r.URL.Path, "/api/v1/packages/"):
+		return registry.ActionDelete
+	}
+	return registry.ActionUpload
 }
 
 // sentName is the file name the client sent: the last segment of /upload/{filename} (curl -T appends it), or ""

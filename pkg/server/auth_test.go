@@ -357,3 +357,31 @@ func TestAuthErrorMapping(t *testing.T) {
 		t.Fatal("LimitError does not wrap ErrTooManyFailures")
 	}
 }
+
+// TestAuthLimiterRealIP (issue 18 item 7): a direct Basic-auth client on a trusted peer (loopback is trusted by
+// default) cannot pick the limiter's key with X-Real-IP: 15 wrong passwords, each claiming another address, are
+// limited after 10. A header-mode upload from the same peer still logs the address the proxy reported.
+func TestAuthLimiterRealIP(t *testing.T) {
+	f, logs := newAuthFixture(t, newAuthenticator(t, htpasswdFile(t, "alice", "s3cret-pw")), nil)
+	var codes []int
+	for i := range 15 {
+		rec := f.call(t, call{peer: &loopback, target: "/upload", body: hello(t, ""), user: "alice", pass: "guess",
+			hdr: map[string]string{"X-Real-IP": fmt.Sprintf("203.0.113.%d", i+1)}})
+		codes = append(codes, rec.Code)
+	}
+	if codes[9] != 401 || codes[10] != 429 || codes[14] != 429 {
+		t.Fatalf("statuses of 15 wrong passwords with a rotating X-Real-IP: %v, want 10 × 401 then 429", codes)
+	}
+	for _, e := range logs.FilterMessage("request refused").AllUntimed() {
+		if c := e.ContextMap()["client"]; c != "127.0.0.1" {
+			t.Fatalf("a refusal logs client %v, the address the client claimed, not the peer 127.0.0.1", c)
+		}
+	}
+	rec := f.call(t, call{peer: &loopback, target: "/upload", hdr: map[string]string{"X-Package-Name": f.spoolFile(t, hello(t, "p")), "X-Real-IP": "198.51.100.4"}})
+	if rec.Code != 201 {
+		t.Fatalf("header mode from the trusted proxy: %d %s", rec.Code, rec.Body)
+	}
+	if stored := logs.FilterMessage("upload stored").AllUntimed(); len(stored) != 1 || stored[0].ContextMap()["client"] != "198.51.100.4" {
+		t.Errorf("header-mode upload line %+v, want client 198.51.100.4 (what the proxy said)", stored)
+	}
+}

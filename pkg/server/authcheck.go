@@ -36,20 +36,20 @@ const (
 	OriginalMethodHeader = "X-Original-Method"         // nginx: $request_method
 )
 
-// ForwardedAuthorizer decides a login a trusted proxy asks about; *auth.Authenticator implements it. client is
+// ProxyLoginAuthorizer decides a login a trusted proxy asks about; *auth.Authenticator implements it. client is
 // the limiter's key for the address the proxy reported (or the asker itself when it is refused before that).
-type ForwardedAuthorizer interface {
-	Forwarded(r *http.Request) (user, client string, err error)
+type ProxyLoginAuthorizer interface {
+	ProxyLogin(r *http.Request) (user, client string, err error)
 }
 
 // authCheck answers GET /api/v1/auth.
 func (s *Server) authCheck(w http.ResponseWriter, r *http.Request) {
-	fa, ok := s.opts.Auth.(ForwardedAuthorizer)
+	fa, ok := s.opts.Auth.(ProxyLoginAuthorizer)
 	if !ok {
 		s.writeError(w, r, http.StatusNotImplemented, errors.New("this daemon's authorizer cannot check logins for a proxy"))
 		return
 	}
-	user, client, err := fa.Forwarded(r)
+	user, client, err := fa.ProxyLogin(r)
 	if err == nil {
 		w.Header().Set(auth.RemoteUserHeader, user)
 		w.WriteHeader(http.StatusNoContent)
@@ -70,7 +70,14 @@ func (s *Server) authCheck(w http.ResponseWriter, r *http.Request) {
 		// (an untrusted asker, no client address, no htpasswd) is no client's login, only logged: recording it
 		// would let any peer that reaches the daemon cost an fsync per request.
 		s.metrics.refused(orig, s.opts.UploadPath, status, err) // an upload refused at the proxy counts as one
-		s.recordLogin(orig, client, status, err)
+		// The refusal bound of direct requests (see authorize): past it a refusal is counted, not recorded, so
+		// a flood of wrong passwords through the proxy costs no fsync each either.
+		if ok, _ := s.refusals.Allow(client); ok {
+			s.refusals.Fail(client)
+			s.recordLogin(orig, client, status, err)
+		} else {
+			s.metrics.droppedRefusal()
+		}
 	}
 
 	var limited *auth.LimitError

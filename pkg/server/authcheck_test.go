@@ -3,33 +3,12 @@ package server
 import (
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/rpm-ingestd/rpm-ingestd/pkg/auth"
-	"github.com/rpm-ingestd/rpm-ingestd/pkg/registry"
 )
-
-// memRecorder keeps the records it is given.
-type memRecorder struct {
-	mu   sync.Mutex
-	recs []registry.Record
-}
-
-func (m *memRecorder) Record(rec registry.Record) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.recs = append(m.recs, rec)
-	return nil
-}
-
-func (m *memRecorder) all() []registry.Record {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return append([]registry.Record(nil), m.recs...)
-}
 
 // TestAuthCheck is the login check nginx's auth_request calls (GET /api/v1/auth): each answer is one that
 // auth_request passes (2xx, 401, 403), the limit is a 403 with the marker nginx maps to 429, refusals are
@@ -129,8 +108,8 @@ func TestAuthCheck(t *testing.T) {
 	}
 }
 
-// TestAuthCheckNeedsForwardedAuthorizer: an Authorizer that cannot check logins for a proxy answers 501, never 2xx.
-func TestAuthCheckNeedsForwardedAuthorizer(t *testing.T) {
+// TestAuthCheckNeedsProxyLoginAuthorizer: an Authorizer that cannot check logins for a proxy answers 501, never 2xx.
+func TestAuthCheckNeedsProxyLoginAuthorizer(t *testing.T) {
 	f := newFixture(t, nil) // allowAll: it would let anyone in, but it has no Forwarded
 	r := f.call(t, call{peer: &ownSocket, method: "GET", target: AuthCheckPath, hdr: map[string]string{auth.RealIPHeader: "192.0.2.1"}})
 	if r.Code != http.StatusNotImplemented {

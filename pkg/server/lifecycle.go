@@ -12,6 +12,7 @@ import (
 	"github.com/go-chi/chi/v5/middleware"
 	"go.uber.org/zap"
 
+	"github.com/rpm-ingestd/rpm-ingestd/pkg/auth"
 	"github.com/rpm-ingestd/rpm-ingestd/pkg/ingest"
 )
 
@@ -105,9 +106,13 @@ func (s *Server) promote(w http.ResponseWriter, r *http.Request) {
 		s.finishLifecycle(w, r, start, "promote", nil, nil, fmt.Errorf("%w: the body must be JSON like {\"from\":\"testing\",\"to\":\"stable\",\"name\":\"hello\",\"version\":\"1.0\",\"release\":\"1.el9\"}: %v", errBadRequest, err), nil, nil)
 		return
 	}
+	if err := s.permit(r, auth.ActionPromote, nil); err != nil {
+		s.finishLifecycle(w, r, start, "promote", body, nil, err, nil, nil)
+		return
+	}
 	res, err := s.opts.Lifecycle.Promote(r.Context(), ingest.PromoteRequest{
 		From: body.From, To: body.To, Name: body.Name, Version: body.Version, Release: body.Release,
-		Epoch: body.Epoch, Arch: body.Arch, OSRelease: body.OSRelease,
+		Epoch: body.Epoch, Arch: body.Arch, OSRelease: body.OSRelease, Allow: s.allowFunc(r, auth.ActionPromote),
 	})
 	var dirty, paths []string
 	var result any // a nil *PromoteResult must not become a non-nil interface
@@ -143,6 +148,11 @@ func (s *Server) deletePackage(w http.ResponseWriter, r *http.Request) {
 	rel := strings.TrimPrefix(r.URL.Path, "/api/v1/packages/")
 	all := r.URL.Query().Get("all_arches")
 	req := ingest.DeleteRequest{Path: rel, AllArches: all == "1" || all == "true"}
+	if err := s.permit(r, auth.ActionDelete, nil); err != nil {
+		s.finishLifecycle(w, r, start, "delete", req, nil, err, nil, nil)
+		return
+	}
+	req.Allow = s.allowFunc(r, auth.ActionDelete)
 	res, err := s.opts.Lifecycle.Delete(r.Context(), req)
 	var dirty, removed []string
 	var result any
@@ -179,6 +189,9 @@ func (s *Server) finishLifecycle(w http.ResponseWriter, r *http.Request, start t
 	err error, dirty []string, ok func(visible time.Time) (int, any), fields ...zap.Field) {
 	err = withCause(r, err)
 	var visible time.Time
+	if len(dirty) > 0 {
+		s.plans.changed()
+	}
 	for _, d := range dirty {
 		s.idx.Trigger(d)
 		if t := s.idx.ExpectedAt(d); t.After(visible) {
@@ -211,18 +224,29 @@ func (s *Server) finishLifecycle(w http.ResponseWriter, r *http.Request, start t
 	writeJSON(w, ev.Status, body)
 }
 
-// actingUser is who the audit trail names: the user mutating let in (the htpasswd user), or else, when the
-// request came through a trusted proxy, the user the proxy authenticated. Through the shipped nginx snippet
-// without server.htpasswd, API calls are let in as a local peer with no user of their own, while nginx's
-// auth_basic knows exactly who it was; Proxied reads X-Remote-User from trusted proxies only, never from a client.
+// permit asks server.permissions whether the acting user may do action on targets (none: anywhere at all).
+func (s *Server) permit(r *http.Request, action string, targets []ingest.Target) error {
+	ts := make([]auth.Target, len(targets))
+	for i, t := range targets {
+		ts[i] = auth.Target{Channel: t.Channel, OSRelease: t.OSRelease}
+	}
+	return s.opts.Permissions.Allowed(s.actingUser(r), action, ts...)
+}
+
+// allowFunc is the ingest Allow hook of action for r: the repositories it would change, judged by permit. Nil
+// without permissions.
+func (s *Server) allowFunc(r *http.Request, action string) func([]ingest.Target) error {
+	if s.opts.Permissions == nil {
+		return nil
+	}
+	return func(targets []ingest.Target) error { return s.permit(r, action, targets) }
+}
+
+// actingUser is who the audit trail names and server.permissions judges: the user mutating let in, as Authorize
+// named it (the htpasswd user, or without server.htpasswd the user a trusted proxy authenticated).
 func (s *Server) actingUser(r *http.Request) string {
-	if user, _ := r.Context().Value(userKey{}).(string); user != "" {
-		return user
-	}
-	if user, err := s.opts.Auth.Proxied(r); err == nil {
-		return user
-	}
-	return ""
+	user, _ := r.Context().Value(userKey{}).(string)
+	return user
 }
 
 // packageURLs turns paths relative to TopDir into URLs under RepoURL.

@@ -374,14 +374,19 @@ func TestLifecycleNotWired(t *testing.T) {
 	}
 }
 
-// proxyUser lets everyone in as a local peer without a user (as Authorize does without htpasswd) and reports
-// user as a trusted proxy's X-Remote-User; untrusted is the same for a peer that is no trusted proxy.
+// proxyUser lets everyone in as a local peer (as Authorize does without htpasswd), naming user as a trusted
+// proxy's X-Remote-User; untrusted is the same for a local peer that is no trusted proxy, which gets no user.
 type proxyUser struct {
 	user      string
 	untrusted bool
 }
 
-func (p proxyUser) Authorize(*http.Request) (string, error) { return "", nil }
+func (p proxyUser) Authorize(*http.Request) (string, error) {
+	if p.untrusted {
+		return "", nil
+	}
+	return p.user, nil
+}
 func (p proxyUser) Proxied(*http.Request) (string, error) {
 	if p.untrusted {
 		return "", auth.ErrForbidden

@@ -26,7 +26,7 @@ const (
 	resultExists       = "exists"       // 200: identical bytes were already stored, a safe retry
 	resultConflict     = "conflict"     // 409: a different package with the same file name is stored
 	resultUnauthorized = "unauthorized" // 401: missing or wrong Basic credentials
-	resultForbidden    = "forbidden"    // 403: a peer that may not upload, or a spooled file outside spool_dir
+	resultForbidden    = "forbidden"    // 403: a peer or user that may not upload (server.permissions), or a spooled file outside spool_dir
 	resultRateLimited  = "rate_limited" // 429: too many failed logins from the client's address
 	resultBusy         = "busy"         // 503: every upload slot (server.max_concurrent_uploads) was taken
 	resultStopping     = "stopping"     // 503: the daemon was stopping
@@ -122,6 +122,7 @@ var uploadBuckets = []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 
 // nothing, so the handlers call it unconditionally. Its methods are safe for concurrent use.
 type metrics struct {
 	uploads  *prometheus.CounterVec
+	dropped  prometheus.Counter
 	received prometheus.Counter
 	duration *prometheus.HistogramVec
 }
@@ -134,11 +135,15 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m := &metrics{
 		uploads: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "rpm_ingestd_uploads_total",
-			Help: "Uploads answered, by result: " + strings.Join(uploadResults, ", ") + ". Refusals by authentication (unauthorized, forbidden, rate_limited) are counted here too.",
+			Help: "Uploads answered, by result: " + strings.Join(uploadResults, ", ") + ". Refusals by authentication and server.permissions (unauthorized, forbidden, rate_limited) are counted here too.",
 		}, []string{"result"}),
 		received: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "rpm_ingestd_upload_received_bytes_total",
 			Help: "Upload bytes received: body bytes read (direct uploads, also of uploads cut off or refused later) or the size of the file the proxy spooled (header mode).",
+		}),
+		dropped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "rpm_ingestd_refusals_dropped_total",
+			Help: "Refused requests to routes that change the tree from a client over the refusal limit: answered 429 and not written to the audit trail.",
 		}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "rpm_ingestd_upload_duration_seconds",
@@ -146,7 +151,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Buckets: uploadBuckets,
 		}, []string{"result_class"}),
 	}
-	for _, c := range []prometheus.Collector{m.uploads, m.received, m.duration} {
+	for _, c := range []prometheus.Collector{m.uploads, m.dropped, m.received, m.duration} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -181,6 +186,14 @@ func (m *metrics) refused(r *http.Request, uploadPath string, status int, err er
 		return
 	}
 	m.uploads.WithLabelValues(uploadResult(status, err)).Inc()
+}
+
+// droppedRefusal counts a refusal that was answered 429 and not recorded (see Server.dropRefusal).
+func (m *metrics) droppedRefusal() {
+	if m == nil {
+		return
+	}
+	m.dropped.Inc()
 }
 
 // countBody returns body wrapped so that every byte read adds to the received counter as it arrives: an upload

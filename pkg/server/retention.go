@@ -9,7 +9,10 @@ import (
 	"path"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/go-chi/chi/v5/middleware"
 	"go.uber.org/zap"
@@ -36,19 +39,85 @@ var filterValueRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
 // errBadQuery is answered 400: a query parameter the handler does not know or cannot use.
 var errBadQuery = errors.New("bad query")
 
+// RetentionCacheTTL is how long a retention dry run is answered from memory. Every change the daemon makes
+// (an upload, promotion or deletion that marked a repository) drops the cache at once; only packages copied in or
+// removed by hand can go unseen, for this long at most.
+const RetentionCacheTTL = 30 * time.Second
+
+// retentionCacheSize bounds the cached answers: one per distinct filter. Only filters that select repositories
+// cost a read, and there are few of those; the map is emptied when full.
+const retentionCacheSize = 64
+
+// retentionCache holds recent dry runs by filter. The route is read-only and open to every reader, as the status
+// page is; the cache bounds what it costs: at most one read of the selected headers per filter and
+// RetentionCacheTTL, however often it is called.
+type retentionCache struct {
+	mu      sync.Mutex
+	gen     uint64 // bumped by every change the server makes
+	entries map[ingest.RetentionFilter]cachedPlans
+}
+
+type cachedPlans struct {
+	plans []ingest.RetentionPlan
+	at    time.Time
+	gen   uint64
+}
+
+// get returns the cached plans of f that are younger than RetentionCacheTTL and no change has outdated.
+func (c *retentionCache) get(f ingest.RetentionFilter, now time.Time) (cachedPlans, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.entries[f]
+	if !ok || e.gen != c.gen || now.Sub(e.at) >= RetentionCacheTTL || now.Before(e.at) {
+		return cachedPlans{}, false
+	}
+	return e, true
+}
+
+// generation is read before a dry run starts, so that a change during the run outdates its result.
+func (c *retentionCache) generation() uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.gen
+}
+
+func (c *retentionCache) put(f ingest.RetentionFilter, e cachedPlans) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.entries == nil || len(c.entries) >= retentionCacheSize {
+		c.entries = map[ingest.RetentionFilter]cachedPlans{}
+	}
+	c.entries[f] = e
+}
+
+// changed drops every cached plan: the tree changed.
+func (c *retentionCache) changed() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.gen++
+	c.entries = nil
+}
+
 // retention answers GET /api/v1/retention?channel=&os_release=&arch= with what the retention rules would remove
 // now, and why, per repository; nothing is removed. One dry run at a time: each reads every package header in the
-// tree, and a second one at once is answered 503 rather than doubling that work.
+// repositories it selects, and a second one at once is answered 503 rather than doubling that work. Answers are
+// cached (see retentionCache); the Age header says how old the answer is, in seconds.
 func (s *Server) retention(w http.ResponseWriter, r *http.Request) {
 	f, err := retentionFilter(r)
 	if err != nil {
 		s.writeError(w, r, http.StatusBadRequest, err)
 		return
 	}
+	if e, ok := s.plans.get(f, s.now()); ok {
+		w.Header().Set("Age", strconv.Itoa(int(s.now().Sub(e.at).Seconds())))
+		s.writePlans(w, e.plans)
+		return
+	}
 	if !s.planning.TryLock() {
 		s.writeError(w, r, http.StatusServiceUnavailable, fmt.Errorf("%w: a retention dry run is already running; retry in a few seconds", errBusy))
 		return
 	}
+	gen, at := s.plans.generation(), s.now()
 	plans, err := s.opts.Retention.PlanRetention(r.Context(), f)
 	s.planning.Unlock()
 	if err != nil {
@@ -60,6 +129,12 @@ func (s *Server) retention(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, status, err)
 		return
 	}
+	s.plans.put(f, cachedPlans{plans: plans, at: at, gen: gen})
+	w.Header().Set("Age", "0")
+	s.writePlans(w, plans)
+}
+
+func (s *Server) writePlans(w http.ResponseWriter, plans []ingest.RetentionPlan) {
 	out := make([]retentionEntry, 0, len(plans))
 	for _, p := range plans {
 		out = append(out, retentionEntry{RetentionPlan: p, URL: path.Join(s.opts.RepoURL, p.Repo) + "/"})

@@ -64,6 +64,14 @@ type Options struct {
 	// Auth decides every request that changes the tree (see mutating). Required: New refuses a nil Auth, so a
 	// forgotten wiring can never mean "open to everyone".
 	Auth Authorizer
+	// Permissions decide who may upload, promote and delete where (server.permissions); nil lets every
+	// authenticated user do everything.
+	Permissions *auth.Permissions
+	// Refusals bounds what refused requests cost, per client (Auth.ClientAddr): each refusal by Auth (401, 403,
+	// 429) counts as a failure; a refusal while the client is over the limit is answered 429 and is neither
+	// written to the audit trail nor logged above debug, only counted in rpm_ingestd_refusals_dropped_total.
+	// nil means DefaultRefusalLimit per DefaultRefusalWindow.
+	Refusals *auth.Limiter
 
 	// SpoolDir and IndexerProgram (indexer.command[0]) are what GET /readyz checks besides TopDir: both
 	// directories must take a new file and the program must be on PATH. Empty ones are not checked.
@@ -121,7 +129,9 @@ type Server struct {
 	repo http.Handler // nil unless ServeRepo
 	now  func() time.Time
 
-	slots    slots    // uploads in progress, capped by MaxConcurrentUploads
+	slots    slots // uploads in progress, capped by MaxConcurrentUploads
+	refusals *auth.Limiter
+	plans    retentionCache
 	inflight inflight // running handlers, for Wait
 
 	planning    sync.Mutex   // held by the one retention dry run that may run at a time
@@ -136,7 +146,11 @@ func New(opts Options, ing Ingester, idx Indexer, log *zap.Logger) (*Server, err
 	if opts.Auth == nil {
 		return nil, errors.New("server: Options.Auth is required")
 	}
-	s := &Server{opts: opts, ing: ing, idx: idx, log: log, now: time.Now, slots: newSlots(opts.MaxConcurrentUploads), wait: newWaiting()}
+	s := &Server{opts: opts, ing: ing, idx: idx, log: log, now: time.Now, slots: newSlots(opts.MaxConcurrentUploads), wait: newWaiting(),
+		refusals: opts.Refusals}
+	if s.refusals == nil {
+		s.refusals = auth.NewLimiter(DefaultRefusalLimit, DefaultRefusalWindow, nil)
+	}
 	m, err := newMetrics(opts.Registerer)
 	if err != nil {
 		return nil, fmt.Errorf("server metrics: %w", err)
@@ -178,11 +192,14 @@ func (s *Server) Routes() http.Handler {
 		r.Get("/api/v1/uploads/{sha256}", s.uploadStatus) // GET /api/v1/uploads/{sha256} - where a package is, visible yet? (JSON)
 	}
 
+	r.Get("/api/v1/whoami", s.whoami)     // GET /api/v1/whoami - the authenticated user and the permissions that apply (JSON)
 	r.Get("/api/v1/packages", s.packages) // GET /api/v1/packages - the packages in the tree with their upload records (JSON, paginated)
 	r.Get(AuthCheckPath, s.authCheck)     // GET /api/v1/auth - login check for nginx's auth_request, trusted proxies only (authcheck.go)
-	// Everything that changes the tree goes in this group, behind s.mutating; read-only routes stay outside.
+	// Everything that changes the tree goes in the two groups below, behind s.uploading (uploads: the only routes
+	// where a trusted proxy may name a spooled file) or s.mutating (everything else: always Authorize). Read-only
+	// routes stay outside. A test walks this router and fails on any route that changes the tree unguarded.
 	r.Group(func(r chi.Router) {
-		r.Use(s.mutating)
+		r.Use(s.uploading)
 		up := s.opts.UploadPath
 		r.Put(up, s.upload)                // PUT /upload - upload an RPM (body, or spooled file named by the proxy)
 		r.Put(up+"/", s.upload)            // PUT /upload/ - the same
@@ -197,6 +214,9 @@ func (s *Server) Routes() http.Handler {
 			r.Post(up+"/{channel}/", s.upload)           // POST /upload/{channel}/ - the same
 			r.Post(up+"/{channel}/{filename}", s.upload) // POST /upload/{channel}/{file}.rpm - the same
 		}
+	})
+	r.Group(func(r chi.Router) {
+		r.Use(s.mutating)
 		r.Post("/api/v1/promote", s.promote)            // POST /api/v1/promote - copy a build into another channel (JSON)
 		r.Delete("/api/v1/packages/*", s.deletePackage) // DELETE /api/v1/packages/{path} - remove a package (?all_arches=1: its noarch copies too)
 	})
@@ -278,6 +298,13 @@ func (s *Server) upload(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	req.Channel = channel
+	// Before the body is read: a user who may not upload anywhere costs no upload. The repositories are judged
+	// once the package is routed, before anything is placed (noarch: every arch's repository must be allowed).
+	if err := s.permit(r, auth.ActionUpload, nil); err != nil {
+		s.finish(w, r, start, nil, err)
+		return
+	}
+	req.Allow = s.allowFunc(r, auth.ActionUpload)
 	switch spooled := r.Header.Get(s.opts.UploadHeader); {
 	case spooled != "":
 		req.SpoolPath = spooled
@@ -325,6 +352,9 @@ func (s *Server) upload(w http.ResponseWriter, r *http.Request) {
 	if res != nil {
 		// Trigger (or PublishNow) also after a failure: a marked repository must not wait for a restart.
 		s.schedule(res, err, wo)
+		if len(res.Dirty) > 0 {
+			s.plans.changed()
+		}
 	}
 	if err == nil {
 		s.remember(res)
@@ -377,23 +407,54 @@ func clientChecksums(h http.Header) map[string]string {
 	return sums
 }
 
-// mutating guards the routes that change the tree (uploads, promotion, deletion). A request that
-// names a spooled file in the upload header is the proxy's, decided by Proxied: only a trusted proxy may name
-// one, since the names are sequential and anyone else could file another client's upload as their own. Any
-// other request is decided by Authorize (htpasswd, or local peers only). A refusal is answered before the
-// handler runs, so a named spooled file is left alone and a body is never read. The user goes into the request's
-// context for the handler's log line.
+// uploading guards the upload routes. A request that names a spooled file in the upload header is the proxy's,
+// decided by Proxied: only a trusted proxy may name one, since the names are sequential and anyone else could
+// file another client's upload as their own. Any other upload is decided by Authorize (htpasswd, or local peers
+// only). A refusal is answered before the handler runs, so a named spooled file is left alone and a body is never
+// read. The user goes into the request's context for the handler's log line and the audit trail.
 //
 // It runs before the direct_upload check on purpose: a peer that may not upload learns nothing about the
 // configuration, and a local client (the usual case) still gets the 400 that says the header is missing.
-func (s *Server) mutating(next http.Handler) http.Handler {
+func (s *Server) uploading(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		decide := s.opts.Auth.Authorize
-		if r.Header.Get(s.opts.UploadHeader) != "" {
-			decide = s.opts.Auth.Proxied
+		if r.Header.Get(s.opts.UploadHeader) == "" {
+			s.authorize(next, s.opts.Auth.Authorize).ServeHTTP(w, r)
+			return
 		}
+		// Header mode: the proxy, not the client, set X-Real-IP (see auth.RealIPHeader for the rule).
+		s.authorize(next, s.opts.Auth.Proxied).ServeHTTP(w, auth.Forwarded(r))
+	})
+}
+
+// mutating guards the routes that change the tree other than uploads: promotion and deletion. They are always
+// decided by Authorize. The upload header changes nothing here: it names a spooled file, which these routes never
+// take, and letting it switch to Proxied would let anyone a trusted proxy forwards (or any local process, with
+// loopback trusted) promote and delete without credentials.
+func (s *Server) mutating(next http.Handler) http.Handler {
+	return s.authorize(next, s.opts.Auth.Authorize)
+}
+
+// The default refusal limit (Options.Refusals): a client refused this many times within the window gets 429 for
+// every further refusal, which is not recorded. A client that asks once without credentials and then with them
+// uses two; a CI job never comes close.
+const (
+	DefaultRefusalLimit  = 30
+	DefaultRefusalWindow = time.Minute
+)
+
+// authorize runs decide on every request and lets the ones it accepts through with their user in the context.
+// Good credentials always get through decide, also from a client over the refusal limit: the limit bounds what
+// refusals cost (an fsynced audit line each), not who may log in; failed logins have auth's own limiter.
+func (s *Server) authorize(next http.Handler, decide func(*http.Request) (string, error)) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		user, err := decide(r)
 		if err != nil {
+			key := s.opts.Auth.ClientAddr(r)
+			if ok, wait := s.refusals.Allow(key); !ok {
+				s.dropRefusal(w, r, err, wait)
+				return
+			}
+			s.refusals.Fail(key)
 			s.refuse(w, r, err)
 			return
 		}
@@ -421,6 +482,38 @@ func (s *Server) refuse(w http.ResponseWriter, r *http.Request, err error) {
 	s.metrics.refused(r, s.opts.UploadPath, status, err)
 	s.recordRefusal(r, status, nil, err)
 	s.writeError(w, r, status, err)
+}
+
+// dropRefusal answers a refusal from a client over the refusal limit: 429 with Retry-After, counted, logged at
+// debug level only and not written to the audit trail, so that a flood of refused requests costs no fsync each.
+func (s *Server) dropRefusal(w http.ResponseWriter, r *http.Request, err error, wait time.Duration) {
+	if r.ContentLength != 0 {
+		w.Header().Set("Connection", "close") // the body is never read
+	}
+	s.log.Debug("request refused, not recorded: too many refusals from this client",
+		zap.String("req_id", middleware.GetReqID(r.Context())), zap.String("method", r.Method), zap.String("path", r.URL.Path),
+		zap.String("client", s.opts.Auth.ClientAddr(r)), zap.String("reason", err.Error()))
+	limited := &refusalLimitError{auth.LimitError{RetryAfter: wait}}
+	s.metrics.refused(r, s.opts.UploadPath, http.StatusTooManyRequests, limited)
+	s.metrics.droppedRefusal()
+	s.writeError(w, r, http.StatusTooManyRequests, limited)
+}
+
+// refusalLimitError is the answer to a client over the refusal limit: a *auth.LimitError (429, Retry-After) with
+// its own message.
+type refusalLimitError struct{ auth.LimitError }
+
+func (e *refusalLimitError) Error() string {
+	return "too many refused requests from this address; try again in " + e.RetryAfterHeader() + "s"
+}
+
+// As lets errors.As find the *auth.LimitError inside, for the Retry-After header.
+func (e *refusalLimitError) As(target any) bool {
+	if p, ok := target.(**auth.LimitError); ok {
+		*p = &e.LimitError
+		return true
+	}
+	return false
 }
 
 // finish writes the upload's response and its one log line.
