@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -184,24 +183,6 @@ func quickstartEnv(t *testing.T) []string {
 		env = append(env, kv)
 	}
 	return env
-}
-
-// syncBuffer is a bytes.Buffer safe for the writer goroutine of exec and the test reading it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // startQuickstartServer runs the server block in its own process group and waits until the daemon answers
