@@ -116,3 +116,37 @@ func TestAuthCheckNeedsProxyLoginAuthorizer(t *testing.T) {
 		t.Fatalf("got %d %s, want 501", r.Code, r.Body)
 	}
 }
+
+// TestAuthCheckRefusalsBounded: a flood of wrong passwords through the proxy is recorded up to the refusal bound
+// (DefaultRefusalLimit), like direct refusals; past it each refusal is counted as dropped, not fsynced.
+func TestAuthCheckRefusalsBounded(t *testing.T) {
+	rec := &memRecorder{}
+	reg := prometheus.NewRegistry()
+	f, _ := newAuthFixture(t, newAuthenticator(t, htpasswdFile(t, "alice", "s3cret-pw")), func(o *Options) {
+		o.Registry, o.Registerer, o.Gatherer = rec, reg, reg
+	})
+	hdr := map[string]string{auth.RealIPHeader: "192.0.2.66", OriginalURIHeader: "/upload/", OriginalMethodHeader: "PUT"}
+	const tries = DefaultRefusalLimit + 10
+	for i := range tries {
+		r := f.call(t, call{peer: &ownSocket, method: "GET", target: AuthCheckPath, user: "alice", pass: "guess", hdr: hdr})
+		if r.Code != http.StatusUnauthorized && r.Code != http.StatusForbidden {
+			t.Fatalf("try %d: %d %s, want 401 or the limiter's 403", i+1, r.Code, r.Body)
+		}
+	}
+	if n := len(rec.all()); n != DefaultRefusalLimit {
+		t.Errorf("%d refusals recorded, want the bound %d", n, DefaultRefusalLimit)
+	}
+	fams, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dropped float64
+	for _, fam := range fams {
+		if fam.GetName() == "rpm_ingestd_refusals_dropped_total" {
+			dropped = fam.GetMetric()[0].GetCounter().GetValue()
+		}
+	}
+	if dropped != tries-DefaultRefusalLimit {
+		t.Errorf("refusals_dropped_total = %v, want %d", dropped, tries-DefaultRefusalLimit)
+	}
+}
