@@ -709,6 +709,10 @@ type RepoStatus struct {
 	Packages int `json:"packages"`
 	// Runs counts completed runs, successful or not.
 	Runs int `json:"runs"`
+	// LastPublished is when the metadata was last published: the end of
+	// this process's last successful run, or repomd.xml's mtime for a
+	// repository found already indexed at start; nil if never.
+	LastPublished *time.Time `json:"last_published,omitempty"`
 }
 
 // Status returns a snapshot of every known repository, sorted by Dir. It only
@@ -735,6 +739,9 @@ func (s *Scheduler) Status() []RepoStatus {
 		}
 		if !st.lastStart.IsZero() {
 			rs.LastStart = timePtr(st.lastStart)
+		}
+		if !st.lastSuccess.IsZero() {
+			rs.LastPublished = timePtr(st.lastSuccess)
 		}
 		if !st.lastEnd.IsZero() {
 			rs.LastEnd = timePtr(st.lastEnd)
