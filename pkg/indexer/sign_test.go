@@ -473,6 +473,14 @@ func TestRealSignedRepository(t *testing.T) {
 		if err := verify(t, key, md+".asc", md); err != nil {
 			t.Fatalf("generation %d: gpg --verify of the published pair: %v", i+1, err)
 		}
+		// zypper's place for the key (issue 18 item 20): published with the signature, the configured key,
+		// and good for gpg --verify on its own.
+		if got, want := readString(t, md+".key"), readString(t, key); got != want {
+			t.Fatalf("generation %d: repodata/repomd.xml.key = %q, want the configured key %q", i+1, got, want)
+		}
+		if err := verify(t, md+".key", md+".asc", md); err != nil {
+			t.Fatalf("generation %d: gpg --verify with repodata/repomd.xml.key: %v", i+1, err)
+		}
 		got, err := signedRepoquery(t, repo, key)
 		if err != nil {
 			t.Fatalf("generation %d: dnf refused the signed repository: %v", i+1, err)
@@ -525,6 +533,9 @@ func TestRealSignedRepository(t *testing.T) {
 	}
 	if exists(t, md+".asc") {
 		t.Fatal("a stale repomd.xml.asc was published with unsigned metadata")
+	}
+	if exists(t, md+".key") {
+		t.Fatal("a stale repomd.xml.key was published with unsigned metadata")
 	}
 	if got := repoquery(t, repo); !slices.Equal(got, []string{"alpha", "bravo", "charlie"}) {
 		t.Fatalf("unsigned repoquery = %v", got)
