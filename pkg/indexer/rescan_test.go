@@ -146,7 +146,7 @@ func TestPeriodicRescan(t *testing.T) {
 	waitArmed()
 	h.clock.Advance(opts.QuietPeriod)
 	h.complete(h.expectCall(repo), nil)
-	if !h.s.Visible(repo, "Packages/a-1-1.x86_64.rpm") {
+	if !h.s.listed(repo, "Packages/a-1-1.x86_64.rpm") {
 		t.Fatal("hand-copied package not visible after the rescan's run")
 	}
 
