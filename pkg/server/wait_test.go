@@ -31,9 +31,9 @@ type fakePublisher struct {
 
 	mu        sync.Mutex
 	published map[string]map[string]string // repoDir → href → sha256 of the bytes published
-	now       []string                   // PublishNow calls
-	changed   chan struct{}              // closed and replaced on every publish
-	waiting   chan string                // if set, gets the repoDir of each WaitVisible call
+	now       []string                     // PublishNow calls
+	changed   chan struct{}                // closed and replaced on every publish
+	waiting   chan string                  // if set, gets the repoDir of each WaitVisible call
 }
 
 func newFakePublisher(auto bool) *fakePublisher {
