@@ -1,7 +1,12 @@
 package e2e
 
 import (
+	"compress/gzip"
+	"io"
 	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/rpm-ingestd/rpm-ingestd/internal/testrpm"
@@ -30,4 +35,67 @@ func TestIndexedTreeAfterRestart(t *testing.T) {
 	if st.Packages != 1 || st.Runs != 0 || st.DirtySince != nil || st.Running {
 		t.Errorf("%s after a restart: %+v, want 1 package, known without a run", repo, st)
 	}
+}
+
+// TestVisibleMeansNewBytes (issue 18 item 9): upload, DELETE, upload another build under the same file name with
+// wait=visible&publish=now. The answer "visible to dnf now" must mean that primary.xml lists the new checksum,
+// and GET /api/v1/uploads/{sha256} must agree: the old build's checksum under that name is not the new upload.
+func TestVisibleMeansNewBytes(t *testing.T) {
+	s := newStack(t)
+	s.restartDaemon(t, patientTiming) // nothing is published unless an upload asks for publish=now
+	const repo = "9/x86_64"
+	spec := testrpm.Spec{Name: "rebuilt", Release: "1.el9", Arch: "x86_64", Salt: "first"}
+	first := testrpm.Build(t, spec)
+	spec.Salt = "second, a longer salt" // another size: createrepo_c --update re-reads it whatever the mtime
+	second := testrpm.Build(t, spec)
+	const wait = "/upload/?wait=visible&publish=now"
+	if r := s.do(t, http.MethodPut, wait, first, nil, true); r.code != http.StatusCreated {
+		t.Fatalf("first upload: %d %s", r.code, r.body)
+	}
+	if !strings.Contains(s.primaryXML(t, repo), sha256Hex(first)) {
+		t.Fatal("first upload answered visible, but primary.xml lacks its checksum")
+	}
+	if r := s.do(t, http.MethodDelete, "/api/v1/packages/"+repo+"/Packages/"+spec.FileName(), nil, nil, true); r.code != http.StatusOK {
+		t.Fatalf("DELETE: %d %s", r.code, r.body)
+	}
+	r := s.do(t, http.MethodPut, wait, second, nil, true)
+	if r.code != http.StatusCreated || !strings.HasSuffix(r.body, "(visible to dnf now)\n") {
+		t.Fatalf("second upload: %d %q, want 201 visible", r.code, r.body)
+	}
+	primary := s.primaryXML(t, repo)
+	if !strings.Contains(primary, sha256Hex(second)) || strings.Contains(primary, sha256Hex(first)) {
+		t.Fatalf("the second upload answered visible, but primary.xml lists the first build's checksum")
+	}
+	if st := s.uploadStatus(t, sha256Hex(second)); !st.Visible {
+		t.Errorf("GET /api/v1/uploads/{second}: %+v, want visible", st)
+	}
+}
+
+// primaryXML returns the published primary.xml of the repository rel (under the tree), decompressed.
+func (s *stack) primaryXML(t *testing.T, rel string) string {
+	t.Helper()
+	repodata := filepath.Join(s.top, filepath.FromSlash(rel), "repodata")
+	names, _ := filepath.Glob(filepath.Join(repodata, "*-primary.xml.gz"))
+	md := readFile(filepath.Join(repodata, "repomd.xml"))
+	for _, n := range names {
+		if !strings.Contains(md, "repodata/"+filepath.Base(n)) {
+			continue // an older generation kept for clients mid-download
+		}
+		f, err := os.Open(n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		zr, err := gzip.NewReader(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := io.ReadAll(zr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	t.Fatalf("no primary.xml.gz named by %s/repomd.xml", repodata)
+	return ""
 }
