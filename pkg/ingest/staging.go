@@ -23,7 +23,9 @@ import (
 // exactly the leftovers of dead processes. flock locks belong to an open file description, so a second open and
 // lock of the same file conflicts inside one process too: Cleanup also never takes this process's own files.
 
-// stagingLock is the lock file in each per-process staging directory; it does not end in ".rpm".
+// stagingLock is the lock file in each per-process staging directory; it does not end in ".rpm". It is held
+// open read-only: flock needs no write access, and a file open for writing would keep an operator from
+// remounting the tree read-only ("mount point is busy").
 const stagingLock = ".lock"
 
 // legacyStagedAge is how old a file directly in .rpm-ingestd-tmp (where versions before per-process directories
@@ -50,7 +52,7 @@ func openStaging(base string) (*staging, error) {
 		if err != nil {
 			return nil, fmt.Errorf("create staging dir: %w", err)
 		}
-		lock, err := lockOwned(filepath.Join(dir, stagingLock), os.O_RDWR|os.O_CREATE)
+		lock, err := lockOwned(filepath.Join(dir, stagingLock), os.O_RDONLY|os.O_CREATE)
 		if err == nil {
 			return &staging{dir: dir, lock: lock}, nil
 		}
@@ -129,7 +131,7 @@ func cleanStaging(base, own string) (int, error) {
 			continue
 		}
 		// O_CREATE: a directory whose owner has not made its lock yet gets ours, and the owner retries.
-		lock, err := lockOwned(filepath.Join(p, stagingLock), os.O_RDWR|os.O_CREATE)
+		lock, err := lockOwned(filepath.Join(p, stagingLock), os.O_RDONLY|os.O_CREATE)
 		if err != nil {
 			if !errors.Is(err, unix.EWOULDBLOCK) && !errors.Is(err, errNotOwned) && !errors.Is(err, fs.ErrNotExist) {
 				errs = append(errs, err)
