@@ -241,10 +241,12 @@ func TestAuditSealsTornTail(t *testing.T) {
 				err = a.Reopen()
 			} else {
 				a, err = Open(path, reg)
-				defer a.Close()
 			}
 			if err != nil {
 				t.Fatal(err)
+			}
+			if !viaReopen {
+				defer a.Close()
 			}
 			if err := a.Append(Record{Action: ActionUpload, RequestID: "next", User: "bob", Status: 201}); err != nil {
 				t.Fatal(err)
