@@ -57,10 +57,17 @@ func TestSignedRepository(t *testing.T) {
 
 	const repo = "/repo/9/x86_64/"
 	s.waitIndexed(t, map[string]int{repo: 1}, repo)
-	for _, p := range []string{"/repo/RPM-GPG-KEY-rpm-ingestd", repo + "repodata/repomd.xml.asc"} {
-		if r := s.do(t, http.MethodGet, p, nil, nil, false); r.code != http.StatusOK {
+	got := map[string]string{}
+	for _, p := range []string{"/repo/RPM-GPG-KEY-rpm-ingestd", repo + "repodata/repomd.xml.asc", repo + "repodata/repomd.xml.key"} {
+		r := s.do(t, http.MethodGet, p, nil, nil, false)
+		if r.code != http.StatusOK {
 			t.Fatalf("GET %s: %d, want 200", p, r.code)
 		}
+		got[p] = r.body
+	}
+	// zypper's place for the key (`zypper ar URL` has no .repo file naming one): the configured key.
+	if k := got[repo+"repodata/repomd.xml.key"]; k != got["/repo/RPM-GPG-KEY-rpm-ingestd"] || !strings.HasPrefix(k, "-----BEGIN PGP PUBLIC KEY BLOCK-----") {
+		t.Fatalf("GET %srepodata/repomd.xml.key = %q, want the exported key", repo, k)
 	}
 
 	s.dnfGPG = []string{"--setopt=r0.gpgcheck=1", "--setopt=r0.repo_gpgcheck=1",

@@ -357,7 +357,7 @@ repo:
   overwrite: false
 %s
 indexer:
-  command: ["createrepo_c", "--update", "--no-database", "--error-exit-val", "--retain-old-md-by-age=10m"]
+  command: ["createrepo_c", "--update", "--no-database", "--error-exit-val", "--retain-old-md-by-age=10m", "--keep-all-metadata"]
   quiet_period: %s
   max_delay: %s
   workers: 2

@@ -43,6 +43,10 @@ func openRegistry(cfg *config.Config, reg prometheus.Registerer, log *zap.Logger
 		return nil, nil, err
 	}
 	log.Info("audit trail", zap.String("file", cfg.Log.AuditFile))
+	if n := audit.TornTails(); n > 0 {
+		log.Warn("audit file ended in a torn line (a crash mid-write); ended it with a newline so the next record starts a line of its own",
+			zap.String("file", cfg.Log.AuditFile))
+	}
 	return index, audit, nil
 }
 
@@ -77,12 +81,16 @@ func onHangup(ctx context.Context, audit *registry.Audit, sched *indexer.Schedul
 				log.Info("SIGHUP: nothing to reopen (log.audit_file is off)")
 				continue
 			}
+			torn := audit.TornTails()
 			if err := audit.Reopen(); err != nil {
 				// Appends go on into the old (renamed) file, so nothing is lost; an operator must fix the path.
 				log.Error("SIGHUP: audit file not reopened; still writing to the old one", zap.String("file", audit.Path()), zap.Error(err))
 				continue
 			}
 			log.Info("SIGHUP: audit file reopened", zap.String("file", audit.Path()))
+			if audit.TornTails() > torn {
+				log.Warn("SIGHUP: the reopened audit file ended in a torn line; ended it with a newline", zap.String("file", audit.Path()))
+			}
 		}
 	}
 }

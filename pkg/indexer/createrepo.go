@@ -106,8 +106,15 @@ func DefaultCommand() []string {
 			name = "createrepo"
 		}
 	}
-	return []string{name, "--update", "--no-database", "--error-exit-val", "--retain-old-md-by-age=10m"}
+	return []string{name, "--update", "--no-database", "--error-exit-val", "--retain-old-md-by-age=10m", keepAllMetadata}
 }
+
+// keepAllMetadata makes createrepo_c --update carry the previous repomd.xml's additional metadata (an updateinfo,
+// a comps group file, modules, added with modifyrepo_c) into the new generation; without it every run drops them.
+// Createrepo adds it to any createrepo_c --update command that lacks it, so a configuration written before it
+// was in DefaultCommand keeps hand-added metadata too. createrepo_c 0.17 loads the previous metadata only when
+// the repository has at least one package: a run that publishes an empty repository drops it.
+const keepAllMetadata = "--keep-all-metadata"
 
 // Createrepo is the production Runner: it runs Argv plus the repository
 // directory as a child process. It is safe for concurrent use on different
@@ -337,6 +344,9 @@ func (c *Createrepo) publish(repoDir, out string) error {
 // exec runs the command, writing into out, with extra arguments before the repository.
 func (c *Createrepo) exec(ctx context.Context, repoDir, out string, extra ...string) error {
 	argv := append(slices.Clone(c.Argv), "--outputdir", out)
+	if filepath.Base(c.Argv[0]) == "createrepo_c" && slices.Contains(c.Argv, "--update") && !slices.Contains(c.Argv, keepAllMetadata) {
+		argv = append(argv, keepAllMetadata)
+	}
 	return startTool(ctx, append(append(argv, extra...), repoDir), c.KillDelay, nil)
 }
 

@@ -342,7 +342,7 @@ func TestDefaultCommand(t *testing.T) {
 			}
 			t.Setenv("PATH", bin)
 			got := DefaultCommand()
-			want := []string{tc.want, "--update", "--no-database", "--error-exit-val", "--retain-old-md-by-age=10m"}
+			want := []string{tc.want, "--update", "--no-database", "--error-exit-val", "--retain-old-md-by-age=10m", "--keep-all-metadata"}
 			if !slices.Equal(got, want) {
 				t.Fatalf("DefaultCommand() = %q, want %q", got, want)
 			}

@@ -65,9 +65,32 @@ func (s *Scheduler) RecoverAll(topDir string) (int, error) {
 	return s.recover(topDir, func(string) bool { return true })
 }
 
+// register makes a repository that already has published metadata known to Status and the metrics, without
+// indexing it: when it was last published (repomd.xml's mtime) and how many packages Packages/ holds. Without
+// it, a restarted daemon would list no repository (and export no per-repository series) until each one's next
+// run. The published package set itself is still read lazily (ensurePublished). A repository without
+// repodata/repomd.xml is not registered here: Recover triggers its first run, which registers it.
+func (s *Scheduler) register(repoDir string) {
+	fi, err := os.Stat(filepath.Join(repoDir, "repodata", "repomd.xml"))
+	if err != nil || !fi.Mode().IsRegular() {
+		return
+	}
+	pkgs := countPackages(repoDir)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.stateLocked(filepath.Clean(repoDir))
+	if st.lastSuccess.IsZero() {
+		st.lastSuccess = fi.ModTime()
+	}
+	if st.runs == 0 {
+		st.packages = pkgs
+	}
+}
+
 func (s *Scheduler) recover(topDir string, needsIndex func(repoDir string) bool) (int, error) {
 	n := 0
 	err := walkRepos(context.Background(), topDir, func(repoDir string) {
+		s.register(repoDir)
 		if needsIndex(repoDir) {
 			s.Trigger(repoDir)
 			n++

@@ -94,7 +94,7 @@ func TestRecover(t *testing.T) {
 		mkRepo(t, top, "9/aarch64", append(clean, IndexingMarker)...),
 		mkRepo(t, top, "8/x86_64"), // no metadata yet
 	}
-	mkRepo(t, top, "8/aarch64", clean...)                   // clean: not scheduled
+	cleanRepo := mkRepo(t, top, "8/aarch64", clean...)      // clean: not scheduled, but known (Status)
 	mkRepo(t, top, ".staging/9/x86_64", DirtyMarker)        // hidden: skipped
 	mkRepo(t, top, "9/x86_64/repodata/x", DirtyMarker)      // inside repodata: skipped
 	mkRepo(t, top, "9/x86_64/Packages/nested", DirtyMarker) // inside Packages: skipped
@@ -107,13 +107,19 @@ func TestRecover(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var got []string
+	var got, known []string
 	for _, st := range h.s.Status() {
-		got = append(got, st.Dir)
+		known = append(known, st.Dir)
+		if st.DirtySince != nil {
+			got = append(got, st.Dir)
+		}
 	}
 	slices.Sort(want)
 	if n != len(want) || !slices.Equal(got, want) {
 		t.Fatalf("Recover = %d %v, want %d %v", n, got, len(want), want)
+	}
+	if wantKnown := slices.Sorted(slices.Values(append([]string{cleanRepo}, want...))); !slices.Equal(known, wantKnown) {
+		t.Errorf("Status lists %v, want %v: every repository with metadata is known at start", known, wantKnown)
 	}
 
 	// Called before Run: the runs happen once Run's workers exist.

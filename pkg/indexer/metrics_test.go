@@ -175,3 +175,39 @@ func TestNoRegistererNoMetrics(t *testing.T) {
 	h.s.PublishNow("/r/a")
 	h.complete(h.expectCall("/r/a"), nil)
 }
+
+// Issue 18 item 16: a restarted daemon knows every repository that has metadata at once (Status, metrics),
+// without indexing it and without waiting for a rescan.
+func TestRecoverRegistersIndexedRepos(t *testing.T) {
+	top := t.TempDir()
+	repo := filepath.Join(top, "stable", "9", "x86_64")
+	a := writePkg(t, repo, "a-1-1.x86_64.rpm", 10, t0)
+	writeRepodata(t, repo, "", gz(t, primaryXML(pkgSet{"Packages/a-1-1.x86_64.rpm": a})))
+	published := t0.Add(-time.Hour)
+	if err := os.Chtimes(filepath.Join(repo, "repodata", "repomd.xml"), published, published); err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewPedanticRegistry()
+	opts := testOptions()
+	opts.Registerer, opts.TopDir = reg, top
+	h := newHarness(t, opts)
+	if n, err := h.s.Recover(top); err != nil || n != 0 {
+		t.Fatalf("Recover = %d, %v; want 0 (indexed, nothing pending)", n, err)
+	}
+	st := h.s.Status()
+	if len(st) != 1 || st[0].Dir != repo {
+		t.Fatalf("Status after Recover = %+v, want the indexed repository", st)
+	}
+	if st[0].Packages != 1 || st[0].Runs != 0 || st[0].LastPublished == nil || !st[0].LastPublished.Equal(published) {
+		t.Errorf("status %+v, want 1 package, no run, last published %v", st[0], published)
+	}
+	last := float64(published.Unix())
+	want := metricsText("stable/9/x86_64", 0, 0, 0, 0, 0, 0, &last, nil)
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), gaugeNames[:len(gaugeNames)-1]...); err != nil {
+		t.Fatal(err)
+	}
+	h.start()
+	if p := h.clock.Pending(); p != 0 {
+		t.Errorf("%d timers pending: an indexed repository was scheduled for a run", p)
+	}
+}

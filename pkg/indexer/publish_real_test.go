@@ -2,6 +2,8 @@ package indexer
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"os"
 	"os/exec"
@@ -110,7 +112,7 @@ func TestRealPublishedSetMatchesMetadata(t *testing.T) {
 		t.Fatalf("Rescan after restart = %d, %v; want 0", n, err)
 	}
 	for _, h := range want {
-		if !rs2.s.Visible(repo, h) {
+		if !rs2.s.listed(repo, h) {
 			t.Fatalf("%s not visible after restart", h)
 		}
 	}
@@ -174,7 +176,7 @@ func TestRealPublishNowAndWaitVisible(t *testing.T) {
 	rs.s.PublishNow(repo)
 	ctx, cancel := context.WithTimeout(t.Context(), waitLimit) // a safety net, not a timing assertion
 	defer cancel()
-	if err := rs.s.WaitVisible(ctx, repo, hrefs); err != nil {
+	if err := rs.s.waitListed(ctx, repo, hrefs); err != nil {
 		t.Fatal(err)
 	}
 	if got, want := repoquery(t, repo), []string{"alpha", "bravo", "charlie"}; !slices.Equal(got, want) {
@@ -221,5 +223,67 @@ func TestRealReadPublishedCompressions(t *testing.T) {
 				t.Fatalf("read %v, listing %v", got, listing)
 			}
 		})
+	}
+}
+
+// TestRealVisibleMeansTheseBytes (issue 18 item 9): new bytes under a file
+// name that is already published are not visible until the metadata lists
+// their checksum, whatever the name says; in this process and in a new one
+// that reads the metadata from disk.
+func TestRealVisibleMeansTheseBytes(t *testing.T) {
+	requireTools(t)
+	repo := filepath.Join(t.TempDir(), "9", "x86_64")
+	rs := newRealSchedulerWith(t, func(o *Options) { o.QuietPeriod, o.MaxDelay = time.Hour, time.Hour })
+	rs.start()
+	spec := testrpm.Spec{Name: "alpha", Release: "1.el9", Arch: "x86_64", Salt: "first build"}
+	href := "Packages/" + spec.FileName()
+	put := func(salt string) string {
+		spec.Salt = salt
+		data := testrpm.Build(t, spec)
+		if err := os.MkdirAll(filepath.Join(repo, "Packages"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		tmp := filepath.Join(repo, ".upload")
+		if err := os.WriteFile(tmp, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, filepath.Join(repo, filepath.FromSlash(href))); err != nil {
+			t.Fatal(err)
+		}
+		sum := sha256.Sum256(data)
+		return hex.EncodeToString(sum[:])
+	}
+	wait := func(sum string) {
+		t.Helper()
+		rs.s.PublishNow(repo)
+		ctx, cancel := context.WithTimeout(t.Context(), waitLimit) // a safety net, not a timing assertion
+		defer cancel()
+		if err := rs.s.WaitVisible(ctx, repo, href, sum); err != nil {
+			t.Fatal(err)
+		}
+	}
+	first := put("first build")
+	wait(first)
+	// Another build under the same name (a re-upload after DELETE, or overwrite: true), longer so that
+	// createrepo_c --update sees a different size.
+	second := put("second build, a different one")
+	if rs.s.Visible(repo, href, second) {
+		t.Fatal("new bytes under a published name are visible before any run published them")
+	}
+	if !rs.s.Visible(repo, href, first) {
+		t.Error("the published bytes are not visible any more before the run")
+	}
+	wait(second)
+	if rs.s.Visible(repo, href, first) {
+		t.Error("the replaced bytes are still visible after the new ones were published")
+	}
+	_, sums, _, err := readPublishedSums(repo)
+	if err != nil || sums[href] != second {
+		t.Fatalf("primary.xml lists %s with %q (%v), want %s", href, sums[href], err, second)
+	}
+	// A new process reads it all from disk.
+	rs2 := newRealSchedulerWith(t, func(*Options) {})
+	if !rs2.s.Visible(repo, href, second) || rs2.s.Visible(repo, href, first) {
+		t.Error("read from disk, visibility disagrees with primary.xml")
 	}
 }

@@ -52,7 +52,7 @@ func TestOnPublishReportsSetAndChanges(t *testing.T) {
 	if !slices.Equal(p.Added, []string{"Packages/b-1-1.x86_64.rpm"}) || len(p.Removed) != 0 {
 		t.Fatalf("Added %v Removed %v, want only b added (a was already published)", p.Added, p.Removed)
 	}
-	if !h.s.Visible(repo, "Packages/b-1-1.x86_64.rpm") || h.s.Visible(repo, "Packages/c-1-1.x86_64.rpm") {
+	if !h.s.listed(repo, "Packages/b-1-1.x86_64.rpm") || h.s.listed(repo, "Packages/c-1-1.x86_64.rpm") {
 		t.Fatal("Visible disagrees with the published set")
 	}
 
@@ -75,8 +75,8 @@ func TestOnPublishReportsSetAndChanges(t *testing.T) {
 	h.s.Trigger(repo)
 	h.clock.Advance(opts.QuietPeriod)
 	h.complete(h.expectCall(repo), errBoom)
-	if len(pubs) != 0 || h.s.Visible(repo, "Packages/d-1-1.x86_64.rpm") {
-		t.Fatalf("a failed run published: %d events, d visible %v", len(pubs), h.s.Visible(repo, "Packages/d-1-1.x86_64.rpm"))
+	if len(pubs) != 0 || h.s.listed(repo, "Packages/d-1-1.x86_64.rpm") {
+		t.Fatalf("a failed run published: %d events, d visible %v", len(pubs), h.s.listed(repo, "Packages/d-1-1.x86_64.rpm"))
 	}
 }
 
@@ -159,25 +159,25 @@ func TestWaitVisible(t *testing.T) {
 	h.start()
 	hrefA, hrefB := "Packages/a-1-1.x86_64.rpm", "Packages/b-1-1.x86_64.rpm"
 
-	if err := h.s.WaitVisible(t.Context(), repo, nil); err != nil {
+	if err := h.s.waitListed(t.Context(), repo, nil); err != nil {
 		t.Fatalf("WaitVisible for nothing = %v", err)
 	}
 	// Not published yet (no repodata): a waiter gives up with its ctx.
 	errGiveUp := errors.New("client went away")
 	ctx, cancel := context.WithCancelCause(t.Context())
 	cancel(errGiveUp)
-	if err := h.s.WaitVisible(ctx, repo, []string{hrefA}); !errors.Is(err, errGiveUp) {
+	if err := h.s.waitListed(ctx, repo, []string{hrefA}); !errors.Is(err, errGiveUp) {
 		t.Fatalf("WaitVisible with a cancelled ctx = %v, want %v", err, errGiveUp)
 	}
 	tctx, tcancel := context.WithTimeout(t.Context(), time.Millisecond)
 	defer tcancel()
-	if err := h.s.WaitVisible(tctx, repo, []string{hrefA}); !errors.Is(err, context.DeadlineExceeded) {
+	if err := h.s.waitListed(tctx, repo, []string{hrefA}); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("WaitVisible past its deadline = %v, want DeadlineExceeded", err)
 	}
 
 	waitA, waitAB := make(chan error, 1), make(chan error, 1)
-	go func() { waitA <- h.s.WaitVisible(t.Context(), repo, []string{hrefA}) }()
-	go func() { waitAB <- h.s.WaitVisible(t.Context(), repo, []string{hrefA, hrefB}) }()
+	go func() { waitA <- h.s.waitListed(t.Context(), repo, []string{hrefA}) }()
+	go func() { waitAB <- h.s.waitListed(t.Context(), repo, []string{hrefA, hrefB}) }()
 
 	h.s.PublishNow(repo)
 	c := h.expectCall(repo)
@@ -192,7 +192,7 @@ func TestWaitVisible(t *testing.T) {
 	case <-time.After(waitLimit):
 		t.Fatal("WaitVisible(a) not woken by the publish")
 	}
-	if !h.s.Visible(repo, hrefA) || h.s.Visible(repo, hrefB) {
+	if !h.s.listed(repo, hrefA) || h.s.listed(repo, hrefB) {
 		t.Fatal("after the first run only a must be visible")
 	}
 	select {
@@ -217,13 +217,13 @@ func TestVisibleReadsExistingMetadata(t *testing.T) {
 	writeRepodata(t, repo, "", gz(t, primaryXML(pkgSet{"Packages/a-1-1.x86_64.rpm": a})))
 	h := newHarness(t, testOptions())
 	// No run in this process, not even Run: the set comes from repodata/.
-	if !h.s.Visible(repo, "Packages/a-1-1.x86_64.rpm") {
+	if !h.s.listed(repo, "Packages/a-1-1.x86_64.rpm") {
 		t.Fatal("a package listed by the existing metadata is not visible")
 	}
-	if err := h.s.WaitVisible(t.Context(), repo, []string{"Packages/a-1-1.x86_64.rpm"}); err != nil {
+	if err := h.s.waitListed(t.Context(), repo, []string{"Packages/a-1-1.x86_64.rpm"}); err != nil {
 		t.Fatal(err)
 	}
-	if h.s.Visible(repo, "Packages/b-1-1.x86_64.rpm") || h.s.Visible(t.TempDir(), "Packages/a-1-1.x86_64.rpm") {
+	if h.s.listed(repo, "Packages/b-1-1.x86_64.rpm") || h.s.listed(t.TempDir(), "Packages/a-1-1.x86_64.rpm") {
 		t.Fatal("visible without being listed")
 	}
 
@@ -232,7 +232,7 @@ func TestVisibleReadsExistingMetadata(t *testing.T) {
 	bad := t.TempDir()
 	writePkg(t, bad, "a-1-1.x86_64.rpm", 10, t0)
 	writeRepodata(t, bad, "p-primary.xml.xz", []byte{0xfd, '7', 'z', 'X', 'Z', 0, 0})
-	if h.s.Visible(bad, "Packages/a-1-1.x86_64.rpm") {
+	if h.s.listed(bad, "Packages/a-1-1.x86_64.rpm") {
 		t.Fatal("visible from metadata that cannot be read")
 	}
 }

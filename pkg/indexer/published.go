@@ -154,22 +154,34 @@ type repomdData struct {
 // parsed as a token stream, so a 50,000-package primary.xml costs CPU time
 // but no memory beyond the set itself.
 func readPublished(repoDir string) (pkgSet, time.Time, error) {
+	set, _, mtime, err := readPublishedSums(repoDir)
+	return set, mtime, err
+}
+
+// pkgSums maps hrefs to the lowercase hex SHA-256 that the published
+// primary.xml gives as the package's checksum (its pkgid). A package whose
+// checksum has another type (createrepo_c -s sha1) has no entry.
+type pkgSums map[string]string
+
+// readPublishedSums is readPublished that also returns each package's
+// published SHA-256, from the same single parse.
+func readPublishedSums(repoDir string) (pkgSet, pkgSums, time.Time, error) {
 	repodata := filepath.Join(repoDir, "repodata")
 	f, err := os.Open(filepath.Join(repodata, "repomd.xml"))
 	if errors.Is(err, fs.ErrNotExist) {
-		return pkgSet{}, time.Time{}, nil
+		return pkgSet{}, pkgSums{}, time.Time{}, nil
 	}
 	if err != nil {
-		return nil, time.Time{}, fmt.Errorf("read published metadata: %w", err)
+		return nil, nil, time.Time{}, fmt.Errorf("read published metadata: %w", err)
 	}
 	defer f.Close()
 	info, err := f.Stat()
 	if err != nil {
-		return nil, time.Time{}, fmt.Errorf("read published metadata: %w", err)
+		return nil, nil, time.Time{}, fmt.Errorf("read published metadata: %w", err)
 	}
 	var md repomdData
 	if err := xml.NewDecoder(io.LimitReader(f, maxRepomd)).Decode(&md); err != nil {
-		return nil, time.Time{}, fmt.Errorf("parse %s: %w", f.Name(), err)
+		return nil, nil, time.Time{}, fmt.Errorf("parse %s: %w", f.Name(), err)
 	}
 	href := ""
 	for _, d := range md.Data {
@@ -182,20 +194,20 @@ func readPublished(repoDir string) (pkgSet, time.Time, error) {
 	// Only "repodata/<name>": a crafted href must not make us read files
 	// elsewhere (the same rule as refreshMetadataTimes).
 	if href == "" || filepath.Clean(href) != "repodata/"+name || name == "." || name == ".." {
-		return nil, time.Time{}, fmt.Errorf("parse %s: no primary metadata in repodata/ (location %q)", f.Name(), href)
+		return nil, nil, time.Time{}, fmt.Errorf("parse %s: no primary metadata in repodata/ (location %q)", f.Name(), href)
 	}
-	set, err := readPrimary(filepath.Join(repodata, name))
+	set, sums, err := readPrimary(filepath.Join(repodata, name))
 	if err != nil {
-		return nil, time.Time{}, err
+		return nil, nil, time.Time{}, err
 	}
-	return set, info.ModTime(), nil
+	return set, sums, info.ModTime(), nil
 }
 
 // readPrimary opens, decompresses and parses one primary metadata file.
-func readPrimary(path string) (pkgSet, error) {
+func readPrimary(path string) (pkgSet, pkgSums, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("read primary metadata: %w", err)
+		return nil, nil, fmt.Errorf("read primary metadata: %w", err)
 	}
 	defer f.Close()
 	br := bufio.NewReader(f)
@@ -205,64 +217,80 @@ func readPrimary(path string) (pkgSet, error) {
 	case bytes.HasPrefix(magic, []byte{0x1f, 0x8b}):
 		gz, err := gzip.NewReader(br)
 		if err != nil {
-			return nil, fmt.Errorf("read %s: %w", path, err)
+			return nil, nil, fmt.Errorf("read %s: %w", path, err)
 		}
 		defer gz.Close()
 		r = gz
 	case bytes.HasPrefix(magic, []byte("BZh")):
 		r = bzip2.NewReader(br)
 	case bytes.HasPrefix(magic, []byte{0xfd, '7', 'z', 'X', 'Z', 0}):
-		return nil, fmt.Errorf("read %s: %w: xz (run createrepo_c with --compress-type gz)", path, errCompression)
+		return nil, nil, fmt.Errorf("read %s: %w: xz (run createrepo_c with --compress-type gz)", path, errCompression)
 	case bytes.HasPrefix(magic, []byte{0x28, 0xb5, 0x2f, 0xfd}):
-		return nil, fmt.Errorf("read %s: %w: zstd (run createrepo_c with --compress-type gz)", path, errCompression)
+		return nil, nil, fmt.Errorf("read %s: %w: zstd (run createrepo_c with --compress-type gz)", path, errCompression)
 	default:
 		r = br // plain XML (createrepo_c --compress-type none is not possible, but a hand-made repo may be)
 	}
-	set, err := parsePrimary(r)
+	set, sums, err := parsePrimary(r)
 	if err != nil {
-		return nil, fmt.Errorf("parse %s: %w", path, err)
+		return nil, nil, fmt.Errorf("parse %s: %w", path, err)
 	}
-	return set, nil
+	return set, sums, nil
 }
 
 // parsePrimary stream-parses primary.xml, taking from each <package> its
-// <location href>, <size package> and <time file>. These three are direct
-// children of <package>; the depth check keeps anything of the same local
-// name deeper inside (in <format>) from being mistaken for them.
-func parsePrimary(r io.Reader) (pkgSet, error) {
+// <location href>, <size package>, <time file> and <checksum type="sha256">.
+// These are direct children of <package>; the depth check keeps anything of
+// the same local name deeper inside (in <format>) from being mistaken for
+// them.
+func parsePrimary(r io.Reader) (pkgSet, pkgSums, error) {
 	dec := xml.NewDecoder(r)
-	set := pkgSet{}
+	set, sums := pkgSet{}, pkgSums{}
 	depth := 0     // element depth: <metadata> is 1, <package> 2
 	inPkg := false // inside a <package> at depth 2
 	var href string
 	var st stamp
+	var sum []byte // the text of a sha256 <checksum>, while inside one
+	inSum := false
 	for {
 		tok, err := dec.Token()
 		if errors.Is(err, io.EOF) {
 			if depth != 0 {
-				return nil, io.ErrUnexpectedEOF
+				return nil, nil, io.ErrUnexpectedEOF
 			}
-			return set, nil
+			return set, sums, nil
 		}
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		switch t := tok.(type) {
 		case xml.StartElement:
 			depth++
 			switch {
 			case depth == 2 && t.Name.Local == "package":
-				inPkg, href, st = true, "", stamp{}
+				inPkg, href, st, sum = true, "", stamp{}, nil
 			case inPkg && depth == 3:
 				if err := readPkgField(t, &href, &st); err != nil {
-					return nil, err
+					return nil, nil, err
 				}
+				inSum = t.Name.Local == "checksum" && slices.ContainsFunc(t.Attr, func(a xml.Attr) bool {
+					return a.Name.Local == "type" && a.Value == "sha256"
+				})
+			}
+		case xml.CharData:
+			if inSum && len(sum) < 128 {
+				sum = append(sum, t...)
 			}
 		case xml.EndElement:
+			if depth == 3 {
+				inSum = false
+			}
 			if depth == 2 && inPkg {
 				inPkg = false
 				if keepHref(href) {
 					set[href] = st
+					if v := strings.ToLower(strings.TrimSpace(string(sum))); v != "" {
+						sums[href] = v
+					}
 				}
 			}
 			depth--

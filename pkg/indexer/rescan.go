@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 
 	"go.uber.org/zap"
 )
@@ -14,7 +16,8 @@ var errNoTopDir = errors.New("indexer: Rescan needs Options.TopDir")
 // Rescan finds changes made behind the daemon's back and Triggers the
 // repositories they touch. It walks Options.TopDir like Recover and, for
 // every repository directory that is neither pending, queued nor being
-// indexed (those will publish their current files anyway), compares the
+// indexed (those will publish their current files anyway), Triggers it if it
+// has a dirty marker no run has claimed, and otherwise compares the
 // *.rpm files in Packages/ (names, sizes, mtimes to the second) with the
 // published set: a package copied in, deleted or replaced by hand, or a
 // repository directory created by hand with packages in it, differs and is
@@ -44,6 +47,15 @@ func (s *Scheduler) rescan(ctx context.Context) (int, error) {
 		if busy {
 			return
 		}
+		if hasMarker(repoDir) {
+			// Unclaimed changes no Trigger of this process covers: an
+			// operator's request for a run (touch .rpm-ingestd-dirty after
+			// modifyrepo_c, see the docs), or an upload of another process.
+			st.log.Info("rescan found a dirty marker no run has claimed")
+			s.Trigger(repoDir)
+			n++
+			return
+		}
 		published := s.ensurePublished(st)
 		current, err := listPackages(repoDir)
 		if err != nil {
@@ -64,6 +76,16 @@ func (s *Scheduler) rescan(ctx context.Context) (int, error) {
 		return n, fmt.Errorf("rescan %w", err)
 	}
 	return n, nil
+}
+
+// hasMarker reports whether repoDir has a dirty or indexing marker.
+func hasMarker(repoDir string) bool {
+	for _, m := range []string{DirtyMarker, IndexingMarker} {
+		if _, err := os.Lstat(filepath.Join(repoDir, m)); err == nil {
+			return true
+		}
+	}
+	return false
 }
 
 // countChanged counts hrefs in both sets whose stamps differ (a file

@@ -52,6 +52,12 @@ func TestRescanFindsChangesMadeByHand(t *testing.T) {
 	}
 	// Hidden trees are not repositories.
 	writePkg(t, filepath.Join(top, ".trash", "x86_64"), a, 10, t0)
+	// marked: metadata matches, but an operator asked for a run (touch .rpm-ingestd-dirty after modifyrepo_c).
+	sa = writePkg(t, repo("marked"), a, 10, t0)
+	meta(repo("marked"), pkgSet{"Packages/" + a: sa})
+	if err := os.WriteFile(filepath.Join(repo("marked"), DirtyMarker), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	// busy: already pending; its run will publish what is there anyway.
 	writePkg(t, repo("busy"), a, 10, t0)
 
@@ -64,10 +70,11 @@ func TestRescanFindsChangesMadeByHand(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{repo("busy"), repo("copied"), repo("created"), repo("deleted"), repo("replaced"), repo("touched")}
-	if got := dirtyRepos(h.s); n != 5 || !slices.Equal(got, want) {
-		t.Fatalf("Rescan triggered %d, dirty %v; want 5 and %v", n, got, want)
+	want := []string{repo("busy"), repo("copied"), repo("created"), repo("deleted"), repo("marked"), repo("replaced"), repo("touched")}
+	if got := dirtyRepos(h.s); n != 6 || !slices.Equal(got, want) {
+		t.Fatalf("Rescan triggered %d, dirty %v; want 6 and %v", n, got, want)
 	}
+	os.Remove(filepath.Join(repo("marked"), DirtyMarker)) // what its (real) run does
 
 	// Once indexed, the published sets are the listings: nothing to do.
 	h.start()
@@ -146,7 +153,7 @@ func TestPeriodicRescan(t *testing.T) {
 	waitArmed()
 	h.clock.Advance(opts.QuietPeriod)
 	h.complete(h.expectCall(repo), nil)
-	if !h.s.Visible(repo, "Packages/a-1-1.x86_64.rpm") {
+	if !h.s.listed(repo, "Packages/a-1-1.x86_64.rpm") {
 		t.Fatal("hand-copied package not visible after the rescan's run")
 	}
 

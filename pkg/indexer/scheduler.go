@@ -207,6 +207,13 @@ type repoState struct {
 	loading chan struct{}
 	// pubCh is closed (and replaced) at every publish, to wake WaitVisible.
 	pubCh chan struct{}
+	// gen counts publishes; sums belongs to generation gen.
+	gen uint64
+	// sums are the published SHA-256 checksums; nil until read (lazily,
+	// by ensureSums, once per generation that someone asks about).
+	sums pkgSums
+	// sumsLoading is non-nil while one goroutine reads sums.
+	sumsLoading chan struct{}
 	// label is the metrics' repo label.
 	label string
 }
@@ -614,6 +621,8 @@ func (s *Scheduler) runOne(ctx context.Context, st *repoState) {
 		// nil (unknown) makes the next reader load it from the new
 		// repodata/.
 		st.published = next
+		st.gen++
+		st.sums = nil   // the new metadata's checksums are read when asked for
 		close(st.pubCh) // wake WaitVisible
 		st.pubCh = make(chan struct{})
 	}
@@ -709,6 +718,10 @@ type RepoStatus struct {
 	Packages int `json:"packages"`
 	// Runs counts completed runs, successful or not.
 	Runs int `json:"runs"`
+	// LastPublished is when the metadata was last published: the end of
+	// this process's last successful run, or repomd.xml's mtime for a
+	// repository found already indexed at start; nil if never.
+	LastPublished *time.Time `json:"last_published,omitempty"`
 }
 
 // Status returns a snapshot of every known repository, sorted by Dir. It only
@@ -735,6 +748,9 @@ func (s *Scheduler) Status() []RepoStatus {
 		}
 		if !st.lastStart.IsZero() {
 			rs.LastStart = timePtr(st.lastStart)
+		}
+		if !st.lastSuccess.IsZero() {
+			rs.LastPublished = timePtr(st.lastSuccess)
 		}
 		if !st.lastEnd.IsZero() {
 			rs.LastEnd = timePtr(st.lastEnd)

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/rpm-ingestd/rpm-ingestd/internal/durable"
@@ -22,6 +23,11 @@ const DefaultPublicKeyName = "RPM-GPG-KEY-rpm-ingestd"
 // signatureSuffix names a detached signature next to the file it signs:
 // repomd.xml.asc is what dnf's repo_gpgcheck fetches.
 const signatureSuffix = ".asc"
+
+// keySuffix names the armored public key next to repomd.xml: repomd.xml.key
+// is where zypper (and other SUSE-convention clients) look for the key of a
+// signed repository added without a .repo file (`zypper ar URL`).
+const keySuffix = ".key"
 
 // armorSignature is how an armored detached signature starts; anything else
 // on gpg's stdout means it did not produce one.
@@ -45,6 +51,13 @@ type Signer interface {
 	Sign(ctx context.Context, file string) error
 }
 
+// PublicKeyer is implemented by a Signer that can give the armored public key
+// its signatures verify with. Createrepo publishes it as
+// repodata/repomd.xml.key in the same swap as repomd.xml.asc.
+type PublicKeyer interface {
+	PublicKey(ctx context.Context) ([]byte, error)
+}
+
 // GPG is the production Signer: it runs the real gpg from PATH against the
 // admin's GnuPG home directory, so whatever that home is set up with (a key
 // on disk, a gpg-agent holding an unlocked key, a smartcard or an HSM behind
@@ -57,8 +70,9 @@ type Signer interface {
 // pinentry gpg-agent starts fails at once without a terminal, and the error
 // says so. Should a pinentry wait instead, the run's timeout cancels it.
 //
-// GPG holds no state between calls, so it is safe for concurrent use; the
-// gpg processes share the home's agent, which serialises what it must.
+// GPG holds no state between calls but the exported public key (read once,
+// see PublicKey), so it is safe for concurrent use; the gpg processes share
+// the home's agent, which serialises what it must.
 type GPG struct {
 	// Home is gpg's --homedir (the admin's GNUPGHOME for the daemon user);
 	// empty leaves the choice to gpg ($GNUPGHOME, else ~/.gnupg).
@@ -71,9 +85,40 @@ type GPG struct {
 	// KillDelay is the exec.Cmd.WaitDelay after SIGTERM on cancellation;
 	// zero means DefaultKillDelay.
 	KillDelay time.Duration
+
+	keyMu sync.Mutex
+	key   []byte // the armored public key once exported
 }
 
-var _ Signer = (*GPG)(nil)
+var (
+	_ Signer      = (*GPG)(nil)
+	_ PublicKeyer = (*GPG)(nil)
+)
+
+// PublicKey returns the armored public key of KeyID (`gpg --export --armor`),
+// exported once and then kept: the key id cannot change while the daemon
+// runs. A key id gpg exports nothing for is an error.
+func (g *GPG) PublicKey(ctx context.Context) ([]byte, error) {
+	g.keyMu.Lock()
+	defer g.keyMu.Unlock()
+	if g.key != nil {
+		return g.key, nil
+	}
+	if g.KeyID == "" {
+		return nil, errors.New("export public key: no key id configured")
+	}
+	key, err := g.run(ctx, "--export", "--armor", "--", g.KeyID)
+	if err != nil {
+		return nil, fmt.Errorf("export public key %s: %w", g.KeyID, err)
+	}
+	if !bytes.HasPrefix(key, []byte(armorPublicKey)) {
+		return nil, fmt.Errorf("export public key %s: gpg exported nothing: no such key in the GnuPG home %q "+
+			"(list the keys with `%s` and set key_id to a fingerprint from it)",
+			g.KeyID, g.Home, listKeysCommand(g.Home))
+	}
+	g.key = key
+	return key, nil
+}
 
 // NewGPG returns a GPG signing with keyID from the GnuPG home gpgHome.
 func NewGPG(gpgHome, keyID string) *GPG {
@@ -139,14 +184,9 @@ func ExportPublicKey(ctx context.Context, gpgHome, keyID, dst string) error {
 		return errors.New("export public key: no key id configured")
 	}
 	g := &GPG{Home: gpgHome, KeyID: keyID}
-	key, err := g.run(ctx, "--export", "--armor", "--", keyID)
+	key, err := g.PublicKey(ctx)
 	if err != nil {
-		return fmt.Errorf("export public key %s: %w", keyID, err)
-	}
-	if !bytes.HasPrefix(key, []byte(armorPublicKey)) {
-		return fmt.Errorf("export public key %s: gpg exported nothing: no such key in the GnuPG home %q "+
-			"(list the keys with `%s` and set key_id to a fingerprint from it)",
-			keyID, gpgHome, listKeysCommand(gpgHome))
+		return err
 	}
 	if err := writeFileAtomic(dst, key, 0o644); err != nil {
 		return fmt.Errorf("export public key %s: %w", keyID, err)
@@ -162,11 +202,18 @@ func ExportPublicKey(ctx context.Context, gpgHome, keyID, dst string) error {
 // the previous signature would be published next to a new repomd.xml, which
 // every repo_gpgcheck client rejects (or, with signing turned off, keeps
 // rejecting forever).
+//
+// With a Signer that is a PublicKeyer it also writes the public key to
+// out/repodata/repomd.xml.key (zypper's place for it), so the key and the
+// signature are published by the same swap; the previous generation's key
+// file goes like its signature, and none is published unsigned.
 func (c *Createrepo) signOutput(ctx context.Context, out string) error {
 	md := filepath.Join(out, "repodata", "repomd.xml")
 	asc := md + signatureSuffix
-	if err := os.Remove(asc); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("remove previous signature: %w", err)
+	for _, f := range []string{asc, md + keySuffix} {
+		if err := os.Remove(f); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("remove previous signature: %w", err)
+		}
 	}
 	if c.Signer == nil {
 		return nil
@@ -178,6 +225,15 @@ func (c *Createrepo) signOutput(ctx context.Context, out string) error {
 	// signing is on would break every repo_gpgcheck client.
 	if _, err := os.Stat(asc); err != nil {
 		return fmt.Errorf("sign metadata: signer reported success but %w", err)
+	}
+	if pk, ok := c.Signer.(PublicKeyer); ok {
+		key, err := pk.PublicKey(ctx)
+		if err != nil {
+			return fmt.Errorf("sign metadata: %w", err)
+		}
+		if err := writeFileAtomic(md+keySuffix, key, 0o644); err != nil {
+			return fmt.Errorf("sign metadata: %w", err)
+		}
 	}
 	return nil
 }

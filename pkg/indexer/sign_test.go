@@ -473,6 +473,14 @@ func TestRealSignedRepository(t *testing.T) {
 		if err := verify(t, key, md+".asc", md); err != nil {
 			t.Fatalf("generation %d: gpg --verify of the published pair: %v", i+1, err)
 		}
+		// zypper's place for the key (issue 18 item 20): published with the signature, the configured key,
+		// and good for gpg --verify on its own.
+		if got, want := readString(t, md+".key"), readString(t, key); got != want {
+			t.Fatalf("generation %d: repodata/repomd.xml.key = %q, want the configured key %q", i+1, got, want)
+		}
+		if err := verify(t, md+".key", md+".asc", md); err != nil {
+			t.Fatalf("generation %d: gpg --verify with repodata/repomd.xml.key: %v", i+1, err)
+		}
 		got, err := signedRepoquery(t, repo, key)
 		if err != nil {
 			t.Fatalf("generation %d: dnf refused the signed repository: %v", i+1, err)
@@ -526,6 +534,9 @@ func TestRealSignedRepository(t *testing.T) {
 	if exists(t, md+".asc") {
 		t.Fatal("a stale repomd.xml.asc was published with unsigned metadata")
 	}
+	if exists(t, md+".key") {
+		t.Fatal("a stale repomd.xml.key was published with unsigned metadata")
+	}
 	if got := repoquery(t, repo); !slices.Equal(got, []string{"alpha", "bravo", "charlie"}) {
 		t.Fatalf("unsigned repoquery = %v", got)
 	}
@@ -549,5 +560,108 @@ func TestGPGEmptyHomeUsesGNUPGHOME(t *testing.T) {
 	}
 	if err := verify(t, key, file+".asc", file); err != nil {
 		t.Fatalf("gpg --verify: %v", err)
+	}
+}
+
+// updateinfoXML is one security advisory for alpha, as an errata tool writes it.
+const updateinfoXML = `<?xml version="1.0" encoding="UTF-8"?>
+<updates>
+  <update from="security@example.invalid" status="stable" type="security" version="1">
+    <id>TEST-2026-0001</id>
+    <title>alpha: security fix</title>
+    <issued date="2026-01-01 00:00:00"/>
+    <severity>Important</severity>
+    <description>Fixes a flaw in alpha.</description>
+    <pkglist><collection short="test"><name>test</name>
+      <package name="alpha" version="1.0" release="1.el9" epoch="0" arch="x86_64"><filename>alpha-1.0-1.el9.x86_64.rpm</filename></package>
+    </collection></pkglist>
+  </update>
+</updates>
+`
+
+// compsXML is one package group.
+const compsXML = `<?xml version="1.0" encoding="UTF-8"?>
+<!DOCTYPE comps PUBLIC "-//Red Hat, Inc.//DTD Comps info//EN" "comps.dtd">
+<comps>
+  <group>
+    <id>our-tools</id>
+    <name>Our Tools</name>
+    <description>Tools we build</description>
+    <default>false</default>
+    <uservisible>true</uservisible>
+    <packagelist><packagereq type="mandatory">alpha</packagereq></packagelist>
+  </group>
+</comps>
+`
+
+// TestRealKeepsHandAddedMetadata (issue 18 item 10): an updateinfo and a comps group file added with the real
+// modifyrepo_c survive the daemon's next runs (createrepo_c --update --keep-all-metadata through --outputdir and the
+// RENAME_EXCHANGE swap), are covered by the new signature, and dnf sees the group and the advisory.
+func TestRealKeepsHandAddedMetadata(t *testing.T) {
+	requireTools(t)
+	if _, err := exec.LookPath("modifyrepo_c"); err != nil {
+		t.Fatalf("modifyrepo_c not on PATH (%v): install createrepo-c", err)
+	}
+	home, fpr := newKey(t, "")
+	top := t.TempDir()
+	repo := filepath.Join(top, "9", "x86_64")
+	key := filepath.Join(top, DefaultPublicKeyName)
+	if err := ExportPublicKey(t.Context(), home, fpr, key); err != nil {
+		t.Fatal(err)
+	}
+	md := filepath.Join(repo, "repodata", "repomd.xml")
+	// The command an existing configuration has (no --keep-all-metadata): the daemon adds the flag itself.
+	c := NewCreaterepo([]string{"createrepo_c", "--update", "--no-database", "--error-exit-val", "--retain-old-md-by-age=10m"})
+	c.Signer = NewGPG(home, fpr)
+	addRPM(t, repo, "alpha")
+	if err := c.Run(t.Context(), repo); err != nil {
+		t.Fatal(err)
+	}
+	src := t.TempDir()
+	for name, text := range map[string]string{"updateinfo.xml": updateinfoXML, "comps.xml": compsXML} {
+		if err := os.WriteFile(filepath.Join(src, name), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, args := range [][]string{
+		{"--mdtype=updateinfo", filepath.Join(src, "updateinfo.xml")},
+		{"--mdtype=group", filepath.Join(src, "comps.xml")},
+	} {
+		if out, err := exec.Command("modifyrepo_c", append(args, filepath.Join(repo, "repodata"))...).CombinedOutput(); err != nil {
+			t.Fatalf("modifyrepo_c %v: %v\n%s", args, err, out)
+		}
+	}
+	for i, name := range []string{"bravo", "charlie"} { // two more generations
+		addRPM(t, repo, name)
+		if err := c.Run(t.Context(), repo); err != nil {
+			t.Fatal(err)
+		}
+		repomd := readString(t, md)
+		for _, typ := range []string{`type="updateinfo"`, `type="group"`} {
+			if !strings.Contains(repomd, typ) {
+				t.Fatalf("generation %d: repomd.xml lost %s:\n%s", i+2, typ, repomd)
+			}
+		}
+		if err := verify(t, key, md+".asc", md); err != nil {
+			t.Fatalf("generation %d: gpg --verify: %v", i+2, err)
+		}
+	}
+	dnf := func(args ...string) string {
+		t.Helper()
+		cmd := exec.Command("dnf", append([]string{"-q", "--setopt=reposdir=/dev/null", "--setopt=cachedir=" + t.TempDir(),
+			"--installroot=" + t.TempDir(), "--releasever=9", "--repofrompath=t,file://" + repo, "--repo=t",
+			"--setopt=t.repo_gpgcheck=1", "--setopt=t.gpgkey=file://" + key, "--setopt=t.gpgcheck=0", "-y"}, args...)...)
+		var stdout, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		if err := cmd.Run(); err != nil {
+			t.Fatalf("dnf %v: %v\n%s%s", args, err, stdout.String(), stderr.String())
+		}
+		return stdout.String()
+	}
+	if out := dnf("group", "list", "--hidden"); !strings.Contains(out, "Our Tools") {
+		t.Errorf("dnf group list does not show the group:\n%s", out)
+	}
+	if out := dnf("repoquery", "--advisory=TEST-2026-0001", "--qf", "%{name}"); strings.TrimSpace(out) != "alpha" {
+		t.Errorf("dnf repoquery --advisory=TEST-2026-0001 = %q, want alpha", out)
 	}
 }

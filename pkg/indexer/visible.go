@@ -3,34 +3,96 @@ package indexer
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
+	"strings"
 
 	"go.uber.org/zap"
 )
 
-// Visible reports whether href ("Packages/x.rpm", relative to repoDir, as in
-// primary.xml) is listed by repoDir's published metadata. The published set
-// is the listing of Packages/ taken when the last successful run started; a
-// repository this process has not indexed yet is read from its repodata/
-// once (see ensurePublished), so the first call for a large repository may
-// take a moment. Safe for concurrent use; it never waits for a run.
+// Visible reports whether repoDir's published metadata lists href
+// ("Packages/x.rpm", relative to repoDir, as in primary.xml) with the
+// checksum sha256 (lowercase hex): whether dnf, reading the metadata now,
+// gets these bytes under that name. A name that is published with other
+// bytes (the same file name uploaded again after a DELETE, or replaced with
+// overwrite on) is not visible until a run has published the new checksum.
 //
-// A file deleted from Packages/ after its run started stays "visible" until
+// The names come from the published set (see listed); the checksums from
+// the published primary.xml, read once per publish and only when someone
+// asks (see ensureSums), so the first call after a publish of a large
+// repository may take a moment. A package whose published checksum is not
+// SHA-256 (createrepo_c -s sha1) is compared by stamp instead: the file now
+// at href must have the size and mtime the metadata was built from. Safe for
+// concurrent use; it never waits for a run.
+func (s *Scheduler) Visible(repoDir, href, sha256 string) bool {
+	st := s.state(repoDir)
+	ok, _ := s.visible(st, href, sha256)
+	return ok
+}
+
+// visible is Visible for st, also returning the publish channel that was
+// current when the answer was found: a publish after the answer closes it.
+func (s *Scheduler) visible(st *repoState, href, sum string) (bool, chan struct{}) {
+	for {
+		s.mu.Lock()
+		ch, gen := st.pubCh, st.gen
+		s.mu.Unlock()
+		published := s.ensurePublished(st)
+		pst, ok := published[href]
+		if !ok {
+			return false, ch
+		}
+		sums, sgen := s.ensureSums(st)
+		if sgen != gen {
+			continue // a publish meanwhile: ask the new generation
+		}
+		if want, ok := sums[href]; ok {
+			return want == strings.ToLower(sum), ch
+		}
+		// No SHA-256 in the metadata for it: the file on disk must be the
+		// one the metadata was built from.
+		fi, err := os.Stat(filepath.Join(st.dir, filepath.FromSlash(href)))
+		return err == nil && (stamp{size: fi.Size(), mtime: fi.ModTime().Unix()}) == pst, ch
+	}
+}
+
+// WaitVisible blocks until repoDir's published metadata lists href with
+// the checksum sha256 (see Visible) and returns nil, or until ctx is done and
+// returns an error wrapping context.Cause(ctx) (so errors.Is(err,
+// context.DeadlineExceeded) works for a timeout). It wakes on each publish
+// of repoDir rather than polling. It does not itself cause a run: the caller
+// has Triggered (or PublishNow'ed) the change it waits for. A failing
+// repository keeps it waiting (runs are retried with backoff) until ctx ends.
+func (s *Scheduler) WaitVisible(ctx context.Context, repoDir, href, sha256 string) error {
+	st := s.state(repoDir)
+	for {
+		ok, ch := s.visible(st, href, sha256)
+		if ok {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("wait for %s (sha256 %s) to be published in %s: %w", href, sha256, st.dir, context.Cause(ctx))
+		case <-ch:
+		}
+	}
+}
+
+// listed reports whether href is in repoDir's published set, by name only:
+// the set is the listing of Packages/ taken when the last successful run
+// started; a repository this process has not indexed yet is read from its
+// repodata/ once (see ensurePublished).
+//
+// A file deleted from Packages/ after its run started stays listed until
 // the run that its deletion triggered has published.
-func (s *Scheduler) Visible(repoDir, href string) bool {
+func (s *Scheduler) listed(repoDir, href string) bool {
 	st := s.state(repoDir)
 	_, ok := s.ensurePublished(st)[href]
 	return ok
 }
 
-// WaitVisible blocks until every href is listed by repoDir's published
-// metadata (see Visible) and returns nil, or until ctx is done and returns an
-// error wrapping context.Cause(ctx) (so errors.Is(err,
-// context.DeadlineExceeded) works for a timeout). It wakes on each publish of
-// repoDir rather than polling. It does not itself cause a run: the caller
-// has Triggered (or PublishNow'ed) the change it waits for. A failing
-// repository keeps it waiting (runs are retried with backoff) until ctx ends.
-func (s *Scheduler) WaitVisible(ctx context.Context, repoDir string, hrefs []string) error {
+// waitListed blocks until every href is listed (see listed) or ctx ends.
+func (s *Scheduler) waitListed(ctx context.Context, repoDir string, hrefs []string) error {
 	st := s.state(repoDir)
 	for {
 		s.ensurePublished(st)
@@ -55,6 +117,46 @@ func (s *Scheduler) WaitVisible(ctx context.Context, repoDir string, hrefs []str
 		case <-ch:
 		}
 	}
+}
+
+// ensureSums returns st's published checksums and the generation they
+// belong to, reading them from repodata/ (outside the mutex) if nobody has
+// since the last publish. Concurrent callers share one read. Unreadable
+// metadata counts as no checksums (logged): Visible then falls back to
+// stamps. Never nil.
+func (s *Scheduler) ensureSums(st *repoState) (pkgSums, uint64) {
+	s.mu.Lock()
+	for st.sums == nil && st.sumsLoading != nil {
+		ch := st.sumsLoading
+		s.mu.Unlock()
+		<-ch
+		s.mu.Lock()
+	}
+	if st.sums != nil {
+		defer s.mu.Unlock()
+		return st.sums, st.gen
+	}
+	gen := st.gen
+	done := make(chan struct{})
+	st.sumsLoading = done
+	s.mu.Unlock()
+
+	_, sums, _, err := readPublishedSums(st.dir)
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st.sumsLoading = nil
+	close(done)
+	if err != nil {
+		st.log.Warn("cannot read the published checksums; comparing by size and mtime", zap.Error(err))
+		sums = pkgSums{}
+	}
+	if st.gen == gen && st.sums == nil {
+		st.sums = sums
+	}
+	// Read before a publish that happened meanwhile: the caller sees the
+	// generation differ and asks again.
+	return sums, gen
 }
 
 // state returns repoDir's state, creating it.
@@ -86,9 +188,10 @@ func (s *Scheduler) ensurePublished(st *repoState) pkgSet {
 	}
 	done := make(chan struct{})
 	st.loading = done
+	gen := st.gen
 	s.mu.Unlock()
 
-	set, mtime, err := readPublished(st.dir)
+	set, sums, mtime, err := readPublishedSums(st.dir)
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -103,6 +206,9 @@ func (s *Scheduler) ensurePublished(st *repoState) pkgSet {
 		set = pkgSet{}
 	}
 	st.published = set
+	if err == nil && st.sums == nil && st.gen == gen {
+		st.sums = sums // the same parse: no second read when Visible asks
+	}
 	if st.lastSuccess.IsZero() {
 		st.lastSuccess = mtime
 	}

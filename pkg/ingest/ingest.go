@@ -182,13 +182,14 @@ func allow(allow func([]Target) error, targets []Target) error {
 // lock per name, shared with other processes through flock), and link(2), which fails on an existing name,
 // guards against anything else writing into the tree.
 type Ingester struct {
-	opts    Options
-	spool   *os.Root
-	staging string // temp dir on TopDir's filesystem, outside every repository createrepo scans
-	locks   *nameLocks
-	seq     atomic.Uint64 // makes staging names unique within the process
-	log     *zap.Logger
-	now     func() time.Time
+	opts     Options
+	spool    *os.Root
+	staging  string // this process's staging dir on TopDir's filesystem, outside every repository createrepo scans
+	stageDir *staging
+	locks    *nameLocks
+	seq      atomic.Uint64 // makes staging names unique within the process
+	log      *zap.Logger
+	now      func() time.Time
 
 	// Test seams: the filesystem calls whose failure or timing tests provoke.
 	link    func(oldname, newname string) error // os.Link
@@ -207,39 +208,34 @@ func New(opts Options, log *zap.Logger) (*Ingester, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open spool_dir: %w", err)
 	}
-	staging := filepath.Join(opts.TopDir, stagingName)
-	if err := os.MkdirAll(staging, 0o700); err != nil {
-		root.Close()
-		return nil, fmt.Errorf("create staging dir: %w", err)
-	}
-	locks, err := newNameLocks(filepath.Join(opts.TopDir, locksName))
+	stage, err := openStaging(filepath.Join(opts.TopDir, stagingName))
 	if err != nil {
 		root.Close()
 		return nil, err
 	}
-	return &Ingester{opts: opts, spool: root, staging: staging, locks: locks, log: log, now: time.Now,
+	locks, err := newNameLocks(filepath.Join(opts.TopDir, locksName))
+	if err != nil {
+		stage.close()
+		root.Close()
+		return nil, err
+	}
+	return &Ingester{opts: opts, spool: root, staging: stage.dir, stageDir: stage, locks: locks, log: log, now: time.Now,
 		link: os.Link, syncDir: durable.SyncDir}, nil
 }
 
-// Close releases the spool directory handle.
-func (in *Ingester) Close() error { return in.spool.Close() }
+// Close releases the spool directory handle and removes this process's staging directory. Call it when no
+// upload is in flight any more.
+func (in *Ingester) Close() error {
+	return errors.Join(in.stageDir.close(), in.spool.Close())
+}
 
-// Cleanup removes what a previous process left half-done: direct uploads it was still receiving and staged
-// copies it had not yet moved. Only call it before serving, when nothing of ours can be in flight.
+// Cleanup removes what processes that are gone left half-done: direct uploads they were still receiving and
+// staged copies they had not yet moved. Another live daemon's files on the same tree or spool are kept (see
+// staging.go), and so are this process's own, so it may be called at any time.
 func (in *Ingester) Cleanup() (int, error) {
-	var n int
-	var errs []error
-	for _, pattern := range []string{filepath.Join(in.opts.SpoolDir, spoolPattern), filepath.Join(in.staging, "*")} {
-		names, _ := filepath.Glob(pattern) // the patterns are constant and valid
-		for _, name := range names {
-			if err := os.Remove(name); err != nil {
-				errs = append(errs, err)
-				continue
-			}
-			n++
-		}
-	}
-	return n, errors.Join(errs...)
+	n1, err1 := cleanSpool(filepath.Join(in.opts.SpoolDir, spoolPattern))
+	n2, err2 := cleanStaging(filepath.Join(in.opts.TopDir, stagingName), in.staging)
+	return n1 + n2, errors.Join(err1, err2)
 }
 
 // Ingest checks the upload and places it. The spooled file is gone afterwards whatever happens, except when
@@ -308,7 +304,7 @@ func (in *Ingester) open(req Request) (*os.File, func() error, error) {
 	if req.Body == nil {
 		return nil, nil, fail(ErrBadUpload, "no upload: send the package as the request body")
 	}
-	f, err := os.CreateTemp(in.opts.SpoolDir, spoolPattern)
+	f, err := in.createSpoolFile()
 	if err != nil {
 		return nil, nil, classifyIO(err, "create spool file")
 	}
@@ -324,6 +320,27 @@ func (in *Ingester) open(req Request) (*os.File, func() error, error) {
 		return nil, nil, classifyIO(err, "receive upload")
 	}
 	return f, remove, nil
+}
+
+// createSpoolFile creates a direct upload's file in the spool, locked for as long as f is open so that another
+// daemon's Cleanup leaves it alone (see staging.go). A Cleanup that removed the file between its creation and
+// the lock makes a new one.
+func (in *Ingester) createSpoolFile() (*os.File, error) {
+	var err error
+	for range 10 {
+		var f *os.File
+		if f, err = os.CreateTemp(in.opts.SpoolDir, spoolPattern); err != nil {
+			return nil, err
+		}
+		if err = lockFile(f); err == nil {
+			return f, nil
+		}
+		f.Close()
+		if !errors.Is(err, errNotOwned) {
+			os.Remove(f.Name())
+		}
+	}
+	return nil, err
 }
 
 // bodyReader marks read errors as the uploader's (a dropped connection, a cap set by the caller), so they are

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"go.uber.org/zap/zaptest"
 
@@ -91,12 +92,15 @@ func (e *env) upload(t *testing.T, data []byte, viaSpool bool, osRelease string)
 // assertSpoolEmpty checks that an upload left nothing in the spool or the staging directory.
 func (e *env) assertSpoolEmpty(t *testing.T) {
 	t.Helper()
-	for _, dir := range []string{e.spool, filepath.Join(e.top, stagingName)} {
+	for _, dir := range []string{e.spool, e.in.staging} {
 		entries, err := os.ReadDir(dir)
 		if err != nil {
 			t.Fatal(err)
 		}
 		for _, ent := range entries {
+			if dir == e.in.staging && ent.Name() == stagingLock {
+				continue // this process's ownership of its staging directory
+			}
 			t.Errorf("left behind: %s", filepath.Join(dir, ent.Name()))
 		}
 	}
@@ -508,13 +512,23 @@ func (iotestErrReader) Read([]byte) (int, error) { return 0, errors.New("connect
 
 func TestCleanupRemovesLeftovers(t *testing.T) {
 	e := newEnv(t, nil)
+	dead := filepath.Join(e.top, stagingName, "p999999-1") // a staging directory whose process is gone
+	os.Mkdir(dead, 0o700)
+	os.WriteFile(filepath.Join(dead, stagingLock), nil, 0o600)
 	leftovers := []string{
 		filepath.Join(e.spool, ".rpm-ingestd-123.part"),
-		filepath.Join(e.top, stagingName, "copy-1"),
+		filepath.Join(dead, "stage-999999-1"),
+		filepath.Join(e.top, stagingName, "copy-1"), // staged by a version before per-process directories
 	}
 	for _, p := range leftovers {
 		os.WriteFile(p, []byte("half"), 0o600)
 	}
+	old := time.Now().Add(-2 * legacyStagedAge)
+	os.Chtimes(leftovers[2], old, old)
+	young := filepath.Join(e.top, stagingName, "copy-2") // may belong to an older daemon still running
+	os.WriteFile(young, []byte("half"), 0o600)
+	own := filepath.Join(e.in.staging, "stage-own") // this process's own staged file
+	os.WriteFile(own, []byte("half"), 0o600)
 	nginxFile := e.spoolFile(t, []byte("not ours")) // nginx's own temp files are nginx's business
 	n, err := e.in.Cleanup()
 	if err != nil || n != len(leftovers) {
@@ -522,6 +536,14 @@ func TestCleanupRemovesLeftovers(t *testing.T) {
 	}
 	if _, err := os.Stat(nginxFile); err != nil {
 		t.Error("removed a file that is not ours")
+	}
+	for _, p := range []string{young, own} {
+		if _, err := os.Stat(p); err != nil {
+			t.Errorf("removed %s: %v", p, err)
+		}
+	}
+	if _, err := os.Stat(dead); err == nil {
+		t.Error("the dead process's staging directory is still there")
 	}
 }
 
@@ -590,6 +612,6 @@ func TestDiskFull(t *testing.T) {
 	if !errors.Is(err, ErrNoSpace) {
 		t.Fatalf("err = %v, want ErrNoSpace", err)
 	}
-	e := &env{top: top, spool: spool}
+	e := &env{top: top, spool: spool, in: in}
 	e.assertSpoolEmpty(t)
 }

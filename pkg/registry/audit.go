@@ -12,6 +12,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -80,41 +81,91 @@ func (r *Record) Placed() bool {
 type Audit struct {
 	path     string
 	failures prometheus.Counter // nil without a registerer
+	torn     prometheus.Counter // nil without a registerer
+	tornN    atomic.Int64       // torn tails sealed since Open, for the log
 
 	mu sync.Mutex
 	f  *os.File // nil after Close
 }
 
-// Open opens (creating it 0640) the audit file at path for appending. reg, when not nil, gets the counter
-// rpm_ingestd_audit_write_failures_total.
+// Open opens (creating it 0640) the audit file at path for appending, sealing a torn last line (see
+// sealTail). reg, when not nil, gets the counters rpm_ingestd_audit_write_failures_total and
+// rpm_ingestd_audit_torn_lines_total.
 func Open(path string, reg prometheus.Registerer) (*Audit, error) {
-	f, err := openAppend(path)
-	if err != nil {
-		return nil, err
-	}
-	a := &Audit{path: path, f: f}
+	a := &Audit{path: path}
 	if reg != nil {
 		a.failures = prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "rpm_ingestd_audit_write_failures_total",
 			Help: "Audit records that could not be written; each failed the decision it recorded (500, nothing kept).",
 		})
-		if err := reg.Register(a.failures); err != nil {
-			f.Close()
-			return nil, fmt.Errorf("register audit metrics: %w", err)
+		a.torn = prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "rpm_ingestd_audit_torn_lines_total",
+			Help: "Torn last lines (a crash or full disk mid-write) found on opening the audit file and ended with a newline.",
+		})
+		for _, c := range []prometheus.Collector{a.failures, a.torn} {
+			if err := reg.Register(c); err != nil {
+				return nil, fmt.Errorf("register audit metrics: %w", err)
+			}
 		}
 	}
+	f, err := a.openAppend()
+	if err != nil {
+		return nil, err
+	}
+	a.f = f
 	return a, nil
 }
 
-// openAppend opens path for appending. O_APPEND makes every write land at the end even if logrotate (or an
-// admin) truncates or appends meanwhile; 0640 because the trail names users and clients.
-func openAppend(path string) (*os.File, error) {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
+// openAppend opens the path for appending and seals a torn tail. O_APPEND makes every write land at the end
+// even if logrotate (or an admin) truncates or appends meanwhile; 0640 because the trail names users and
+// clients. Read access is only for the last byte (sealTail).
+func (a *Audit) openAppend() (*os.File, error) {
+	f, err := os.OpenFile(a.path, os.O_RDWR|os.O_APPEND|os.O_CREATE, 0o640)
 	if err != nil {
 		return nil, fmt.Errorf("open audit file: %w", err)
 	}
+	if err := a.sealTail(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("open audit file %s: %w", a.path, err)
+	}
 	return f, nil
 }
+
+// sealTail ends a torn last line with a newline: a crash (or a failed truncate after a short write) can leave
+// the file ending mid-record, and the next record would then continue that line, so that a reader drops both.
+// Sealed, the torn fragment is one bad line of its own (the index counts it and reads on) and the next record
+// starts clean. Each sealed tail is counted (TornTails, rpm_ingestd_audit_torn_lines_total). A file that is
+// empty or not a regular file (a device) is left alone.
+func (a *Audit) sealTail(f *os.File) error {
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	if !fi.Mode().IsRegular() || fi.Size() == 0 {
+		return nil
+	}
+	last := make([]byte, 1)
+	if _, err := f.ReadAt(last, fi.Size()-1); err != nil {
+		return fmt.Errorf("read last byte: %w", err)
+	}
+	if last[0] == '\n' {
+		return nil
+	}
+	if _, err := f.Write([]byte{'\n'}); err != nil {
+		return fmt.Errorf("end torn last line: %w", err)
+	}
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("end torn last line: %w", err)
+	}
+	a.tornN.Add(1)
+	if a.torn != nil {
+		a.torn.Inc()
+	}
+	return nil
+}
+
+// TornTails is how many torn last lines Open and Reopen have ended with a newline so far (main logs it).
+func (a *Audit) TornTails() int64 { return a.tornN.Load() }
 
 // ErrClosed is returned by Append after Close.
 var ErrClosed = errors.New("audit file closed")
@@ -192,7 +243,7 @@ func marshalLine(rec Record) ([]byte, error) {
 // a new file at the configured path. Call it on SIGHUP. If the path cannot be opened, Append keeps writing to the
 // old file, which is never lost, and the error says why.
 func (a *Audit) Reopen() error {
-	f, err := openAppend(a.path)
+	f, err := a.openAppend()
 	if err != nil {
 		return err
 	}

@@ -215,3 +215,65 @@ func TestAuditCapsReason(t *testing.T) {
 		t.Errorf("read back: %+v", st)
 	}
 }
+
+// A crash mid-write leaves a torn last line; the next record must start a line of its own, on Open and on Reopen.
+func TestAuditSealsTornTail(t *testing.T) {
+	for _, viaReopen := range []bool{false, true} {
+		t.Run(fmt.Sprintf("reopen=%t", viaReopen), func(t *testing.T) {
+			dir := t.TempDir()
+			path := filepath.Join(dir, "audit.log")
+			torn := `{"time":"2026-01-02T03:04:05Z","action":"upload","request_id":"torn","user":"ali`
+			whole, _ := marshalLine(Record{Action: ActionUpload, RequestID: "whole", Status: 201})
+			reg := prometheus.NewRegistry()
+			var a *Audit
+			var err error
+			if viaReopen {
+				if a, err = Open(path, reg); err != nil {
+					t.Fatal(err)
+				}
+				defer a.Close()
+				os.Rename(path, path+".1") // logrotate; a crashed writer left a torn file at the path
+			}
+			if err := os.WriteFile(path, append(whole, torn...), 0o640); err != nil {
+				t.Fatal(err)
+			}
+			if viaReopen {
+				err = a.Reopen()
+			} else {
+				a, err = Open(path, reg)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !viaReopen {
+				defer a.Close()
+			}
+			if err := a.Append(Record{Action: ActionUpload, RequestID: "next", User: "bob", Status: 201}); err != nil {
+				t.Fatal(err)
+			}
+			data, _ := os.ReadFile(path)
+			lines := strings.Split(strings.TrimSuffix(string(data), "\n"), "\n")
+			if len(lines) != 3 || lines[1] != torn {
+				t.Fatalf("want the whole line, the torn one alone, the next record; got %q", data)
+			}
+			var r Record
+			if err := json.Unmarshal([]byte(lines[2]), &r); err != nil || r.RequestID != "next" || r.User != "bob" {
+				t.Errorf("next record %q: %v", lines[2], err)
+			}
+			if a.TornTails() != 1 || testutil.ToFloat64(a.torn) != 1 {
+				t.Errorf("torn tails counted %d / %v, want 1", a.TornTails(), testutil.ToFloat64(a.torn))
+			}
+			ix := NewIndex(t.TempDir(), nil)
+			if st, _ := ix.Build(path); st.Records != 2 || st.Bad != 1 {
+				t.Errorf("read back: %+v, want 2 records and 1 bad line", st)
+			}
+			// A file that ends cleanly is not touched again.
+			if err := a.Reopen(); err != nil {
+				t.Fatal(err)
+			}
+			if a.TornTails() != 1 {
+				t.Errorf("a clean tail counted as torn")
+			}
+		})
+	}
+}

@@ -25,13 +25,15 @@ import (
 // package is and whether each copy is visible yet. The indexer does the waiting (Publisher); this file only
 // decides what to wait for, for how long, and how to say so.
 
-// Publisher is the indexer's publishing side; *indexer.Scheduler implements it. PublishNow must not block;
-// Visible may read a repository's metadata once, and is otherwise a map lookup; WaitVisible blocks until every
-// href is published in repoDir (nil) or ctx ends (an error wrapping the context's cause).
+// Publisher is the indexer's publishing side; *indexer.Scheduler implements it. PublishNow must not block.
+// Visible reports whether repoDir's published metadata lists href with the checksum sha256 (new bytes under a
+// name that is already published are not visible until their own checksum is); it may read the metadata once
+// per publish, and is otherwise a map lookup. WaitVisible blocks until Visible (nil) or until ctx ends (an error
+// wrapping the context's cause).
 type Publisher interface {
 	PublishNow(repoDir string)
-	Visible(repoDir, href string) bool
-	WaitVisible(ctx context.Context, repoDir string, hrefs []string) error
+	Visible(repoDir, href, sha256 string) bool
+	WaitVisible(ctx context.Context, repoDir, href, sha256 string) error
 }
 
 // LookupFunc returns the paths (relative to TopDir, slash-separated, "9/x86_64/Packages/x.rpm") of the packages
@@ -143,7 +145,7 @@ func (s *Server) schedule(res *ingest.Result, err error, wo waitOptions) {
 		return
 	}
 	for _, c := range s.copies(res) {
-		if !done[c.repoDir] && !s.opts.Publisher.Visible(c.repoDir, c.href) {
+		if !done[c.repoDir] && !s.opts.Publisher.Visible(c.repoDir, c.href, c.sum) {
 			done[c.repoDir] = true
 			s.opts.Publisher.PublishNow(c.repoDir)
 		}
@@ -169,6 +171,7 @@ func (s *Server) allVisible(res *ingest.Result) bool {
 type pkgCopy struct {
 	repoDir, href string
 	path          string // relative to TopDir, slash-separated
+	sum           string // the package's sha256: visible means published with these bytes
 }
 
 // copies lists res's placed files.
@@ -176,6 +179,9 @@ func (s *Server) copies(res *ingest.Result) []pkgCopy {
 	out := make([]pkgCopy, 0, len(res.Paths))
 	for i, p := range res.Paths {
 		if c, ok := s.copyOf(p); ok && i < len(res.Repos) && c.repoDir == filepath.Clean(res.Repos[i]) {
+			if res.Package != nil {
+				c.sum = res.Package.SHA256
+			}
 			out = append(out, c)
 		}
 	}
@@ -213,7 +219,7 @@ type visibility struct {
 func (s *Server) state(cs []pkgCopy) *visibility {
 	v := &visibility{Visible: len(cs) > 0, Copies: make([]copyState, 0, len(cs))}
 	for _, c := range cs {
-		st := copyState{Repo: s.url(c.repoDir), URL: s.opts.RepoURL + "/" + c.path, Visible: s.opts.Publisher.Visible(c.repoDir, c.href)}
+		st := copyState{Repo: s.url(c.repoDir), URL: s.opts.RepoURL + "/" + c.path, Visible: s.opts.Publisher.Visible(c.repoDir, c.href, c.sum)}
 		if !st.Visible {
 			t := s.idx.ExpectedAt(c.repoDir).UTC()
 			st.ExpectedAt = &t
@@ -236,7 +242,7 @@ func (s *Server) await(r *http.Request, res *ingest.Result, err error, wo waitOp
 	cs := s.copies(res)
 	for _, c := range cs {
 		// One repository at a time under one deadline: the total wait is bounded by the timeout all the same.
-		if werr := s.opts.Publisher.WaitVisible(ctx, c.repoDir, []string{c.href}); werr != nil {
+		if werr := s.opts.Publisher.WaitVisible(ctx, c.repoDir, c.href, c.sum); werr != nil {
 			s.log.Debug("upload not visible in time", zap.String("req_id", middleware.GetReqID(r.Context())),
 				zap.String("repo", c.repoDir), zap.Duration("timeout", wo.timeout), zap.Error(werr))
 			break
@@ -261,6 +267,7 @@ func (s *Server) uploadStatus(w http.ResponseWriter, r *http.Request) {
 			continue
 		}
 		seen[c.path] = true
+		c.sum = sum
 		// Deleted since (retention, a manual rm): not a copy any more, whatever the lookup remembers.
 		if _, err := os.Stat(filepath.Join(s.opts.TopDir, filepath.FromSlash(c.path))); err != nil {
 			continue

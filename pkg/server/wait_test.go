@@ -2,6 +2,8 @@ package server
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -28,14 +30,14 @@ type fakePublisher struct {
 	auto bool
 
 	mu        sync.Mutex
-	published map[string]map[string]bool // repoDir → hrefs
-	now       []string                   // PublishNow calls
-	changed   chan struct{}              // closed and replaced on every publish
-	waiting   chan string                // if set, gets the repoDir of each WaitVisible call
+	published map[string]map[string]string // repoDir → href → sha256 of the bytes published
+	now       []string                     // PublishNow calls
+	changed   chan struct{}                // closed and replaced on every publish
+	waiting   chan string                  // if set, gets the repoDir of each WaitVisible call
 }
 
 func newFakePublisher(auto bool) *fakePublisher {
-	return &fakePublisher{auto: auto, published: map[string]map[string]bool{}, changed: make(chan struct{})}
+	return &fakePublisher{auto: auto, published: map[string]map[string]string{}, changed: make(chan struct{})}
 }
 
 func (p *fakePublisher) PublishNow(repo string) {
@@ -50,9 +52,11 @@ func (p *fakePublisher) PublishNow(repo string) {
 // publish lists repo's Packages/ as published and wakes the waiters.
 func (p *fakePublisher) publish(repo string) {
 	entries, _ := os.ReadDir(filepath.Join(repo, "Packages"))
-	set := map[string]bool{}
+	set := map[string]string{}
 	for _, e := range entries {
-		set["Packages/"+e.Name()] = true
+		b, _ := os.ReadFile(filepath.Join(repo, "Packages", e.Name()))
+		sum := sha256.Sum256(b)
+		set["Packages/"+e.Name()] = hex.EncodeToString(sum[:])
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -61,22 +65,21 @@ func (p *fakePublisher) publish(repo string) {
 	p.changed = make(chan struct{})
 }
 
-func (p *fakePublisher) Visible(repo, href string) bool {
+func (p *fakePublisher) Visible(repo, href, sum string) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.published[filepath.Clean(repo)][href]
+	got, ok := p.published[filepath.Clean(repo)][href]
+	return ok && got == sum
 }
 
-func (p *fakePublisher) WaitVisible(ctx context.Context, repo string, hrefs []string) error {
+func (p *fakePublisher) WaitVisible(ctx context.Context, repo, href, sum string) error {
 	if p.waiting != nil {
 		p.waiting <- repo
 	}
 	for {
 		p.mu.Lock()
-		all := true
-		for _, h := range hrefs {
-			all = all && p.published[filepath.Clean(repo)][h]
-		}
+		got, ok := p.published[filepath.Clean(repo)][href]
+		all := ok && got == sum
 		ch := p.changed
 		p.mu.Unlock()
 		if all {
