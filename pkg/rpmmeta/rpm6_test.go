@@ -8,25 +8,28 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/rpm-ingestd/rpm-ingestd/internal/testrpm"
+	"github.com/rpm-ingestd/rpm-ingestd/internal/testsign"
 )
 
-// rpmorgDir holds packages from rpm's own test data (see its README.md).
-const rpmorgDir = fixtureDir + "/rpmorg"
-
-// TestInspectV3SigPackage: rpm's hlinktest-1.0-1.noarch-v3sig.rpm (built by rpm 6, signed by rpm 4.20) has a
-// payload digest (tag 5092) but no PAYLOADDIGESTALGO (5093) and no size tag in its signature header. rpm 4.18
-// checks tag 5092 as SHA-256 whatever 5093 says, and so must we: the package is accepted with its payload checked,
-// and a flipped payload byte, which no size tag would catch here, is refused.
-func TestInspectV3SigPackage(t *testing.T) {
+// TestInspectRPM6Package: a package shaped like rpm 6's builds (testrpm.BuildRPM6), signed with a header signature
+// and a header+payload signature, has a payload digest (tag 5092) but no PAYLOADDIGESTALGO (5093) and no size tag
+// in its signature header. rpm 4.18 checks tag 5092 as SHA-256 whatever 5093 says (the test asks the real rpm), and
+// so must we: the package is accepted with its payload checked, and a flipped payload byte, which no size tag
+// would catch here, is refused, as are truncation and trailing bytes.
+func TestInspectRPM6Package(t *testing.T) {
 	rpmBin := requireTool(t, "rpm")
-	path := filepath.Join(rpmorgDir, "hlinktest-1.0-1.noarch-v3sig.rpm")
+	key := testsign.NewKey(t, testsign.RSA2048)
+	data := testrpm.SignBoth(t, testrpm.BuildRPM6(t, testrpm.Spec{Name: "hlinktest"}),
+		func(b []byte) []byte { return key.SignBytes(t, b) })
+	path := filepath.Join(t.TempDir(), "hlinktest-1.0-1.noarch.rpm")
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	out, _ := exec.Command(rpmBin, "--dbpath", t.TempDir(), "-Kv", "--nosignature", path).CombinedOutput()
 	if s := string(out); !strings.Contains(s, "Payload SHA256 digest: OK") || strings.Contains(s, "BAD") {
 		t.Fatalf("rpm -Kv --nosignature %s:\n%s\nwant the payload SHA256 digest OK", path, out)
-	}
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
 	}
 	lay := layoutOf(t, data)
 	pkg, err := parse(lay.reader())
@@ -34,8 +37,9 @@ func TestInspectV3SigPackage(t *testing.T) {
 		t.Fatal(err)
 	}
 	if pkg.Header.GetTag(tagPayloadDigestAlgo) != nil || pkg.Header.GetTag(tagPayloadDigest) == nil ||
-		pkg.Signature.GetTag(sigTagSize) != nil || pkg.Signature.GetTag(sigTagLongSize) != nil {
-		t.Fatal("the fixture is here for its tags: 5092 without 5093 in the header, no size tag in the signature")
+		pkg.Signature.GetTag(sigTagSize) != nil || pkg.Signature.GetTag(sigTagLongSize) != nil ||
+		pkg.Signature.GetTag(sigTagMD5) != nil {
+		t.Fatal("the fixture is here for its tags: 5092 without 5093 in the header, no size or MD5 tag in the signature")
 	}
 
 	p, err := inspectBytes(t, data)
