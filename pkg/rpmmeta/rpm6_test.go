@@ -21,9 +21,9 @@ import (
 func TestInspectRPM6Package(t *testing.T) {
 	rpmBin := requireTool(t, "rpm")
 	key := testsign.NewKey(t, testsign.RSA2048)
-	data := testrpm.SignBoth(t, testrpm.BuildRPM6(t, testrpm.Spec{Name: "hlinktest"}),
+	data := testrpm.SignBoth(t, testrpm.BuildRPM6(t, testrpm.Spec{Name: "rpm6test"}),
 		func(b []byte) []byte { return key.SignBytes(t, b) })
-	path := filepath.Join(t.TempDir(), "hlinktest-1.0-1.noarch.rpm")
+	path := filepath.Join(t.TempDir(), "rpm6test-1.0-1.noarch.rpm")
 	if err := os.WriteFile(path, data, 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -46,9 +46,9 @@ func TestInspectRPM6Package(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Inspect: %v", err)
 	}
-	if p.NEVRA() != "hlinktest-1.0-1.noarch" || p.PayloadChecked != "sha256" || p.Source ||
+	if p.NEVRA() != "rpm6test-1.0-1.noarch" || p.PayloadChecked != "sha256" || p.Source ||
 		len(p.HeaderSigs) != 1 || len(p.LegacySigs) != 1 {
-		t.Fatalf("Inspect = %s PayloadChecked=%q Source=%v %d header sigs, %d legacy sigs; want hlinktest-1.0-1.noarch, sha256, binary, 1 and 1",
+		t.Fatalf("Inspect = %s PayloadChecked=%q Source=%v %d header sigs, %d legacy sigs; want rpm6test-1.0-1.noarch, sha256, binary, 1 and 1",
 			p.NEVRA(), p.PayloadChecked, p.Source, len(p.HeaderSigs), len(p.LegacySigs))
 	}
 

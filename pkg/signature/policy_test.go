@@ -114,7 +114,7 @@ func TestPolicyCoversPayload(t *testing.T) {
 	epel := read(filepath.Join(legacyDir, "epel-release-7-5.noarch.rpm"))
 	const epelSigner = "24c6a8a7f4a80eb5" // CentOS 7 key, as rpm -qp --qf '%{RSAHEADER:pgpsig}' prints it
 
-	rpm6 := testrpm.BuildRPM6(t, testrpm.Spec{Name: "hlinktest"})
+	rpm6 := testrpm.BuildRPM6(t, testrpm.Spec{Name: "rpm6test"})
 	gpgKey := testsign.NewKey(t, testsign.RSA2048)
 	v4sig := testrpm.SignBoth(t, rpm6, func(b []byte) []byte { return gpgKey.SignBytes(t, b) })
 	gpgKeyFile := gpgKey.ExportArmored(t)
