@@ -2,6 +2,7 @@ package signature
 
 import (
 	"bytes"
+	"crypto"
 	"crypto/md5"
 	"encoding/binary"
 	"errors"
@@ -11,13 +12,12 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/rpm-ingestd/rpm-ingestd/internal/testrpm"
+	"github.com/rpm-ingestd/rpm-ingestd/internal/testsign"
 	"github.com/rpm-ingestd/rpm-ingestd/pkg/rpmmeta"
 )
 
-const (
-	legacyDir = "../../testdata/rpms/legacy"
-	rpmorgDir = "../../testdata/rpms/rpmorg"
-)
+const legacyDir = "../../testdata/rpms/legacy"
 
 // inspected writes data to a file, runs rpmmeta.Inspect on it and returns the package and the open file.
 func inspected(t *testing.T, data []byte) (*rpmmeta.Package, *os.File) {
@@ -95,14 +95,15 @@ func rpmKV(t *testing.T, data []byte, key string) string {
 // TestPolicyCoversPayload: with require_signature, "signed" means the signatures cover header and payload, as for
 // rpmkeys -K. A pre-4.14 package (no SHA-256 payload digest) is judged by its header+payload signature (tag
 // 1002/1005), so a swapped payload whose MD5 tag was rewritten is refused, exactly when rpm says BAD; one that has
-// only a header signature is refused as uncovered. Real packages and keys: EPEL 7 signed by CentOS 7, and rpm's own
-// v3sig package signed by rpm.org's test key, each checked against rpmkeys.
+// only a header signature is refused as uncovered. Real packages and keys: EPEL 7 signed by CentOS 7; and a package
+// shaped like rpm 6's (testrpm.BuildRPM6: SHA-256 payload digest without PAYLOADDIGESTALGO, no size tag) signed in
+// header and header+payload signatures, once by gpg (v4) with a key made by gpg in the test and once with v3
+// packets as old rpm signed, each checked against rpmkeys.
 func TestPolicyCoversPayload(t *testing.T) {
 	if _, err := exec.LookPath("rpmkeys"); err != nil {
 		t.Fatal("rpmkeys not found: install rpm (make deps)")
 	}
 	centosKey := filepath.Join(rpmTestdata(t), "RPM-GPG-KEY-CentOS-7")
-	rpmorgKey := filepath.Join(rpmorgDir, "rpm.org-rsa-2048-test.pub")
 	read := func(p string) []byte {
 		b, err := os.ReadFile(p)
 		if err != nil {
@@ -111,11 +112,16 @@ func TestPolicyCoversPayload(t *testing.T) {
 		return b
 	}
 	epel := read(filepath.Join(legacyDir, "epel-release-7-5.noarch.rpm"))
-	v3sig := read(filepath.Join(rpmorgDir, "hlinktest-1.0-1.noarch-v3sig.rpm"))
-	const (
-		epelSigner   = "24c6a8a7f4a80eb5" // CentOS 7 key, as rpm -qp --qf '%{RSAHEADER:pgpsig}' prints it
-		rpmorgSigner = "4344591e1964c5fc" // rpm.org test key (rpm's rpmsigdig.at)
-	)
+	const epelSigner = "24c6a8a7f4a80eb5" // CentOS 7 key, as rpm -qp --qf '%{RSAHEADER:pgpsig}' prints it
+
+	rpm6 := testrpm.BuildRPM6(t, testrpm.Spec{Name: "rpm6test"})
+	gpgKey := testsign.NewKey(t, testsign.RSA2048)
+	v4sig := testrpm.SignBoth(t, rpm6, func(b []byte) []byte { return gpgKey.SignBytes(t, b) })
+	gpgKeyFile := gpgKey.ExportArmored(t)
+	v3Key := newEntity(t, "v3", "rsa", nil)
+	v3sig := testrpm.SignBoth(t, rpm6, func(b []byte) []byte { return v3Sign(t, v3Key, b, 8, crypto.SHA256) })
+	v3KeyFile := writeFile(t, "v3.asc", armored(t, v3Key))
+	v3Signer := longID(v3Key.PrimaryKey.KeyId)
 
 	tests := []struct {
 		name     string
@@ -137,15 +143,21 @@ func TestPolicyCoversPayload(t *testing.T) {
 			"", "", ErrUncovered, "rebuild it with rpm 4.14 or later"},
 		{"EL7 package with only its header+payload signature", renameSigTag(t, epel, 268, 1999), centosKey,
 			"", epelSigner, nil, ""},
-		{"rpm 6 package, v3 signatures", v3sig, rpmorgKey, "", rpmorgSigner, nil, ""},
-		{"rpm 6 package, only its header+payload signature", renameSigTag(t, v3sig, 268, 1999), rpmorgKey,
-			"", rpmorgSigner, nil, ""},
-		{"EL7 package, key not in the keyring", epel, rpmorgKey, "NOKEY", "", ErrUnknownKey, "f4a80eb5"},
+		{"rpm 6 package, v4 signatures", v4sig, gpgKeyFile, "", gpgKey.KeyID, nil, ""},
+		{"rpm 6 package, only its v4 header+payload signature", renameSigTag(t, v4sig, 268, 1999), gpgKeyFile,
+			"", gpgKey.KeyID, nil, ""},
+		{"rpm 6 package, only its v4 header signature", renameSigTag(t, v4sig, 1002, 1999), gpgKeyFile,
+			"", gpgKey.KeyID, nil, ""},
+		{"rpm 6 package, v3 signatures", v3sig, v3KeyFile, "V3 RSA/SHA256 Signature", v3Signer, nil, ""},
+		{"rpm 6 package, only its v3 header+payload signature", renameSigTag(t, v3sig, 268, 1999), v3KeyFile,
+			"V3 RSA/SHA256 Signature", v3Signer, nil, ""},
+		{"rpm 6 package, key not in the keyring", v4sig, v3KeyFile, "NOKEY", "", ErrUnknownKey, gpgKey.ShortID},
+		{"EL7 package, key not in the keyring", epel, gpgKeyFile, "NOKEY", "", ErrUnknownKey, "f4a80eb5"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			out := rpmKV(t, tc.data, tc.key)
-			if tc.rpmSays == "" && (strings.Contains(out, "BAD") || strings.Contains(out, "NOKEY") || !strings.Contains(out, "OK")) {
+			if (tc.rpmSays == "" || tc.wantErr == nil) && (strings.Contains(out, "BAD") || strings.Contains(out, "NOKEY") || !strings.Contains(out, "OK")) {
 				t.Fatalf("rpmkeys -Kv:\n%s\nwant every check OK", out)
 			}
 			if tc.rpmSays != "" && !strings.Contains(out, tc.rpmSays) {
