@@ -84,10 +84,10 @@ func TestPermissionsDaemon(t *testing.T) {
 		t.Fatalf("--check-config on a bad file: exit %d, want 2\n%s", code, stderr.String())
 	}
 	for _, want := range []string{
-		`server.permissions rule 1 (line 7): unknown action "publish": use any of upload, promote, delete`,
-		`server.permissions rule 1 (line 7): channel "prod" is not in repo.channels (testing, stable)`,
-		`server.permissions rule 1 (line 7): OS release "7" is not in repo.os_releases (8, 9)`,
-		`server.permissions rule 2 (line 11): names no users`,
+		`line 7: server.permissions[0]: unknown action "publish": use any of upload, promote, delete`,
+		`line 7: server.permissions[0]: channel "prod" is not in repo.channels (testing, stable)`,
+		`line 7: server.permissions[0]: OS release "7" is not in repo.os_releases (8, 9)`,
+		`line 11: server.permissions[1]: names no users`,
 	} {
 		if !strings.Contains(stderr.String(), want) {
 			t.Errorf("--check-config does not report %q:\n%s", want, stderr.String())

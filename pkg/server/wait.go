@@ -160,7 +160,7 @@ func (s *Server) allVisible(res *ingest.Result) bool {
 	}
 	cs := s.copies(res)
 	for _, c := range cs {
-		if !s.opts.Publisher.Visible(c.repoDir, c.href) {
+		if !s.opts.Publisher.Visible(c.repoDir, c.href, c.sum) {
 			return false
 		}
 	}
