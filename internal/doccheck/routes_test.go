@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
+	"github.com/rpm-ingestd/rpm-ingestd/pkg/auth"
 	"github.com/rpm-ingestd/rpm-ingestd/pkg/config"
 	"github.com/rpm-ingestd/rpm-ingestd/pkg/server"
 )
@@ -61,6 +62,8 @@ func allOptions(t *testing.T) server.Options {
 		Lifecycle:            lifecycle{},
 		Registry:             recorder{},
 		Packages:             lister{},
+		Permissions:          auth.NewPermissions([]auth.Rule{{Users: []string{"ci"}, Actions: []string{"upload"}}}),
+		Refusals:             auth.NewLimiter(server.DefaultRefusalLimit, server.DefaultRefusalWindow, nil),
 	}
 }
 
