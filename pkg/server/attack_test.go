@@ -178,7 +178,8 @@ func TestAttackWhoami(t *testing.T) {
 }
 
 // TestAttackAnonymousStar: without htpasswd, a local peer has no user name; a rule for "*" (any authenticated
-// user) must not cover it, nor a remote peer claiming a user.
+// user) must not cover it, nor a remote peer claiming a user, nor a proxy naming a user of blanks (direct or in
+// header mode).
 func TestAttackAnonymousStar(t *testing.T) {
 	star := []auth.Rule{{Users: []string{"*"}, Actions: []string{"upload", "promote", "delete"}}}
 	f := newFixture(t, func(o *Options) {
@@ -199,8 +200,15 @@ func TestAttackAnonymousStar(t *testing.T) {
 		{"trusted proxy, X-Remote-User of blanks", loopback, map[string]string{"X-Remote-User": "  "}, 403},
 		{"remote peer, X-Remote-User", remote, map[string]string{"X-Remote-User": "admin"}, 403},
 		{"trusted proxy naming a user (the configured trust)", loopback, map[string]string{"X-Remote-User": "carol"}, 201},
+		// Header mode (Proxied): the same rule; blanks are no user name there either.
+		{"header mode, no X-Remote-User", loopback, map[string]string{"X-Package-Name": "spool"}, 403},
+		{"header mode, X-Remote-User of blanks", loopback, map[string]string{"X-Package-Name": "spool", "X-Remote-User": " \t "}, 403},
+		{"header mode from an untrusted local peer", loopback2, map[string]string{"X-Package-Name": "spool", "X-Remote-User": "carol"}, 403},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			if tc.hdr["X-Package-Name"] == "spool" {
+				tc.hdr["X-Package-Name"] = f.spoolFile(t, body)
+			}
 			before := treeSums(t, f.top)
 			rec := f.call(t, call{peer: &tc.peer, target: "/upload", body: body, hdr: tc.hdr})
 			if rec.Code != tc.status {
