@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -94,6 +96,13 @@ func TestAttackPermissions(t *testing.T) {
 	}
 	runAttacks(t, f, pw, seed)
 
+	// Packages in directories repo.layout does not render (copied in by hand): their channel is unknown.
+	for _, rel := range []string{"testing/Packages", "testing/9/x86_64/sub/Packages"} {
+		if err := os.MkdirAll(filepath.Join(f.top, rel), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		testrpm.WriteFile(t, filepath.Join(f.top, rel), testrpm.Spec{Name: "h", Version: "1", Release: "1.el9", Arch: "x86_64"})
+	}
 	noDist := build("nd", "1", "noarch")
 	promote := func(from, to, name, release, arch, osRelease string) []byte {
 		b, _ := json.Marshal(map[string]string{"from": from, "to": to, "name": name, "version": "1", "release": release, "arch": arch, "os_release": osRelease})
@@ -148,6 +157,8 @@ func TestAttackPermissions(t *testing.T) {
 		{name: "tdel: a stable path with %2e%2e", user: "tdel", method: "DELETE", path: del + "testing/%2e%2e/stable/9/x86_64/Packages/s-1-1.el9.x86_64.rpm", status: 403},
 		{name: "tdel: double slash", user: "tdel", method: "DELETE", path: del + "/stable/9/x86_64/Packages/s-1-1.el9.x86_64.rpm", status: 403},
 		{name: "tdel: stable noarch with all_arches", user: "tdel", method: "DELETE", path: del + "stable/9/x86_64/Packages/sn-1-1.el9.noarch.rpm?all_arches=1", status: 403},
+		{name: "tdel: a package outside the layout (testing/Packages)", user: "tdel", method: "DELETE", path: del + "testing/Packages/h-1-1.el9.x86_64.rpm", status: 403},
+		{name: "tdel: a package outside the layout (below a repository)", user: "tdel", method: "DELETE", path: del + "testing/9/x86_64/sub/Packages/h-1-1.el9.x86_64.rpm", status: 403},
 		{name: "tdel: DELETE /api/v1/packages (the list)", user: "tdel", method: "DELETE", path: "/api/v1/packages", status: 405},
 		{name: "tdel: testing noarch with all_arches (allowed, testing only)", user: "tdel", method: "DELETE", path: del + "testing/9/x86_64/Packages/tn-1-1.el9.noarch.rpm?all_arches=1", status: 200},
 		{name: "admin: the stable copy of tn is still there", user: "admin", method: "DELETE", path: del + "stable/9/aarch64/Packages/tn-1-1.el9.noarch.rpm", status: 200},
@@ -218,5 +229,62 @@ func TestAttackAnonymousStar(t *testing.T) {
 				t.Error("refused, but the tree changed")
 			}
 		})
+	}
+}
+
+// TestAttackRefusalBoundRotation: a client that sends a fresh X-Real-IP with every refused request must still be
+// counted as itself (its peer) where the daemon may not believe the header: direct requests from the trusted
+// loopback proxy and header-mode requests from an untrusted peer. The login check, asked by anyone but a trusted
+// proxy or without a client address, is no client's login and writes nothing.
+func TestAttackRefusalBoundRotation(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		peer auth.Peer
+		call func(i int) call
+	}{
+		{"direct wrong passwords from loopback (a trusted proxy)", loopback, func(i int) call {
+			return call{method: "DELETE", target: "/api/v1/packages/9/x86_64/Packages/hello-1.0-1.el9.x86_64.rpm", user: "alice", pass: "wrong",
+				hdr: map[string]string{"X-Real-IP": fmt.Sprintf("203.0.113.%d", i%250+1)}}
+		}},
+		{"header mode from an untrusted peer", remote, func(i int) call {
+			return call{target: "/upload", hdr: map[string]string{"X-Package-Name": "/x", "X-Real-IP": fmt.Sprintf("203.0.113.%d", i%250+1)}}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			audit := &memRecorder{}
+			f, _ := newAuthFixture(t, newAuthenticator(t, htpasswdFile(t, "alice", "s3cret-pw")), func(o *Options) { o.Registry = audit })
+			const n = DefaultRefusalLimit + 10
+			last := 0
+			for i := range n {
+				c := tc.call(i)
+				c.peer = &tc.peer
+				last = f.call(t, c).Code
+			}
+			if got := len(audit.all()); got != DefaultRefusalLimit || last != http.StatusTooManyRequests {
+				t.Errorf("%d refusals with rotating X-Real-IP: %d recorded, last %d; want %d recorded, then 429", n, got, last, DefaultRefusalLimit)
+			}
+		})
+	}
+
+	audit := &memRecorder{}
+	f, _ := newAuthFixture(t, newAuthenticator(t, htpasswdFile(t, "alice", "s3cret-pw")), func(o *Options) { o.Registry = audit })
+	for _, tc := range []struct {
+		name string
+		peer auth.Peer
+		hdr  map[string]string
+	}{
+		{"login check from an untrusted peer", remote, map[string]string{"X-Real-IP": "203.0.113.9"}},
+		{"login check from a trusted proxy without X-Real-IP", loopback, nil},
+		{"login check from a trusted proxy with a bad X-Real-IP", loopback, map[string]string{"X-Real-IP": "203.0.113.9, 10.0.0.1"}},
+	} {
+		for range DefaultRefusalLimit + 5 {
+			rec := f.call(t, call{peer: &tc.peer, method: "GET", target: AuthCheckPath, user: "alice", pass: "wrong", hdr: tc.hdr})
+			if rec.Code != http.StatusForbidden || rec.Header().Get(AuthRetryAfterHeader) != "" {
+				t.Fatalf("%s: %d %q, want a plain 403", tc.name, rec.Code, rec.Body)
+			}
+		}
+		if got := len(audit.all()); got != 0 {
+			t.Errorf("%s: %d audit records, want none", tc.name, got)
+		}
 	}
 }

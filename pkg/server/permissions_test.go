@@ -54,7 +54,10 @@ func newPermFixtureRules(t *testing.T, rules []auth.Rule, userPass ...string) *p
 		Layout: func(c, _, r, a string) (string, error) { return filepath.Join(c, r, a), nil },
 		Locate: func(rel string) (string, string, string, bool) {
 			p := strings.Split(rel, "/")
-			return p[0], p[1], p[2], len(p) == 3
+			if len(p) != 3 {
+				return "", "", "", false
+			}
+			return p[0], p[1], p[2], true
 		},
 		Retention: ingest.RetentionOptions{Policy: func(string) ingest.Retention { return ingest.Retention{KeepVersions: 1} }},
 	}, log)
