@@ -148,6 +148,9 @@ func TestAttackPermissions(t *testing.T) {
 		{name: "rel9: promote spelled /api/v1/promote/", user: "rel9", method: "POST", path: "/api/v1/promote/", body: promote("stable", "testing", "s", "1.el9", "", ""), status: 404},
 		{name: "rel9: promote spelled //api/v1/promote", user: "rel9", method: "POST", path: "//api/v1/promote", body: promote("stable", "testing", "s", "1.el9", "", ""), status: 404},
 		{name: "rel9: promote spelled /api/v1/Promote", user: "rel9", method: "POST", path: "/api/v1/Promote", body: promote("stable", "testing", "s", "1.el9", "", ""), status: 404},
+		{name: "tdel: HEAD on a package path", user: "tdel", method: "HEAD", path: del + "testing/9/x86_64/Packages/t9-1-1.el9.x86_64.rpm", status: 405},
+		{name: "tdel: OPTIONS on a package path", user: "tdel", method: "OPTIONS", path: del + "testing/9/x86_64/Packages/t9-1-1.el9.x86_64.rpm", status: 405},
+		{name: "tdel: POST with X-HTTP-Method-Override: DELETE", user: "tdel", method: "POST", path: del + "testing/9/x86_64/Packages/t9-1-1.el9.x86_64.rpm", hdr: map[string]string{"X-HTTP-Method-Override": "DELETE"}, status: 405},
 		{name: "rel9: promote by PUT", user: "rel9", method: "PUT", path: "/api/v1/promote", body: promote("stable", "testing", "s", "1.el9", "", ""), status: 405},
 
 		// Deletions by tdel (testing only).
@@ -285,6 +288,37 @@ func TestAttackRefusalBoundRotation(t *testing.T) {
 		}
 		if got := len(audit.all()); got != 0 {
 			t.Errorf("%s: %d audit records, want none", tc.name, got)
+		}
+	}
+}
+
+// countingBody counts what a handler read of a request body.
+type countingBody struct{ n *int }
+
+func (c countingBody) Read(p []byte) (int, error) {
+	*c.n += len(p)
+	for i := range p {
+		p[i] = 0
+	}
+	return len(p), nil
+}
+
+// TestAttackPermissionBeforeBody: a user without any upload right is refused before a byte of the body is read,
+// on every upload route, whatever the channel.
+func TestAttackPermissionBeforeBody(t *testing.T) {
+	f := newPermFixtureRules(t, attackRules, "rel9", "rel9-pw", "tdel", "tdel-pw")
+	for _, target := range []string{"/upload", "/upload/", "/upload/x.rpm", "/upload/testing/", "/upload/stable/x.rpm"} {
+		for _, user := range []string{"rel9", "tdel"} {
+			read := 0
+			req := httptest.NewRequest("PUT", target, countingBody{&read})
+			req.ContentLength = 1 << 19
+			req = req.WithContext(auth.WithPeer(req.Context(), remote))
+			req.SetBasicAuth(user, user+"-pw")
+			rec := httptest.NewRecorder()
+			f.h.ServeHTTP(rec, req)
+			if rec.Code != http.StatusForbidden || read != 0 {
+				t.Errorf("%s by %s: %d %q after reading %d bytes, want 403 before the body", target, user, rec.Code, rec.Body, read)
+			}
 		}
 	}
 }
