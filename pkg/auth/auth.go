@@ -173,7 +173,8 @@ func (a *Authenticator) Proxied(r *http.Request) (user string, err error) {
 		return "", fmt.Errorf("%w: %s is not a trusted proxy, so it may not name a spooled file; connect through the unix socket as the daemon's user, or add the proxy's address to server.trusted_proxies",
 			ErrForbidden, peer)
 	}
-	return r.Header.Get(RemoteUserHeader), nil
+	// Trimmed as Authorize does: a name of blanks is no name, not a user that a "*" rule would cover.
+	return strings.TrimSpace(r.Header.Get(RemoteUserHeader)), nil
 }
 
 // ClientAddr returns the address the limiter counts failures against, also used in logs and the audit trail: the

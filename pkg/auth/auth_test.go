@@ -199,6 +199,8 @@ func TestProxied(t *testing.T) {
 		{"nginx on the unix socket", request(&proxyPeer, "", "", RemoteUserHeader, "alice"), "alice", nil},
 		{"root on the unix socket", request(&Peer{Unix: true, Cred: true, UID: 0}, "", "", RemoteUserHeader, "bob"), "bob", nil},
 		{"proxy without a user header", request(&proxyPeer, "", ""), "", nil},
+		{"proxy with a user header of blanks", request(&proxyPeer, "", "", RemoteUserHeader, " \t "), "", nil},
+		{"proxy with a padded user", request(&proxyPeer, "", "", RemoteUserHeader, " alice "), "alice", nil},
 		{"loopback proxy", request(&loopbackPeer, "", "", RemoteUserHeader, "alice"), "alice", nil},
 		{"another user on the unix socket", request(&otherUnix, "", "", RemoteUserHeader, "alice"), "", ErrForbidden},
 		{"unix socket without credentials", request(&Peer{Unix: true}, "", "", RemoteUserHeader, "alice"), "", ErrForbidden},

@@ -47,6 +47,10 @@ func (s *Server) uploadChannel(r *http.Request) (string, error) {
 	segs := strings.Split(rest, "/")
 	isFile := func(seg string) bool { return strings.HasSuffix(strings.ToLower(seg), ".rpm") }
 	switch {
+	case len(segs) > 2:
+		// Only an encoded slash gets here: the router matched one segment (/upload/testing%2F..%2Fstable/), and
+		// taking the first of the decoded ones would file the upload under a channel the client may not have meant.
+		return "", fmt.Errorf("%w: %.200q: an upload path is %s/<channel>/ or %s/<channel>/<file>.rpm, with no more segments", ingest.ErrUnknownChannel, r.URL.Path, s.opts.UploadPath, s.opts.UploadPath)
 	case len(segs) == 1 && isFile(segs[0]):
 		return "", nil
 	case len(segs) == 2 && !isFile(segs[1]):

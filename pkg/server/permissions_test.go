@@ -35,7 +35,13 @@ type permFixture struct {
 
 func newPermFixture(t *testing.T) *permFixture {
 	t.Helper()
-	a := newAuthenticator(t, htpasswdFile(t, "ci", "ci-pw", "release", "release-pw", "admin", "admin-pw"))
+	return newPermFixtureRules(t, issue19Rules, "ci", "ci-pw", "release", "release-pw", "admin", "admin-pw")
+}
+
+// newPermFixtureRules is newPermFixture with other rules and htpasswd users (user, password, ...).
+func newPermFixtureRules(t *testing.T, rules []auth.Rule, userPass ...string) *permFixture {
+	t.Helper()
+	a := newAuthenticator(t, htpasswdFile(t, userPass...))
 	base := t.TempDir()
 	f := &fixture{idx: &recordingIndexer{}, top: filepath.Join(base, "storage"), spool: filepath.Join(base, "incoming")}
 	os.Mkdir(f.top, 0o755)
@@ -48,7 +54,10 @@ func newPermFixture(t *testing.T) *permFixture {
 		Layout: func(c, _, r, a string) (string, error) { return filepath.Join(c, r, a), nil },
 		Locate: func(rel string) (string, string, string, bool) {
 			p := strings.Split(rel, "/")
-			return p[0], p[1], p[2], len(p) == 3
+			if len(p) != 3 {
+				return "", "", "", false
+			}
+			return p[0], p[1], p[2], true
 		},
 		Retention: ingest.RetentionOptions{Policy: func(string) ingest.Retention { return ingest.Retention{KeepVersions: 1} }},
 	}, log)
@@ -59,7 +68,7 @@ func newPermFixture(t *testing.T) *permFixture {
 	pf := &permFixture{fixture: f, audit: &memRecorder{}, reg: prometheus.NewRegistry()}
 	s, err := New(Options{UploadPath: "/upload", UploadHeader: "X-Package-Name", DirectUpload: true, MaxUploadSize: 1 << 20,
 		RepoURL: "/repo", TopDir: f.top, Auth: a, Channels: channels, Lifecycle: ing, Registry: pf.audit,
-		Registerer: pf.reg, Permissions: auth.NewPermissions(issue19Rules)}, ing, f.idx, log)
+		Registerer: pf.reg, Permissions: auth.NewPermissions(rules)}, ing, f.idx, log)
 	if err != nil {
 		t.Fatal(err)
 	}
