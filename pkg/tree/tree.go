@@ -3,7 +3,7 @@
 // and where packages and metadata live. Everything above this package names a package by its repository and file
 // name and a repository by its path relative to the top of the tree; nothing above it says os.Link, flock or S3.
 //
-// Design
+// # Design
 //
 //   - A repository is named by its slash-separated path relative to the tree's top ("9/x86_64",
 //     "stable/9/SRPMS"): the directory under repo.top_dir on fs, the key prefix under <prefix>/ on s3. Its
@@ -27,19 +27,19 @@
 //     If-Match on the ETag the Work started from). Readers see the old generation or the new one, never a
 //     repomd.xml naming a file they cannot fetch.
 //
-// Errors
+// # Errors
 //
 // Every error a Tree returns either wraps one of the sentinels below (match with errors.Is) or is an internal
 // failure (a 500 for the HTTP layer). Errors wrap their cause (a *fs.PathError, an S3 response error), so
 // logging an error says what failed where.
 //
-// Concurrency
+// # Concurrency
 //
 // A Tree is safe for concurrent use by many goroutines and, on the same storage, by many processes: every
 // guarantee below holds against another daemon sharing the tree, not only inside one process. Each method
 // documents what it serialises.
 //
-// Durability
+// # Durability
 //
 // A method that returns nil for a mutation has made it durable (fs: the file and its directory entry fsynced; s3:
 // the PUT or DELETE acknowledged). A 2xx to an uploader may be sent once Place returned nil, never before.
