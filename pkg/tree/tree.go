@@ -275,7 +275,8 @@ type Work interface {
 	Packages() []Entry
 	// Output is the directory createrepo_c writes into (--outputdir); its repodata/ is seeded with the current
 	// published generation so --update and --retain-old-md-by-age work as in place. Signatures
-	// (repomd.xml.asc) are written there before Publish.
+	// (repomd.xml.asc) are written there before Publish. The seeded files may be the published ones (fs: hard
+	// links): replace them by writing a new file and renaming it, never by writing into them.
 	Output() string
 	// Publish makes Output()/repodata the published metadata atomically: readers see the previous generation
 	// or this one, never a repomd.xml naming a file they cannot fetch. ErrConflict when another writer
