@@ -266,6 +266,7 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 		TopDir:        cfg.Repo.TopDir,
 
 		MaxConcurrentUploads: cfg.Server.MaxConcurrentUploads,
+		QueueTimeout:         time.Duration(cfg.Server.QueueTimeout),
 		UploadIdleTimeout:    time.Duration(cfg.Server.UploadIdleTimeout),
 		UploadMinRate:        int64(cfg.Server.UploadMinRate),
 		Auth:                 authn,
@@ -289,6 +290,13 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 	ln, err := listen(cfg.Server.Listen)
 	if err != nil {
 		return err
+	}
+	var serveDebug func(context.Context) error // the profiler, when server.debug_listen is set
+	if cfg.Server.DebugListen != "" {
+		if serveDebug, err = debugServer(cfg.Server.DebugListen, log.Named("debug")); err != nil {
+			ln.Close()
+			return fmt.Errorf("server.debug_listen: %w", err)
+		}
 	}
 	// Every request's context derives from reqCtx, so that a stop that runs out of drain time can cancel the
 	// uploads still running before it closes their connections.
@@ -319,6 +327,9 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 		return err
 	})
 	g.Go(func() error { return onHangup(gctx, audit, sched, log) })
+	if serveDebug != nil {
+		g.Go(func() error { return serveDebug(gctx) })
+	}
 	g.Go(func() error {
 		if err := httpSrv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 			return err

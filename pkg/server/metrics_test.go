@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -42,7 +43,7 @@ func TestUploadResult(t *testing.T) {
 		{"auth forbidden", fmt.Errorf("%w: not local", auth.ErrForbidden), 403, resultForbidden},
 		{"spool forbidden", &ingest.Error{Kind: ingest.ErrForbidden, Msg: "outside"}, 403, resultForbidden},
 		{"rate limited", &auth.LimitError{}, 429, resultRateLimited},
-		{"busy", busyError(4), 503, resultBusy},
+		{"busy", busyError(4, time.Second), 503, resultBusy},
 		{"stopping", fmt.Errorf("place: %w", context.Canceled), 503, resultStopping},
 		{"slow", fmt.Errorf("receive: %w", errSlowUpload), 408, resultTimeout},
 		{"too large by cap", &http.MaxBytesError{Limit: 1}, 413, resultTooLarge},
