@@ -235,7 +235,9 @@ func TestQueuedUploadClientGone(t *testing.T) {
 	s := newLimitedServer(t, ing, func(o *Options) { o.QueueTimeout = time.Hour; o.Registerer, o.Gatherer = reg, reg })
 	h := s.Routes()
 	for range 2 {
-		go func() { h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("PUT", "/upload", strings.NewReader("body"))) }()
+		go func() {
+			h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("PUT", "/upload", strings.NewReader("body")))
+		}()
 	}
 	ing.waitEntered(t, 2)
 	ctx, cancel := context.WithCancel(context.Background())
