@@ -18,6 +18,7 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -171,11 +172,7 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 		MarkDirty:  indexer.MarkDirty,
 		Signatures: policy,
 		Retention: ingest.RetentionOptions{
-			Policy: func(rel string) ingest.Retention {
-				channel, _, _, _ := cfg.LocateRepo(rel) // "" without channels: the top-level rule
-				r := cfg.Repo.Retention.For(channel)
-				return ingest.Retention{KeepVersions: r.KeepVersions, KeepDays: r.KeepDays}
-			},
+			Policy: retentionPolicy(cfg),
 		},
 
 		Channels:       cfg.Repo.Channels,
@@ -454,4 +451,24 @@ func listen(addr string) (net.Listener, error) {
 		return nil, err
 	}
 	return ln, nil
+}
+
+// retentionPolicy returns the retention rule of a repository directory (relative to top_dir). It runs after
+// every created upload, so each directory's rule is worked out once (LocateRepo parses the layout and compiles
+// regexps) and remembered: the configuration does not change while the daemon runs.
+func retentionPolicy(cfg *config.Config) func(rel string) ingest.Retention {
+	var rules sync.Map // rel → ingest.Retention
+	return func(rel string) ingest.Retention {
+		if r, ok := rules.Load(rel); ok {
+			return r.(ingest.Retention)
+		}
+		channel := "" // without channels: the top-level rule
+		if len(cfg.Repo.Channels) > 0 {
+			channel, _, _, _ = cfg.LocateRepo(rel)
+		}
+		r := cfg.Repo.Retention.For(channel)
+		rule := ingest.Retention{KeepVersions: r.KeepVersions, KeepDays: r.KeepDays}
+		rules.Store(rel, rule)
+		return rule
+	}
 }

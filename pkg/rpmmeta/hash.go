@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"math"
+	"sync"
 )
 
 // fileSums is the result of the single hashing pass over a package file.
@@ -27,13 +29,15 @@ type splitHasher struct {
 	off              int64 // file offset of the next byte written
 	hdrStart, hdrEnd int64
 	payloadStart     int64 // hdrEnd for SHA-256, hdrStart for the legacy MD5 that covers header and payload
-	whole, head      hash.Hash
+	whole, head      hash.Hash // whole is nil when another goroutine hashes the whole file
 	header, payload  hash.Hash // nil when not needed
 }
 
 // Write implements io.Writer; hash.Hash writes never fail.
 func (s *splitHasher) Write(p []byte) (int, error) {
-	s.whole.Write(p)
+	if s.whole != nil {
+		s.whole.Write(p)
+	}
 	writeRange(s.head, p, s.off, 0, s.hdrEnd)
 	if s.header != nil {
 		writeRange(s.header, p, s.off, s.hdrStart, s.hdrEnd)
@@ -58,7 +62,58 @@ func writeRange(w io.Writer, p []byte, pOff, from, to int64) {
 // header digest needed); payloadHash is "sha256" (the payload alone, tag 5092), "md5" (header and payload, the
 // legacy signature tag 1004) or "" (none). Read errors are I/O problems, not bad packages.
 func hashFile(r io.Reader, hdrStart, hdrEnd int64, headerHash, payloadHash string) (fileSums, error) {
-	s := &splitHasher{hdrStart: hdrStart, hdrEnd: hdrEnd, whole: sha256.New(), head: sha256.New()}
+	s := newSplitHasher(hdrStart, hdrEnd, headerHash, payloadHash)
+	s.whole = sha256.New()
+	buf := getBuf()
+	defer putBuf(buf)
+	n, err := io.CopyBuffer(s, onlyReader{r}, *buf) // a fixed buffer: memory does not grow with the payload
+	if err != nil {
+		return fileSums{}, fmt.Errorf("rpmmeta: read package: %w", err)
+	}
+	sum := fileSums{size: n, whole: s.whole.Sum(nil)}
+	s.sums(&sum)
+	return sum, nil
+}
+
+// hashFileAt is hashFile over the file ra of size bytes (as stat found it). A large file is read twice at once,
+// on two goroutines: one computes the whole-file SHA-256, the other the head, header and payload digests, so the
+// two SHA-256 passes over the payload take the time of one on two cores. Both read to the end of the file, and
+// must agree on its length.
+func hashFileAt(ra io.ReaderAt, size, hdrStart, hdrEnd int64, headerHash, payloadHash string) (fileSums, error) {
+	if size < parallelFrom {
+		return hashFile(io.NewSectionReader(ra, 0, math.MaxInt64), hdrStart, hdrEnd, headerHash, payloadHash)
+	}
+	s := newSplitHasher(hdrStart, hdrEnd, headerHash, payloadHash)
+	whole := sha256.New()
+	var wholeN int64
+	var wholeErr error
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		buf := getBuf()
+		defer putBuf(buf)
+		wholeN, wholeErr = io.CopyBuffer(whole, io.NewSectionReader(ra, 0, math.MaxInt64), *buf)
+	}()
+	buf := getBuf()
+	n, err := io.CopyBuffer(s, io.NewSectionReader(ra, 0, math.MaxInt64), *buf)
+	putBuf(buf)
+	<-done
+	switch {
+	case err != nil:
+		return fileSums{}, fmt.Errorf("rpmmeta: read package: %w", err)
+	case wholeErr != nil:
+		return fileSums{}, fmt.Errorf("rpmmeta: read package: %w", wholeErr)
+	case n != wholeN:
+		return fileSums{}, fmt.Errorf("rpmmeta: the package changed while it was hashed (%d bytes, then %d)", wholeN, n)
+	}
+	sum := fileSums{size: n, whole: whole.Sum(nil)}
+	s.sums(&sum)
+	return sum, nil
+}
+
+// newSplitHasher returns a splitHasher without the whole-file hash (the caller sets it when it wants it).
+func newSplitHasher(hdrStart, hdrEnd int64, headerHash, payloadHash string) *splitHasher {
+	s := &splitHasher{hdrStart: hdrStart, hdrEnd: hdrEnd, head: sha256.New()}
 	switch headerHash {
 	case "sha256":
 		s.header = sha256.New()
@@ -71,16 +126,30 @@ func hashFile(r io.Reader, hdrStart, hdrEnd int64, headerHash, payloadHash strin
 	case "md5":
 		s.payload, s.payloadStart = md5.New(), hdrStart
 	}
-	n, err := io.Copy(s, r) // fixed 32 KiB buffer: memory does not grow with the payload
-	if err != nil {
-		return fileSums{}, fmt.Errorf("rpmmeta: read package: %w", err)
-	}
-	sum := fileSums{size: n, whole: s.whole.Sum(nil), head: s.head.Sum(nil)}
+	return s
+}
+
+// sums fills the head, header and payload digests into sum.
+func (s *splitHasher) sums(sum *fileSums) {
+	sum.head = s.head.Sum(nil)
 	if s.header != nil {
 		sum.header = s.header.Sum(nil)
 	}
 	if s.payload != nil {
 		sum.payload = s.payload.Sum(nil)
 	}
-	return sum, nil
 }
+
+// readBufSize is the read size of the hashing passes: large enough that a big file costs few system calls.
+const readBufSize = 256 << 10
+
+var bufPool = sync.Pool{New: func() any { b := make([]byte, readBufSize); return &b }}
+
+func getBuf() *[]byte  { return bufPool.Get().(*[]byte) }
+func putBuf(b *[]byte) { bufPool.Put(b) }
+
+// onlyReader hides a reader's WriteTo (*os.File has one), so that io.CopyBuffer uses the buffer it is given
+// instead of allocating its own.
+type onlyReader struct{ r io.Reader }
+
+func (o onlyReader) Read(p []byte) (int, error) { return o.r.Read(p) }

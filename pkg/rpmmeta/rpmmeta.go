@@ -140,7 +140,16 @@ const (
 // completeness cannot be established. Every such failure wraps ErrInvalidPackage; other errors (stat, seek, read
 // I/O) are returned as they are.
 func Inspect(f *os.File) (*Package, error) {
-	_, lay, pkg, err := readHeaders(f)
+	return InspectDigested(f, nil)
+}
+
+// InspectDigested is Inspect for a file whose bytes were also written to a Digester, as they arrived: it checks
+// everything Inspect checks, but takes the digests from d instead of reading the file again, when d saw the same
+// layout and size as the guard finds in the file (else, or with d nil, it hashes the file like Inspect). The caller
+// must have written exactly the bytes now in f to the Digester. The guard's read of the lead and headers from f is
+// still compared with the Digester's hash of them.
+func InspectDigested(f *os.File, d *Digests) (*Package, error) {
+	fi, lay, pkg, err := readHeaders(f)
 	if err != nil {
 		return nil, err
 	}
@@ -160,12 +169,11 @@ func Inspect(f *os.File) (*Package, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		return nil, fmt.Errorf("rpmmeta: seek: %w", err)
-	}
-	sum, err := hashFile(f, lay.hdr.start, lay.hdr.end(), want.headerHash, want.payloadHash)
-	if err != nil {
-		return nil, err
+	sum, ok := d.forInspect(fi.Size(), lay.hdr.start, lay.hdr.end(), want.headerHash, want.payloadHash)
+	if !ok {
+		if sum, err = hashFileAt(f, fi.Size(), lay.hdr.start, lay.hdr.end(), want.headerHash, want.payloadHash); err != nil {
+			return nil, err
+		}
 	}
 	if err := unchanged(f.Name(), &lay, sum); err != nil {
 		return nil, err
