@@ -21,6 +21,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -218,7 +219,7 @@ func (in *Ingester) Cleanup() (int, error) {
 // Ingest checks the upload and places it. The spooled file is gone afterwards whatever happens, except when
 // SpoolPath is refused as forbidden: then nothing at all is touched.
 func (in *Ingester) Ingest(ctx context.Context, req Request) (*Result, error) {
-	f, remove, err := in.open(req)
+	f, remove, sp, err := in.open(req)
 	if err != nil {
 		return nil, err
 	}
@@ -234,17 +235,13 @@ func (in *Ingester) Ingest(ctx context.Context, req Request) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	fi, err := f.Stat()
-	if err != nil {
+	if sp.size > in.opts.MaxSize {
+		return nil, fail(ErrTooLarge, "upload is %d bytes, more than server.max_upload_size (%d bytes)", sp.size, in.opts.MaxSize)
+	}
+	if err := checkSums(f, req.Checksums, sp.digests); err != nil {
 		return nil, err
 	}
-	if fi.Size() > in.opts.MaxSize {
-		return nil, fail(ErrTooLarge, "upload is %d bytes, more than server.max_upload_size (%d bytes)", fi.Size(), in.opts.MaxSize)
-	}
-	if err := checkSums(f, req.Checksums); err != nil {
-		return nil, err
-	}
-	pkg, err := rpmmeta.Inspect(f)
+	pkg, err := rpmmeta.InspectDigested(f, sp.digests)
 	if err != nil {
 		return nil, err
 	}
@@ -270,30 +267,80 @@ func (in *Ingester) Ingest(ctx context.Context, req Request) (*Result, error) {
 	return res, nil
 }
 
-// open returns the upload as a file in the spool and a function that removes it from the spool.
-func (in *Ingester) open(req Request) (*os.File, func() error, error) {
+// spooled is what open learned about the upload's file: its size, and for a body streamed here, the digests
+// computed while it was written (nil for a file the proxy spooled).
+type spooled struct {
+	size    int64
+	digests *rpmmeta.Digests
+}
+
+// open returns the upload as a file in the spool, a function that removes it from the spool, and its size.
+func (in *Ingester) open(req Request) (*os.File, func() error, spooled, error) {
 	if req.SpoolPath != "" {
 		return in.openSpooled(req.SpoolPath)
 	}
 	if req.Body == nil {
-		return nil, nil, fail(ErrBadUpload, "no upload: send the package as the request body")
+		return nil, nil, spooled{}, fail(ErrBadUpload, "no upload: send the package as the request body")
 	}
 	f, err := os.CreateTemp(in.opts.SpoolDir, spoolPattern)
 	if err != nil {
-		return nil, nil, classifyIO(err, "create spool file")
+		return nil, nil, spooled{}, classifyIO(err, "create spool file")
 	}
 	remove := func() error { return os.Remove(f.Name()) }
 	// Limit what we take even if the caller did not, one byte past the cap so "too large" is detectable.
-	n, err := io.Copy(f, bodyReader{io.LimitReader(req.Body, in.opts.MaxSize+1)})
-	if err == nil && n > in.opts.MaxSize {
+	sp, err := receive(f, bodyReader{io.LimitReader(req.Body, in.opts.MaxSize+1)})
+	if err == nil && sp.size > in.opts.MaxSize {
 		err = fail(ErrTooLarge, "upload is larger than server.max_upload_size (%d bytes)", in.opts.MaxSize)
 	}
 	if err != nil {
 		f.Close()
 		remove()
-		return nil, nil, classifyIO(err, "receive upload")
+		return nil, nil, spooled{}, classifyIO(err, "receive upload")
 	}
-	return f, remove, nil
+	return f, remove, sp, nil
+}
+
+// receiveBuf is the size of the writes receive makes: few system calls for a large body, and bounded memory.
+const receiveBuf = 256 << 10
+
+// writebackEvery is how many bytes receive writes before it asks the kernel to start writing them back, so that
+// the fsync before placement finds most of a large body already on disk instead of all of it.
+const writebackEvery = 8 << 20
+
+var receivePool = sync.Pool{New: func() any { b := make([]byte, receiveBuf); return &b }}
+
+// receive writes the body to f and hashes it in the same pass (rpmmeta.Digester), so the package is not read back
+// for its digests. Writeback of what is written starts early (sync_file_range, which only starts it: durability
+// still comes from the fsync before the package is placed).
+func receive(f *os.File, body io.Reader) (spooled, error) {
+	bp := receivePool.Get().(*[]byte)
+	defer receivePool.Put(bp)
+	buf := *bp
+	d := rpmmeta.NewDigester()
+	var n, started int64
+	for {
+		k, rerr := io.ReadFull(body, buf)
+		if k > 0 {
+			if _, err := f.Write(buf[:k]); err != nil {
+				d.Sum() // ends its goroutines
+				return spooled{}, err
+			}
+			d.Write(buf[:k])
+			n += int64(k)
+			if n-started >= writebackEvery {
+				// Best effort: an error here (a filesystem without it) only means the fsync does all the work.
+				_ = unix.SyncFileRange(int(f.Fd()), started, n-started, unix.SYNC_FILE_RANGE_WRITE)
+				started = n
+			}
+		}
+		switch {
+		case rerr == io.EOF || rerr == io.ErrUnexpectedEOF:
+			return spooled{size: n, digests: d.Sum()}, nil
+		case rerr != nil:
+			d.Sum()
+			return spooled{}, rerr
+		}
+	}
 }
 
 // bodyReader marks read errors as the uploader's (a dropped connection, a cap set by the caller), so they are
@@ -310,9 +357,9 @@ func (b bodyReader) Read(p []byte) (int, error) {
 
 // openSpooled opens a file that the proxy wrote, refusing anything that does not resolve to a regular file
 // inside SpoolDir. os.Root makes ".." and symlinks that leave the directory fail instead of being followed.
-func (in *Ingester) openSpooled(name string) (*os.File, func() error, error) {
-	forbid := func(why string) (*os.File, func() error, error) {
-		return nil, nil, fail(ErrForbidden, "spooled file %q %s", name, why)
+func (in *Ingester) openSpooled(name string) (*os.File, func() error, spooled, error) {
+	forbid := func(why string) (*os.File, func() error, spooled, error) {
+		return nil, nil, spooled{}, fail(ErrForbidden, "spooled file %q %s", name, why)
 	}
 	if !filepath.IsAbs(name) {
 		return forbid("is not an absolute path")
@@ -327,7 +374,7 @@ func (in *Ingester) openSpooled(name string) (*os.File, func() error, error) {
 	if errors.Is(err, fs.ErrPermission) {
 		// Not the uploader's doing: nginx writes its temp files 0600 for its worker user, so this daemon runs
 		// as another user. A 500 with this in the log, not a 403 the operator would never see.
-		return nil, nil, fmt.Errorf("open spooled file %s: %w: run rpm-ingestd as nginx's worker user (the unit's User= must equal nginx's user)", name, err)
+		return nil, nil, spooled{}, fmt.Errorf("open spooled file %s: %w: run rpm-ingestd as nginx's worker user (the unit's User= must equal nginx's user)", name, err)
 	}
 	if err != nil {
 		reason := err.Error()
@@ -337,25 +384,32 @@ func (in *Ingester) openSpooled(name string) (*os.File, func() error, error) {
 		}
 		return forbid("cannot be opened inside server.spool_dir: " + reason)
 	}
-	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+	fi, err := f.Stat()
+	if err != nil || !fi.Mode().IsRegular() {
 		f.Close()
 		return forbid("is not a regular file")
 	}
-	return f, func() error { return in.spool.Remove(rel) }, nil
+	return f, func() error { return in.spool.Remove(rel) }, spooled{size: fi.Size()}, nil
 }
 
-// checkSums compares the checksums the client claimed with the file, in one pass over it. It runs before the
-// parse, so a body damaged in transit is reported as such and not as an invalid package.
-func checkSums(f *os.File, want map[string]string) error {
+// checkSums compares the checksums the client claimed with the file, in one pass over it (none when only SHA-256
+// is claimed and the body was hashed while it arrived: d). It runs before the parse, so a body damaged in transit
+// is reported as such and not as an invalid package.
+func checkSums(f *os.File, want map[string]string, d *rpmmeta.Digests) error {
 	if len(want) == 0 {
 		return nil
 	}
+	got := map[string]string{}
 	hashes := map[string]hash.Hash{}
 	var ws []io.Writer
 	for algo := range want {
 		var h hash.Hash
 		switch algo {
 		case "sha256":
+			if d != nil {
+				got[algo] = hex.EncodeToString(d.SHA256())
+				continue
+			}
 			h = sha256.New()
 		case "sha1":
 			h = sha1.New()
@@ -367,13 +421,17 @@ func checkSums(f *os.File, want map[string]string) error {
 		hashes[algo] = h
 		ws = append(ws, h)
 	}
-	if _, err := io.Copy(io.MultiWriter(ws...), io.NewSectionReader(f, 0, 1<<62)); err != nil {
-		return fmt.Errorf("read upload: %w", err)
+	if len(ws) > 0 {
+		if _, err := io.Copy(io.MultiWriter(ws...), io.NewSectionReader(f, 0, 1<<62)); err != nil {
+			return fmt.Errorf("read upload: %w", err)
+		}
+	}
+	for algo, h := range hashes {
+		got[algo] = hex.EncodeToString(h.Sum(nil))
 	}
 	for _, algo := range slices.Sorted(maps.Keys(want)) {
-		got := hex.EncodeToString(hashes[algo].Sum(nil))
-		if claimed := strings.ToLower(strings.TrimSpace(want[algo])); got != claimed {
-			return fail(ErrBadUpload, "checksum mismatch: the upload's %s is %s, the client sent %.64q; the body was damaged in transit, upload again", algo, got, claimed)
+		if claimed := strings.ToLower(strings.TrimSpace(want[algo])); got[algo] != claimed {
+			return fail(ErrBadUpload, "checksum mismatch: the upload's %s is %s, the client sent %.64q; the body was damaged in transit, upload again", algo, got[algo], claimed)
 		}
 	}
 	return nil

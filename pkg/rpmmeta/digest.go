@@ -38,8 +38,8 @@ type Digester struct {
 
 const (
 	parallelFrom = 1 << 20   // below this, goroutines and copies cost more than they save
-	chunkSize    = 128 << 10 // bytes per hand-off
-	queueDepth   = 3         // chunks waiting per goroutine
+	chunkSize    = 256 << 10 // bytes per hand-off
+	queueDepth   = 2         // chunks waiting per goroutine
 )
 
 // chunk is a copy of written bytes shared by the two goroutines; the last to finish returns it to the pool.
