@@ -110,7 +110,7 @@ func (d *Digester) Sum() *Digests {
 	d.done = true
 	s := d.split
 	return &Digests{
-		sums: fileSums{size: d.off, whole: d.whole.Sum(nil), head: s.head.Sum(nil)},
+		sums:     fileSums{size: d.off, whole: d.whole.Sum(nil), head: s.head.Sum(nil)},
 		hdrStart: s.hdrStart, hdrEnd: s.hdrEnd,
 		header256: s.header256.Sum(nil), header1: s.header1.Sum(nil), payload: s.payload.Sum(nil),
 	}

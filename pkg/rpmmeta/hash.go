@@ -28,7 +28,7 @@ type fileSums struct {
 type splitHasher struct {
 	off              int64 // file offset of the next byte written
 	hdrStart, hdrEnd int64
-	payloadStart     int64 // hdrEnd for SHA-256, hdrStart for the legacy MD5 that covers header and payload
+	payloadStart     int64     // hdrEnd for SHA-256, hdrStart for the legacy MD5 that covers header and payload
 	whole, head      hash.Hash // whole is nil when another goroutine hashes the whole file
 	header, payload  hash.Hash // nil when not needed
 }
