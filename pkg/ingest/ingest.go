@@ -167,6 +167,10 @@ type Ingester struct {
 	// Test seams: the filesystem calls whose failure or timing tests provoke.
 	link    func(oldname, newname string) error // os.Link
 	syncDir func(dir string) error              // durable.SyncDir
+
+	// dirSync shares the fsync of Packages/ that makes new links durable among concurrent uploads (group
+	// commit); it calls syncDir.
+	dirSync *groupSync
 }
 
 const (
@@ -191,8 +195,10 @@ func New(opts Options, log *zap.Logger) (*Ingester, error) {
 		root.Close()
 		return nil, err
 	}
-	return &Ingester{opts: opts, spool: root, staging: staging, locks: locks, log: log, now: time.Now,
-		link: os.Link, syncDir: durable.SyncDir}, nil
+	in := &Ingester{opts: opts, spool: root, staging: staging, locks: locks, log: log, now: time.Now,
+		link: os.Link, syncDir: durable.SyncDir}
+	in.dirSync = newGroupSync(func(dir string) error { return in.syncDir(dir) }) // syncDir read at call time: a seam
+	return in, nil
 }
 
 // Close releases the spool directory handle.
@@ -810,10 +816,11 @@ func (pl *placement) undo() {
 	pl.made = nil
 }
 
-// syncMade makes the new links durable.
+// syncMade makes the new links durable. The fsync of each directory may be shared with concurrent uploads
+// (groupSync), but it always starts after this call, so it covers these links.
 func (pl *placement) syncMade() error {
 	for _, m := range pl.made {
-		if err := pl.in.syncDir(filepath.Dir(m.dst)); err != nil {
+		if err := pl.in.dirSync.Sync(filepath.Dir(m.dst)); err != nil {
 			return err
 		}
 	}
