@@ -162,9 +162,7 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 	ing, err := ingest.New(ingest.Options{
 		TopDir:   cfg.Repo.TopDir,
 		SpoolDir: cfg.Server.SpoolDir,
-		Layout: func(channel, abbr, release, arch string) (string, error) {
-			return cfg.RenderLayout(config.LayoutFields{OSAbbr: abbr, OSRelease: release, Arch: arch, Channel: channel})
-		},
+		Layout:   cachedLayout(cfg),
 		Arches:     cfg.Repo.Arches,
 		DistTags:   cfg.Repo.DistTags,
 		Overwrite:  cfg.Repo.Overwrite,
@@ -470,5 +468,35 @@ func retentionPolicy(cfg *config.Config) func(rel string) ingest.Retention {
 		rule := ingest.Retention{KeepVersions: r.KeepVersions, KeepDays: r.KeepDays}
 		rules.Store(rel, rule)
 		return rule
+	}
+}
+
+// layoutCacheSize bounds cachedLayout's memory: OS releases are the uploader's to name, so the set of keys is not.
+const layoutCacheSize = 4096
+
+// cachedLayout returns repo.layout rendered (config.RenderLayout parses the template on each call, which an upload
+// would pay every time), remembering up to layoutCacheSize answers; beyond that it renders without remembering.
+func cachedLayout(cfg *config.Config) ingest.LayoutFunc {
+	type result struct {
+		rel string
+		err error
+	}
+	var mu sync.Mutex
+	cache := map[config.LayoutFields]result{}
+	return func(channel, abbr, release, arch string) (string, error) {
+		f := config.LayoutFields{OSAbbr: abbr, OSRelease: release, Arch: arch, Channel: channel}
+		mu.Lock()
+		r, ok := cache[f]
+		mu.Unlock()
+		if ok {
+			return r.rel, r.err
+		}
+		rel, err := cfg.RenderLayout(f)
+		mu.Lock()
+		if len(cache) < layoutCacheSize {
+			cache[f] = result{rel, err}
+		}
+		mu.Unlock()
+		return rel, err
 	}
 }
