@@ -160,9 +160,9 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 		return err
 	}
 	ing, err := ingest.New(ingest.Options{
-		TopDir:   cfg.Repo.TopDir,
-		SpoolDir: cfg.Server.SpoolDir,
-		Layout:   cachedLayout(cfg),
+		TopDir:     cfg.Repo.TopDir,
+		SpoolDir:   cfg.Server.SpoolDir,
+		Layout:     cachedLayout(cfg),
 		Arches:     cfg.Repo.Arches,
 		DistTags:   cfg.Repo.DistTags,
 		Overwrite:  cfg.Repo.Overwrite,
