@@ -191,20 +191,36 @@ func (e *RunError) Unwrap() error { return e.Err }
 // A brand-new repoDir gets Packages/ created so it publishes valid, empty
 // metadata.
 func (c *Createrepo) Run(ctx context.Context, repoDir string) error {
+	_, err := c.RunListing(ctx, repoDir)
+	return err
+}
+
+// RunListing is Run that also returns, after a successful run, the packages it indexed: the *.rpm files of the
+// listing of Packages/ taken after the marker was claimed (the --pkglist handed to createrepo_c), as listPackages
+// would list them. The scheduler takes it as the new published set instead of listing Packages/ once more.
+func (c *Createrepo) RunListing(ctx context.Context, repoDir string) (pkgSet, error) {
+	before, err := c.run(ctx, repoDir)
+	if err != nil {
+		return nil, err
+	}
+	return publishedSet(repoDir, before)
+}
+
+func (c *Createrepo) run(ctx context.Context, repoDir string) (map[string]pkgEntry, error) {
 	if len(c.Argv) == 0 {
-		return errors.New("createrepo: empty command")
+		return nil, errors.New("createrepo: empty command")
 	}
 	if err := os.MkdirAll(filepath.Join(repoDir, "Packages"), 0o755); err != nil {
-		return fmt.Errorf("create packages dir: %w", err)
+		return nil, fmt.Errorf("create packages dir: %w", err)
 	}
 	lockPath := filepath.Join(repoDir, LockFile)
 	lock := flock.New(lockPath, flock.SetPermissions(0o644))
 	ok, err := lock.TryLock()
 	if err != nil {
-		return fmt.Errorf("lock %s: %w", lockPath, err)
+		return nil, fmt.Errorf("lock %s: %w", lockPath, err)
 	}
 	if !ok {
-		return fmt.Errorf("%w: %s is held", ErrLocked, lockPath)
+		return nil, fmt.Errorf("%w: %s is held", ErrLocked, lockPath)
 	}
 	// Unlock's error is ignored: it also closes the fd, which releases the
 	// lock in any case.
@@ -213,17 +229,17 @@ func (c *Createrepo) Run(ctx context.Context, repoDir string) error {
 	stale := filepath.Join(repoDir, tmpRepodata)
 	if _, err := os.Lstat(stale); err == nil {
 		if err := os.RemoveAll(stale); err != nil {
-			return fmt.Errorf("remove stale %s: %w", stale, err)
+			return nil, fmt.Errorf("remove stale %s: %w", stale, err)
 		}
 		c.logger().Warn("removed stale createrepo lock directory", zap.String("repo", repoDir), zap.String("path", stale))
 	}
 
 	if err := claimMarker(repoDir); err != nil {
-		return err
+		return nil, err
 	}
 	before, err := snapshotPackages(repoDir)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if err := c.refreshMetadataTimes(repoDir); err != nil {
 		// Not fatal: the worst case is that old metadata is dropped at once,
@@ -234,39 +250,39 @@ func (c *Createrepo) Run(ctx context.Context, repoDir string) error {
 
 	out := filepath.Join(repoDir, outputDir)
 	if err := prepareOutput(repoDir, out); err != nil {
-		return err
+		return nil, err
 	}
 	extra, err := c.pkglist(out, before)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if err := c.exec(ctx, repoDir, out, extra...); err != nil {
 		os.RemoveAll(out)
-		return err
+		return nil, err
 	}
 	if err := c.signOutput(ctx, out); err != nil {
 		os.RemoveAll(out)
-		return err
+		return nil, err
 	}
 	if err := c.publish(repoDir, out); err != nil {
-		return err
+		return nil, err
 	}
 
 	after, err := snapshotPackages(repoDir)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if !maps.EqualFunc(before, after, pkgEntry.equal) {
 		// Keep IndexingMarker: the scheduler's Trigger for that upload runs
 		// us again, and after a crash Recover does.
-		return nil
+		return before, nil
 	}
 	if err := os.Remove(filepath.Join(repoDir, IndexingMarker)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("remove indexing marker: %w", err)
+		return nil, fmt.Errorf("remove indexing marker: %w", err)
 	}
 	// No directory fsync: if the removal is lost in a crash the only effect
 	// is one extra run at the next start.
-	return nil
+	return before, nil
 }
 
 func (c *Createrepo) logger() *zap.Logger {
@@ -420,6 +436,7 @@ func claimMarker(repoDir string) error {
 type pkgEntry struct {
 	size    int64
 	modTime time.Time
+	mode    fs.FileMode // of the entry itself (a symlink is not followed)
 }
 
 // snapshotPackages lists Packages/ (name, size, mtime).
@@ -438,9 +455,37 @@ func snapshotPackages(repoDir string) (map[string]pkgEntry, error) {
 		if err != nil {
 			return nil, fmt.Errorf("list %s: %w", dir, err)
 		}
-		m[e.Name()] = pkgEntry{size: info.Size(), modTime: info.ModTime()}
+		m[e.Name()] = pkgEntry{size: info.Size(), modTime: info.ModTime(), mode: info.Mode()}
 	}
 	return m, nil
+}
+
+// publishedSet turns a snapshot of repoDir's Packages/ into the set listPackages gives: the *.rpm entries that
+// are regular files, symlinks by their target (createrepo_c follows them), hidden ones included. Only symlinks
+// cost a stat; everything else is in the snapshot already.
+func publishedSet(repoDir string, snap map[string]pkgEntry) (pkgSet, error) {
+	set := make(pkgSet, len(snap))
+	for name, e := range snap {
+		if !strings.HasSuffix(name, ".rpm") {
+			continue
+		}
+		size, mtime, mode := e.size, e.modTime, e.mode
+		if mode&fs.ModeSymlink != 0 {
+			info, err := os.Stat(filepath.Join(repoDir, packagesDir, name))
+			if errors.Is(err, fs.ErrNotExist) {
+				continue // dangling: createrepo_c skips it too
+			}
+			if err != nil {
+				return nil, fmt.Errorf("list %s: %w", filepath.Join(repoDir, packagesDir), err)
+			}
+			size, mtime, mode = info.Size(), info.ModTime(), info.Mode()
+		}
+		if !mode.IsRegular() {
+			continue
+		}
+		set[packagesDir+"/"+name] = stamp{size: size, mtime: mtime.Unix()}
+	}
+	return set, nil
 }
 
 func (e pkgEntry) equal(o pkgEntry) bool {
