@@ -1,6 +1,7 @@
 package rpmmeta
 
 import (
+	"bytes"
 	"encoding/hex"
 	"math/rand/v2"
 	"os"
@@ -127,3 +128,39 @@ func TestInspectDigestedFallsBack(t *testing.T) {
 }
 
 func hexOf(b []byte) string { return hex.EncodeToString(b) }
+
+// TestHeadComparedWithGuard: the hashing pass over a file compares its lead and headers with the bytes the guard
+// read; a byte that differs there, or a file that ends inside them, is reported as a file that changed while it
+// was inspected, never accepted.
+func TestHeadComparedWithGuard(t *testing.T) {
+	data := testrpm.Build(t, testrpm.Spec{Name: "p", Release: "1.el9", Arch: "x86_64"})
+	lay := layoutOf(t, data)
+	for name, tc := range map[string]struct {
+		file   []byte
+		differ bool
+	}{
+		"same":             {data, false},
+		"lead byte":        {flip(data, 5), true},
+		"signature byte":   {flip(data, int(lay.sig.start)+20), true},
+		"main header byte": {flip(data, int(lay.hdr.end())-1), true},
+		"payload byte":     {flip(data, len(data)-1), false}, // the payload digest's business, not this check's
+		"ends in a header": {data[:lay.hdr.end()-1], true},
+	} {
+		sum, err := hashFileCmp(bytes.NewReader(tc.file), &lay, lay.hdr.start, lay.hdr.end(), "sha256", "sha256")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !sum.headCompared || sum.headDiffers != tc.differ {
+			t.Errorf("%s: compared %t, differs %t; want differs %t", name, sum.headCompared, sum.headDiffers, tc.differ)
+		}
+		if err := unchanged("f", &lay, sum); (err != nil) != tc.differ {
+			t.Errorf("%s: unchanged = %v", name, err)
+		}
+	}
+}
+
+func flip(b []byte, i int) []byte {
+	c := append([]byte(nil), b...)
+	c[i] ^= 1
+	return c
+}

@@ -1,6 +1,7 @@
 package rpmmeta
 
 import (
+	"bytes"
 	"crypto/md5"  // only to verify the legacy header+payload digest of pre-4.14 packages
 	"crypto/sha1" // only to verify the legacy header digest of pre-4.14 packages
 	"crypto/sha256"
@@ -13,10 +14,13 @@ import (
 
 // fileSums is the result of the single hashing pass over a package file.
 type fileSums struct {
-	size   int64  // bytes read
-	whole  []byte // SHA-256 of the whole file
-	head   []byte // SHA-256 of the lead and both headers, file range [0, hdrEnd), to compare with the guard's read
-	header []byte // digest of the main header bytes, nil when not requested
+	size  int64  // bytes read
+	whole []byte // SHA-256 of the whole file
+	head  []byte // SHA-256 of the lead and both headers, file range [0, hdrEnd), to compare with the guard's read
+	// headCompared says head is nil because the pass compared the file's [0, hdrEnd) with the guard's bytes
+	// directly (cheaper than hashing both); headDiffers is then the result.
+	headCompared, headDiffers bool
+	header                    []byte // digest of the main header bytes, nil when not requested
 	// payload is the payload digest, nil when not requested: SHA-256 of the bytes after the main header, or, for
 	// the legacy MD5 tag, MD5 of the main header and everything after it.
 	payload []byte
@@ -29,8 +33,27 @@ type splitHasher struct {
 	off              int64 // file offset of the next byte written
 	hdrStart, hdrEnd int64
 	payloadStart     int64     // hdrEnd for SHA-256, hdrStart for the legacy MD5 that covers header and payload
-	whole, head      hash.Hash // whole is nil when another goroutine hashes the whole file
+	whole, head      hash.Hash // whole is nil when another goroutine hashes the whole file; head nil with cmp
 	header, payload  hash.Hash // nil when not needed
+	cmp              *headCmp  // compares [0, hdrEnd) with the guard's bytes instead of hashing it
+}
+
+// headCmp compares the file's first bytes with the bytes the guard read (lead, signature header, padding, main
+// header), as the file streams past.
+type headCmp struct {
+	want   []byte
+	seen   int64 // bytes of want compared so far
+	differ bool
+}
+
+func (c *headCmp) Write(p []byte) (int, error) {
+	if n := min(int64(len(p)), int64(len(c.want))-c.seen); n > 0 {
+		if !bytes.Equal(p[:n], c.want[c.seen:c.seen+n]) {
+			c.differ = true
+		}
+		c.seen += n
+	}
+	return len(p), nil
 }
 
 // Write implements io.Writer; hash.Hash writes never fail.
@@ -38,7 +61,11 @@ func (s *splitHasher) Write(p []byte) (int, error) {
 	if s.whole != nil {
 		s.whole.Write(p)
 	}
-	writeRange(s.head, p, s.off, 0, s.hdrEnd)
+	if s.cmp != nil {
+		writeRange(s.cmp, p, s.off, 0, s.hdrEnd)
+	} else {
+		writeRange(s.head, p, s.off, 0, s.hdrEnd)
+	}
 	if s.header != nil {
 		writeRange(s.header, p, s.off, s.hdrStart, s.hdrEnd)
 	}
@@ -62,7 +89,14 @@ func writeRange(w io.Writer, p []byte, pOff, from, to int64) {
 // header digest needed); payloadHash is "sha256" (the payload alone, tag 5092), "md5" (header and payload, the
 // legacy signature tag 1004) or "" (none). Read errors are I/O problems, not bad packages.
 func hashFile(r io.Reader, hdrStart, hdrEnd int64, headerHash, payloadHash string) (fileSums, error) {
+	return hashFileCmp(r, nil, hdrStart, hdrEnd, headerHash, payloadHash)
+}
+
+// hashFileCmp is hashFile that, given the guard's layout, compares the file's lead and headers with the bytes the
+// guard read instead of hashing them (see unchanged).
+func hashFileCmp(r io.Reader, lay *layout, hdrStart, hdrEnd int64, headerHash, payloadHash string) (fileSums, error) {
 	s := newSplitHasher(hdrStart, hdrEnd, headerHash, payloadHash)
+	s.compareWith(lay)
 	s.whole = sha256.New()
 	buf := getBuf()
 	defer putBuf(buf)
@@ -79,11 +113,12 @@ func hashFile(r io.Reader, hdrStart, hdrEnd int64, headerHash, payloadHash strin
 // on two goroutines: one computes the whole-file SHA-256, the other the head, header and payload digests, so the
 // two SHA-256 passes over the payload take the time of one on two cores. Both read to the end of the file, and
 // must agree on its length.
-func hashFileAt(ra io.ReaderAt, size, hdrStart, hdrEnd int64, headerHash, payloadHash string) (fileSums, error) {
+func hashFileAt(ra io.ReaderAt, lay *layout, size, hdrStart, hdrEnd int64, headerHash, payloadHash string) (fileSums, error) {
 	if size < parallelFrom {
-		return hashFile(io.NewSectionReader(ra, 0, math.MaxInt64), hdrStart, hdrEnd, headerHash, payloadHash)
+		return hashFileCmp(io.NewSectionReader(ra, 0, math.MaxInt64), lay, hdrStart, hdrEnd, headerHash, payloadHash)
 	}
 	s := newSplitHasher(hdrStart, hdrEnd, headerHash, payloadHash)
+	s.compareWith(lay)
 	whole := sha256.New()
 	var wholeN int64
 	var wholeErr error
@@ -129,9 +164,27 @@ func newSplitHasher(hdrStart, hdrEnd int64, headerHash, payloadHash string) *spl
 	return s
 }
 
-// sums fills the head, header and payload digests into sum.
+// compareWith makes s compare [0, hdrEnd) with the bytes the guard read (lay's), instead of hashing them; nil
+// lay keeps the hash.
+func (s *splitHasher) compareWith(lay *layout) {
+	if lay == nil {
+		return
+	}
+	want := make([]byte, 0, lay.hdr.end())
+	for _, b := range [][]byte{lay.lead, lay.sig.raw, lay.pad, lay.hdr.raw} {
+		want = append(want, b...)
+	}
+	s.cmp, s.head = &headCmp{want: want}, nil
+}
+
+// sums fills the head, header and payload digests (or the head comparison) into sum.
 func (s *splitHasher) sums(sum *fileSums) {
-	sum.head = s.head.Sum(nil)
+	if s.cmp != nil {
+		// A file shorter than the headers differs too.
+		sum.headCompared, sum.headDiffers = true, s.cmp.differ || s.cmp.seen != int64(len(s.cmp.want))
+	} else {
+		sum.head = s.head.Sum(nil)
+	}
 	if s.header != nil {
 		sum.header = s.header.Sum(nil)
 	}

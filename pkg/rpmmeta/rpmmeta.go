@@ -171,7 +171,7 @@ func InspectDigested(f *os.File, d *Digests) (*Package, error) {
 	}
 	sum, ok := d.forInspect(fi.Size(), lay.hdr.start, lay.hdr.end(), want.headerHash, want.payloadHash)
 	if !ok {
-		if sum, err = hashFileAt(f, fi.Size(), lay.hdr.start, lay.hdr.end(), want.headerHash, want.payloadHash); err != nil {
+		if sum, err = hashFileAt(f, &lay, fi.Size(), lay.hdr.start, lay.hdr.end(), want.headerHash, want.payloadHash); err != nil {
 			return nil, err
 		}
 	}
@@ -193,6 +193,12 @@ func InspectDigested(f *os.File, d *Digests) (*Package, error) {
 // file did not change in between, which the caller promises and this checks. A change is not the package's fault,
 // so the error is not ErrInvalidPackage.
 func unchanged(name string, lay *layout, sum fileSums) error {
+	if sum.headCompared {
+		if sum.headDiffers {
+			return fmt.Errorf("rpmmeta: %s changed while it was inspected", name)
+		}
+		return nil
+	}
 	if !bytes.Equal(sum.head, lay.headHash()) {
 		return fmt.Errorf("rpmmeta: %s changed while it was inspected", name)
 	}
