@@ -20,6 +20,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -950,9 +951,12 @@ func copyFile(src, dst string) error {
 	return copyInto(f, dst)
 }
 
+// pidString is this process's id, for staging names (os.Getpid is a system call each time).
+var pidString = strconv.Itoa(os.Getpid())
+
 // stagingName returns a new, unused name in the staging directory.
 func (in *Ingester) stagingName(kind string) string {
-	return filepath.Join(in.staging, fmt.Sprintf("%s-%d-%d", kind, os.Getpid(), in.seq.Add(1)))
+	return filepath.Join(in.staging, kind+"-"+pidString+"-"+strconv.FormatUint(in.seq.Add(1), 10))
 }
 
 func conflict(p *rpmmeta.Package, storedSum string) error {

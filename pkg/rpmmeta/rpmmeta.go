@@ -6,6 +6,7 @@
 package rpmmeta
 
 import (
+	"bufio"
 	"bytes"
 	"crypto/md5" // only for the size of the legacy MD5 digest tag
 	"crypto/sha256"
@@ -15,6 +16,7 @@ import (
 	"io"
 	"os"
 	"strconv"
+	"sync"
 
 	"github.com/cavaliergopher/rpm"
 )
@@ -223,7 +225,13 @@ func readHeaders(f *os.File) (os.FileInfo, layout, *rpm.Package, error) {
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
 		return nil, layout{}, nil, fmt.Errorf("rpmmeta: seek: %w", err)
 	}
-	lay, err := guard(f, fi.Size())
+	// Buffered: the guard reads the lead and headers in many small pieces, each a system call on a bare file.
+	// Reading ahead past the headers is harmless: nothing reads f sequentially after the guard.
+	br := guardBufs.Get().(*bufio.Reader)
+	br.Reset(f)
+	lay, err := guard(br, fi.Size())
+	br.Reset(nil)
+	guardBufs.Put(br)
 	if err != nil {
 		return nil, layout{}, nil, err
 	}
@@ -233,6 +241,9 @@ func readHeaders(f *os.File) (os.FileInfo, layout, *rpm.Package, error) {
 	}
 	return fi, lay, pkg, nil
 }
+
+// guardBufs are the read buffers of readHeaders.
+var guardBufs = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 16<<10) }}
 
 func parse(r io.Reader) (pkg *rpm.Package, err error) {
 	defer func() {
