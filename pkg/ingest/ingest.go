@@ -22,7 +22,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -307,32 +306,26 @@ func (in *Ingester) open(req Request) (*os.File, func() error, spooled, error) {
 	return f, remove, sp, nil
 }
 
-// receiveBuf is the size of the writes receive makes: few system calls for a large body, and bounded memory.
-const receiveBuf = 256 << 10
-
 // writebackEvery is how many bytes receive writes before it asks the kernel to start writing them back, so that
 // the fsync before placement finds most of a large body already on disk instead of all of it.
 const writebackEvery = 8 << 20
 
-var receivePool = sync.Pool{New: func() any { b := make([]byte, receiveBuf); return &b }}
-
 // receive writes the body to f and hashes it in the same pass (rpmmeta.Digester), so the package is not read back
-// for its digests. Writeback of what is written starts early (sync_file_range, which only starts it: durability
-// still comes from the fsync before the package is placed).
+// for its digests: each piece is read into the Digester's own buffer, written to f from there and handed to the
+// hashing without a copy. Writeback of what is written starts early (sync_file_range, which only starts it:
+// durability still comes from the fsync before the package is placed).
 func receive(f *os.File, body io.Reader) (spooled, error) {
-	bp := receivePool.Get().(*[]byte)
-	defer receivePool.Put(bp)
-	buf := *bp
 	d := rpmmeta.NewDigester()
 	var n, started int64
 	for {
+		buf := d.Buffer()
 		k, rerr := io.ReadFull(body, buf)
 		if k > 0 {
 			if _, err := f.Write(buf[:k]); err != nil {
 				d.Sum() // ends its goroutines
 				return spooled{}, err
 			}
-			d.Write(buf[:k])
+			d.Commit(k)
 			n += int64(k)
 			if n-started >= writebackEvery {
 				// Best effort: an error here (a filesystem without it) only means the fsync does all the work.

@@ -21,13 +21,19 @@ import (
 // agree with what the Digester saw; otherwise (and for legacy packages whose digest covers header and payload with
 // MD5) it hashes the file as Inspect does.
 //
-// Past parallelFrom bytes the whole-file hash and the rest run on two goroutines, each fed a copy of every write
-// in chunks of at most chunkSize; at most queueDepth chunks wait per goroutine, so memory stays bounded (a few
-// hundred KiB per upload) whatever the file size. A Digester is not safe for concurrent use.
+// Past parallelFrom bytes the whole-file hash and the rest run on two goroutines, each reading the same chunks
+// of at most chunkSize bytes; at most queueDepth chunks wait per goroutine and a Digester owns at most maxChunks,
+// so memory stays bounded (about a MiB per upload) whatever the file size. A caller that fills the Digester's own
+// buffers (Buffer, then Commit) hands the bytes over without a copy; Write copies. A Digester is not safe for
+// concurrent use.
 type Digester struct {
 	off   int64
 	whole hash.Hash
 	split *streamSplit
+
+	cur       *chunk      // the buffer Buffer handed out, until Commit
+	free      chan *chunk // chunks both goroutines are done with
+	allocated int
 
 	// Parallel mode, started once off passes parallelFrom.
 	started bool
@@ -37,44 +43,72 @@ type Digester struct {
 }
 
 const (
-	parallelFrom = 1 << 20   // below this, goroutines and copies cost more than they save
-	chunkSize    = 256 << 10 // bytes per hand-off
-	queueDepth   = 2         // chunks waiting per goroutine
+	parallelFrom = 1 << 20          // below this, goroutines cost more than they save
+	chunkSize    = 256 << 10        // bytes per hand-off
+	queueDepth   = 2                // chunks waiting per goroutine
+	maxChunks    = 2*queueDepth + 2 // at most 2*queueDepth+1 are ever in use: queued or hashed behind the slower goroutine, and one being filled
 )
 
-// chunk is a copy of written bytes shared by the two goroutines; the last to finish returns it to the pool.
+// chunk is a buffer of written bytes shared by the two goroutines; the last to finish frees it.
 type chunk struct {
 	b    []byte
+	n    int
 	refs atomic.Int32
 }
 
-var chunkPool = sync.Pool{New: func() any { return &chunk{b: make([]byte, 0, chunkSize)} }}
-
 // NewDigester returns a Digester for a package file's bytes from offset 0.
 func NewDigester() *Digester {
-	return &Digester{whole: sha256.New(), split: newStreamSplit()}
+	return &Digester{whole: sha256.New(), split: newStreamSplit(), free: make(chan *chunk, maxChunks)}
 }
 
-// Write hashes p, the file's next bytes. It never fails.
-func (d *Digester) Write(p []byte) (int, error) {
-	n := len(p)
+// Buffer returns a buffer of chunkSize bytes to fill with the file's next bytes; Commit hands them over. Until
+// Commit, Buffer returns the same buffer. It may wait for the hashing goroutines to free one.
+func (d *Digester) Buffer() []byte {
+	if d.cur == nil {
+		select {
+		case d.cur = <-d.free:
+		default:
+			if d.allocated < maxChunks {
+				d.allocated++
+				d.cur = &chunk{b: make([]byte, chunkSize)}
+			} else {
+				d.cur = <-d.free
+			}
+		}
+	}
+	return d.cur.b
+}
+
+// Commit hashes the first n bytes of the buffer Buffer returned, the file's next bytes. With n 0 the buffer stays
+// the caller's.
+func (d *Digester) Commit(n int) {
+	if n == 0 {
+		return
+	}
+	c := d.cur
+	c.n = n
 	if !d.started && d.off+int64(n) <= parallelFrom {
-		d.whole.Write(p)
-		d.split.Write(p)
+		d.whole.Write(c.b[:n])
+		d.split.Write(c.b[:n])
 		d.off += int64(n)
-		return n, nil
+		return // the buffer stays d.cur, for the next bytes
 	}
 	d.start()
+	d.cur = nil
+	c.refs.Store(2)
+	d.queues[0] <- c
+	d.queues[1] <- c
+	d.off += int64(n)
+}
+
+// Write hashes p, the file's next bytes (a copy of them, through Buffer and Commit). It never fails.
+func (d *Digester) Write(p []byte) (int, error) {
+	n := len(p)
 	for len(p) > 0 {
-		c := chunkPool.Get().(*chunk)
-		k := min(len(p), chunkSize)
-		c.b = append(c.b[:0], p[:k]...)
-		c.refs.Store(2)
-		d.queues[0] <- c
-		d.queues[1] <- c
+		k := copy(d.Buffer(), p)
+		d.Commit(k)
 		p = p[k:]
 	}
-	d.off += int64(n)
 	return n, nil
 }
 
@@ -90,9 +124,9 @@ func (d *Digester) start() {
 		go func(q chan *chunk) {
 			defer d.wg.Done()
 			for c := range q {
-				h.Write(c.b)
+				h.Write(c.b[:c.n])
 				if c.refs.Add(-1) == 0 {
-					chunkPool.Put(c)
+					d.free <- c // never blocks: the channel holds every chunk the Digester owns
 				}
 			}
 		}(d.queues[i])
