@@ -39,21 +39,30 @@ type splitHasher struct {
 }
 
 // headCmp compares the file's first bytes with the bytes the guard read (lead, signature header, padding, main
-// header), as the file streams past.
+// header: parts, in file order), as the file streams past.
 type headCmp struct {
-	want   []byte
-	seen   int64 // bytes of want compared so far
+	parts  [][]byte
+	part   int   // index of the part being compared
+	at     int   // offset in it
+	seen   int64 // bytes compared so far
+	total  int64 // bytes in all parts
 	differ bool
 }
 
 func (c *headCmp) Write(p []byte) (int, error) {
-	if n := min(int64(len(p)), int64(len(c.want))-c.seen); n > 0 {
-		if !bytes.Equal(p[:n], c.want[c.seen:c.seen+n]) {
+	n := len(p)
+	for len(p) > 0 && c.part < len(c.parts) {
+		want := c.parts[c.part][c.at:]
+		k := min(len(p), len(want))
+		if !bytes.Equal(p[:k], want[:k]) {
 			c.differ = true
 		}
-		c.seen += n
+		p, c.at, c.seen = p[k:], c.at+k, c.seen+int64(k)
+		if c.at == len(c.parts[c.part]) {
+			c.part, c.at = c.part+1, 0
+		}
 	}
-	return len(p), nil
+	return n, nil
 }
 
 // Write implements io.Writer; hash.Hash writes never fail.
@@ -170,18 +179,19 @@ func (s *splitHasher) compareWith(lay *layout) {
 	if lay == nil {
 		return
 	}
-	want := make([]byte, 0, lay.hdr.end())
-	for _, b := range [][]byte{lay.lead, lay.sig.raw, lay.pad, lay.hdr.raw} {
-		want = append(want, b...)
+	parts := [][]byte{lay.lead, lay.sig.raw, lay.pad, lay.hdr.raw}
+	var total int64
+	for _, b := range parts {
+		total += int64(len(b))
 	}
-	s.cmp, s.head = &headCmp{want: want}, nil
+	s.cmp, s.head = &headCmp{parts: parts, total: total}, nil
 }
 
 // sums fills the head, header and payload digests (or the head comparison) into sum.
 func (s *splitHasher) sums(sum *fileSums) {
 	if s.cmp != nil {
 		// A file shorter than the headers differs too.
-		sum.headCompared, sum.headDiffers = true, s.cmp.differ || s.cmp.seen != int64(len(s.cmp.want))
+		sum.headCompared, sum.headDiffers = true, s.cmp.differ || s.cmp.seen != s.cmp.total
 	} else {
 		sum.head = s.head.Sum(nil)
 	}
