@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -249,16 +250,31 @@ func (c *Createrepo) run(ctx context.Context, repoDir string) (map[string]pkgEnt
 	}
 
 	out := filepath.Join(repoDir, outputDir)
-	if err := prepareOutput(repoDir, out); err != nil {
+	// With retention taken over (see retention), only the current generation is seeded: createrepo_c --update
+	// reads it, and no other file is there for createrepo_c to copy; retainOld links the old ones afterwards.
+	argv, retain, ownRetention := c.retention()
+	var seed map[string]bool
+	if ownRetention {
+		if seed, err = currentGeneration(repoDir); err != nil {
+			argv, ownRetention, seed = c.Argv, false, nil // unreadable repomd.xml: createrepo_c keeps what it keeps
+		}
+	}
+	if err := prepareOutput(repoDir, out, seed); err != nil {
 		return nil, err
 	}
 	extra, err := c.pkglist(out, before)
 	if err != nil {
 		return nil, err
 	}
-	if err := c.exec(ctx, repoDir, out, extra...); err != nil {
+	if err := c.execArgv(ctx, argv, repoDir, out, extra...); err != nil {
 		os.RemoveAll(out)
 		return nil, err
+	}
+	if ownRetention {
+		if err := c.retainOld(repoDir, out, retain); err != nil {
+			os.RemoveAll(out)
+			return nil, err
+		}
 	}
 	if err := c.signOutput(ctx, out); err != nil {
 		os.RemoveAll(out)
@@ -295,7 +311,9 @@ func (c *Createrepo) logger() *zap.Logger {
 // prepareOutput makes out/repodata a copy, by hard links, of repoDir/repodata (if any): createrepo_c --update
 // reads the previous generation from its output directory, and retains old files from there.
 // Whatever a previous, interrupted run left in out is discarded first; the lock makes that safe.
-func prepareOutput(repoDir, out string) error {
+//
+// With only set, just the files it names are seeded.
+func prepareOutput(repoDir, out string, only map[string]bool) error {
 	if err := os.RemoveAll(out); err != nil {
 		return fmt.Errorf("clear %s: %w", out, err)
 	}
@@ -312,7 +330,7 @@ func prepareOutput(repoDir, out string) error {
 		return err
 	}
 	for _, e := range entries {
-		if !e.Type().IsRegular() {
+		if !e.Type().IsRegular() || only != nil && !only[e.Name()] {
 			continue
 		}
 		if err := os.Link(filepath.Join(src, e.Name()), filepath.Join(dst, e.Name())); err != nil {
@@ -352,8 +370,128 @@ func (c *Createrepo) publish(repoDir, out string) error {
 
 // exec runs the command, writing into out, with extra arguments before the repository.
 func (c *Createrepo) exec(ctx context.Context, repoDir, out string, extra ...string) error {
-	argv := append(slices.Clone(c.Argv), "--outputdir", out)
+	return c.execArgv(ctx, c.Argv, repoDir, out, extra...)
+}
+
+// execArgv is exec with argv instead of c.Argv.
+func (c *Createrepo) execArgv(ctx context.Context, argv []string, repoDir, out string, extra ...string) error {
+	argv = append(slices.Clone(argv), "--outputdir", out)
 	return startTool(ctx, append(append(argv, extra...), repoDir), c.KillDelay, nil)
+}
+
+// retentionFlag is createrepo_c's option that keeps superseded metadata files younger than its value.
+const retentionFlag = "--retain-old-md-by-age="
+
+// retention decides who keeps the superseded metadata files. createrepo_c 0.17 keeps each one by running
+// "cp -r --preserve=all" on it, a fork, an exec and a full copy per file: with a generation published every
+// half minute, 20 generations of 3 files are young at once, 60 processes per run. So for createrepo_c with
+// --retain-old-md-by-age=<age> (DefaultCommand), the flag is left out and retainOld does the same with hard
+// links. It returns the command to run, the age, and whether retainOld must run; an age it cannot read leaves
+// the flag to createrepo_c.
+func (c *Createrepo) retention() (argv []string, age time.Duration, own bool) {
+	if filepath.Base(c.Argv[0]) != "createrepo_c" {
+		return c.Argv, 0, false
+	}
+	for i, a := range c.Argv {
+		v, ok := strings.CutPrefix(a, retentionFlag)
+		if !ok {
+			continue
+		}
+		age, err := parseAge(v)
+		if err != nil {
+			return c.Argv, 0, false
+		}
+		return slices.Delete(slices.Clone(c.Argv), i, i+1), age, true
+	}
+	return c.Argv, 0, false
+}
+
+// currentGeneration returns the file names in repoDir/repodata that make up the published generation:
+// repomd.xml and the files it names (plain repodata/<name> entries only). No repomd.xml: an empty set.
+func currentGeneration(repoDir string) (map[string]bool, error) {
+	b, err := os.ReadFile(filepath.Join(repoDir, "repodata", "repomd.xml"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return map[string]bool{}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var md repomd
+	if err := xml.Unmarshal(b, &md); err != nil {
+		return nil, fmt.Errorf("parse repomd.xml: %w", err)
+	}
+	names := map[string]bool{"repomd.xml": true}
+	for _, d := range md.Data {
+		href := d.Location.Href
+		name := filepath.Base(href)
+		if filepath.Clean(href) != "repodata/"+name || name == "." || name == ".." {
+			return nil, fmt.Errorf("repomd.xml names %q outside repodata/", href)
+		}
+		names[name] = true
+	}
+	return names, nil
+}
+
+// parseAge reads createrepo_c's age syntax: a number with an optional unit s, m, h or d (seconds without one).
+func parseAge(v string) (time.Duration, error) {
+	unit := time.Second
+	num := v
+	if n := len(v); n > 0 {
+		switch v[n-1] {
+		case 's':
+			num = v[:n-1]
+		case 'm':
+			unit, num = time.Minute, v[:n-1]
+		case 'h':
+			unit, num = time.Hour, v[:n-1]
+		case 'd':
+			unit, num = 24*time.Hour, v[:n-1]
+		}
+	}
+	n, err := strconv.ParseUint(num, 10, 32)
+	if err != nil {
+		return 0, fmt.Errorf("age %q: %w", v, err)
+	}
+	return time.Duration(n) * unit, nil
+}
+
+// retainOld does what --retain-old-md-by-age does, with hard links: every file of the published repodata/ that
+// the new generation in out/repodata does not replace and whose mtime is at most age old is linked into
+// out/repodata, so it stays fetchable after the swap. Like createrepo_c 0.17 (cleanup.c), the age is the
+// file's mtime; refreshMetadataTimes has set the just-superseded generation's to now.
+func (c *Createrepo) retainOld(repoDir, out string, age time.Duration) error {
+	src, dst := filepath.Join(repoDir, "repodata"), filepath.Join(out, "repodata")
+	entries, err := os.ReadDir(src)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("retain old metadata: %w", err)
+	}
+	now := time.Now()
+	if c.now != nil {
+		now = c.now()
+	}
+	for _, e := range entries {
+		if !e.Type().IsRegular() {
+			continue
+		}
+		info, err := e.Info()
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("retain old metadata: %w", err)
+		}
+		if now.Sub(info.ModTime()) > age {
+			continue // older than the age: dropped, as createrepo_c drops it
+		}
+		err = os.Link(filepath.Join(src, e.Name()), filepath.Join(dst, e.Name()))
+		if err != nil && !errors.Is(err, fs.ErrExist) { // an existing name is the new generation's own file
+			return fmt.Errorf("retain old metadata: %w", err)
+		}
+	}
+	return nil
 }
 
 // pkglist hands createrepo_c the packages it is to index, sorted, as --pkglist, instead of letting it walk the
