@@ -428,21 +428,23 @@ func checkKey(key string) error {
 func (s *Store) classify(ctx context.Context, op, key string, err error, on412 error) error {
 	e := &Error{Op: op, Key: key, Err: err}
 	var re *awshttp.ResponseError
-	switch {
-	case errors.As(err, &re):
+	if errors.As(err, &re) {
+		// Status 0: the SDK wraps a request that got no answer (refused, reset, stalled) in a ResponseError too.
 		e.Status = re.HTTPStatusCode()
-		switch {
-		case e.Status == http.StatusNotFound:
-			e.Kind = ErrNotFound
-		case e.Status == http.StatusPreconditionFailed:
-			e.Kind = on412
-		case e.Status == http.StatusConflict:
-			e.Kind = ErrConflict
-		case e.Status == http.StatusUnauthorized || e.Status == http.StatusForbidden:
-			e.Kind = ErrDenied
-		case e.Status == http.StatusTooManyRequests || e.Status >= 500:
-			e.Kind = ErrUnavailable
-		}
+	}
+	switch {
+	case e.Status == http.StatusNotFound:
+		e.Kind = ErrNotFound
+	case e.Status == http.StatusPreconditionFailed:
+		e.Kind = on412
+	case e.Status == http.StatusConflict:
+		e.Kind = ErrConflict
+	case e.Status == http.StatusUnauthorized || e.Status == http.StatusForbidden:
+		e.Kind = ErrDenied
+	case e.Status == http.StatusTooManyRequests || e.Status >= 500:
+		e.Kind = ErrUnavailable
+	case e.Status != 0:
+		// Another answer (400, 411, ...): a request this package should not have sent; no sentinel.
 	case errors.Is(err, context.Canceled):
 		// The caller's cancellation: no sentinel, errors.Is(err, context.Canceled) holds.
 	case errors.Is(err, context.DeadlineExceeded):
