@@ -1,0 +1,185 @@
+package lease_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rpm-ingestd/rpm-ingestd/internal/seaweed"
+	"github.com/rpm-ingestd/rpm-ingestd/pkg/lease"
+	"github.com/rpm-ingestd/rpm-ingestd/pkg/objstore"
+)
+
+// clock is a settable clock shared by the daemons of one test; the server's own time plays no part in expiry.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) Now() time.Time          { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) Advance(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unlock() }
+
+// TestLeaseOnSeaweedFS: the lease's guarantees against a real S3 server, several daemons (managers with their own
+// clients) on one bucket.
+func TestLeaseOnSeaweedFS(t *testing.T) {
+	srv := seaweed.Start(t, seaweed.Options{})
+	bucket := srv.NewBucket()
+	const ttl = time.Minute
+	clk := &clock{t: time.Now()}
+	daemon := func(t *testing.T, holder string) *lease.Manager {
+		st, err := objstore.New(objstore.Options{Endpoint: srv.Endpoint(), Bucket: bucket, Prefix: "el",
+			Region: seaweed.Region, PathStyle: true, Getenv: func(string) string { return "" }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := lease.New(st, lease.Options{Holder: holder, TTL: ttl, Now: clk.Now})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	ctx := context.Background()
+
+	t.Run("ConcurrentAcquireOneHolder", func(t *testing.T) {
+		const n, rounds = 8, 10
+		ms := make([]*lease.Manager, n)
+		for i := range ms {
+			ms[i] = daemon(t, fmt.Sprintf("daemon%d", i))
+		}
+		for round := range rounds {
+			repo := fmt.Sprintf("concurrent/%d", round)
+			start := make(chan struct{})
+			leases := make([]*lease.Lease, n)
+			errs := make([]error, n)
+			var wg sync.WaitGroup
+			for i, m := range ms {
+				wg.Go(func() { <-start; leases[i], errs[i] = m.Acquire(ctx, repo) })
+			}
+			close(start)
+			wg.Wait()
+			holder := -1
+			for i, err := range errs {
+				switch {
+				case err == nil && holder >= 0:
+					t.Fatalf("round %d: daemons %d and %d both hold the lease", round, holder, i)
+				case err == nil:
+					holder = i
+				case !errors.Is(err, lease.ErrHeld):
+					t.Fatalf("round %d: daemon %d: %v", round, i, err)
+				}
+			}
+			if holder < 0 {
+				t.Fatalf("round %d: nobody holds the lease", round)
+			}
+			for i, err := range errs {
+				var held *lease.HeldError
+				if i != holder && (!errors.As(err, &held) || held.Holder != fmt.Sprintf("daemon%d", holder)) {
+					t.Fatalf("round %d: daemon %d was told %v, want held by daemon%d", round, i, err, holder)
+				}
+			}
+			// Every round also proves release: the lease is free again for the next acquirer.
+			if err := leases[holder].Release(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if l, err := ms[(holder+1)%n].Acquire(ctx, repo); err != nil {
+				t.Fatalf("round %d: acquire after release: %v", round, err)
+			} else if err := l.Release(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
+
+	t.Run("NonHolderCannotRenewOrRelease", func(t *testing.T) {
+		a, b := daemon(t, "a"), daemon(t, "b")
+		la, err := a.Acquire(ctx, "renew/1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := b.Acquire(ctx, "renew/1"); !errors.Is(err, lease.ErrHeld) {
+			t.Fatalf("b.Acquire: %v", err)
+		}
+		// b takes over after the expiry; a's renewal and release now fail and leave b's lease alone.
+		clk.Advance(ttl + time.Second)
+		lb, err := b.Acquire(ctx, "renew/1")
+		if err != nil {
+			t.Fatalf("b.Acquire after expiry: %v", err)
+		}
+		if err := la.Renew(ctx); !errors.Is(err, lease.ErrLost) {
+			t.Fatalf("a.Renew after takeover: %v, want ErrLost", err)
+		}
+		if err := la.Release(ctx); !errors.Is(err, lease.ErrLost) {
+			t.Fatalf("a.Release after takeover: %v, want ErrLost", err)
+		}
+		if err := lb.Renew(ctx); err != nil {
+			t.Fatalf("b.Renew: the non-holder's attempts disturbed b's lease: %v", err)
+		}
+		if err := lb.Release(ctx); err != nil {
+			t.Fatal(err)
+		}
+	})
+
+	t.Run("TakeoverOnlyAfterExpiry", func(t *testing.T) {
+		a, b := daemon(t, "a"), daemon(t, "b")
+		la, err := a.Acquire(ctx, "takeover/1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		clk.Advance(ttl - time.Second)
+		if _, err := b.Acquire(ctx, "takeover/1"); !errors.Is(err, lease.ErrHeld) {
+			t.Fatalf("b.Acquire a second before expiry: %v, want ErrHeld", err)
+		}
+		// a renews in time: the expiry moves, and b must wait for the new one.
+		if err := la.Renew(ctx); err != nil {
+			t.Fatal(err)
+		}
+		clk.Advance(2 * time.Second) // past the first expiry, well before the renewed one
+		if _, err := b.Acquire(ctx, "takeover/1"); !errors.Is(err, lease.ErrHeld) {
+			t.Fatalf("b.Acquire after a's renewal: %v, want ErrHeld", err)
+		}
+		clk.Advance(ttl)
+		lb, err := b.Acquire(ctx, "takeover/1")
+		if err != nil {
+			t.Fatalf("b.Acquire after the renewed expiry: %v", err)
+		}
+		// The holder that lost its lease learns it on its next Renew.
+		if err := la.Renew(ctx); !errors.Is(err, lease.ErrLost) {
+			t.Fatalf("a.Renew after losing the lease: %v, want ErrLost", err)
+		}
+		if err := lb.Release(ctx); err != nil {
+			t.Fatal(err)
+		}
+	})
+
+	t.Run("ConcurrentTakeoverOneWinner", func(t *testing.T) {
+		// An expired lease, and 8 daemons that all see it expired: the If-Match lets exactly one take it over.
+		dead := daemon(t, "dead")
+		if _, err := dead.Acquire(ctx, "takeover/2"); err != nil {
+			t.Fatal(err)
+		}
+		clk.Advance(ttl + time.Second)
+		const n = 8
+		errs := make([]error, n)
+		start := make(chan struct{})
+		var wg sync.WaitGroup
+		for i := range n {
+			m := daemon(t, fmt.Sprintf("heir%d", i))
+			wg.Go(func() { <-start; _, errs[i] = m.Acquire(ctx, "takeover/2") })
+		}
+		close(start)
+		wg.Wait()
+		wins := 0
+		for i, err := range errs {
+			if err == nil {
+				wins++
+			} else if !errors.Is(err, lease.ErrHeld) {
+				t.Fatalf("heir%d: %v", i, err)
+			}
+		}
+		if wins != 1 {
+			t.Fatalf("%d daemons took over the expired lease, want 1", wins)
+		}
+	})
+}
