@@ -32,8 +32,10 @@ if [ -z "$dir" ] || [ ! -d "$dir" ]; then
   exit 1
 fi
 
-work=$(mktemp -d "${TMPDIR:-/tmp}/seaweedfs-build.XXXXXX")
-trap 'rm -rf "$work"' EXIT
+# A stable build directory (not mktemp) lets Go's build cache serve an interrupted build's packages next time.
+work=$cache/build-$version
+rm -rf "$work"
+mkdir -p "$work"
 echo "seaweedfs: building weed in $work (several minutes)"
 cp -r "$dir" "$work/src"
 chmod -R u+w "$work/src"
@@ -41,5 +43,7 @@ start=$(date +%s)
 (cd "$work/src" && CGO_ENABLED=0 GOFLAGS=-mod=mod go build -o "$work/weed" ./weed)
 mkdir -p "$(dirname "$bin")"
 # Move into place atomically so an interrupted build never leaves a half-written binary at the tested path.
-mv "$work/weed" "$bin.tmp.$$" && mv "$bin.tmp.$$" "$bin"
+mv "$work/weed" "$bin.tmp.$$"
+mv "$bin.tmp.$$" "$bin"
+rm -rf "$work"
 echo "seaweedfs: built $bin in $(( $(date +%s) - start )) s"

@@ -249,6 +249,15 @@ func (s *Server) start() error {
 		"-s3.port.iceberg=0", "-s3.port.lance=0",
 		// Without it, the master reports home.
 		"-master.telemetry=false",
+		// Every bucket is a collection that takes 7 volume slots on its first write; the default of 8 slots
+		// makes the second bucket's PUTs fail with 500 InternalError. Volumes are not preallocated: slots are free.
+		"-volume.max=200",
+	}
+	// The filer's and the S3 gateway's unix sockets default to /tmp/seaweedfs-*-<port>.sock: keep them with the
+	// data when the path fits in a socket address.
+	if len(s.dataDir) < 90 {
+		args = append(args, "-filer.localSocket="+filepath.Join(s.dataDir, "filer.sock"),
+			"-s3.localSocket="+filepath.Join(s.dataDir, "s3.sock"))
 	}
 	cmd := exec.Command(s.bin, args...)
 	cmd.Dir = s.dataDir // weed reads *.toml from its working directory: keep it in ours

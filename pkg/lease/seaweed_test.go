@@ -25,6 +25,7 @@ func (c *clock) Advance(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.U
 // TestLeaseOnSeaweedFS: the lease's guarantees against a real S3 server, several daemons (managers with their own
 // clients) on one bucket.
 func TestLeaseOnSeaweedFS(t *testing.T) {
+	t.Parallel()
 	srv := seaweed.Start(t, seaweed.Options{})
 	bucket := srv.NewBucket()
 	const ttl = time.Minute
@@ -155,31 +156,37 @@ func TestLeaseOnSeaweedFS(t *testing.T) {
 
 	t.Run("ConcurrentTakeoverOneWinner", func(t *testing.T) {
 		// An expired lease, and 8 daemons that all see it expired: the If-Match lets exactly one take it over.
+		const n, rounds = 8, 10
+		heirs := make([]*lease.Manager, n)
+		for i := range heirs {
+			heirs[i] = daemon(t, fmt.Sprintf("heir%d", i))
+		}
 		dead := daemon(t, "dead")
-		if _, err := dead.Acquire(ctx, "takeover/2"); err != nil {
-			t.Fatal(err)
-		}
-		clk.Advance(ttl + time.Second)
-		const n = 8
-		errs := make([]error, n)
-		start := make(chan struct{})
-		var wg sync.WaitGroup
-		for i := range n {
-			m := daemon(t, fmt.Sprintf("heir%d", i))
-			wg.Go(func() { <-start; _, errs[i] = m.Acquire(ctx, "takeover/2") })
-		}
-		close(start)
-		wg.Wait()
-		wins := 0
-		for i, err := range errs {
-			if err == nil {
-				wins++
-			} else if !errors.Is(err, lease.ErrHeld) {
-				t.Fatalf("heir%d: %v", i, err)
+		for round := range rounds {
+			repo := fmt.Sprintf("takeover/race%d", round)
+			if _, err := dead.Acquire(ctx, repo); err != nil {
+				t.Fatal(err)
 			}
-		}
-		if wins != 1 {
-			t.Fatalf("%d daemons took over the expired lease, want 1", wins)
+			clk.Advance(ttl + time.Second)
+			errs := make([]error, n)
+			start := make(chan struct{})
+			var wg sync.WaitGroup
+			for i, m := range heirs {
+				wg.Go(func() { <-start; _, errs[i] = m.Acquire(ctx, repo) })
+			}
+			close(start)
+			wg.Wait()
+			wins := 0
+			for i, err := range errs {
+				if err == nil {
+					wins++
+				} else if !errors.Is(err, lease.ErrHeld) {
+					t.Fatalf("round %d: heir%d: %v", round, i, err)
+				}
+			}
+			if wins != 1 {
+				t.Fatalf("round %d: %d daemons took over the expired lease, want 1", round, wins)
+			}
 		}
 	})
 }

@@ -61,6 +61,7 @@ func read(t *testing.T, s *objstore.Store, key string) (string, objstore.Info) {
 
 // TestAgainstSeaweedFS runs the anonymous cases on one private SeaweedFS.
 func TestAgainstSeaweedFS(t *testing.T) {
+	t.Parallel()
 	srv := seaweed.Start(t, seaweed.Options{})
 	t.Run("ConditionalWrites", func(t *testing.T) { testConditionalWrites(t, srv) })
 	t.Run("Operations", func(t *testing.T) { testOperations(t, srv) })
@@ -74,7 +75,7 @@ func testConditionalWrites(t *testing.T, srv *seaweed.Server) {
 	const v1, v2 = "version one", "version two"
 	for _, tc := range []struct {
 		name     string
-		existing bool                                    // the key holds v1 before the step
+		existing bool                                   // the key holds v1 before the step
 		step     func(key, etag string) (string, error) // etag: v1's ETag ("" when not existing)
 		want     error
 		after    string // the content afterwards; "" = no object
@@ -313,6 +314,7 @@ func testConcurrentPutIfAbsent(t *testing.T, srv *seaweed.Server) {
 // TestCredentials: weed started with credentials refuses anonymous and wrongly signed requests, and accepts the
 // credentials from a file and from the environment.
 func TestCredentials(t *testing.T) {
+	t.Parallel()
 	const id, secret = "rpmingestdtest", "s3cr3t-for-tests-only"
 	srv := seaweed.Start(t, seaweed.Options{AccessKey: id, SecretKey: secret})
 	bucket := srv.NewBucket()
@@ -373,6 +375,7 @@ func TestCredentials(t *testing.T) {
 // TestServerRestart: while SeaweedFS restarts, every request fails with ErrUnavailable (none hangs past the
 // stall time-out, none gets another sentinel), and afterwards the objects written before are all there.
 func TestServerRestart(t *testing.T) {
+	t.Parallel()
 	srv := seaweed.Start(t, seaweed.Options{})
 	s := newStore(t, srv, srv.NewBucket(), "", func(o *objstore.Options) {
 		o.StallTimeout = 3 * time.Second
