@@ -1,9 +1,15 @@
 package lease_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -189,4 +195,105 @@ func TestLeaseOnSeaweedFS(t *testing.T) {
 			}
 		}
 	})
+}
+
+// dropFirstAnswers is a proxy in front of the S3 server that forwards every request but, for the first request
+// of each listed method, throws the answer away and cuts the connection: the request took effect, the client
+// never learns it, and the SDK retries it.
+type dropFirstAnswers struct {
+	upstream *url.URL
+	mu       sync.Mutex
+	pending  map[string]bool // method → still to drop
+	dropped  []string
+}
+
+func (d *dropFirstAnswers) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		panic(http.ErrAbortHandler)
+	}
+	out, err := http.NewRequestWithContext(r.Context(), r.Method, d.upstream.String()+r.URL.RequestURI(), bytes.NewReader(body))
+	if err != nil {
+		panic(err)
+	}
+	out.Header = r.Header.Clone()
+	out.Host = r.Host // the signature covers the Host header
+	resp, err := http.DefaultTransport.RoundTrip(out)
+	if err != nil {
+		panic(http.ErrAbortHandler)
+	}
+	defer resp.Body.Close()
+	d.mu.Lock()
+	drop := d.pending[r.Method] && strings.HasSuffix(r.URL.Path, "lease.json")
+	if drop {
+		d.pending[r.Method] = false
+		d.dropped = append(d.dropped, fmt.Sprintf("%s → %d", r.Method, resp.StatusCode))
+	}
+	d.mu.Unlock()
+	if drop {
+		panic(http.ErrAbortHandler) // closes the connection without an answer
+	}
+	for k, v := range resp.Header {
+		w.Header()[k] = v
+	}
+	w.WriteHeader(resp.StatusCode)
+	_, _ = io.Copy(w, resp.Body)
+}
+
+// TestLeaseSurvivesLostAnswers: when the answer to the lease's own PUT or DELETE is lost and the SDK's retry
+// meets the result of the first attempt (412), the lease recognises its own write instead of reporting the
+// lease as held by someone else, or lost.
+func TestLeaseSurvivesLostAnswers(t *testing.T) {
+	t.Parallel()
+	srv := seaweed.Start(t, seaweed.Options{})
+	bucket := srv.NewBucket()
+	up, err := url.Parse(srv.Endpoint())
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := &dropFirstAnswers{upstream: up, pending: map[string]bool{http.MethodPut: true}}
+	front := httptest.NewServer(proxy)
+	t.Cleanup(front.Close)
+	st, err := objstore.New(objstore.Options{Endpoint: front.URL, Bucket: bucket, Region: seaweed.Region,
+		PathStyle: true, Getenv: func(string) string { return "" }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	clk := &clock{t: time.Now()}
+	m, err := lease.New(st, lease.Options{Holder: "a", TTL: time.Minute, Now: clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+
+	l, err := m.Acquire(ctx, "lost")
+	if err != nil {
+		t.Fatalf("Acquire whose first answer was lost: %v", err)
+	}
+	proxy.mu.Lock()
+	proxy.pending[http.MethodPut] = true
+	proxy.mu.Unlock()
+	clk.Advance(time.Second)
+	if err := l.Renew(ctx); err != nil {
+		t.Fatalf("Renew whose first answer was lost: %v", err)
+	}
+	clk.Advance(time.Second)
+	if err := l.Renew(ctx); err != nil {
+		t.Fatalf("Renew after the recovered one: %v", err)
+	}
+	proxy.mu.Lock()
+	proxy.pending[http.MethodDelete] = true
+	proxy.mu.Unlock()
+	if err := l.Release(ctx); err != nil {
+		t.Fatalf("Release whose first answer was lost: %v", err)
+	}
+	if _, err := st.Head(ctx, lease.Key("lost")); !errors.Is(err, objstore.ErrNotFound) {
+		t.Fatalf("lease object after Release: %v", err)
+	}
+	proxy.mu.Lock()
+	defer proxy.mu.Unlock()
+	if len(proxy.dropped) != 3 {
+		t.Fatalf("dropped answers: %v, want one PUT, one renewing PUT and one DELETE", proxy.dropped)
+	}
+	t.Logf("dropped answers (the request took effect): %v", proxy.dropped)
 }
