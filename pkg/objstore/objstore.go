@@ -191,8 +191,9 @@ func New(opts Options) (*Store, error) {
 		UsePathStyle: opts.PathStyle,
 		Credentials:  creds,
 		HTTPClient:   newHTTPClient(stall),
-		// The SDK's default since 2025 adds CRC checksums (aws-chunked trailers on streaming bodies) that several
-		// S3-compatible servers reject; only send and check them where an operation requires them.
+		// Since service/s3 v1.73 (2025) the SDK adds CRC32 checksums to every PUT and validates them on GETs;
+		// MinIO, Ceph, R2, Hetzner and others have rejected them (XAmzContentSHA256Mismatch; aws-sdk-go-v2#2960).
+		// SeaweedFS 4.53 accepts both ways (checked). Only send and check them where an operation requires them.
 		RequestChecksumCalculation: aws.RequestChecksumCalculationWhenRequired,
 		ResponseChecksumValidation: aws.ResponseChecksumValidationWhenRequired,
 	})
