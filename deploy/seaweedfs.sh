@@ -23,6 +23,18 @@ if [ -x "$bin" ]; then
   exit 0
 fi
 
+# Two builds at once (two checkouts, two CI jobs) would share the build directory: take turns, then look again.
+mkdir -p "$cache"
+exec 9>"$cache/build.lock"
+if command -v flock >/dev/null 2>&1; then
+  echo "seaweedfs: waiting for the build lock $cache/build.lock"
+  flock 9
+  if [ -x "$bin" ]; then
+    echo "seaweedfs: $bin is present (built meanwhile), nothing to do"
+    exit 0
+  fi
+fi
+
 command -v go >/dev/null 2>&1 || { echo "seaweedfs: go is missing (run deploy/deps.sh first)" >&2; exit 1; }
 
 echo "seaweedfs: downloading $module@$version"

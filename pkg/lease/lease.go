@@ -128,6 +128,9 @@ func (m *Manager) Acquire(ctx context.Context, repo string) (*Lease, error) {
 		if err == nil {
 			return &Lease{m: m, key: key, etag: etag, rec: rec}, nil
 		}
+		if errors.Is(err, objstore.ErrConflict) {
+			continue // 409: a conditional write on the key raced ours (AWS); look again
+		}
 		if !errors.Is(err, objstore.ErrExists) {
 			return nil, err
 		}

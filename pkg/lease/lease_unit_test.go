@@ -25,6 +25,8 @@ type memStore struct {
 	// loseAnswer, when set, makes the next write succeed but return the error, as a request whose answer was
 	// lost and whose retry met its own first attempt.
 	loseAnswer error
+	// failNext, when set, makes the next write fail with it and change nothing.
+	failNext error
 }
 
 func newMemStore(now func() time.Time) *memStore {
@@ -49,6 +51,10 @@ func (m *memStore) lost() error {
 func (m *memStore) PutIfAbsent(_ context.Context, key string, body io.ReadSeeker, _ map[string]string) (string, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if err := m.failNext; err != nil {
+		m.failNext = nil
+		return "", err
+	}
 	if _, ok := m.objs[key]; ok {
 		return "", &objstore.Error{Op: "put-if-absent", Key: key, Status: 412, Kind: objstore.ErrExists}
 	}
@@ -306,5 +312,20 @@ func TestNewRefusesBadOptions(t *testing.T) {
 	}
 	if _, err := New(nil, Options{Holder: "a", TTL: time.Second}); err == nil {
 		t.Error("New(nil store) accepted")
+	}
+}
+
+func TestAcquireRetriesAfterARacing409(t *testing.T) {
+	// AWS answers 409 ConditionalRequestConflict when two conditional writes on a key overlap: look again.
+	clk := &fakeClock{t: time.Unix(1e9, 0)}
+	st := newMemStore(clk.Now)
+	st.failNext = &objstore.Error{Op: "put-if-absent", Status: 409, Kind: objstore.ErrConflict}
+	a := newManager(t, st, "a", time.Minute, clk)
+	la, err := a.Acquire(context.Background(), "r")
+	if err != nil {
+		t.Fatalf("Acquire after a 409: %v", err)
+	}
+	if la.Holder() != "a" {
+		t.Fatal(la.Holder())
 	}
 }
