@@ -373,7 +373,11 @@ func TestCredentials(t *testing.T) {
 }
 
 // TestServerRestart: while SeaweedFS restarts, every request fails with ErrUnavailable (none hangs past the
-// stall time-out, none gets another sentinel), and afterwards the objects written before are all there.
+// stall time-outs, none gets a wrong answer), and afterwards the objects written before are all there.
+//
+// Measured along the way: a PUT that hung in the restart window can take effect after the client gave up on it,
+// so a PutIfAbsent whose retry meets its own earlier attempt reports ErrExists for a key nobody else writes, and
+// an attempt that failed with ErrUnavailable may have stored its object all the same.
 func TestServerRestart(t *testing.T) {
 	t.Parallel()
 	srv := seaweed.Start(t, seaweed.Options{})
@@ -394,23 +398,44 @@ func TestServerRestart(t *testing.T) {
 	srv.StartAgain()
 	began := time.Now()
 	var failures []string
+	var unavailable []string // keys whose PutIfAbsent ended in ErrUnavailable
+	echoes := 0
 	deadline := began.Add(3 * time.Minute)
 	for attempt := 0; ; attempt++ {
 		if time.Now().After(deadline) {
 			t.Fatalf("no successful PUT within 3 minutes after the restart; failures: %v", failures)
 		}
+		// A new key per attempt, written by nobody else: ErrExists can only be this request's own earlier try.
+		key, val := fmt.Sprintf("after/%d", attempt), fmt.Sprintf("attempt %d", attempt)
 		t0 := time.Now()
-		_, err := s.PutIfAbsent(ctx, fmt.Sprintf("after/%d", attempt), body("x"), nil)
+		_, err := s.PutIfAbsent(ctx, key, body(val), nil)
 		if err == nil {
 			break
 		}
-		if !errors.Is(err, objstore.ErrUnavailable) {
-			t.Fatalf("Put during the restart: %v, want ErrUnavailable", err)
+		failures = append(failures, fmt.Sprintf("%.1fs %v", time.Since(t0).Seconds(), errorKind(err)))
+		switch {
+		case errors.Is(err, objstore.ErrExists):
+			if got, _ := read(t, s, key); got != val {
+				t.Fatalf("%s: ErrExists, and it holds %q, not this request's %q", key, got, val)
+			}
+			echoes++
+		case errors.Is(err, objstore.ErrUnavailable):
+			unavailable = append(unavailable, key)
+		default:
+			t.Fatalf("Put during the restart: %v, want ErrUnavailable (or ErrExists for its own write)", err)
 		}
-		failures = append(failures, fmt.Sprintf("%.1fs", time.Since(t0).Seconds()))
 		time.Sleep(500 * time.Millisecond)
 	}
-	t.Logf("first successful PUT %.1f s after the restart; failed attempts took %v", time.Since(began).Seconds(), failures)
+	storedAnyway := 0
+	for _, key := range unavailable {
+		if _, err := s.Head(ctx, key); err == nil {
+			storedAnyway++
+		} else if !errors.Is(err, objstore.ErrNotFound) {
+			t.Fatal(err)
+		}
+	}
+	t.Logf("first successful PUT %.1f s after the restart; failed attempts: %v; ErrExists for its own write: %d; "+
+		"stored despite ErrUnavailable: %d of %d", time.Since(began).Seconds(), failures, echoes, storedAnyway, len(unavailable))
 	for i := range 5 {
 		if got, _ := read(t, s, fmt.Sprintf("before/%d", i)); got != fmt.Sprint(i) {
 			t.Fatalf("before/%d: %q after the restart", i, got)
@@ -419,4 +444,13 @@ func TestServerRestart(t *testing.T) {
 	if _, err := s.PutIfAbsent(ctx, "before/0", body("again"), nil); !errors.Is(err, objstore.ErrExists) {
 		t.Fatalf("If-None-Match after the restart: %v, want ErrExists", err)
 	}
+}
+
+func errorKind(err error) string {
+	for _, k := range []error{objstore.ErrExists, objstore.ErrUnavailable, objstore.ErrConflict, objstore.ErrNotFound} {
+		if errors.Is(err, k) {
+			return k.Error()
+		}
+	}
+	return err.Error()
 }
