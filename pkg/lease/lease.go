@@ -203,6 +203,10 @@ func (l *Lease) Remaining() time.Duration { return l.rec.Expires.Sub(l.m.now()) 
 
 // Renew extends the lease to now+TTL, if it is still ours. ErrLost when another holder took it over or it was
 // removed. Renewing after the expiry is safe: If-Match succeeds only when nobody wrote the lease since.
+//
+// The lease is ours while the stored token is ours: nobody else writes it. So when the If-Match fails and the
+// stored record still carries our token, an earlier write of ours landed unseen (a lost answer, or a request that
+// hung, failed with ErrUnavailable and took effect later): Renew adopts its ETag and writes again.
 func (l *Lease) Renew(ctx context.Context) error {
 	rec := l.rec
 	rec.Expires = l.m.now().Add(l.m.ttl).UTC()
@@ -210,40 +214,58 @@ func (l *Lease) Renew(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	etag, err := l.m.store.PutIfMatch(ctx, l.key, l.etag, bytes.NewReader(body), nil)
-	if err == nil {
-		l.etag, l.rec = etag, rec
-		return nil
+	for range maxRounds {
+		etag, err := l.m.store.PutIfMatch(ctx, l.key, l.etag, bytes.NewReader(body), nil)
+		if err == nil {
+			l.etag, l.rec = etag, rec
+			return nil
+		}
+		if !errors.Is(err, objstore.ErrConflict) && !errors.Is(err, objstore.ErrNotFound) {
+			return err
+		}
+		cur, curETag, _, rerr := l.m.read(ctx, l.key)
+		switch {
+		case rerr == nil && cur != nil && same(*cur, rec):
+			l.etag, l.rec = curETag, rec // the retry met its own first attempt
+			return nil
+		case rerr == nil && cur != nil && cur.Token == l.rec.Token:
+			l.etag = curETag // an earlier renewal of ours landed unseen: still ours, write again
+		case rerr != nil && !errors.Is(rerr, objstore.ErrNotFound):
+			return rerr
+		default:
+			return fmt.Errorf("%w: %s: %w", ErrLost, l.key, err)
+		}
 	}
-	if !errors.Is(err, objstore.ErrConflict) && !errors.Is(err, objstore.ErrNotFound) {
-		return err
-	}
-	// A retried request may have met the object that its own first attempt wrote: that is a success.
-	cur, curETag, _, rerr := l.m.read(ctx, l.key)
-	if rerr == nil && cur != nil && same(*cur, rec) {
-		l.etag, l.rec = curETag, rec
-		return nil
-	}
-	return fmt.Errorf("%w: %s: %w", ErrLost, l.key, err)
+	return fmt.Errorf("lease %s: renewal still contended after %d rounds", l.key, maxRounds)
 }
 
 // Release deletes the lease if it is still ours. ErrLost when another holder has it now (it is left alone).
 func (l *Lease) Release(ctx context.Context) error {
-	err := l.m.store.DeleteIfMatch(ctx, l.key, l.etag)
-	if err == nil {
-		return nil
+	for range maxRounds {
+		err := l.m.store.DeleteIfMatch(ctx, l.key, l.etag)
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, objstore.ErrConflict) && !errors.Is(err, objstore.ErrNotFound) {
+			return err
+		}
+		cur, curETag, _, rerr := l.m.read(ctx, l.key)
+		switch {
+		case errors.Is(rerr, objstore.ErrNotFound):
+			return nil // gone: by our own retried delete, or by its next holder's release; nothing is ours to undo
+		case rerr != nil:
+			return rerr
+		case cur != nil && cur.Token == l.rec.Token:
+			l.etag = curETag // a renewal of ours landed unseen: still ours, delete that
+		default:
+			holder := ""
+			if cur != nil {
+				holder = cur.Holder
+			}
+			return fmt.Errorf("%w: %s: now held by %q", ErrLost, l.key, holder)
+		}
 	}
-	if !errors.Is(err, objstore.ErrConflict) && !errors.Is(err, objstore.ErrNotFound) {
-		return err
-	}
-	cur, _, _, rerr := l.m.read(ctx, l.key)
-	if errors.Is(rerr, objstore.ErrNotFound) {
-		return nil // gone: by our own retried delete, or by its next holder's release; nothing is ours to undo
-	}
-	if rerr == nil && cur != nil && cur.Token != l.rec.Token {
-		return fmt.Errorf("%w: %s: now held by %q", ErrLost, l.key, cur.Holder)
-	}
-	return fmt.Errorf("%w: %s: %w", ErrLost, l.key, err)
+	return fmt.Errorf("lease %s: release still contended after %d rounds", l.key, maxRounds)
 }
 
 func same(a, b Record) bool {

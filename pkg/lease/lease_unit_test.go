@@ -329,3 +329,54 @@ func TestAcquireRetriesAfterARacing409(t *testing.T) {
 		t.Fatal(la.Holder())
 	}
 }
+
+func TestRenewalThatLandedUnseen(t *testing.T) {
+	// A renewal fails with ErrUnavailable but takes effect (a PUT that hung through a server restart does). The
+	// lease is still ours: the next Renew and the Release must work, not report ErrLost.
+	ctx := context.Background()
+	unavailable := &objstore.Error{Op: "put-if-match", Kind: objstore.ErrUnavailable}
+	clk := &fakeClock{t: time.Unix(1e9, 0)}
+	st := newMemStore(clk.Now)
+	a := newManager(t, st, "a", time.Minute, clk)
+	la, err := a.Acquire(ctx, "r")
+	if err != nil {
+		t.Fatal(err)
+	}
+	clk.Advance(time.Second)
+	st.loseAnswer = unavailable
+	if err := la.Renew(ctx); !errors.Is(err, objstore.ErrUnavailable) {
+		t.Fatalf("Renew: %v, want the ErrUnavailable", err)
+	}
+	clk.Advance(time.Second)
+	if err := la.Renew(ctx); err != nil {
+		t.Fatalf("Renew after a renewal that landed unseen: %v", err)
+	}
+	if got, want := la.Remaining(), time.Minute; got != want {
+		t.Fatalf("remaining %v, want %v", got, want)
+	}
+	// And once more, with the release: the stored lease is a renewal we never saw.
+	st.loseAnswer = unavailable
+	if err := la.Renew(ctx); !errors.Is(err, objstore.ErrUnavailable) {
+		t.Fatalf("Renew: %v", err)
+	}
+	if err := la.Release(ctx); err != nil {
+		t.Fatalf("Release after a renewal that landed unseen: %v", err)
+	}
+	if _, ok := st.objs[Key("r")]; ok {
+		t.Fatal("lease object still there")
+	}
+	// Someone else's lease is still never touched: b holds it, a's stale lease object must not release it.
+	lb, err := newManager(t, st, "b", time.Minute, clk).Acquire(ctx, "r")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := la.Release(ctx); err == nil || !errors.Is(err, ErrLost) {
+		t.Fatalf("a.Release of b's lease: %v, want ErrLost", err)
+	}
+	if err := la.Renew(ctx); !errors.Is(err, ErrLost) {
+		t.Fatalf("a.Renew of b's lease: %v, want ErrLost", err)
+	}
+	if err := lb.Renew(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
