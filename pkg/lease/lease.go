@@ -20,6 +20,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 	"time"
 
 	"github.com/rpm-ingestd/rpm-ingestd/pkg/objstore"
@@ -74,13 +75,19 @@ type Options struct {
 	Token func() string
 }
 
-// Manager acquires leases for one holder.
+// Manager acquires leases for one holder. It is safe for concurrent use.
 type Manager struct {
 	store  Store
 	holder string
 	ttl    time.Duration
 	now    func() time.Time
 	token  func() string
+
+	mu sync.Mutex
+	// unsure holds, per repository, the token of an Acquire that failed in a way that may have written the lease
+	// all the same (ErrUnavailable after a request that took effect): the next Acquire tries it again, and so
+	// recognises that lease as its own instead of waiting a whole TTL for it.
+	unsure map[string]string
 }
 
 // New returns a Manager for the holder in opts.
@@ -88,7 +95,8 @@ func New(store Store, opts Options) (*Manager, error) {
 	if store == nil || opts.Holder == "" || opts.TTL <= 0 {
 		return nil, errors.New("lease: a store, a holder and a positive TTL are required")
 	}
-	m := &Manager{store: store, holder: opts.Holder, ttl: opts.TTL, now: opts.Now, token: opts.Token}
+	m := &Manager{store: store, holder: opts.Holder, ttl: opts.TTL, now: opts.Now, token: opts.Token,
+		unsure: map[string]string{}}
 	if m.now == nil {
 		m.now = time.Now
 	}
@@ -115,9 +123,23 @@ const maxRounds = 8
 // Acquire takes the lease of repo: it creates the lease object, or takes over one whose expiry has passed. It
 // returns a *HeldError (errors.Is ErrHeld) while another holder's lease is valid, and objstore errors (e.g.
 // ErrUnavailable) as they come.
-func (m *Manager) Acquire(ctx context.Context, repo string) (*Lease, error) {
+func (m *Manager) Acquire(ctx context.Context, repo string) (l *Lease, err error) {
 	key := Key(repo)
-	rec := Record{Holder: m.holder, Token: m.token()}
+	m.mu.Lock()
+	token, ok := m.unsure[repo]
+	delete(m.unsure, repo)
+	m.mu.Unlock()
+	if !ok {
+		token = m.token()
+	}
+	defer func() {
+		if err != nil && !errors.Is(err, ErrHeld) {
+			m.mu.Lock()
+			m.unsure[repo] = token
+			m.mu.Unlock()
+		}
+	}()
+	rec := Record{Holder: m.holder, Token: token}
 	for range maxRounds {
 		rec.Expires = m.now().Add(m.ttl).UTC()
 		body, err := json.Marshal(rec)

@@ -380,3 +380,37 @@ func TestRenewalThatLandedUnseen(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestAcquireThatLandedUnseen(t *testing.T) {
+	// An Acquire fails with ErrUnavailable but its PUT took effect. The next Acquire of the same manager must
+	// recognise that lease as its own, not wait a whole TTL for it; another holder must still see it held.
+	ctx := context.Background()
+	clk := &fakeClock{t: time.Unix(1e9, 0)}
+	st := newMemStore(clk.Now)
+	a := newManager(t, st, "a", time.Minute, clk)
+	st.loseAnswer = &objstore.Error{Op: "put-if-absent", Kind: objstore.ErrUnavailable}
+	if _, err := a.Acquire(ctx, "r"); !errors.Is(err, objstore.ErrUnavailable) {
+		t.Fatalf("Acquire: %v, want the ErrUnavailable", err)
+	}
+	if _, err := newManager(t, st, "b", time.Minute, clk).Acquire(ctx, "r"); !errors.Is(err, ErrHeld) {
+		t.Fatalf("b.Acquire: %v, want ErrHeld", err)
+	}
+	la, err := a.Acquire(ctx, "r")
+	if err != nil {
+		t.Fatalf("a.Acquire after its own unseen acquisition: %v", err)
+	}
+	if err := la.Renew(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := la.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// After a success, the next acquisition gets a new token.
+	lb, err := a.Acquire(ctx, "r")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lb.rec.Token == la.rec.Token {
+		t.Fatal("token reused after a successful acquisition")
+	}
+}
