@@ -163,15 +163,14 @@ func (m *Manager) Acquire(ctx context.Context, repo string) (l *Lease, err error
 		if err != nil {
 			return nil, err
 		}
-		if cur != nil && cur.Token == rec.Token {
-			// Our own PUT landed and only its answer was lost: a retry of it met our object.
-			return &Lease{m: m, key: key, etag: curETag, rec: *cur}, nil
-		}
+		ours := cur != nil && cur.Token == rec.Token
+		// ours: our own PUT landed and only its answer was lost (a retry met our object), or an earlier Acquire
+		// that failed had in fact written it. Its expiry may be old: refresh it below like a takeover.
 		expires := modified.Add(m.ttl) // an unreadable lease counts from its last write
 		if cur != nil {
 			expires = cur.Expires
 		}
-		if m.now().Before(expires) {
+		if !ours && m.now().Before(expires) {
 			h := &HeldError{Key: key, Expires: expires}
 			if cur != nil {
 				h.Holder = cur.Holder
@@ -190,7 +189,7 @@ func (m *Manager) Acquire(ctx context.Context, repo string) (l *Lease, err error
 			return nil, err
 		}
 		// Someone else renewed, took over or released in between: look again. A lost answer to our own
-		// takeover shows up as our token in the next round.
+		// write shows up as our token in the next round.
 	}
 	return nil, fmt.Errorf("lease %s: still contended after %d rounds", key, maxRounds)
 }

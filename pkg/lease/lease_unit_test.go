@@ -395,9 +395,16 @@ func TestAcquireThatLandedUnseen(t *testing.T) {
 	if _, err := newManager(t, st, "b", time.Minute, clk).Acquire(ctx, "r"); !errors.Is(err, ErrHeld) {
 		t.Fatalf("b.Acquire: %v, want ErrHeld", err)
 	}
+	clk.Advance(2 * time.Minute) // the unseen lease has expired meanwhile: adopting it must refresh it
 	la, err := a.Acquire(ctx, "r")
 	if err != nil {
 		t.Fatalf("a.Acquire after its own unseen acquisition: %v", err)
+	}
+	if la.Remaining() != time.Minute {
+		t.Fatalf("adopted lease has %v left, want a fresh TTL", la.Remaining())
+	}
+	if _, err := newManager(t, st, "b", time.Minute, clk).Acquire(ctx, "r"); !errors.Is(err, ErrHeld) {
+		t.Fatalf("b.Acquire of the adopted lease: %v, want ErrHeld", err)
 	}
 	if err := la.Renew(ctx); err != nil {
 		t.Fatal(err)
