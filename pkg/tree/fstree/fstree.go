@@ -53,6 +53,10 @@ type Tree struct {
 	Link    func(oldname, newname string) error // os.Link
 	SyncDir func(dir string) error              // durable.SyncDir
 	Now     func() time.Time                    // time.Now: replacement mtimes, metadata mtime refresh
+
+	// dirSync shares the fsync of Packages/ that makes new links durable among concurrent uploads (group
+	// commit); it calls SyncDir.
+	dirSync *groupSync
 }
 
 var _ tree.Tree = (*Tree)(nil)
@@ -74,6 +78,7 @@ func New(opts Options) (*Tree, error) {
 	}
 	t := &Tree{top: top, staging: stage, locks: locks, markDirty: opts.MarkDirty, log: opts.Log,
 		Link: os.Link, SyncDir: durable.SyncDir, Now: time.Now}
+	t.dirSync = newGroupSync(func(dir string) error { return t.SyncDir(dir) }) // SyncDir read at call time: a seam
 	if t.markDirty == nil {
 		t.markDirty = MarkDirty
 	}

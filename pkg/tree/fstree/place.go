@@ -274,10 +274,11 @@ func (pl *placement) undo() {
 	pl.made = nil
 }
 
-// syncMade makes the new links durable.
+// syncMade makes the new links durable. The fsync of each directory may be shared with concurrent uploads
+// (groupSync), but it always starts after this call, so it covers these links.
 func (pl *placement) syncMade() error {
 	for _, m := range pl.made {
-		if err := pl.t.SyncDir(filepath.Dir(m.dst)); err != nil {
+		if err := pl.t.dirSync.Sync(filepath.Dir(m.dst)); err != nil {
 			return err
 		}
 	}

@@ -134,12 +134,14 @@ type staged struct {
 	t    *Tree
 	name string
 	r    io.ReaderAt
+	file *os.File
 	size int64
 	own  *os.File // closed with the staged name, when Stage did not get the file from the caller
 }
 
 func (s *staged) ReadAt(p []byte, off int64) (int, error) { return s.r.ReadAt(p, off) }
 func (s *staged) Size() int64                             { return s.size }
+func (s *staged) File() *os.File                          { return s.file }
 
 // Name is the staged file's path (for tests).
 func (s *staged) Name() string { return s.name }
@@ -177,7 +179,7 @@ func (t *Tree) Stage(_ context.Context, f *os.File) (tree.Staged, error) {
 		os.Remove(name)
 		return nil, err
 	}
-	return &staged{t: t, name: name, r: f, size: fi.Size()}, nil
+	return &staged{t: t, name: name, r: f, file: f, size: fi.Size()}, nil
 }
 
 // stage links or copies f into a new staging name.
@@ -233,7 +235,7 @@ func (t *Tree) StageStored(_ context.Context, ref tree.Ref) (tree.Staged, error)
 		f.Close()
 		return nil, classify(err, "stage package")
 	}
-	return &staged{t: t, name: name, r: f, size: lfi.Size(), own: f}, nil
+	return &staged{t: t, name: name, r: f, file: f, size: lfi.Size(), own: f}, nil
 }
 
 // unwrapPath drops the path from a *fs.PathError, for messages that already name it.
@@ -281,9 +283,12 @@ func copyFile(src, dst string) error {
 	return copyInto(f, dst)
 }
 
+// pidString is this process's id, for staging names (os.Getpid is a system call each time).
+var pidString = strconv.Itoa(os.Getpid())
+
 // stagingName returns a new, unused name in the staging directory.
 func (t *Tree) stagingName(kind string) string {
-	return filepath.Join(t.staging.dir, fmt.Sprintf("%s-%d-%d", kind, os.Getpid(), t.seq.Add(1)))
+	return filepath.Join(t.staging.dir, kind+"-"+pidString+"-"+strconv.FormatUint(t.seq.Add(1), 10))
 }
 
 // isStagingPath reports whether p is inside this process's staging directory (for tests' link seams).
