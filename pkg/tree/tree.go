@@ -198,8 +198,9 @@ type Tree interface {
 	// ErrExists (or Replace, with Overwrite); with the same bytes, one Created and the rest Present.
 	Place(ctx context.Context, units []Unit, opts PlaceOptions) (Placed, error)
 
-	// Stat returns the stamp of a stored package; ErrNotFound when there is none. A symlink in Packages/ is
-	// followed on fs (as createrepo_c does).
+	// Stat returns the stamp of a stored package; ErrNotFound when there is none, ErrInvalid when something
+	// that is not a stored package holds its name (fs: a directory, a device, or a path through a symbolic
+	// link: what Remove would refuse; List, which shows what createrepo_c indexes, follows symlinked files).
 	Stat(ctx context.Context, ref Ref) (Stamp, error)
 	// Open opens a stored package for reading; ErrNotFound when there is none. The reader sees one version.
 	Open(ctx context.Context, ref Ref) (Object, error)
