@@ -428,33 +428,16 @@ func (in *Ingester) siblings(repo string, all []string) []string {
 	return out
 }
 
-// repositories walks TopDir for repository directories (those holding Packages/), sorted. It does not descend
-// into dot-directories (staging, locks, createrepo_c's .repodata), Packages/ or repodata/, and does not follow
-// symlinks.
+// repositories lists the tree's repositories (tree.Tree.Repos; on fs the directories holding Packages/, without
+// descending into dot-directories, Packages/ or repodata/) as absolute directories, sorted.
 func (in *Ingester) repositories(ctx context.Context) ([]string, error) {
-	var repos []string
-	err := filepath.WalkDir(in.opts.TopDir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if !d.IsDir() {
-			return nil
-		}
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		name := d.Name()
-		if p != in.opts.TopDir && (strings.HasPrefix(name, ".") || name == "repodata") {
-			return filepath.SkipDir
-		}
-		if name == "Packages" && p != in.opts.TopDir {
-			repos = append(repos, filepath.Dir(p))
-			return filepath.SkipDir
-		}
-		return nil
-	})
+	rels, err := in.tree.Repos(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("find repositories: %w", err)
+	}
+	repos := make([]string, 0, len(rels))
+	for _, rel := range rels {
+		repos = append(repos, in.abs(rel))
 	}
 	slices.Sort(repos)
 	return repos, nil
