@@ -294,6 +294,7 @@ func (s *Server) start() error {
 		s.mu.Lock()
 		s.cmd = nil
 		s.mu.Unlock()
+		s.removeSockets()
 		return fmt.Errorf("seaweed: weed exited at once (%v); see %s", cmd.ProcessState, s.logPath)
 	case <-time.After(2 * time.Second):
 		return nil
