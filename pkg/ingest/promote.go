@@ -287,12 +287,3 @@ func checkBuild(p *rpmmeta.Package, req PromoteRequest, fileArch, rel string) er
 	}
 	return nil
 }
-
-// unwrapPath drops the path from a *fs.PathError, for messages that already name it.
-func unwrapPath(err error) error {
-	var pe *fs.PathError
-	if errors.As(err, &pe) {
-		return pe.Err
-	}
-	return err
-}

@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -311,6 +310,3 @@ func WalkRepos(ctx context.Context, topDir string, fn func(repoDir string)) erro
 	}
 	return nil
 }
-
-// repoOfPath is the repository of a slash path <repo>/Packages/<name>.
-func repoOfPath(p string) string { return path.Dir(path.Dir(p)) }

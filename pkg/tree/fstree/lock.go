@@ -41,11 +41,6 @@ func newNameLocks(dir string) (*nameLocks, error) {
 	return &nameLocks{dir: dir}, nil
 }
 
-// lock blocks until name's bucket is free and returns the function that frees it.
-func (l *nameLocks) lock(name string) (unlock func(), err error) {
-	return l.lockBucket(bucketOf(name))
-}
-
 // bucketOf is the lock bucket of a file name.
 func bucketOf(name string) uint32 {
 	h := fnv.New32a()
