@@ -208,8 +208,10 @@ type Tree interface {
 	// particular order. A repository without packages, or that does not exist, lists empty with no error.
 	List(ctx context.Context, repo string) ([]Entry, error)
 	// Remove removes the packages refs (of one or more repositories) under the placement locks of their
-	// names, recording pending changes for their repositories before and after. ErrNotFound for the first
-	// absent ref (nothing after it is removed); Pending is filled as far as it got.
+	// names, recording pending changes for their repositories before the first removal and after the last.
+	// Every ref is checked first: one that is absent (ErrNotFound) or refused (ErrInvalid, as Stat) fails the
+	// call with nothing removed and nothing recorded. A failure after that returns the repositories recorded
+	// as pending, which the caller must publish.
 	Remove(ctx context.Context, refs []Ref) (pending []string, err error)
 	// Repos lists every repository of the tree (a directory with a Packages/ on fs; a prefix with a Packages/
 	// or repodata/ key on s3). Unreadable parts are skipped and reported in the joined error alongside what
