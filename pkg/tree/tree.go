@@ -281,7 +281,10 @@ type Work interface {
 	// Packages lists the repository's packages as this publish covers them (the full --pkglist, sorted).
 	Packages() []Entry
 	// Output is the directory createrepo_c writes into (--outputdir); its repodata/ is seeded with the current
-	// published generation so --update and --retain-old-md-by-age work as in place. Signatures
+	// published generation (repomd.xml and the files it names; fs seeds every file of repodata/) so --update
+	// works as in place. Keeping superseded generations fetchable for readers is the backend's job, not the
+	// caller's (fs: the files createrepo_c --retain-old-md-by-age or the indexer links into Output; s3: old
+	// data files are deleted only after the retention age). Signatures
 	// (repomd.xml.asc) are written there before Publish. The seeded files may be the published ones (fs: hard
 	// links): replace them by writing a new file and renaming it, never by writing into them.
 	Output() string
