@@ -114,7 +114,8 @@ type Options struct {
 	// Signatures judges each package's header signatures before anything is placed: a refusal is a 422 that
 	// names the key. Nil accepts every package and records no signer.
 	Signatures SignaturePolicy
-	// Tree is where packages live (pkg/tree): placement, removal and pending changes go through it. Required.
+	// Tree is where packages live (pkg/tree): placement, removal and pending changes go through it. Required;
+	// its top is TopDir (repositories are named relative to it).
 	Tree tree.Tree
 	// Retention removes older builds after an upload is created (see RetentionOptions); zero keeps every build.
 	Retention RetentionOptions
