@@ -1,4 +1,4 @@
-package ingest
+package fstree
 
 import "sync"
 
@@ -13,7 +13,7 @@ import "sync"
 // result to every member. A member joins before the batch is closed and the fsync starts after that, so the fsync
 // starts after every member's call.
 type groupSync struct {
-	sync func(dir string) error // the real fsync of a directory (Ingester.syncDir, a test seam)
+	sync func(dir string) error // the real fsync of a directory (Tree.SyncDir, a test seam)
 
 	mu   sync.Mutex
 	dirs map[string]*dirBatches
