@@ -331,3 +331,12 @@ func (h *harness) idle(dir string) RepoStatus {
 }
 
 var errBoom = errors.New("boom")
+
+// repomd is the part of repodata/repomd.xml the tests read.
+type repomd struct {
+	Data []struct {
+		Location struct {
+			Href string `xml:"href,attr"`
+		} `xml:"location"`
+	} `xml:"data"`
+}

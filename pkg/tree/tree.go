@@ -280,6 +280,12 @@ type Work interface {
 	Dir() string
 	// Packages lists the repository's packages as this publish covers them (the full --pkglist, sorted).
 	Packages() []Entry
+	// Incremental tells the caller how to run createrepo_c on Dir. false (fs): Dir()/Packages holds every package
+	// of Packages(), and a plain run (--update, which re-reads a file whose size or mtime changed) is right.
+	// true (s3): Dir()/Packages holds only the packages that are new or changed since the seeded metadata; the
+	// caller must add --update --skip-stat (reuse every seeded entry whose file is not in Dir without looking at
+	// it) to the sorted full --pkglist of Packages(), and a command that cannot do that must fail the publish.
+	Incremental() bool
 	// Output is the directory createrepo_c writes into (--outputdir); its repodata/ is seeded with the current
 	// published generation (repomd.xml and the files it names; fs seeds every file of repodata/) so --update
 	// works as in place. Keeping superseded generations fetchable for readers is the backend's job, not the
