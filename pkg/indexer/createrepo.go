@@ -346,12 +346,14 @@ func (c *Createrepo) publishOnce(ctx context.Context, tr tree.Tree, lock tree.Lo
 	return w.Packages(), nil
 }
 
+// errIncremental: the configured command cannot publish a Work that holds only the new packages.
+var errIncremental = errors.New("this tree keeps only the new packages locally, which needs createrepo_c --update --skip-stat")
+
 // incrementalArgv is argv for a Work whose directory holds only the new packages: createrepo_c with --update
 // --skip-stat, which takes every other entry of the --pkglist from the seeded metadata. Another command cannot.
 func incrementalArgv(argv []string) ([]string, error) {
 	if filepath.Base(argv[0]) != "createrepo_c" {
-		return nil, fmt.Errorf("indexer.command %s cannot publish to this tree: it holds only the new packages locally, "+
-			"which needs createrepo_c --update --skip-stat", argv[0])
+		return nil, fmt.Errorf("%w: indexer.command %s", errIncremental, argv[0])
 	}
 	argv = slices.Clone(argv)
 	for _, f := range []string{"--update", "--skip-stat"} {
