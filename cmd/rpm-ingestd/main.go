@@ -228,7 +228,7 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 
 	runner := indexer.NewCreaterepo(cfg.Indexer.Command)
 	runner.Log = log.Named("createrepo")
-	runner.KillDelay = config.KillDelay // part of the stop budget that config validated
+	runner.KillDelay = config.KillDelay              // part of the stop budget that config validated
 	runner.Tree, runner.TopDir = tr, cfg.Repo.TopDir // publishes through the tree (pkg/tree)
 	sched := indexer.NewScheduler(runner, indexer.Options{
 		QuietPeriod:     time.Duration(cfg.Indexer.QuietPeriod),
