@@ -237,6 +237,7 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 		Timeout:         time.Duration(cfg.Indexer.Timeout),
 		ShutdownTimeout: time.Duration(cfg.Indexer.ShutdownTimeout),
 		TopDir:          cfg.Repo.TopDir, // the base of the metrics' repo label ("9/x86_64") and what rescans walk
+		Tree:            tr,              // repositories, pending changes and published metadata (pkg/tree)
 		Registerer:      reg,
 		RescanInterval:  time.Duration(cfg.Indexer.RescanInterval),
 		OnPublish:       onPublish,
