@@ -289,9 +289,10 @@ type Work interface {
 	// Output is the directory createrepo_c writes into (--outputdir); its repodata/ is seeded with the current
 	// published generation (repomd.xml and the files it names; fs seeds every file of repodata/) so --update
 	// works as in place. Keeping superseded generations fetchable for readers is the backend's job, not the
-	// caller's (fs: the files createrepo_c --retain-old-md-by-age or the indexer links into Output; s3: old
-	// data files are deleted only after the retention age). Signatures
-	// (repomd.xml.asc) are written there before Publish. The seeded files may be the published ones (fs: hard
+	// caller's (fs: the files createrepo_c --retain-old-md-by-age keeps, or, with fstree's BeginRetaining, those
+	// Publish links into Output; s3: old data files are deleted only after the retention age). Signatures
+	// (repomd.xml.asc) are written there before Publish; the caller may keep its own files (the --pkglist) in
+	// Output outside repodata/, which Publish ignores and Close removes. The seeded files may be the published ones (fs: hard
 	// links): replace them by writing a new file and renaming it, never by writing into them.
 	Output() string
 	// Publish makes Output()/repodata the published metadata atomically: readers see the previous generation
