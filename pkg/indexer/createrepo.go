@@ -223,29 +223,24 @@ func (e *RunError) Error() string {
 // errors.As(err, **exec.ExitError) work through a RunError.
 func (e *RunError) Unwrap() error { return e.Err }
 
-// Run indexes repoDir. In order, while holding LockFile (non-blocking:
-// ErrLocked if another process has it):
-//   - removes a stale .repodata/ left by a killed createrepo_c (it is
-//     createrepo_c's own lock and every later run fails while it exists; our
-//     lock proves no run of ours owns it);
+// Run publishes the repository repoDir is, through the tree (see run). On the fs tree, in order, while holding
+// LockFile (non-blocking: ErrLocked if another process has it):
 //   - claims the dirty marker (DirtyMarker → IndexingMarker);
-//   - refreshes the mtime of the current metadata files (see DefaultCommand);
-//   - runs the command with --outputdir <repoDir>/.rpm-ingestd-out, seeded with
-//     hard links to the current repodata/ so --update and the retention of
-//     old files work as in place; ctx cancellation sends SIGTERM (createrepo_c
-//     then removes its work directory itself) and SIGKILL after KillDelay;
-//   - drops the previous generation's repomd.xml.asc from the output and, with
-//     a Signer, signs the new repomd.xml (a signing failure fails the run and
-//     leaves the published metadata as it was);
-//   - publishes the new repodata/ by exchanging it with the old one in one
-//     atomic rename, so readers see the old or the new generation, never none;
-//   - on success removes IndexingMarker, unless Packages/ changed during the
-//     run: an upload that saw DirtyMarker already present and moved its file
-//     in after the claim may have been missed by the scan, and the marker
-//     must then survive until a run that surely saw it.
+//   - Begin: removes a stale .repodata/ left by a killed createrepo_c (it is createrepo_c's own lock and every
+//     later run fails while it exists; our lock proves no run of ours owns it), refreshes the mtime of the
+//     current metadata files (see DefaultCommand), lists Packages/ once and seeds <repoDir>/.rpm-ingestd-out
+//     with hard links to the current repodata/ so --update and the retention of old files work as in place;
+//   - runs the command with --outputdir <repoDir>/.rpm-ingestd-out and the --pkglist of that listing; ctx
+//     cancellation sends SIGTERM (createrepo_c then removes its work directory itself) and SIGKILL after
+//     KillDelay;
+//   - drops the previous generation's repomd.xml.asc from the output and, with a Signer, signs the new
+//     repomd.xml (a signing failure fails the run and leaves the published metadata as it was);
+//   - Publish: links the retained old metadata in, exchanges the new repodata/ with the old one in one atomic
+//     rename, so readers see the old or the new generation, never none, and lists Packages/ again: if it changed
+//     during the run (a file copied in by hand), a new dirty marker keeps the change pending;
+//   - on success removes IndexingMarker.
 //
-// A brand-new repoDir gets Packages/ created so it publishes valid, empty
-// metadata.
+// A brand-new repoDir gets Packages/ created so it publishes valid, empty metadata.
 func (c *Createrepo) Run(ctx context.Context, repoDir string) error {
 	_, err := c.RunListing(ctx, repoDir)
 	return err
@@ -371,12 +366,7 @@ func (c *Createrepo) logger() *zap.Logger {
 	return c.Log
 }
 
-// exec runs the command, writing into out, with extra arguments before the repository.
-func (c *Createrepo) exec(ctx context.Context, repoDir, out string, extra ...string) error {
-	return c.execArgv(ctx, c.Argv, repoDir, out, extra...)
-}
-
-// execArgv is exec with argv instead of c.Argv. createrepo_c --update runs get --keep-all-metadata when the
+// execArgv runs argv on repoDir, writing into out, with extra arguments before the repository. createrepo_c --update runs get --keep-all-metadata when the
 // command lacks it, so errata and groups added with modifyrepo_c survive (see keepAllMetadata).
 func (c *Createrepo) execArgv(ctx context.Context, argv []string, repoDir, out string, extra ...string) error {
 	update := filepath.Base(argv[0]) == "createrepo_c" && slices.Contains(argv, "--update") && !slices.Contains(argv, keepAllMetadata)
