@@ -282,6 +282,7 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 		RepoURL:       cfg.Server.RepoURL,
 		ServeRepo:     cfg.Server.ServeRepo,
 		TopDir:        cfg.Repo.TopDir,
+		Tree:          tr, // whether an upload's copies are still stored (GET /api/v1/uploads/{sha256})
 
 		MaxConcurrentUploads: cfg.Server.MaxConcurrentUploads,
 		QueueTimeout:         time.Duration(cfg.Server.QueueTimeout),
