@@ -3,7 +3,8 @@
 #   deploy/deps.sh run    what `make run` needs: Go and createrepo_c
 #   deploy/deps.sh test   what `make test` needs: also gcc (for -race), nginx, dnf, rpmbuild, htpasswd, curl,
 #                         gpg, shellcheck, systemd-analyze and the SELinux policy development files
-#                         and Chromium (pkg/web renders its pages in headless Chromium)
+#                         and Chromium (pkg/web renders its pages in headless Chromium); then it builds
+#                         SeaweedFS's weed once (deploy/seaweedfs.sh), the real S3 server the S3 tests start
 # Works on Debian/Ubuntu (apt-get) and RHEL/Fedora-family (dnf). As root it installs; otherwise it prints the
 # exact command to run and fails. Go: the distribution's package is installed if `go` is missing; any Go from
 # 1.21 on fetches the toolchain go.mod asks for by itself (GOTOOLCHAIN), older ones are refused with advice.
@@ -66,3 +67,6 @@ if [ "${minor:-0}" -lt 21 ] 2>/dev/null; then
   echo "deps: $(go env GOVERSION) is too old: install Go 1.26 or newer (https://go.dev/dl) and put it first on PATH" >&2
   exit 1
 fi
+
+# The S3 tests (internal/seaweed, pkg/objstore, pkg/lease) start a private SeaweedFS: build it once, cache it.
+if [ "$mode" = test ]; then "$(dirname "$0")/seaweedfs.sh"; fi

@@ -471,8 +471,9 @@ func (s *stack) testBurst(t *testing.T) {
 	var busy atomic.Int32 // 503 answers, retried
 	for i := range bodies {
 		wg.Go(func() {
-			// More uploads at once than server.max_concurrent_uploads: the excess gets 503 with Retry-After,
-			// and a well-behaved client (as CI jobs should be) waits that long and tries again.
+			// More uploads at once than server.max_concurrent_uploads: the excess waits for a slot
+			// (server.queue_timeout, 30s by default), so none is refused. A 503 would still carry Retry-After,
+			// which a well-behaved client honours, but with the defaults there must be none (checked below).
 			var r response
 			var err error
 			for attempt := 0; attempt < 5; attempt++ {
@@ -500,6 +501,9 @@ func (s *stack) testBurst(t *testing.T) {
 		if err != nil {
 			t.Errorf("burst upload %d: %v, want 201", i, err)
 		}
+	}
+	if n := busy.Load(); n != 0 {
+		t.Errorf("%d answers 503 during the burst of %d uploads, want none: uploads over the cap wait for a slot", n, len(bodies))
 	}
 	if runs := s.runsOf(t, repo); runs != 0 {
 		t.Errorf("%d index runs during the burst, want none within an hour's quiet period", runs)

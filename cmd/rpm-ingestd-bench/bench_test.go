@@ -1,8 +1,11 @@
 package main
 
 import (
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -163,5 +166,29 @@ func TestFixtureIsCanonicalAndDeterministic(t *testing.T) {
 	}
 	if filepath.Base(p.path(1)) != "t-00001-1.0-1.el9.x86_64.rpm" || len(a) < 4096 {
 		t.Errorf("fixture %s is %d bytes", p.path(1), len(a))
+	}
+}
+
+// TestRunLoadCountsRefusals: runLoadCounting counts answers other than the wanted ones by status, leaves them out
+// of the rate and the latencies, and runLoad still fails on them.
+func TestRunLoadCountsRefusals(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/3") || strings.HasSuffix(r.URL.Path, "/7") {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		w.WriteHeader(http.StatusCreated)
+	}))
+	defer srv.Close()
+	mk := func(i int) (*http.Request, error) { return http.NewRequest("PUT", srv.URL+"/"+strconv.Itoa(i), nil) }
+	r, err := runLoadCounting(srv.Client(), 10, 4, mk, true, 201)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.n != 8 || len(r.lat) != 8 || r.refused() != 2 || r.others[503] != 2 {
+		t.Errorf("n %d, latencies %d, refused %d (%v); want 8, 8, 2 (503: 2)", r.n, len(r.lat), r.refused(), r.others)
+	}
+	if _, err := runLoad(srv.Client(), 10, 4, mk, 201); err == nil || !strings.Contains(err.Error(), "503") {
+		t.Errorf("runLoad with 503 answers: %v, want an error naming the 503", err)
 	}
 }

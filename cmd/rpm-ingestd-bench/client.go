@@ -14,12 +14,23 @@ import (
 
 // loadResult is what a batch of uploads measured on the client side.
 type loadResult struct {
-	n    int
+	n    int // answers with a wanted status (all of them, except from runLoadCounting)
 	wall time.Duration
 	lat  []time.Duration // sorted
+	// others counts, by status, the answers runLoadCounting accepted without counting them in n (like 503).
+	others map[int]int
 }
 
-// perSec is the throughput: requests per second of wall time.
+// refused is the number of answers without a wanted status.
+func (r loadResult) refused() int {
+	n := 0
+	for _, c := range r.others {
+		n += c
+	}
+	return n
+}
+
+// perSec is the throughput: requests with a wanted answer per second of wall time.
 func (r loadResult) perSec() float64 { return float64(r.n) / r.wall.Seconds() }
 
 // pct returns the q-quantile latency (nearest rank).
@@ -32,7 +43,15 @@ func (r loadResult) pct(q float64) time.Duration {
 
 // runLoad sends n requests made by mk with conc in flight; every answer must have one of the want codes.
 func runLoad(c *http.Client, n, conc int, mk func(i int) (*http.Request, error), want ...int) (loadResult, error) {
+	return runLoadCounting(c, n, conc, mk, false, want...)
+}
+
+// runLoadCounting is runLoad that, with tolerate, counts answers without a wanted code in others instead of
+// failing, and leaves them out of n and of the latencies, so that the rate counts wanted answers only.
+func runLoadCounting(c *http.Client, n, conc int, mk func(i int) (*http.Request, error), tolerate bool, want ...int) (loadResult, error) {
 	lat := make([]time.Duration, n)
+	others := map[int]int{}
+	got := make([]int, n) // status of each request
 	var next atomic.Int64
 	var mu sync.Mutex
 	var firstErr error
@@ -48,7 +67,8 @@ func runLoad(c *http.Client, n, conc int, mk func(i int) (*http.Request, error),
 					return
 				}
 				t0 := time.Now()
-				err := do(c, mk, i, want)
+				var err error
+				got[i], err = doStatus(c, mk, i, want, tolerate)
 				lat[i] = time.Since(t0)
 				if err != nil {
 					mu.Lock()
@@ -62,27 +82,41 @@ func runLoad(c *http.Client, n, conc int, mk func(i int) (*http.Request, error),
 		}()
 	}
 	wg.Wait()
-	r := loadResult{n: n, wall: time.Since(start), lat: lat}
+	r := loadResult{wall: time.Since(start), others: others}
+	for i, code := range got {
+		if code != 0 && !slices.Contains(want, code) {
+			others[code]++
+			continue
+		}
+		r.lat = append(r.lat, lat[i])
+	}
+	r.n = len(r.lat)
 	sortDurations(r.lat)
 	return r, firstErr
 }
 
 // do sends request i and checks its status.
 func do(c *http.Client, mk func(i int) (*http.Request, error), i int, want []int) error {
+	_, err := doStatus(c, mk, i, want, false)
+	return err
+}
+
+// doStatus sends request i and returns its status; an unwanted one is an error unless tolerate is set.
+func doStatus(c *http.Client, mk func(i int) (*http.Request, error), i int, want []int, tolerate bool) (int, error) {
 	req, err := mk(i)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	resp, err := c.Do(req)
 	if err != nil {
-		return fmt.Errorf("request %d: %w", i, err)
+		return 0, fmt.Errorf("request %d: %w", i, err)
 	}
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 	resp.Body.Close()
-	if !slices.Contains(want, resp.StatusCode) {
-		return fmt.Errorf("request %d %s %s: %s: %s", i, req.Method, req.URL, resp.Status, body)
+	if !tolerate && !slices.Contains(want, resp.StatusCode) {
+		return resp.StatusCode, fmt.Errorf("request %d %s %s: %s: %s", i, req.Method, req.URL, resp.Status, body)
 	}
-	return nil
+	return resp.StatusCode, nil
 }
 
 // headerPut is a header-mode upload of the spooled file path, as nginx sends it: no body, the path in

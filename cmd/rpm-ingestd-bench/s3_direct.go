@@ -85,8 +85,8 @@ func (b *bench) scenarioDirect() error {
 			prof = "perf failed: " + err.Error()
 		}
 		b.note("Scenario 3: one direct upload of %s took %s against %s for cp+fsync (cp copies inside the kernel with "+
-			"copy_file_range; the upload crosses a socket from this program, is written by the daemon, then read again "+
-			"for the SHA-256 and the payload digest). perf record of the daemon (a build with symbols) during %d more "+
+			"copy_file_range; the upload crosses a socket from this program and is written by the daemon, which hashes it as it "+
+			"arrives: the whole-file SHA-256 and the payload digest on two goroutines). perf record of the daemon (a build with symbols) during %d more "+
 			"uploads, functions by share of its samples: %s", human(int64(huge.size)), ms(o), ms(cs), reps, prof)
 	}
 

@@ -53,7 +53,6 @@ server:
   spool_dir: %s
   direct_upload: %t
   max_upload_size: 512MiB
-  max_concurrent_uploads: 64
   serve_repo: false
   repo_url: /repo
 %srepo:

@@ -18,6 +18,7 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -169,11 +170,9 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 		return err
 	}
 	ing, err := ingest.New(ingest.Options{
-		TopDir:   cfg.Repo.TopDir,
-		SpoolDir: cfg.Server.SpoolDir,
-		Layout: func(channel, abbr, release, arch string) (string, error) {
-			return cfg.RenderLayout(config.LayoutFields{OSAbbr: abbr, OSRelease: release, Arch: arch, Channel: channel})
-		},
+		TopDir:     cfg.Repo.TopDir,
+		SpoolDir:   cfg.Server.SpoolDir,
+		Layout:     cachedLayout(cfg),
 		Arches:     cfg.Repo.Arches,
 		DistTags:   cfg.Repo.DistTags,
 		Overwrite:  cfg.Repo.Overwrite,
@@ -181,11 +180,7 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 		MarkDirty:  indexer.MarkDirty,
 		Signatures: policy,
 		Retention: ingest.RetentionOptions{
-			Policy: func(rel string) ingest.Retention {
-				channel, _, _, _ := cfg.LocateRepo(rel) // "" without channels: the top-level rule
-				r := cfg.Repo.Retention.For(channel)
-				return ingest.Retention{KeepVersions: r.KeepVersions, KeepDays: r.KeepDays}
-			},
+			Policy: retentionPolicy(cfg),
 		},
 
 		Channels:       cfg.Repo.Channels,
@@ -280,6 +275,7 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 		TopDir:        cfg.Repo.TopDir,
 
 		MaxConcurrentUploads: cfg.Server.MaxConcurrentUploads,
+		QueueTimeout:         time.Duration(cfg.Server.QueueTimeout),
 		UploadIdleTimeout:    time.Duration(cfg.Server.UploadIdleTimeout),
 		UploadMinRate:        int64(cfg.Server.UploadMinRate),
 		Auth:                 authn,
@@ -304,6 +300,13 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 	ln, err := listen(cfg.Server.Listen)
 	if err != nil {
 		return err
+	}
+	var serveDebug func(context.Context) error // the profiler, when server.debug_listen is set
+	if cfg.Server.DebugListen != "" {
+		if serveDebug, err = debugServer(cfg.Server.DebugListen, log.Named("debug")); err != nil {
+			ln.Close()
+			return fmt.Errorf("server.debug_listen: %w", err)
+		}
 	}
 	// Every request's context derives from reqCtx, so that a stop that runs out of drain time can cancel the
 	// uploads still running before it closes their connections, with server.ErrStopping as the cause: a request
@@ -335,6 +338,9 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 		return err
 	})
 	g.Go(func() error { return onHangup(gctx, audit, sched, log) })
+	if serveDebug != nil {
+		g.Go(func() error { return serveDebug(gctx) })
+	}
 	g.Go(func() error {
 		if err := httpSrv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 			return err
@@ -460,4 +466,54 @@ func listen(addr string) (net.Listener, error) {
 		return nil, err
 	}
 	return ln, nil
+}
+
+// retentionPolicy returns the retention rule of a repository directory (relative to top_dir). It runs after
+// every created upload, so each directory's rule is worked out once (LocateRepo parses the layout and compiles
+// regexps) and remembered: the configuration does not change while the daemon runs.
+func retentionPolicy(cfg *config.Config) func(rel string) ingest.Retention {
+	var rules sync.Map // rel → ingest.Retention
+	return func(rel string) ingest.Retention {
+		if r, ok := rules.Load(rel); ok {
+			return r.(ingest.Retention)
+		}
+		channel := "" // without channels: the top-level rule
+		if len(cfg.Repo.Channels) > 0 {
+			channel, _, _, _ = cfg.LocateRepo(rel)
+		}
+		r := cfg.Repo.Retention.For(channel)
+		rule := ingest.Retention{KeepVersions: r.KeepVersions, KeepDays: r.KeepDays}
+		rules.Store(rel, rule)
+		return rule
+	}
+}
+
+// layoutCacheSize bounds cachedLayout's memory: OS releases are the uploader's to name, so the set of keys is not.
+const layoutCacheSize = 4096
+
+// cachedLayout returns repo.layout rendered (config.RenderLayout parses the template on each call, which an upload
+// would pay every time), remembering up to layoutCacheSize answers; beyond that it renders without remembering.
+func cachedLayout(cfg *config.Config) ingest.LayoutFunc {
+	type result struct {
+		rel string
+		err error
+	}
+	var mu sync.Mutex
+	cache := map[config.LayoutFields]result{}
+	return func(channel, abbr, release, arch string) (string, error) {
+		f := config.LayoutFields{OSAbbr: abbr, OSRelease: release, Arch: arch, Channel: channel}
+		mu.Lock()
+		r, ok := cache[f]
+		mu.Unlock()
+		if ok {
+			return r.rel, r.err
+		}
+		rel, err := cfg.RenderLayout(f)
+		mu.Lock()
+		if len(cache) < layoutCacheSize {
+			cache[f] = result{rel, err}
+		}
+		mu.Unlock()
+		return rel, err
+	}
 }

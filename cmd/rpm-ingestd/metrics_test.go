@@ -114,9 +114,10 @@ func TestMetricsCountUploads(t *testing.T) {
 	if out, err := exec.Command("htpasswd", "-cbB", htpasswd, "ci", "pw").CombinedOutput(); err != nil {
 		t.Fatalf("htpasswd (install apache2-utils): %v\n%s", err, out)
 	}
-	// One upload slot, so that a held one makes the next 503; an idle bound, so a stalled body ends in 408.
+	// One upload slot and a short queue_timeout, so that a held one makes the next wait and then 503; an idle
+	// bound, so a stalled body ends in 408.
 	// Only 127.0.0.1 is a trusted proxy, so 127.0.0.2 may not name a spooled file.
-	d := tr.startWith(t, "500ms", "  htpasswd: htpasswd\n  trusted_proxies: [127.0.0.1/32]\n  max_upload_size: 64KiB\n  max_concurrent_uploads: 1\n  upload_idle_timeout: 2s\n  upload_min_rate: 0\n")
+	d := tr.startWith(t, "500ms", "  htpasswd: htpasswd\n  trusted_proxies: [127.0.0.1/32]\n  max_upload_size: 64KiB\n  max_concurrent_uploads: 1\n  queue_timeout: 100ms\n  upload_idle_timeout: 2s\n  upload_min_rate: 0\n")
 	base := "http://" + d.addr
 	hc := tcpFrom("127.0.0.1")
 
@@ -181,7 +182,7 @@ func TestMetricsCountUploads(t *testing.T) {
 		}
 	}
 
-	// A direct upload that keeps sending holds the only slot: the next upload is 503 at once. Once it stops
+	// A direct upload that keeps sending holds the only slot: the next upload waits queue_timeout, then is 503. Once it stops
 	// sending, upload_idle_timeout cuts it off with 408.
 	conn, err := net.Dial("tcp", d.addr)
 	if err != nil {
@@ -234,6 +235,11 @@ func TestMetricsCountUploads(t *testing.T) {
 		result := m.GetLabel()[0].GetValue()
 		if got := m.GetCounter().GetValue(); got != want[result] {
 			t.Errorf("uploads_total{result=%q} = %v, want %v", result, got, want[result])
+		}
+	}
+	for _, name := range []string{"rpm_ingestd_upload_queue_waits_total", "rpm_ingestd_upload_queue_timeouts_total"} {
+		if got := mustSample(t, fams, name, nil); got != 1 {
+			t.Errorf("%s = %v, want 1 (the upload while the slot was held)", name, got)
 		}
 	}
 	if got := mustSample(t, fams, "rpm_ingestd_upload_received_bytes_total", nil); got != float64(wantBytes) {

@@ -46,6 +46,7 @@ func allOptions(t *testing.T) server.Options {
 		ServeRepo:            true,
 		TopDir:               t.TempDir(),
 		MaxConcurrentUploads: def.Server.MaxConcurrentUploads,
+		QueueTimeout:         time.Duration(def.Server.QueueTimeout),
 		UploadIdleTimeout:    time.Duration(def.Server.UploadIdleTimeout),
 		UploadMinRate:        int64(def.Server.UploadMinRate),
 		Auth:                 authz{},

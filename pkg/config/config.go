@@ -40,10 +40,16 @@ type Server struct {
 	ServeRepo     bool   `yaml:"serve_repo"`
 	RepoURL       string `yaml:"repo_url"`
 
-	// MaxConcurrentUploads caps uploads being received or inspected at once; one more is answered 503 at once.
-	// Each inspection may decode up to rpmmeta.MaxDecodeBytes (32 MiB) of headers, so the default 16 bounds that
-	// part of the heap near 512 MiB, within the default MemoryLimit.
+	// MaxConcurrentUploads caps uploads being received or inspected at once; one more waits for a slot (before
+	// its body is read) for up to QueueTimeout, then is answered 503. Each inspection may decode up to
+	// rpmmeta.MaxDecodeBytes (32 MiB) of headers, so the default 16 bounds that part of the heap near 512 MiB,
+	// within the default MemoryLimit.
 	MaxConcurrentUploads int `yaml:"max_concurrent_uploads"`
+	// QueueTimeout is how long an upload over MaxConcurrentUploads waits for a slot; 0 answers 503 at once.
+	QueueTimeout Duration `yaml:"queue_timeout"`
+	// DebugListen, when set, serves net/http/pprof on a unix socket (a path) or a loopback address
+	// (127.0.0.1:6060, [::1]:6060); empty (the default) serves nothing.
+	DebugListen string `yaml:"debug_listen"`
 	// MemoryLimit is the Go runtime's soft memory limit (debug.SetMemoryLimit); 0 leaves it off. Keep the unit's
 	// MemoryMax= above it: MemoryMax is a hard cgroup limit that also counts createrepo_c.
 	MemoryLimit Size `yaml:"memory_limit"`
@@ -161,6 +167,7 @@ func Default() *Config {
 			RepoURL:       "/repo",
 
 			MaxConcurrentUploads: 16,
+			QueueTimeout:         Duration(30 * time.Second),
 			MemoryLimit:          1 << 30,
 			UploadIdleTimeout:    Duration(30 * time.Second),
 			UploadMinRate:        4 << 10, // 32 kbit/s: slower than any real link, far faster than a trickle attack

@@ -77,6 +77,12 @@ func (c *Config) validate() []problem {
 	if s.MaxConcurrentUploads < 1 {
 		bad("server.max_concurrent_uploads", "must be at least 1")
 	}
+	if s.QueueTimeout < 0 {
+		bad("server.queue_timeout", "must be 0 (answer 503 at once) or a duration, like 30s")
+	}
+	if msg := checkDebugListen(s.DebugListen); msg != "" {
+		bad("server.debug_listen", "%s", msg)
+	}
 	if s.MemoryLimit != 0 && s.MemoryLimit < minMemoryLimit {
 		// Below this the garbage collector would run almost continuously; 0 is the way to turn the limit off.
 		bad("server.memory_limit", "%s is too small to run in: use at least %s, or 0 to turn the limit off", s.MemoryLimit, Size(minMemoryLimit))
@@ -376,4 +382,30 @@ func (c *Config) Notes() []string {
 		}
 	}
 	return notes
+}
+
+// checkDebugListen accepts "" (off), unix:/absolute/path, or a loopback host:port (127.0.0.0/8, ::1,
+// localhost): the profiler shows the daemon's memory and stacks and costs CPU, so it is never served to a network.
+// It returns why addr is refused, or "".
+func checkDebugListen(addr string) string {
+	if addr == "" {
+		return ""
+	}
+	if path, ok := strings.CutPrefix(addr, "unix:"); ok {
+		if !filepath.IsAbs(path) {
+			return fmt.Sprintf("%q: a unix socket path must be absolute, like unix:/run/rpm-ingestd/debug.sock", addr)
+		}
+		return ""
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil || port == "" {
+		return fmt.Sprintf("%q is neither a loopback host:port (like 127.0.0.1:6060) nor unix:/path", addr)
+	}
+	if host == "localhost" {
+		return ""
+	}
+	if ip, err := netip.ParseAddr(host); err == nil && ip.Zone() == "" && ip.Unmap().IsLoopback() {
+		return ""
+	}
+	return fmt.Sprintf("%q is not a loopback address: the profiler may only listen on 127.0.0.1, ::1 or a unix socket", addr)
 }

@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -198,20 +199,36 @@ func (e *RunError) Unwrap() error { return e.Err }
 // A brand-new repoDir gets Packages/ created so it publishes valid, empty
 // metadata.
 func (c *Createrepo) Run(ctx context.Context, repoDir string) error {
+	_, err := c.RunListing(ctx, repoDir)
+	return err
+}
+
+// RunListing is Run that also returns, after a successful run, the packages it indexed: the *.rpm files of the
+// listing of Packages/ taken after the marker was claimed (the --pkglist handed to createrepo_c), as listPackages
+// would list them. The scheduler takes it as the new published set instead of listing Packages/ once more.
+func (c *Createrepo) RunListing(ctx context.Context, repoDir string) (pkgSet, error) {
+	before, err := c.run(ctx, repoDir)
+	if err != nil {
+		return nil, err
+	}
+	return publishedSet(repoDir, before)
+}
+
+func (c *Createrepo) run(ctx context.Context, repoDir string) (map[string]pkgEntry, error) {
 	if len(c.Argv) == 0 {
-		return errors.New("createrepo: empty command")
+		return nil, errors.New("createrepo: empty command")
 	}
 	if err := os.MkdirAll(filepath.Join(repoDir, "Packages"), 0o755); err != nil {
-		return fmt.Errorf("create packages dir: %w", err)
+		return nil, fmt.Errorf("create packages dir: %w", err)
 	}
 	lockPath := filepath.Join(repoDir, LockFile)
 	lock := flock.New(lockPath, flock.SetPermissions(0o644))
 	ok, err := lock.TryLock()
 	if err != nil {
-		return fmt.Errorf("lock %s: %w", lockPath, err)
+		return nil, fmt.Errorf("lock %s: %w", lockPath, err)
 	}
 	if !ok {
-		return fmt.Errorf("%w: %s is held", ErrLocked, lockPath)
+		return nil, fmt.Errorf("%w: %s is held", ErrLocked, lockPath)
 	}
 	// Unlock's error is ignored: it also closes the fd, which releases the
 	// lock in any case.
@@ -220,17 +237,17 @@ func (c *Createrepo) Run(ctx context.Context, repoDir string) error {
 	stale := filepath.Join(repoDir, tmpRepodata)
 	if _, err := os.Lstat(stale); err == nil {
 		if err := os.RemoveAll(stale); err != nil {
-			return fmt.Errorf("remove stale %s: %w", stale, err)
+			return nil, fmt.Errorf("remove stale %s: %w", stale, err)
 		}
 		c.logger().Warn("removed stale createrepo lock directory", zap.String("repo", repoDir), zap.String("path", stale))
 	}
 
 	if err := claimMarker(repoDir); err != nil {
-		return err
+		return nil, err
 	}
 	before, err := snapshotPackages(repoDir)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if err := c.refreshMetadataTimes(repoDir); err != nil {
 		// Not fatal: the worst case is that old metadata is dropped at once,
@@ -240,40 +257,55 @@ func (c *Createrepo) Run(ctx context.Context, repoDir string) error {
 	}
 
 	out := filepath.Join(repoDir, outputDir)
-	if err := prepareOutput(repoDir, out); err != nil {
-		return err
+	// With retention taken over (see retention), only the current generation is seeded: createrepo_c --update
+	// reads it, and no other file is there for createrepo_c to copy; retainOld links the old ones afterwards.
+	argv, retain, ownRetention := c.retention()
+	var seed map[string]bool
+	if ownRetention {
+		if seed, err = currentGeneration(repoDir); err != nil {
+			argv, ownRetention, seed = c.Argv, false, nil // unreadable repomd.xml: createrepo_c keeps what it keeps
+		}
+	}
+	if err := prepareOutput(repoDir, out, seed); err != nil {
+		return nil, err
 	}
 	extra, err := c.pkglist(out, before)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if err := c.exec(ctx, repoDir, out, extra...); err != nil {
+	if err := c.execArgv(ctx, argv, repoDir, out, extra...); err != nil {
 		os.RemoveAll(out)
-		return err
+		return nil, err
+	}
+	if ownRetention {
+		if err := c.retainOld(repoDir, out, retain); err != nil {
+			os.RemoveAll(out)
+			return nil, err
+		}
 	}
 	if err := c.signOutput(ctx, out); err != nil {
 		os.RemoveAll(out)
-		return err
+		return nil, err
 	}
 	if err := c.publish(repoDir, out); err != nil {
-		return err
+		return nil, err
 	}
 
 	after, err := snapshotPackages(repoDir)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if !maps.EqualFunc(before, after, pkgEntry.equal) {
 		// Keep IndexingMarker: the scheduler's Trigger for that upload runs
 		// us again, and after a crash Recover does.
-		return nil
+		return before, nil
 	}
 	if err := os.Remove(filepath.Join(repoDir, IndexingMarker)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("remove indexing marker: %w", err)
+		return nil, fmt.Errorf("remove indexing marker: %w", err)
 	}
 	// No directory fsync: if the removal is lost in a crash the only effect
 	// is one extra run at the next start.
-	return nil
+	return before, nil
 }
 
 func (c *Createrepo) logger() *zap.Logger {
@@ -286,7 +318,9 @@ func (c *Createrepo) logger() *zap.Logger {
 // prepareOutput makes out/repodata a copy, by hard links, of repoDir/repodata (if any): createrepo_c --update
 // reads the previous generation from its output directory, and retains old files from there.
 // Whatever a previous, interrupted run left in out is discarded first; the lock makes that safe.
-func prepareOutput(repoDir, out string) error {
+//
+// With only set, just the files it names are seeded.
+func prepareOutput(repoDir, out string, only map[string]bool) error {
 	if err := os.RemoveAll(out); err != nil {
 		return fmt.Errorf("clear %s: %w", out, err)
 	}
@@ -303,7 +337,7 @@ func prepareOutput(repoDir, out string) error {
 		return err
 	}
 	for _, e := range entries {
-		if !e.Type().IsRegular() {
+		if !e.Type().IsRegular() || only != nil && !only[e.Name()] {
 			continue
 		}
 		if err := os.Link(filepath.Join(src, e.Name()), filepath.Join(dst, e.Name())); err != nil {
@@ -343,11 +377,133 @@ func (c *Createrepo) publish(repoDir, out string) error {
 
 // exec runs the command, writing into out, with extra arguments before the repository.
 func (c *Createrepo) exec(ctx context.Context, repoDir, out string, extra ...string) error {
-	argv := append(slices.Clone(c.Argv), "--outputdir", out)
-	if filepath.Base(c.Argv[0]) == "createrepo_c" && slices.Contains(c.Argv, "--update") && !slices.Contains(c.Argv, keepAllMetadata) {
+	return c.execArgv(ctx, c.Argv, repoDir, out, extra...)
+}
+
+// execArgv is exec with argv instead of c.Argv. createrepo_c --update runs get --keep-all-metadata when the
+// command lacks it, so errata and groups added with modifyrepo_c survive (see keepAllMetadata).
+func (c *Createrepo) execArgv(ctx context.Context, argv []string, repoDir, out string, extra ...string) error {
+	update := filepath.Base(argv[0]) == "createrepo_c" && slices.Contains(argv, "--update") && !slices.Contains(argv, keepAllMetadata)
+	argv = append(slices.Clone(argv), "--outputdir", out)
+	if update {
 		argv = append(argv, keepAllMetadata)
 	}
 	return startTool(ctx, append(append(argv, extra...), repoDir), c.KillDelay, nil)
+}
+
+// retentionFlag is createrepo_c's option that keeps superseded metadata files younger than its value.
+const retentionFlag = "--retain-old-md-by-age="
+
+// retention decides who keeps the superseded metadata files. createrepo_c 0.17 keeps each one by running
+// "cp -r --preserve=all" on it, a fork, an exec and a full copy per file: with a generation published every
+// half minute, 20 generations of 3 files are young at once, 60 processes per run. So for createrepo_c with
+// --retain-old-md-by-age=<age> (DefaultCommand), the flag is left out and retainOld does the same with hard
+// links. It returns the command to run, the age, and whether retainOld must run; an age it cannot read leaves
+// the flag to createrepo_c.
+func (c *Createrepo) retention() (argv []string, age time.Duration, own bool) {
+	if filepath.Base(c.Argv[0]) != "createrepo_c" {
+		return c.Argv, 0, false
+	}
+	for i, a := range c.Argv {
+		v, ok := strings.CutPrefix(a, retentionFlag)
+		if !ok {
+			continue
+		}
+		age, err := parseAge(v)
+		if err != nil {
+			return c.Argv, 0, false
+		}
+		return slices.Delete(slices.Clone(c.Argv), i, i+1), age, true
+	}
+	return c.Argv, 0, false
+}
+
+// currentGeneration returns the file names in repoDir/repodata that make up the published generation:
+// repomd.xml and the files it names (plain repodata/<name> entries only). No repomd.xml: an empty set.
+func currentGeneration(repoDir string) (map[string]bool, error) {
+	b, err := os.ReadFile(filepath.Join(repoDir, "repodata", "repomd.xml"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return map[string]bool{}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var md repomd
+	if err := xml.Unmarshal(b, &md); err != nil {
+		return nil, fmt.Errorf("parse repomd.xml: %w", err)
+	}
+	names := map[string]bool{"repomd.xml": true}
+	for _, d := range md.Data {
+		href := d.Location.Href
+		name := filepath.Base(href)
+		if filepath.Clean(href) != "repodata/"+name || name == "." || name == ".." {
+			return nil, fmt.Errorf("repomd.xml names %q outside repodata/", href)
+		}
+		names[name] = true
+	}
+	return names, nil
+}
+
+// parseAge reads createrepo_c's age syntax: a number with an optional unit s, m, h or d (seconds without one).
+func parseAge(v string) (time.Duration, error) {
+	unit := time.Second
+	num := v
+	if n := len(v); n > 0 {
+		switch v[n-1] {
+		case 's':
+			num = v[:n-1]
+		case 'm':
+			unit, num = time.Minute, v[:n-1]
+		case 'h':
+			unit, num = time.Hour, v[:n-1]
+		case 'd':
+			unit, num = 24*time.Hour, v[:n-1]
+		}
+	}
+	n, err := strconv.ParseUint(num, 10, 32)
+	if err != nil {
+		return 0, fmt.Errorf("age %q: %w", v, err)
+	}
+	return time.Duration(n) * unit, nil
+}
+
+// retainOld does what --retain-old-md-by-age does, with hard links: every file of the published repodata/ that
+// the new generation in out/repodata does not replace and whose mtime is at most age old is linked into
+// out/repodata, so it stays fetchable after the swap. Like createrepo_c 0.17 (cleanup.c), the age is the
+// file's mtime; refreshMetadataTimes has set the just-superseded generation's to now.
+func (c *Createrepo) retainOld(repoDir, out string, age time.Duration) error {
+	src, dst := filepath.Join(repoDir, "repodata"), filepath.Join(out, "repodata")
+	entries, err := os.ReadDir(src)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("retain old metadata: %w", err)
+	}
+	now := time.Now()
+	if c.now != nil {
+		now = c.now()
+	}
+	for _, e := range entries {
+		if !e.Type().IsRegular() {
+			continue
+		}
+		info, err := e.Info()
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("retain old metadata: %w", err)
+		}
+		if now.Sub(info.ModTime()) > age {
+			continue // older than the age: dropped, as createrepo_c drops it
+		}
+		err = os.Link(filepath.Join(src, e.Name()), filepath.Join(dst, e.Name()))
+		if err != nil && !errors.Is(err, fs.ErrExist) { // an existing name is the new generation's own file
+			return fmt.Errorf("retain old metadata: %w", err)
+		}
+	}
+	return nil
 }
 
 // pkglist hands createrepo_c the packages it is to index, sorted, as --pkglist, instead of letting it walk the
@@ -430,27 +586,111 @@ func claimMarker(repoDir string) error {
 type pkgEntry struct {
 	size    int64
 	modTime time.Time
+	mode    fs.FileMode // of the entry itself (a symlink is not followed)
 }
 
-// snapshotPackages lists Packages/ (name, size, mtime).
+// snapshotPackages lists Packages/ (name, size, mtime, type). Each entry is stat'ed relative to the open
+// directory (fstatat), and a big directory on two goroutines: the listing is taken before createrepo_c starts,
+// so at 50,000 packages it is most of the daemon's own part of a run.
 func snapshotPackages(repoDir string) (map[string]pkgEntry, error) {
 	dir := filepath.Join(repoDir, "Packages")
-	entries, err := os.ReadDir(dir)
+	d, err := os.Open(dir)
 	if err != nil {
 		return nil, fmt.Errorf("list %s: %w", dir, err)
 	}
-	m := make(map[string]pkgEntry, len(entries))
-	for _, e := range entries {
-		info, err := e.Info()
-		if errors.Is(err, fs.ErrNotExist) {
-			continue // removed meanwhile; the second snapshot sees the change
+	defer d.Close()
+	names, err := d.Readdirnames(-1)
+	if err != nil {
+		return nil, fmt.Errorf("list %s: %w", dir, err)
+	}
+	rc, err := d.SyscallConn()
+	if err != nil {
+		return nil, fmt.Errorf("list %s: %w", dir, err)
+	}
+	entries := make([]pkgEntry, len(names))
+	found := make([]bool, len(names))
+	var statErr error
+	cerr := rc.Control(func(fd uintptr) {
+		stat := func(lo, hi int) error {
+			for i := lo; i < hi; i++ {
+				var st unix.Stat_t
+				err := unix.Fstatat(int(fd), names[i], &st, unix.AT_SYMLINK_NOFOLLOW)
+				for err == unix.EINTR {
+					err = unix.Fstatat(int(fd), names[i], &st, unix.AT_SYMLINK_NOFOLLOW)
+				}
+				if err == unix.ENOENT {
+					continue // removed meanwhile; the second snapshot sees the change
+				}
+				if err != nil {
+					return &fs.PathError{Op: "lstat", Path: filepath.Join(dir, names[i]), Err: err}
+				}
+				entries[i], found[i] = pkgEntry{size: st.Size, modTime: time.Unix(st.Mtim.Unix()), mode: fileMode(st.Mode)}, true
+			}
+			return nil
 		}
-		if err != nil {
-			return nil, fmt.Errorf("list %s: %w", dir, err)
+		if len(names) < parallelStatFrom {
+			statErr = stat(0, len(names))
+			return
 		}
-		m[e.Name()] = pkgEntry{size: info.Size(), modTime: info.ModTime()}
+		half := len(names) / 2
+		errc := make(chan error, 1)
+		go func() { errc <- stat(half, len(names)) }()
+		statErr = errors.Join(stat(0, half), <-errc)
+	})
+	if err := errors.Join(cerr, statErr); err != nil {
+		return nil, fmt.Errorf("list %s: %w", dir, err)
+	}
+	m := make(map[string]pkgEntry, len(names))
+	for i, name := range names {
+		if found[i] {
+			m[name] = entries[i]
+		}
 	}
 	return m, nil
+}
+
+// parallelStatFrom is the directory size from which snapshotPackages stats on two goroutines.
+const parallelStatFrom = 4096
+
+// fileMode is the type part of an fs.FileMode for a stat mode: all snapshotPackages tells apart.
+func fileMode(m uint32) fs.FileMode {
+	switch m & unix.S_IFMT {
+	case unix.S_IFREG:
+		return 0
+	case unix.S_IFLNK:
+		return fs.ModeSymlink
+	case unix.S_IFDIR:
+		return fs.ModeDir
+	}
+	return fs.ModeIrregular
+}
+
+// publishedSet turns a snapshot of repoDir's Packages/ into the set listPackages gives: the *.rpm entries that
+// are regular files, symlinks by their target (createrepo_c follows them), hidden ones included. Only symlinks
+// cost a stat; everything else is in the snapshot already.
+func publishedSet(repoDir string, snap map[string]pkgEntry) (pkgSet, error) {
+	set := make(pkgSet, len(snap))
+	for name, e := range snap {
+		if !strings.HasSuffix(name, ".rpm") {
+			continue
+		}
+		size, mtime, mode := e.size, e.modTime, e.mode
+		if mode&fs.ModeSymlink != 0 {
+			info, err := os.Stat(filepath.Join(repoDir, packagesDir, name))
+			if errors.Is(err, fs.ErrNotExist) {
+				continue // dangling: createrepo_c skips it too
+			}
+			if err != nil {
+				return nil, fmt.Errorf("list %s: %w", filepath.Join(repoDir, packagesDir), err)
+			}
+			size, mtime, mode = info.Size(), info.ModTime(), info.Mode()
+		}
+		if !mode.IsRegular() {
+			continue
+		}
+		set[packagesDir+"/"+name] = stamp{size: size, mtime: mtime.Unix()}
+	}
+	return set, nil
 }
 
 func (e pkgEntry) equal(o pkgEntry) bool {

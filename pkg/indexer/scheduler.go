@@ -64,6 +64,12 @@ type Runner interface {
 	Run(ctx context.Context, repoDir string) error
 }
 
+// listingRunner is a Runner that also returns what a successful run indexed, as listPackages lists it (Createrepo
+// does: the listing it hands createrepo_c as --pkglist), so that a run lists Packages/ once instead of twice.
+type listingRunner interface {
+	RunListing(ctx context.Context, repoDir string) (pkgSet, error)
+}
+
 // Options tunes a Scheduler. Zero or negative fields get the Default*
 // values; a nil Clock means the real clock.
 type Options struct {
@@ -550,12 +556,24 @@ func (s *Scheduler) runOne(ctx context.Context, st *repoState) {
 	// What the run will publish: createrepo_c scans Packages/ after this,
 	// so every file listed here is in the new metadata. A file added
 	// meanwhile came with its own Trigger, which earns the next run.
-	listing, listErr := listPackages(st.dir)
+	// A listingRunner lists Packages/ itself, once the run has claimed the marker, and that listing is exactly
+	// what it indexes.
+	lister, ownListing := s.runner.(listingRunner)
+	var listing pkgSet
+	var listErr error
+	if !ownListing {
+		listing, listErr = listPackages(st.dir)
+	}
 
 	st.log.Debug("index run started")
 	rctx, cancel := context.WithCancelCause(ctx)
 	timeout := s.clock.AfterFunc(s.opts.Timeout, func() { cancel(errTimeout) })
-	err := s.runner.Run(rctx, st.dir)
+	var err error
+	if ownListing {
+		listing, err = lister.RunListing(rctx, st.dir)
+	} else {
+		err = s.runner.Run(rctx, st.dir)
+	}
 	timeout.Stop()
 	if cause := context.Cause(rctx); err != nil && cause != nil && !errors.Is(err, cause) {
 		// Make the reason visible whatever the Runner returned (a fake may
@@ -573,7 +591,11 @@ func (s *Scheduler) runOne(ctx context.Context, st *repoState) {
 		// Status is polled by HTTP handlers and must stay a cheap, in-memory
 		// read, and the count right after a run is the count the published
 		// index reflects.
-		pkgs = countPackages(st.dir)
+		if ownListing {
+			pkgs = len(listing) // what the run indexed: no second look at the directory
+		} else {
+			pkgs = countPackages(st.dir)
+		}
 	}
 	end := s.clock.Now()
 

@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 	"time"
 
@@ -73,3 +75,55 @@ func floor(b *testing.B, src, dst string) {
 	}
 	os.Remove(src)
 }
+
+// BenchmarkDirectVsCopy measures a direct upload (the body streamed into Ingest, as from a socket) of a 48 MiB
+// package against writing the same bytes to a file in the same directory and fsyncing it, the floor of receiving a
+// body durably. Only the ratio is reported.
+func BenchmarkDirectVsCopy(b *testing.B) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	payload := make([]byte, 48<<20)
+	for i := range payload {
+		payload[i] = byte(rng.Uint32())
+	}
+	data := testrpm.Build(b, testrpm.Spec{Name: "direct", Release: "1.el9", Arch: "x86_64",
+		Files: map[string]string{"/usr/share/direct/blob": string(payload)}})
+	e := newEnv(b, func(o *Options) { o.MaxSize = 256 << 20 })
+	var ingestTime, floorTime, ingestCPU, floorCPU time.Duration
+	for i := 0; b.Loop(); i++ {
+		start, cpu0 := time.Now(), cpuTime()
+		// onlyRead hides bytes.Reader's WriteTo: a socket hands the body over in reads.
+		if _, err := e.in.Ingest(context.Background(), Request{Body: onlyRead{bytes.NewReader(data)}, OSRelease: fmt.Sprint(i)}); err != nil {
+			b.Fatal(err)
+		}
+		ingestTime, ingestCPU = ingestTime+time.Since(start), ingestCPU+cpuTime()-cpu0
+
+		start, cpu0 = time.Now(), cpuTime()
+		f, err := os.Create(filepath.Join(e.spool, fmt.Sprintf("floor-%d", i)))
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := io.Copy(f, onlyRead{bytes.NewReader(data)}); err != nil {
+			b.Fatal(err)
+		}
+		if err := f.Sync(); err != nil {
+			b.Fatal(err)
+		}
+		f.Close()
+		floorTime, floorCPU = floorTime+time.Since(start), floorCPU+cpuTime()-cpu0
+		os.Remove(f.Name())
+	}
+	b.ReportMetric(float64(ingestTime)/float64(floorTime), "ingest/floor")
+	b.ReportMetric(float64(ingestCPU)/float64(floorCPU), "cpu-ingest/floor")
+	b.ReportMetric(0, "ns/op")
+}
+
+// cpuTime is the CPU time this process has used.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+type onlyRead struct{ r io.Reader }
+
+func (o onlyRead) Read(p []byte) (int, error) { return o.r.Read(p) }

@@ -20,6 +20,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -194,6 +195,10 @@ type Ingester struct {
 	// Test seams: the filesystem calls whose failure or timing tests provoke.
 	link    func(oldname, newname string) error // os.Link
 	syncDir func(dir string) error              // durable.SyncDir
+
+	// dirSync shares the fsync of Packages/ that makes new links durable among concurrent uploads (group
+	// commit); it calls syncDir.
+	dirSync *groupSync
 }
 
 const (
@@ -219,8 +224,10 @@ func New(opts Options, log *zap.Logger) (*Ingester, error) {
 		root.Close()
 		return nil, err
 	}
-	return &Ingester{opts: opts, spool: root, staging: stage.dir, stageDir: stage, locks: locks, log: log, now: time.Now,
-		link: os.Link, syncDir: durable.SyncDir}, nil
+	in := &Ingester{opts: opts, spool: root, staging: stage.dir, stageDir: stage, locks: locks, log: log, now: time.Now,
+		link: os.Link, syncDir: durable.SyncDir}
+	in.dirSync = newGroupSync(func(dir string) error { return in.syncDir(dir) }) // syncDir read at call time: a seam
+	return in, nil
 }
 
 // Close releases the spool directory handle and removes this process's staging directory. Call it when no
@@ -241,7 +248,7 @@ func (in *Ingester) Cleanup() (int, error) {
 // Ingest checks the upload and places it. The spooled file is gone afterwards whatever happens, except when
 // SpoolPath is refused as forbidden: then nothing at all is touched.
 func (in *Ingester) Ingest(ctx context.Context, req Request) (*Result, error) {
-	f, remove, err := in.open(req)
+	f, remove, sp, err := in.open(req)
 	if err != nil {
 		return nil, err
 	}
@@ -257,17 +264,13 @@ func (in *Ingester) Ingest(ctx context.Context, req Request) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	fi, err := f.Stat()
-	if err != nil {
+	if sp.size > in.opts.MaxSize {
+		return nil, fail(ErrTooLarge, "upload is %d bytes, more than server.max_upload_size (%d bytes)", sp.size, in.opts.MaxSize)
+	}
+	if err := checkSums(f, req.Checksums, sp.digests); err != nil {
 		return nil, err
 	}
-	if fi.Size() > in.opts.MaxSize {
-		return nil, fail(ErrTooLarge, "upload is %d bytes, more than server.max_upload_size (%d bytes)", fi.Size(), in.opts.MaxSize)
-	}
-	if err := checkSums(f, req.Checksums); err != nil {
-		return nil, err
-	}
-	pkg, err := rpmmeta.Inspect(f)
+	pkg, err := rpmmeta.InspectDigested(f, sp.digests)
 	if err != nil {
 		return nil, err
 	}
@@ -296,30 +299,74 @@ func (in *Ingester) Ingest(ctx context.Context, req Request) (*Result, error) {
 	return res, nil
 }
 
-// open returns the upload as a file in the spool and a function that removes it from the spool.
-func (in *Ingester) open(req Request) (*os.File, func() error, error) {
+// spooled is what open learned about the upload's file: its size, and for a body streamed here, the digests
+// computed while it was written (nil for a file the proxy spooled).
+type spooled struct {
+	size    int64
+	digests *rpmmeta.Digests
+}
+
+// open returns the upload as a file in the spool, a function that removes it from the spool, and its size.
+func (in *Ingester) open(req Request) (*os.File, func() error, spooled, error) {
 	if req.SpoolPath != "" {
 		return in.openSpooled(req.SpoolPath)
 	}
 	if req.Body == nil {
-		return nil, nil, fail(ErrBadUpload, "no upload: send the package as the request body")
+		return nil, nil, spooled{}, fail(ErrBadUpload, "no upload: send the package as the request body")
 	}
 	f, err := in.createSpoolFile()
 	if err != nil {
-		return nil, nil, classifyIO(err, "create spool file")
+		return nil, nil, spooled{}, classifyIO(err, "create spool file")
 	}
 	remove := func() error { return os.Remove(f.Name()) }
 	// Limit what we take even if the caller did not, one byte past the cap so "too large" is detectable.
-	n, err := io.Copy(f, bodyReader{io.LimitReader(req.Body, in.opts.MaxSize+1)})
-	if err == nil && n > in.opts.MaxSize {
+	sp, err := receive(f, bodyReader{io.LimitReader(req.Body, in.opts.MaxSize+1)})
+	if err == nil && sp.size > in.opts.MaxSize {
 		err = fail(ErrTooLarge, "upload is larger than server.max_upload_size (%d bytes)", in.opts.MaxSize)
 	}
 	if err != nil {
 		f.Close()
 		remove()
-		return nil, nil, classifyIO(err, "receive upload")
+		return nil, nil, spooled{}, classifyIO(err, "receive upload")
 	}
-	return f, remove, nil
+	return f, remove, sp, nil
+}
+
+// writebackEvery is how many bytes receive writes before it asks the kernel to start writing them back, so that
+// the fsync before placement finds most of a large body already on disk instead of all of it.
+const writebackEvery = 8 << 20
+
+// receive writes the body to f and hashes it in the same pass (rpmmeta.Digester), so the package is not read back
+// for its digests: each piece is read into the Digester's own buffer, written to f from there and handed to the
+// hashing without a copy. Writeback of what is written starts early (sync_file_range, which only starts it:
+// durability still comes from the fsync before the package is placed).
+func receive(f *os.File, body io.Reader) (spooled, error) {
+	d := rpmmeta.NewDigester()
+	var n, started int64
+	for {
+		buf := d.Buffer()
+		k, rerr := io.ReadFull(body, buf)
+		if k > 0 {
+			if _, err := f.Write(buf[:k]); err != nil {
+				d.Sum() // ends its goroutines
+				return spooled{}, err
+			}
+			d.Commit(k)
+			n += int64(k)
+			if n-started >= writebackEvery {
+				// Best effort: an error here (a filesystem without it) only means the fsync does all the work.
+				_ = unix.SyncFileRange(int(f.Fd()), started, n-started, unix.SYNC_FILE_RANGE_WRITE)
+				started = n
+			}
+		}
+		switch {
+		case rerr == io.EOF || rerr == io.ErrUnexpectedEOF:
+			return spooled{size: n, digests: d.Sum()}, nil
+		case rerr != nil:
+			d.Sum()
+			return spooled{}, rerr
+		}
+	}
 }
 
 // createSpoolFile creates a direct upload's file in the spool, locked for as long as f is open so that another
@@ -357,9 +404,9 @@ func (b bodyReader) Read(p []byte) (int, error) {
 
 // openSpooled opens a file that the proxy wrote, refusing anything that does not resolve to a regular file
 // inside SpoolDir. os.Root makes ".." and symlinks that leave the directory fail instead of being followed.
-func (in *Ingester) openSpooled(name string) (*os.File, func() error, error) {
-	forbid := func(why string) (*os.File, func() error, error) {
-		return nil, nil, fail(ErrForbidden, "spooled file %q %s", name, why)
+func (in *Ingester) openSpooled(name string) (*os.File, func() error, spooled, error) {
+	forbid := func(why string) (*os.File, func() error, spooled, error) {
+		return nil, nil, spooled{}, fail(ErrForbidden, "spooled file %q %s", name, why)
 	}
 	if !filepath.IsAbs(name) {
 		return forbid("is not an absolute path")
@@ -374,7 +421,7 @@ func (in *Ingester) openSpooled(name string) (*os.File, func() error, error) {
 	if errors.Is(err, fs.ErrPermission) {
 		// Not the uploader's doing: nginx writes its temp files 0600 for its worker user, so this daemon runs
 		// as another user. A 500 with this in the log, not a 403 the operator would never see.
-		return nil, nil, fmt.Errorf("open spooled file %s: %w: run rpm-ingestd as nginx's worker user (the unit's User= must equal nginx's user)", name, err)
+		return nil, nil, spooled{}, fmt.Errorf("open spooled file %s: %w: run rpm-ingestd as nginx's worker user (the unit's User= must equal nginx's user)", name, err)
 	}
 	if err != nil {
 		reason := err.Error()
@@ -384,25 +431,32 @@ func (in *Ingester) openSpooled(name string) (*os.File, func() error, error) {
 		}
 		return forbid("cannot be opened inside server.spool_dir: " + reason)
 	}
-	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+	fi, err := f.Stat()
+	if err != nil || !fi.Mode().IsRegular() {
 		f.Close()
 		return forbid("is not a regular file")
 	}
-	return f, func() error { return in.spool.Remove(rel) }, nil
+	return f, func() error { return in.spool.Remove(rel) }, spooled{size: fi.Size()}, nil
 }
 
-// checkSums compares the checksums the client claimed with the file, in one pass over it. It runs before the
-// parse, so a body damaged in transit is reported as such and not as an invalid package.
-func checkSums(f *os.File, want map[string]string) error {
+// checkSums compares the checksums the client claimed with the file, in one pass over it (none when only SHA-256
+// is claimed and the body was hashed while it arrived: d). It runs before the parse, so a body damaged in transit
+// is reported as such and not as an invalid package.
+func checkSums(f *os.File, want map[string]string, d *rpmmeta.Digests) error {
 	if len(want) == 0 {
 		return nil
 	}
+	got := map[string]string{}
 	hashes := map[string]hash.Hash{}
 	var ws []io.Writer
 	for algo := range want {
 		var h hash.Hash
 		switch algo {
 		case "sha256":
+			if d != nil {
+				got[algo] = hex.EncodeToString(d.SHA256())
+				continue
+			}
 			h = sha256.New()
 		case "sha1":
 			h = sha1.New()
@@ -414,13 +468,17 @@ func checkSums(f *os.File, want map[string]string) error {
 		hashes[algo] = h
 		ws = append(ws, h)
 	}
-	if _, err := io.Copy(io.MultiWriter(ws...), io.NewSectionReader(f, 0, 1<<62)); err != nil {
-		return fmt.Errorf("read upload: %w", err)
+	if len(ws) > 0 {
+		if _, err := io.Copy(io.MultiWriter(ws...), io.NewSectionReader(f, 0, 1<<62)); err != nil {
+			return fmt.Errorf("read upload: %w", err)
+		}
+	}
+	for algo, h := range hashes {
+		got[algo] = hex.EncodeToString(h.Sum(nil))
 	}
 	for _, algo := range slices.Sorted(maps.Keys(want)) {
-		got := hex.EncodeToString(hashes[algo].Sum(nil))
-		if claimed := strings.ToLower(strings.TrimSpace(want[algo])); got != claimed {
-			return fail(ErrBadUpload, "checksum mismatch: the upload's %s is %s, the client sent %.64q; the body was damaged in transit, upload again", algo, got, claimed)
+		if claimed := strings.ToLower(strings.TrimSpace(want[algo])); got[algo] != claimed {
+			return fail(ErrBadUpload, "checksum mismatch: the upload's %s is %s, the client sent %.64q; the body was damaged in transit, upload again", algo, got[algo], claimed)
 		}
 	}
 	return nil
@@ -825,10 +883,11 @@ func (pl *placement) undo() {
 	pl.made = nil
 }
 
-// syncMade makes the new links durable.
+// syncMade makes the new links durable. The fsync of each directory may be shared with concurrent uploads
+// (groupSync), but it always starts after this call, so it covers these links.
 func (pl *placement) syncMade() error {
 	for _, m := range pl.made {
-		if err := pl.in.syncDir(filepath.Dir(m.dst)); err != nil {
+		if err := pl.in.dirSync.Sync(filepath.Dir(m.dst)); err != nil {
 			return err
 		}
 	}
@@ -958,9 +1017,12 @@ func copyFile(src, dst string) error {
 	return copyInto(f, dst)
 }
 
+// pidString is this process's id, for staging names (os.Getpid is a system call each time).
+var pidString = strconv.Itoa(os.Getpid())
+
 // stagingName returns a new, unused name in the staging directory.
 func (in *Ingester) stagingName(kind string) string {
-	return filepath.Join(in.staging, fmt.Sprintf("%s-%d-%d", kind, os.Getpid(), in.seq.Add(1)))
+	return filepath.Join(in.staging, kind+"-"+pidString+"-"+strconv.FormatUint(in.seq.Add(1), 10))
 }
 
 func conflict(p *rpmmeta.Package, storedSum string) error {

@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"bytes"
 	"compress/gzip"
 	"context"
 	"crypto/md5"
@@ -11,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"hash"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -24,6 +26,7 @@ import (
 
 	"github.com/rpm-ingestd/rpm-ingestd/internal/testrpm"
 	"github.com/rpm-ingestd/rpm-ingestd/pkg/indexer"
+	"github.com/rpm-ingestd/rpm-ingestd/pkg/rpmmeta"
 )
 
 // TestIndexRunBetweenMarkAndLink drives a whole real index run into the window between marking a repository and
@@ -304,16 +307,62 @@ func TestClientChecksums(t *testing.T) {
 		{"unknown algorithm", map[string]string{"crc32": "0"}, ErrBadUpload},
 	}
 	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			e := newEnv(t, nil)
-			_, err := e.in.Ingest(context.Background(), Request{SpoolPath: e.spoolFile(t, data), Checksums: tc.sums})
-			if !errors.Is(err, tc.want) || tc.want != nil && !strings.Contains(err.Error(), "checksum") {
-				t.Fatalf("err = %v, want %v", err, tc.want)
-			}
-			if tc.want != nil && len(e.treeFiles(t)) != 0 {
-				t.Errorf("refused upload left %v", e.treeFiles(t))
-			}
-			e.assertSpoolEmpty(t)
-		})
+		// Header mode hashes the spooled file; direct mode takes the SHA-256 from the pass that spooled the body.
+		for _, direct := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s direct=%t", tc.name, direct), func(t *testing.T) {
+				e := newEnv(t, nil)
+				req := Request{Checksums: tc.sums}
+				if direct {
+					req.Body = bytes.NewReader(data)
+				} else {
+					req.SpoolPath = e.spoolFile(t, data)
+				}
+				_, err := e.in.Ingest(context.Background(), req)
+				if !errors.Is(err, tc.want) || tc.want != nil && !strings.Contains(err.Error(), "checksum") {
+					t.Fatalf("err = %v, want %v", err, tc.want)
+				}
+				if tc.want != nil && len(e.treeFiles(t)) != 0 {
+					t.Errorf("refused upload left %v", e.treeFiles(t))
+				}
+				e.assertSpoolEmpty(t)
+			})
+		}
 	}
+}
+
+// TestDirectUploadHashedWhileReceived: a direct upload larger than the Digester's parallel threshold is stored
+// byte for byte with its SHA-256, and one whose payload was damaged in transit is refused by the payload digest
+// computed while it was received, leaving nothing behind.
+func TestDirectUploadHashedWhileReceived(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	blob := make([]byte, 3<<20)
+	for i := range blob {
+		blob[i] = byte(rng.Uint32())
+	}
+	data := testrpm.Build(t, testrpm.Spec{Name: "big", Release: "1.el9", Arch: "x86_64", Files: map[string]string{"/usr/share/big/blob": string(blob)}})
+	e := newEnv(t, func(o *Options) { o.MaxSize = 64 << 20 })
+
+	damaged := append([]byte(nil), data...)
+	damaged[len(damaged)-100] ^= 1
+	_, err := e.in.Ingest(context.Background(), Request{Body: bytes.NewReader(damaged)})
+	if !errors.Is(err, rpmmeta.ErrInvalidPackage) || !strings.Contains(err.Error(), "payload sha256 digest mismatch") {
+		t.Fatalf("damaged body: %v, want a payload digest mismatch", err)
+	}
+	if files := e.treeFiles(t); len(files) != 0 {
+		t.Errorf("refused upload left %v", files)
+	}
+	e.assertSpoolEmpty(t)
+
+	res, err := e.in.Ingest(context.Background(), Request{Body: bytes.NewReader(data)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := sha256.Sum256(data); res.Package.SHA256 != hex.EncodeToString(want[:]) || res.Package.Size != int64(len(data)) {
+		t.Errorf("SHA256 %s size %d, want %x %d", res.Package.SHA256, res.Package.Size, want, len(data))
+	}
+	stored, err := os.ReadFile(filepath.Join(e.top, filepath.FromSlash(res.Paths[0])))
+	if err != nil || !bytes.Equal(stored, data) {
+		t.Errorf("stored file differs from the upload (err %v)", err)
+	}
+	e.assertSpoolEmpty(t)
 }

@@ -6,6 +6,7 @@
 package rpmmeta
 
 import (
+	"bufio"
 	"bytes"
 	"crypto/md5" // only for the size of the legacy MD5 digest tag
 	"crypto/sha256"
@@ -15,6 +16,7 @@ import (
 	"io"
 	"os"
 	"strconv"
+	"sync"
 
 	"github.com/cavaliergopher/rpm"
 )
@@ -149,7 +151,16 @@ const (
 // completeness cannot be established. Every such failure wraps ErrInvalidPackage; other errors (stat, seek, read
 // I/O) are returned as they are.
 func Inspect(f *os.File) (*Package, error) {
-	_, lay, pkg, err := readHeaders(f)
+	return InspectDigested(f, nil)
+}
+
+// InspectDigested is Inspect for a file whose bytes were also written to a Digester, as they arrived: it checks
+// everything Inspect checks, but takes the digests from d instead of reading the file again, when d saw the same
+// layout and size as the guard finds in the file (else, or with d nil, it hashes the file like Inspect). The caller
+// must have written exactly the bytes now in f to the Digester. The guard's read of the lead and headers from f is
+// still compared with the Digester's hash of them.
+func InspectDigested(f *os.File, d *Digests) (*Package, error) {
+	fi, lay, pkg, err := readHeaders(f)
 	if err != nil {
 		return nil, err
 	}
@@ -169,12 +180,11 @@ func Inspect(f *os.File) (*Package, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		return nil, fmt.Errorf("rpmmeta: seek: %w", err)
-	}
-	sum, err := hashFile(f, lay.hdr.start, lay.hdr.end(), want.headerHash, want.payloadHash)
-	if err != nil {
-		return nil, err
+	sum, ok := d.forInspect(fi.Size(), lay.hdr.start, lay.hdr.end(), want.headerHash, want.payloadHash)
+	if !ok {
+		if sum, err = hashFileAt(f, &lay, fi.Size(), lay.hdr.start, lay.hdr.end(), want.headerHash, want.payloadHash); err != nil {
+			return nil, err
+		}
 	}
 	if err := unchanged(f.Name(), &lay, sum); err != nil {
 		return nil, err
@@ -194,6 +204,12 @@ func Inspect(f *os.File) (*Package, error) {
 // file did not change in between, which the caller promises and this checks. A change is not the package's fault,
 // so the error is not ErrInvalidPackage.
 func unchanged(name string, lay *layout, sum fileSums) error {
+	if sum.headCompared {
+		if sum.headDiffers {
+			return fmt.Errorf("rpmmeta: %s changed while it was inspected", name)
+		}
+		return nil
+	}
 	if !bytes.Equal(sum.head, lay.headHash()) {
 		return fmt.Errorf("rpmmeta: %s changed while it was inspected", name)
 	}
@@ -218,7 +234,13 @@ func readHeaders(f *os.File) (os.FileInfo, layout, *rpm.Package, error) {
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
 		return nil, layout{}, nil, fmt.Errorf("rpmmeta: seek: %w", err)
 	}
-	lay, err := guard(f, fi.Size())
+	// Buffered: the guard reads the lead and headers in many small pieces, each a system call on a bare file.
+	// Reading ahead past the headers is harmless: nothing reads f sequentially after the guard.
+	br := guardBufs.Get().(*bufio.Reader)
+	br.Reset(f)
+	lay, err := guard(br, fi.Size())
+	br.Reset(nil)
+	guardBufs.Put(br)
 	if err != nil {
 		return nil, layout{}, nil, err
 	}
@@ -228,6 +250,9 @@ func readHeaders(f *os.File) (os.FileInfo, layout, *rpm.Package, error) {
 	}
 	return fi, lay, pkg, nil
 }
+
+// guardBufs are the read buffers of readHeaders.
+var guardBufs = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 16<<10) }}
 
 func parse(r io.Reader) (pkg *rpm.Package, err error) {
 	defer func() {

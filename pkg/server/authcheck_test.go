@@ -136,16 +136,7 @@ func TestAuthCheckRefusalsBounded(t *testing.T) {
 	if n := len(rec.all()); n != DefaultRefusalLimit {
 		t.Errorf("%d refusals recorded, want the bound %d", n, DefaultRefusalLimit)
 	}
-	fams, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var dropped float64
-	for _, fam := range fams {
-		if fam.GetName() == "rpm_ingestd_refusals_dropped_total" {
-			dropped = fam.GetMetric()[0].GetCounter().GetValue()
-		}
-	}
+	dropped := counterValue(t, reg, "rpm_ingestd_refusals_dropped_total")
 	if dropped != tries-DefaultRefusalLimit {
 		t.Errorf("refusals_dropped_total = %v, want %d", dropped, tries-DefaultRefusalLimit)
 	}

@@ -24,8 +24,9 @@ var errBusy = errors.New("busy")
 // errSlowUpload is answered 408: a direct upload sent nothing for too long, or fell below the minimum rate.
 var errSlowUpload = errors.New("upload too slow")
 
-// slots is a non-blocking counting semaphore over uploads in progress. A full semaphore refuses at once: a queue
-// would hold the client's connection and, behind a proxy, its spool file, which is what the cap protects.
+// slots is a counting semaphore over uploads in progress. An upload over the cap waits for a slot, for at most
+// server.queue_timeout: a burst (a CI fan-out of 32 jobs against a cap of 16) is served in turn instead of refused,
+// while at most the cap are received, parsed and placed at once, which is what bounds memory and descriptors.
 type slots struct {
 	c chan struct{} // one element per upload in progress; nil means no cap
 }
@@ -34,7 +35,7 @@ func newSlots(n int) slots {
 	if n <= 0 {
 		return slots{}
 	}
-	// The buffer is the cap itself: a full channel is exactly "no slot free", and tryAcquire never blocks on it.
+	// The buffer is the cap itself: a full channel is exactly "no slot free".
 	return slots{c: make(chan struct{}, n)}
 }
 
@@ -51,7 +52,36 @@ func (s slots) tryAcquire() bool {
 	}
 }
 
-// release returns a slot taken by tryAcquire.
+// acquire takes a slot, waiting for one for at most timeout (0: not at all) or until ctx ends (the client went
+// away, or the daemon is stopping). It reports whether it waited, and fails with errQueueTimeout when the time ran
+// out or with ctx's error.
+// onWait, when not nil, is called once when the wait starts.
+func (s slots) acquire(ctx context.Context, timeout time.Duration, onWait func()) (waited bool, err error) {
+	if s.tryAcquire() {
+		return false, nil
+	}
+	if timeout <= 0 {
+		return false, errQueueTimeout
+	}
+	if onWait != nil {
+		onWait()
+	}
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case s.c <- struct{}{}:
+		return true, nil
+	case <-t.C:
+		return true, errQueueTimeout
+	case <-ctx.Done():
+		return true, ctx.Err()
+	}
+}
+
+// errQueueTimeout: no upload slot came free within server.queue_timeout.
+var errQueueTimeout = errors.New("no upload slot came free in time")
+
+// release returns a slot taken by tryAcquire or acquire.
 func (s slots) release() {
 	if s.c != nil {
 		<-s.c
@@ -59,8 +89,8 @@ func (s slots) release() {
 }
 
 // busyError builds the 503 error naming the key an operator would raise.
-func busyError(limit int) error {
-	return fmt.Errorf("%w: %d uploads are already being received or checked (server.max_concurrent_uploads); retry in a few seconds", errBusy, limit)
+func busyError(limit int, waited time.Duration) error {
+	return fmt.Errorf("%w: %d uploads are already being received or checked (server.max_concurrent_uploads) and none finished within %s (server.queue_timeout); retry in a few seconds", errBusy, limit, waited)
 }
 
 // rateBody wraps a direct upload's body and keeps the connection's read deadline at the earlier of

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap/zaptest"
 
 	"github.com/rpm-ingestd/rpm-ingestd/pkg/ingest"
@@ -82,10 +83,35 @@ func newLimitedServer(t *testing.T, ing Ingester, mod func(*Options)) *Server {
 	return s
 }
 
-// TestUploadCapAnswers503AtOnce: with max_concurrent_uploads uploads in progress, one more is answered 503 with
-// Retry-After and a message naming the key, without waiting and without reaching the ingester; once a slot is
-// free, a new upload goes through. Both upload modes share the cap.
-func TestUploadCapAnswers503AtOnce(t *testing.T) {
+// readTracker is a request body that records whether anything read it.
+type readTracker struct {
+	r    io.Reader
+	read chan struct{} // closed at the first Read
+	once sync.Once
+}
+
+func newReadTracker(body string) *readTracker {
+	return &readTracker{r: strings.NewReader(body), read: make(chan struct{})}
+}
+
+func (b *readTracker) Read(p []byte) (int, error) {
+	b.once.Do(func() { close(b.read) })
+	return b.r.Read(p)
+}
+
+func (b *readTracker) wasRead() bool {
+	select {
+	case <-b.read:
+		return true
+	default:
+		return false
+	}
+}
+
+// TestUploadOverCapWaitsForSlot: with max_concurrent_uploads uploads in progress, one more neither reaches the
+// ingester nor has its body read: it waits, and is placed (201) as soon as a slot is free. Both upload modes share
+// the cap. The waits are counted in /metrics.
+func TestUploadOverCapWaitsForSlot(t *testing.T) {
 	for _, mode := range []struct {
 		name string
 		hdr  map[string]string
@@ -95,9 +121,10 @@ func TestUploadCapAnswers503AtOnce(t *testing.T) {
 	} {
 		t.Run(mode.name, func(t *testing.T) {
 			ing := newBlockingIngester()
-			h := newLimitedServer(t, ing, nil).Routes()
-			do := func() *httptest.ResponseRecorder {
-				req := httptest.NewRequest("PUT", "/upload", strings.NewReader("body"))
+			reg := prometheus.NewRegistry()
+			h := newLimitedServer(t, ing, func(o *Options) { o.QueueTimeout = time.Hour; o.Registerer, o.Gatherer = reg, reg }).Routes()
+			do := func(body io.Reader) *httptest.ResponseRecorder {
+				req := httptest.NewRequest("PUT", "/upload", body)
 				for k, v := range mode.hdr {
 					req.Header.Set(k, v)
 				}
@@ -107,42 +134,155 @@ func TestUploadCapAnswers503AtOnce(t *testing.T) {
 			}
 			results := make(chan *httptest.ResponseRecorder, 3)
 			for range 2 {
-				go func() { results <- do() }()
+				go func() { results <- do(strings.NewReader("body")) }()
 			}
 			ing.waitEntered(t, 2)
 
-			third := make(chan *httptest.ResponseRecorder, 1)
-			go func() { third <- do() }()
-			var rec *httptest.ResponseRecorder
-			select {
-			case rec = <-third:
-			case <-time.After(30 * time.Second): // generous: a refusal is immediate, a queued upload never returns
-				t.Fatal("the upload over the cap was not answered: it waits for a slot instead of getting 503")
+			third := newReadTracker("body")
+			go func() { results <- do(third) }()
+			// The third upload is queued: it must show up as a wait, with its body unread and the ingester not
+			// called. Poll the counter (the only sign that the handler reached the queue).
+			for waitsCounted(t, reg) < 1 {
+				time.Sleep(time.Millisecond)
 			}
-			body := rec.Body.String()
-			if rec.Code != http.StatusServiceUnavailable || rec.Header().Get("Retry-After") != retryAfter ||
-				!strings.Contains(body, "server.max_concurrent_uploads") || strings.Count(body, "\n") != 1 {
-				t.Fatalf("third upload: %d Retry-After=%q %q; want 503, Retry-After %s, one line naming the key",
-					rec.Code, rec.Header().Get("Retry-After"), body, retryAfter)
+			select {
+			case rec := <-results:
+				t.Fatalf("an upload was answered while both slots were held: %d %q", rec.Code, rec.Body)
+			default:
+			}
+			if third.wasRead() {
+				t.Fatal("the queued upload's body was read before it had a slot")
 			}
 			if n := len(ing.entered); n != 0 {
-				t.Fatalf("the refused upload reached the ingester")
+				t.Fatal("the queued upload reached the ingester before it had a slot")
 			}
 
-			ing.release <- struct{}{} // one of the two finishes and frees its slot
+			ing.release <- struct{}{} // one of the two finishes and frees its slot: the queued one takes it
 			if rec := <-results; rec.Code != http.StatusCreated {
 				t.Fatalf("released upload: %d %s", rec.Code, rec.Body)
 			}
-			go func() { results <- do() }()
-			ing.waitEntered(t, 1) // the freed slot is taken by a new upload
+			ing.waitEntered(t, 1)
 			close(ing.release)
 			for range 2 {
 				if rec := <-results; rec.Code != http.StatusCreated {
 					t.Errorf("upload after release: %d %s", rec.Code, rec.Body)
 				}
 			}
+			if got := counterValue(t, reg, "rpm_ingestd_upload_queue_timeouts_total"); got != 0 {
+				t.Errorf("queue time-outs = %v, want 0", got)
+			}
 		})
 	}
+}
+
+// TestQueueTimeoutAnswers503: an upload that waits server.queue_timeout without a slot is answered 503 with
+// Retry-After and one line naming both keys, without its body read or the ingester called; 0 refuses at once.
+// Both the wait and the time-out are counted.
+func TestQueueTimeoutAnswers503(t *testing.T) {
+	for _, timeout := range []time.Duration{0, 20 * time.Millisecond} {
+		t.Run(timeout.String(), func(t *testing.T) {
+			ing := newBlockingIngester()
+			reg := prometheus.NewRegistry()
+			h := newLimitedServer(t, ing, func(o *Options) { o.QueueTimeout = timeout; o.Registerer, o.Gatherer = reg, reg }).Routes()
+			results := make(chan int, 2)
+			for range 2 {
+				go func() {
+					rec := httptest.NewRecorder()
+					h.ServeHTTP(rec, httptest.NewRequest("PUT", "/upload", strings.NewReader("body")))
+					results <- rec.Code
+				}()
+			}
+			ing.waitEntered(t, 2)
+
+			body := newReadTracker("body")
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, httptest.NewRequest("PUT", "/upload", body))
+			msg := rec.Body.String()
+			if rec.Code != http.StatusServiceUnavailable || rec.Header().Get("Retry-After") != retryAfter ||
+				!strings.Contains(msg, "server.max_concurrent_uploads") || !strings.Contains(msg, "server.queue_timeout") ||
+				strings.Count(msg, "\n") != 1 {
+				t.Fatalf("upload over the cap: %d Retry-After=%q %q; want 503, Retry-After %s, one line naming both keys",
+					rec.Code, rec.Header().Get("Retry-After"), msg, retryAfter)
+			}
+			if body.wasRead() || len(ing.entered) != 0 {
+				t.Fatal("the refused upload was read or reached the ingester")
+			}
+			wantWaits := 1.0
+			if timeout == 0 {
+				wantWaits = 0 // no wait at all: refused at once, counted only as busy
+			}
+			if got := waitsCounted(t, reg); got != wantWaits {
+				t.Errorf("queue waits = %v, want %v", got, wantWaits)
+			}
+			if got := counterValue(t, reg, "rpm_ingestd_upload_queue_timeouts_total"); got != wantWaits {
+				t.Errorf("queue time-outs = %v, want %v", got, wantWaits)
+			}
+			close(ing.release)
+			for range 2 {
+				if code := <-results; code != http.StatusCreated {
+					t.Errorf("held upload: %d", code)
+				}
+			}
+		})
+	}
+}
+
+// TestQueuedUploadClientGone: a client that goes away while its upload waits leaves the queue at once (its slot
+// is never taken), so a burst of abandoned uploads cannot hold slots.
+func TestQueuedUploadClientGone(t *testing.T) {
+	ing := newBlockingIngester()
+	reg := prometheus.NewRegistry()
+	s := newLimitedServer(t, ing, func(o *Options) { o.QueueTimeout = time.Hour; o.Registerer, o.Gatherer = reg, reg })
+	h := s.Routes()
+	for range 2 {
+		go func() {
+			h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("PUT", "/upload", strings.NewReader("body")))
+		}()
+	}
+	ing.waitEntered(t, 2)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int)
+	go func() {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest("PUT", "/upload", strings.NewReader("body")).WithContext(ctx))
+		done <- rec.Code
+	}()
+	for waitsCounted(t, reg) < 1 {
+		time.Sleep(time.Millisecond)
+	}
+	cancel()
+	// The client went away while queued: 499 client_gone, not a busy 503 (issue 18 item 13).
+	if code := <-done; code != statusClientClosed {
+		t.Errorf("abandoned queued upload: %d, want %d", code, statusClientClosed)
+	}
+	close(ing.release)
+	if err := s.Wait(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if len(s.slots.c) != 0 {
+		t.Errorf("%d slots still taken after every upload ended", len(s.slots.c))
+	}
+}
+
+func waitsCounted(t *testing.T, g prometheus.Gatherer) float64 {
+	t.Helper()
+	return counterValue(t, g, "rpm_ingestd_upload_queue_waits_total")
+}
+
+// counterValue reads one unlabelled counter from g.
+func counterValue(t *testing.T, g prometheus.Gatherer, name string) float64 {
+	t.Helper()
+	mfs, err := g.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			return mf.GetMetric()[0].GetCounter().GetValue()
+		}
+	}
+	t.Fatalf("metric %s not exported", name)
+	return 0
 }
 
 // TestNoCapWhenZero: MaxConcurrentUploads 0 means no cap (the config refuses 0; library users may want none).
@@ -345,7 +485,7 @@ func TestLimitErrorMapping(t *testing.T) {
 		retryAfter string
 		body       string
 	}{
-		{"busy", busyError(16), 503, retryAfter, "busy: 16 uploads are already being received or checked (server.max_concurrent_uploads)"},
+		{"busy", busyError(16, 30*time.Second), 503, retryAfter, "busy: 16 uploads are already being received or checked (server.max_concurrent_uploads) and none finished within 30s (server.queue_timeout)"},
 		{"stopping", fmt.Errorf("%w: place: %w", ErrStopping, context.Canceled), 503, retryAfter, "the daemon is stopping; retry in a few seconds"},
 		{"slow", fmt.Errorf("receive upload: %w", fmt.Errorf("%w: nothing received", errSlowUpload)), 408, "", "receive upload: upload too slow"},
 	}

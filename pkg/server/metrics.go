@@ -125,6 +125,10 @@ type metrics struct {
 	dropped  prometheus.Counter
 	received prometheus.Counter
 	duration *prometheus.HistogramVec
+	// queueWaits and queueTimeouts count uploads that found every slot taken and waited (server.queue_timeout),
+	// and those of them whose wait ran out (answered 503, also counted as busy in uploads).
+	queueWaits    prometheus.Counter
+	queueTimeouts prometheus.Counter
 }
 
 // newMetrics registers the server's collectors with reg; nil reg means no metrics (and a nil *metrics).
@@ -150,8 +154,16 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help:    "Time from the upload handler's start to its answer, by status class, for uploads that passed authentication (refusals by authentication are only in rpm_ingestd_uploads_total).",
 			Buckets: uploadBuckets,
 		}, []string{"result_class"}),
+		queueWaits: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "rpm_ingestd_upload_queue_waits_total",
+			Help: "Uploads that found every slot (server.max_concurrent_uploads) taken and waited for one.",
+		}),
+		queueTimeouts: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "rpm_ingestd_upload_queue_timeouts_total",
+			Help: "Uploads whose wait for a slot ran out (server.queue_timeout) and were answered 503.",
+		}),
 	}
-	for _, c := range []prometheus.Collector{m.uploads, m.dropped, m.received, m.duration} {
+	for _, c := range []prometheus.Collector{m.uploads, m.dropped, m.received, m.duration, m.queueWaits, m.queueTimeouts} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -174,6 +186,22 @@ func (m *metrics) observe(status int, err error, took time.Duration) {
 	}
 	m.uploads.WithLabelValues(uploadResult(status, err)).Inc()
 	m.duration.WithLabelValues(resultClass(status)).Observe(took.Seconds())
+}
+
+// queueWait records an upload that found every slot taken and starts to wait for one.
+func (m *metrics) queueWait() {
+	if m == nil {
+		return
+	}
+	m.queueWaits.Inc()
+}
+
+// queueTimeout records a wait for a slot that ran out.
+func (m *metrics) queueTimeout() {
+	if m == nil {
+		return
+	}
+	m.queueTimeouts.Inc()
 }
 
 // refused records an upload turned away before its handler ran (authentication). Other mutating routes share

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -42,7 +43,7 @@ func TestUploadResult(t *testing.T) {
 		{"auth forbidden", fmt.Errorf("%w: not local", auth.ErrForbidden), 403, resultForbidden},
 		{"spool forbidden", &ingest.Error{Kind: ingest.ErrForbidden, Msg: "outside"}, 403, resultForbidden},
 		{"rate limited", &auth.LimitError{}, 429, resultRateLimited},
-		{"busy", busyError(4), 503, resultBusy},
+		{"busy", busyError(4, time.Second), 503, resultBusy},
 		{"stopping", fmt.Errorf("%w: place: %w", ErrStopping, context.Canceled), 503, resultStopping},
 		{"client gone", fmt.Errorf("%w: place: %w", errClientGone, context.Canceled), 499, resultClientGone},
 		{"cancelled by us", fmt.Errorf("place: %w", context.Canceled), 500, resultError},

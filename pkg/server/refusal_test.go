@@ -61,22 +61,6 @@ func TestRefusalsBounded(t *testing.T) {
 	}
 }
 
-// counterValue reads the counter name from reg; it fails the test when there is no such counter.
-func counterValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() == name && len(mf.Metric) == 1 {
-			return mf.Metric[0].GetCounter().GetValue()
-		}
-	}
-	t.Fatalf("%s is not registered", name)
-	return 0
-}
-
 // TestRetentionCached (issue 18 item 8): the open dry run reads headers at most once per filter and
 // RetentionCacheTTL however often it is called, and every change the daemon makes drops the cache.
 func TestRetentionCached(t *testing.T) {

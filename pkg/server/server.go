@@ -53,9 +53,11 @@ type Options struct {
 	ServeRepo     bool
 	TopDir        string
 
-	// MaxConcurrentUploads caps uploads in progress (received, checked or placed); one more gets 503 with
-	// Retry-After at once, never a queue. 0 means no cap.
+	// MaxConcurrentUploads caps uploads in progress (received, checked or placed); one more waits for a slot
+	// for up to QueueTimeout, before its body is read, and gets 503 with Retry-After when none came free. 0
+	// means no cap; QueueTimeout 0 means no wait (503 at once).
 	MaxConcurrentUploads int
+	QueueTimeout         time.Duration
 	// UploadIdleTimeout and UploadMinRate (bytes/s, 0 off) bound how slowly a direct upload may send its body;
 	// a slower one is cut off with 408 and its partial spool file removed. UploadIdleTimeout 0 means no bound.
 	UploadIdleTimeout time.Duration
@@ -334,8 +336,16 @@ func (s *Server) upload(w http.ResponseWriter, r *http.Request) {
 	}
 	// The cap covers receiving too: a direct upload's spool file and connection are what it protects, as well as
 	// the memory an inspection takes.
-	if !s.slots.tryAcquire() {
-		s.finish(w, r, start, nil, busyError(s.opts.MaxConcurrentUploads))
+	// An upload over the cap waits here, before its body is read: at most the cap are received and parsed.
+	waited, err := s.slots.acquire(r.Context(), s.opts.QueueTimeout, s.metrics.queueWait)
+	if errors.Is(err, errQueueTimeout) {
+		if waited {
+			s.metrics.queueTimeout()
+		}
+		err = busyError(s.opts.MaxConcurrentUploads, s.opts.QueueTimeout)
+	}
+	if err != nil {
+		s.finish(w, r, start, nil, err)
 		return
 	}
 	release := sync.OnceFunc(s.slots.release) // released before a wait for visibility: waiting takes no slot
