@@ -135,12 +135,16 @@ const (
 	Replaced Status = "replaced" // different bytes were replaced (Overwrite)
 )
 
-// Staged is a file's bytes ready to be placed (Tree.Stage, Tree.StageStored). It is read through ReaderAt, so
-// the caller inspects exactly the bytes that will be placed. Close forgets it; placed copies stay. A Staged is
-// used by one goroutine at a time.
+// Staged is a file's bytes ready to be placed (Tree.Stage, Tree.StageStored). It is read through ReaderAt or
+// File, so the caller inspects exactly the bytes that will be placed. Close forgets it; placed copies stay. A
+// Staged is used by one goroutine at a time.
 type Staged interface {
 	io.ReaderAt
 	Size() int64
+	// File is a local open file holding exactly the staged bytes, for readers that need an *os.File
+	// (rpmmeta.Inspect): Stage's f itself; for StageStored, the stored file (fs) or a local copy (s3). It is
+	// closed by Close (StageStored) or stays the caller's (Stage).
+	File() *os.File
 	Close() error
 }
 
@@ -275,7 +279,8 @@ type Work interface {
 	Packages() []Entry
 	// Output is the directory createrepo_c writes into (--outputdir); its repodata/ is seeded with the current
 	// published generation so --update and --retain-old-md-by-age work as in place. Signatures
-	// (repomd.xml.asc) are written there before Publish.
+	// (repomd.xml.asc) are written there before Publish. The seeded files may be the published ones (fs: hard
+	// links): replace them by writing a new file and renaming it, never by writing into them.
 	Output() string
 	// Publish makes Output()/repodata the published metadata atomically: readers see the previous generation
 	// or this one, never a repomd.xml naming a file they cannot fetch. ErrConflict when another writer

@@ -1,0 +1,295 @@
+package fstree
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/rpm-ingestd/rpm-ingestd/internal/ownlock"
+	"github.com/rpm-ingestd/rpm-ingestd/pkg/tree"
+)
+
+// Staging files of several processes on one tree (issue 18 item 15). Two daemons may share a tree, so a starting
+// daemon must remove only what no live process owns. Staged names live in a per-process directory
+// .rpm-ingestd-tmp/p<pid>-<random>/ whose .lock file the owner keeps flock'ed until Close (see internal/ownlock).
+
+// StagingLock is the lock file in each per-process staging directory; it does not end in ".rpm". It is held
+// open read-only: flock needs no write access, and a file open for writing would keep an operator from
+// remounting the tree read-only ("mount point is busy").
+const StagingLock = ".lock"
+
+// StagingName is the directory under the top that holds the per-process staging directories.
+const StagingName = stagingName
+
+// LocksName is the directory under the top that holds the placement lock files.
+const LocksName = locksName
+
+// legacyStagedAge is how old a file directly in .rpm-ingestd-tmp (where versions before per-process directories
+// staged) must be before Cleanup removes it: a staged name lives for milliseconds, and such a file may belong to
+// an older daemon still running on the tree.
+const legacyStagedAge = time.Hour
+
+// staging is this process's staging directory and the lock that marks it as owned.
+type staging struct {
+	dir  string
+	lock *os.File
+}
+
+// openStaging creates and locks a new per-process directory under base. A concurrent Cleanup of another process
+// can take the lock between the directory's creation and ours, and remove the directory: the lock is then held on
+// a file that is no longer at the path, which the inode check catches, and a new directory is made.
+func openStaging(base string) (*staging, error) {
+	if err := os.MkdirAll(base, 0o700); err != nil {
+		return nil, fmt.Errorf("create staging dir: %w", err)
+	}
+	var lastErr error
+	for range 10 {
+		dir, err := os.MkdirTemp(base, "p"+strconv.Itoa(os.Getpid())+"-")
+		if err != nil {
+			return nil, fmt.Errorf("create staging dir: %w", err)
+		}
+		lock, err := ownlock.Open(filepath.Join(dir, StagingLock), os.O_RDONLY|os.O_CREATE)
+		if err == nil {
+			return &staging{dir: dir, lock: lock}, nil
+		}
+		lastErr = err
+		os.RemoveAll(dir) // ours, or already removed by the Cleanup that raced us
+	}
+	return nil, fmt.Errorf("create staging dir: %w", lastErr)
+}
+
+// close removes the directory (nothing may be staged any more) and releases the lock.
+func (s *staging) close() error {
+	err := os.RemoveAll(s.dir)
+	if cerr := s.lock.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// Cleanup removes the staging directories that no live process owns, and legacy staged files older than an
+// hour. It returns how many staged files went.
+func (t *Tree) Cleanup(context.Context) (int, error) {
+	return cleanStaging(filepath.Join(t.top, stagingName), t.staging.dir)
+}
+
+// cleanStaging removes the staging directories under base that no live process owns, and legacy files directly in
+// base older than legacyStagedAge. It returns how many staged files went.
+func cleanStaging(base, own string) (int, error) {
+	entries, err := os.ReadDir(base)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	var errs []error
+	for _, e := range entries {
+		p := filepath.Join(base, e.Name())
+		if !e.IsDir() {
+			fi, err := e.Info()
+			if err != nil || time.Since(fi.ModTime()) < legacyStagedAge {
+				continue
+			}
+			if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				errs = append(errs, err)
+				continue
+			}
+			n++
+			continue
+		}
+		if p == own {
+			continue
+		}
+		// O_CREATE: a directory whose owner has not made its lock yet gets ours, and the owner retries.
+		lock, err := ownlock.Open(filepath.Join(p, StagingLock), os.O_RDONLY|os.O_CREATE)
+		if err != nil {
+			if !errors.Is(err, unix.EWOULDBLOCK) && !errors.Is(err, ownlock.ErrNotOwned) && !errors.Is(err, fs.ErrNotExist) {
+				errs = append(errs, err)
+			}
+			continue // a live process owns it (or it is gone)
+		}
+		files, _ := os.ReadDir(p)
+		err = os.RemoveAll(p)
+		lock.Close()
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		n += max(len(files)-1, 0) // the lock file is not a leftover
+	}
+	return n, errors.Join(errs...)
+}
+
+// staged is a name in this process's staging directory for bytes to place, read through r.
+type staged struct {
+	t    *Tree
+	name string
+	r    io.ReaderAt
+	file *os.File
+	size int64
+	own  *os.File // closed with the staged name, when Stage did not get the file from the caller
+}
+
+func (s *staged) ReadAt(p []byte, off int64) (int, error) { return s.r.ReadAt(p, off) }
+func (s *staged) Size() int64                             { return s.size }
+func (s *staged) File() *os.File                          { return s.file }
+
+// Name is the staged file's path (for tests).
+func (s *staged) Name() string { return s.name }
+
+func (s *staged) Close() error {
+	err := os.Remove(s.name)
+	if errors.Is(err, fs.ErrNotExist) {
+		err = nil
+	}
+	if s.own != nil {
+		s.own.Close()
+	}
+	return err
+}
+
+// Stage makes f (made readable for the web server: 0644) durable and gives its bytes a name in the staging
+// directory, on the top's filesystem: a hard link to f's inode (so what lands is exactly what was checked; through
+// /proc/self/fd, which needs no privilege where AT_EMPTY_PATH would), or, when f is on another filesystem, one
+// fsynced copy.
+func (t *Tree) Stage(_ context.Context, f *os.File) (tree.Staged, error) {
+	if err := f.Chmod(0o644); err != nil { // the proxy spools 0600; clients read through the web server
+		return nil, fmt.Errorf("chmod spool file: %w", err)
+	}
+	// Neither nginx nor our own spooling fsyncs: do it once here, so the package survives a power loss once
+	// it has a name in the tree.
+	if err := f.Sync(); err != nil {
+		return nil, classify(err, "sync upload")
+	}
+	name, err := t.stage(f)
+	if err != nil {
+		return nil, classify(err, "stage package")
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		os.Remove(name)
+		return nil, err
+	}
+	return &staged{t: t, name: name, r: f, file: f, size: fi.Size()}, nil
+}
+
+// stage links or copies f into a new staging name.
+func (t *Tree) stage(f *os.File) (string, error) {
+	name := t.stagingName("stage")
+	err := unix.Linkat(unix.AT_FDCWD, fmt.Sprintf("/proc/self/fd/%d", f.Fd()), unix.AT_FDCWD, name, unix.AT_SYMLINK_FOLLOW)
+	if err == nil {
+		return name, nil
+	}
+	// EXDEV (f on another filesystem), or no /proc: copy.
+	if err := copyInto(f, name); err != nil {
+		return "", err
+	}
+	return name, nil
+}
+
+// StageStored opens the stored package inside the top only (os.Root: no path component may lead out), refuses a
+// symbolic link or anything but a regular file, and stages the very inode it looked at.
+func (t *Tree) StageStored(_ context.Context, ref tree.Ref) (tree.Staged, error) {
+	if err := checkRef(ref); err != nil {
+		return nil, err
+	}
+	root, err := os.OpenRoot(t.top)
+	if err != nil {
+		return nil, fmt.Errorf("open top_dir: %w", err)
+	}
+	defer root.Close()
+	rel := filepath.FromSlash(ref.Path())
+	// os.Root keeps every component inside the top but follows a last-component symlink that stays inside (it
+	// does not honour O_NOFOLLOW), so the file itself is looked at first, and the opened one must be it.
+	lfi, err := root.Lstat(rel)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil, notFound(err)
+	case err != nil:
+		return nil, fmt.Errorf("%w: %s cannot be opened inside repo.top_dir: %v", tree.ErrInvalid, ref, unwrapPath(err))
+	case lfi.Mode()&fs.ModeSymlink != 0:
+		return nil, fmt.Errorf("%w: %s is a symbolic link, not a stored package", tree.ErrInvalid, ref)
+	case !lfi.Mode().IsRegular():
+		return nil, fmt.Errorf("%w: %s is not a regular file", tree.ErrInvalid, ref)
+	}
+	// O_NONBLOCK: a FIFO swapped in after the Lstat must not hang the request; the identity check refuses it.
+	f, err := root.OpenFile(rel, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s cannot be opened inside repo.top_dir: %v", tree.ErrInvalid, ref, unwrapPath(err))
+	}
+	if fi, err := f.Stat(); err != nil || !os.SameFile(fi, lfi) {
+		f.Close()
+		return nil, fmt.Errorf("%w: %s changed while it was opened; try again", tree.ErrInvalid, ref)
+	}
+	name, err := t.stage(f)
+	if err != nil {
+		f.Close()
+		return nil, classify(err, "stage package")
+	}
+	return &staged{t: t, name: name, r: f, file: f, size: lfi.Size(), own: f}, nil
+}
+
+// unwrapPath drops the path from a *fs.PathError, for messages that already name it.
+func unwrapPath(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
+// copyInto writes f's bytes to the new file name, 0644 and fsynced, and removes it again on failure.
+func copyInto(f *os.File, name string) error {
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	tmp, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return err
+	}
+	_, err = io.Copy(tmp, io.NewSectionReader(f, 0, fi.Size()))
+	if err == nil {
+		err = tmp.Chmod(0o644) // against the umask
+	}
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(name)
+	}
+	return err
+}
+
+// copyFile is copyInto for a source named by its path.
+func copyFile(src, dst string) error {
+	f, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return copyInto(f, dst)
+}
+
+// pidString is this process's id, for staging names (os.Getpid is a system call each time).
+var pidString = strconv.Itoa(os.Getpid())
+
+// stagingName returns a new, unused name in the staging directory.
+func (t *Tree) stagingName(kind string) string {
+	return filepath.Join(t.staging.dir, kind+"-"+pidString+"-"+strconv.FormatUint(t.seq.Add(1), 10))
+}
+
+// isStagingPath reports whether p is inside this process's staging directory (for tests' link seams).
+func (t *Tree) isStagingPath(p string) bool { return strings.HasPrefix(p, t.staging.dir+"/") }
