@@ -481,11 +481,12 @@ func testConflict(t *testing.T, e *env) {
 
 // testReaders: a reader (another daemon) fetches repomd.xml, waits a little as a slow client does, then fetches
 // every file it names, while a publisher publishes generation after generation with a short retention. Every
-// generation names a file that changes only every fifth generation (so it was written long before it stops being
-// named) and one of its own. No reader may miss a file, and pruning must really have deleted old ones.
+// generation names a file of its own and one that changes only every 25th generation, so that it was written
+// longer than the retention age before it stops being named: only the superseded generation's record protects it
+// then. No reader may miss a file, and pruning must really have deleted old ones.
 func testReaders(t *testing.T, e *env) {
 	prefix := e.prefix()
-	const retention = 2 * time.Second
+	const retention = time.Second
 	pub := e.daemon(t, prefix, s3tree.Options{Retention: retention})
 	rd := e.daemon(t, prefix, s3tree.Options{})
 	raw := e.store(t, prefix)
@@ -502,7 +503,7 @@ func testReaders(t *testing.T, e *env) {
 			t.Fatal(err)
 		}
 		defer w.Close()
-		stable := fmt.Sprintf("stable-%d.xml", i/5)
+		stable := fmt.Sprintf("stable-%d.xml", i/25)
 		if err := os.WriteFile(filepath.Join(w.Output(), "repodata", stable), []byte(stable), 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -559,7 +560,7 @@ func testReaders(t *testing.T, e *env) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if i >= 40 && len(infos) < i/2 {
+		if i >= 100 && len(infos) < i/2 {
 			pruned = true
 			break
 		}
