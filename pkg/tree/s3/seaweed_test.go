@@ -567,6 +567,9 @@ func testReaders(t *testing.T, e *env) {
 	}
 	close(stop)
 	wg.Wait()
+	if gens, err := raw.List(ctx, repo+"/.rpm-ingestd/generations/"); err != nil || len(gens) > 50 {
+		t.Errorf("%d generation records kept (%v): old ones are not pruned", len(gens), err)
+	}
 	if !pruned {
 		t.Error("old generations were never pruned")
 	}
