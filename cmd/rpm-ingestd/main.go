@@ -34,6 +34,7 @@ import (
 	"github.com/rpm-ingestd/rpm-ingestd/pkg/registry"
 	"github.com/rpm-ingestd/rpm-ingestd/pkg/server"
 	"github.com/rpm-ingestd/rpm-ingestd/pkg/signature"
+	"github.com/rpm-ingestd/rpm-ingestd/pkg/tree/fstree"
 	"github.com/rpm-ingestd/rpm-ingestd/pkg/web"
 )
 
@@ -169,7 +170,14 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 	if err != nil {
 		return err
 	}
+	// The repository tree (pkg/tree): the fs backend on top_dir, which writes the dirty markers the indexer reads.
+	tr, err := fstree.New(fstree.Options{TopDir: cfg.Repo.TopDir, Log: log.Named("tree")})
+	if err != nil {
+		return err
+	}
+	defer tr.Close()
 	ing, err := ingest.New(ingest.Options{
+		Tree:       tr,
 		TopDir:     cfg.Repo.TopDir,
 		SpoolDir:   cfg.Server.SpoolDir,
 		Layout:     cachedLayout(cfg),
@@ -177,7 +185,6 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 		DistTags:   cfg.Repo.DistTags,
 		Overwrite:  cfg.Repo.Overwrite,
 		MaxSize:    int64(cfg.Server.MaxUploadSize),
-		MarkDirty:  indexer.MarkDirty,
 		Signatures: policy,
 		Retention: ingest.RetentionOptions{
 			Policy: retentionPolicy(cfg),

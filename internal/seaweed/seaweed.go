@@ -189,6 +189,21 @@ func (s *Server) Stop() {
 		_ = cmd.Process.Kill()
 		<-done
 	}
+	s.removeSockets()
+}
+
+// removeSockets deletes the unix sockets that weed server creates at fixed paths in /tmp for its gRPC ports
+// (weed/command/server.go: /tmp/seaweedfs-<service>-grpc-<port>.sock; no flag moves them) and leaves behind.
+// Only the running server can hold a port, so after it exited these are its own.
+func (s *Server) removeSockets() {
+	for _, svc := range []struct {
+		name string
+		port int
+	}{{"master", s.ports.master}, {"volume", s.ports.volume}, {"filer", s.ports.filer}, {"s3", s.ports.s3}} {
+		if svc.port != 0 {
+			_ = os.Remove(fmt.Sprintf("/tmp/seaweedfs-%s-grpc-%d.sock", svc.name, svc.port+10000))
+		}
+	}
 }
 
 // Kill ends the server with SIGKILL, as a crash would, and waits for it to exit.
@@ -202,6 +217,7 @@ func (s *Server) Kill() {
 	}
 	_ = cmd.Process.Kill()
 	<-done
+	s.removeSockets()
 }
 
 // Restart stops the server and starts it again on the same data directory and ports, then waits until a PUT
@@ -278,6 +294,7 @@ func (s *Server) start() error {
 		s.mu.Lock()
 		s.cmd = nil
 		s.mu.Unlock()
+		s.removeSockets()
 		return fmt.Errorf("seaweed: weed exited at once (%v); see %s", cmd.ProcessState, s.logPath)
 	case <-time.After(2 * time.Second):
 		return nil

@@ -2,9 +2,11 @@ package seaweed
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -96,7 +98,16 @@ func TestStartStopRestart(t *testing.T) {
 	if string(data) != "kept" {
 		t.Fatalf("after restart: %q", data)
 	}
+	sockets, _ := filepath.Glob(fmt.Sprintf("/tmp/seaweedfs-*-grpc-%d.sock", srv.ports.master+10000))
+	if len(sockets) != 1 {
+		t.Errorf("expected weed's master gRPC socket in /tmp, found %v (has weed moved it?)", sockets)
+	}
 	srv.Stop()
+	for _, p := range srv.ports.all() {
+		if left, _ := filepath.Glob(fmt.Sprintf("/tmp/seaweedfs-*-grpc-%d.sock", p+10000)); len(left) > 0 {
+			t.Errorf("left behind: %v", left)
+		}
+	}
 	if conn, err := net.Dial("tcp", strings.TrimPrefix(endpoint, "http://")); err == nil {
 		_ = conn.Close()
 		t.Fatal("S3 port still answers after Stop")

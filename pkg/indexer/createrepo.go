@@ -18,31 +18,29 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/gofrs/flock"
 	"go.uber.org/zap"
 	"golang.org/x/sys/unix"
 
-	"github.com/rpm-ingestd/rpm-ingestd/internal/durable"
+	"github.com/rpm-ingestd/rpm-ingestd/pkg/tree"
+	"github.com/rpm-ingestd/rpm-ingestd/pkg/tree/fstree"
 )
 
-// Names of the files the indexer keeps in a repository directory. None ends
-// in ".rpm": createrepo_c indexes hidden *.rpm files too.
+// Names of the files the fs tree keeps in a repository directory (pkg/tree/fstree owns them). None ends in
+// ".rpm": createrepo_c indexes hidden *.rpm files too.
 const (
 	// LockFile is the advisory flock(2) held for a whole run. Anything else
 	// that runs createrepo_c on our repositories should take it too.
-	LockFile = ".rpm-ingestd.lock"
+	LockFile = fstree.LockFile
 	// DirtyMarker exists while changes have not been claimed by a run.
-	DirtyMarker = ".rpm-ingestd-dirty"
+	DirtyMarker = fstree.DirtyMarker
 	// IndexingMarker is the claimed DirtyMarker; it is removed only after a
 	// successful run.
-	IndexingMarker = ".rpm-ingestd-indexing"
+	IndexingMarker = fstree.IndexingMarker
 	// tmpRepodata is createrepo_c's own lock and work directory.
-	tmpRepodata = ".repodata"
+	tmpRepodata = fstree.TmpRepodata
 	// outputDir is where createrepo_c writes the next generation (--outputdir), to be exchanged with
-	// repodata/ in one renameat2(RENAME_EXCHANGE). createrepo_c's own publishing is two renames (repodata →
-	// repodata.old.*, then .repodata → repodata) with a moment between them in which a client fetching
-	// repomd.xml gets 404: the end-to-end swap test caught it about once every three runs.
-	outputDir = ".rpm-ingestd-out"
+	// repodata/ in one renameat2(RENAME_EXCHANGE) (fstree.Exchange).
+	outputDir = fstree.OutputDir
 )
 
 // DefaultKillDelay is how long a cancelled run gets after SIGTERM before it
@@ -54,7 +52,7 @@ const outputTail = 2048
 
 // ErrLocked means another process holds the repository's LockFile; the run
 // did nothing and is retried.
-var ErrLocked = errors.New("repository locked by another process")
+var ErrLocked = tree.ErrLocked
 
 // DefaultCommand returns the default argv (the repository directory is
 // appended at run time). It prefers createrepo_c and falls back to createrepo
@@ -218,21 +216,12 @@ func (c *Createrepo) run(ctx context.Context, repoDir string) (map[string]pkgEnt
 	if len(c.Argv) == 0 {
 		return nil, errors.New("createrepo: empty command")
 	}
-	if err := os.MkdirAll(filepath.Join(repoDir, "Packages"), 0o755); err != nil {
-		return nil, fmt.Errorf("create packages dir: %w", err)
-	}
-	lockPath := filepath.Join(repoDir, LockFile)
-	lock := flock.New(lockPath, flock.SetPermissions(0o644))
-	ok, err := lock.TryLock()
+	// Creates Packages/ too: a brand-new repository publishes valid, empty metadata.
+	release, err := fstree.LockRepoDir(repoDir)
 	if err != nil {
-		return nil, fmt.Errorf("lock %s: %w", lockPath, err)
+		return nil, err
 	}
-	if !ok {
-		return nil, fmt.Errorf("%w: %s is held", ErrLocked, lockPath)
-	}
-	// Unlock's error is ignored: it also closes the fd, which releases the
-	// lock in any case.
-	defer func() { _ = lock.Unlock() }()
+	defer release()
 
 	stale := filepath.Join(repoDir, tmpRepodata)
 	if _, err := os.Lstat(stale); err == nil {
@@ -300,8 +289,8 @@ func (c *Createrepo) run(ctx context.Context, repoDir string) (map[string]pkgEnt
 		// us again, and after a crash Recover does.
 		return before, nil
 	}
-	if err := os.Remove(filepath.Join(repoDir, IndexingMarker)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("remove indexing marker: %w", err)
+	if err := fstree.ConsumeMarker(repoDir); err != nil {
+		return nil, err
 	}
 	// No directory fsync: if the removal is lost in a crash the only effect
 	// is one extra run at the next start.
@@ -315,64 +304,14 @@ func (c *Createrepo) logger() *zap.Logger {
 	return c.Log
 }
 
-// prepareOutput makes out/repodata a copy, by hard links, of repoDir/repodata (if any): createrepo_c --update
-// reads the previous generation from its output directory, and retains old files from there.
-// Whatever a previous, interrupted run left in out is discarded first; the lock makes that safe.
-//
-// With only set, just the files it names are seeded.
+// prepareOutput seeds out/repodata with hard links to the published generation (fstree.PrepareOutput).
 func prepareOutput(repoDir, out string, only map[string]bool) error {
-	if err := os.RemoveAll(out); err != nil {
-		return fmt.Errorf("clear %s: %w", out, err)
-	}
-	dst := filepath.Join(out, "repodata")
-	if err := os.MkdirAll(dst, 0o755); err != nil {
-		return err
-	}
-	src := filepath.Join(repoDir, "repodata")
-	entries, err := os.ReadDir(src)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	for _, e := range entries {
-		if !e.Type().IsRegular() || only != nil && !only[e.Name()] {
-			continue
-		}
-		if err := os.Link(filepath.Join(src, e.Name()), filepath.Join(dst, e.Name())); err != nil {
-			return fmt.Errorf("seed %s: %w", out, err)
-		}
-	}
-	return nil
+	return fstree.PrepareOutput(repoDir, out, only)
 }
 
-// publish swaps out/repodata in as repoDir/repodata atomically and removes out, which then holds the old
-// directory (its files that must stay readable were retained, by createrepo_c, in the new one).
+// publish swaps out/repodata in as repoDir/repodata atomically and removes out (fstree.Exchange).
 func (c *Createrepo) publish(repoDir, out string) error {
-	src, dst := filepath.Join(out, "repodata"), filepath.Join(repoDir, "repodata")
-	err := unix.Renameat2(unix.AT_FDCWD, src, unix.AT_FDCWD, dst, unix.RENAME_EXCHANGE)
-	switch {
-	case errors.Is(err, unix.ENOENT):
-		// No repodata/ yet: a plain rename is atomic too.
-		err = os.Rename(src, dst)
-	case errors.Is(err, unix.EINVAL), errors.Is(err, unix.ENOSYS), errors.Is(err, unix.EOPNOTSUPP):
-		// A filesystem without RENAME_EXCHANGE (NFS, old kernels): fall back to createrepo_c's own two
-		// renames, with the short window that implies.
-		c.logger().Warn("filesystem cannot exchange directories atomically; publishing with two renames",
-			zap.String("repo", repoDir), zap.Error(err))
-		old := filepath.Join(out, "old")
-		if err = os.Rename(dst, old); err == nil || errors.Is(err, fs.ErrNotExist) {
-			err = os.Rename(src, dst)
-		}
-	}
-	if err != nil {
-		return fmt.Errorf("publish %s: %w", dst, err)
-	}
-	if err := durable.SyncDir(repoDir); err != nil {
-		return err
-	}
-	return os.RemoveAll(out)
+	return fstree.Exchange(repoDir, out, c.logger())
 }
 
 // exec runs the command, writing into out, with extra arguments before the repository.
@@ -570,17 +509,8 @@ func startTool(ctx context.Context, argv []string, killDelay time.Duration, stdo
 	return re
 }
 
-// claimMarker renames DirtyMarker onto IndexingMarker. A leftover
-// IndexingMarker from a crashed run is simply replaced: both just mean
-// "unindexed changes exist". No fsync: whichever name survives a crash,
-// Recover schedules the repository.
-func claimMarker(repoDir string) error {
-	err := os.Rename(filepath.Join(repoDir, DirtyMarker), filepath.Join(repoDir, IndexingMarker))
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("claim dirty marker: %w", err)
-	}
-	return nil
-}
+// claimMarker renames DirtyMarker onto IndexingMarker (fstree.ClaimMarker).
+func claimMarker(repoDir string) error { return fstree.ClaimMarker(repoDir) }
 
 // pkgEntry identifies a file in Packages/ well enough to notice an upload.
 type pkgEntry struct {
@@ -706,42 +636,15 @@ type repomd struct {
 	} `xml:"data"`
 }
 
-// refreshMetadataTimes sets the mtime of every file named by the current
-// repodata/repomd.xml to now, so that --retain-old-md-by-age counts from the
-// moment they are superseded (see DefaultCommand). Contents are untouched;
-// only files inside repodata/ are considered. A missing repomd.xml is fine.
+// refreshMetadataTimes sets the mtime of every file named by the current repodata/repomd.xml to now
+// (fstree.RefreshMetadataTimes), so that the retention of old metadata counts from the moment they are
+// superseded (see DefaultCommand).
 func (c *Createrepo) refreshMetadataTimes(repoDir string) error {
-	repodata := filepath.Join(repoDir, "repodata")
-	b, err := os.ReadFile(filepath.Join(repodata, "repomd.xml"))
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	var md repomd
-	if err := xml.Unmarshal(b, &md); err != nil {
-		return fmt.Errorf("parse repomd.xml: %w", err)
-	}
 	now := time.Now()
 	if c.now != nil {
 		now = c.now()
 	}
-	var errs []error
-	for _, d := range md.Data {
-		href := d.Location.Href
-		name := filepath.Base(href)
-		// Only plain "repodata/<name>" entries: never touch anything a
-		// crafted href could point at outside repodata/.
-		if filepath.Clean(href) != "repodata/"+name || name == "." || name == ".." {
-			continue
-		}
-		err := os.Chtimes(filepath.Join(repodata, name), now, now)
-		if err != nil && !errors.Is(err, fs.ErrNotExist) {
-			errs = append(errs, err)
-		}
-	}
-	return errors.Join(errs...)
+	return fstree.RefreshMetadataTimes(repoDir, now)
 }
 
 // tailBuffer is an io.Writer keeping only the last max bytes written.

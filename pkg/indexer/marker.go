@@ -7,43 +7,18 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strings"
 
-	"github.com/rpm-ingestd/rpm-ingestd/internal/durable"
+	"github.com/rpm-ingestd/rpm-ingestd/pkg/tree/fstree"
 )
 
-// MarkDirty durably records that repoDir is about to change, so that a crash
-// (kill -9) anywhere between an upload and its index run loses nothing: the
-// uploader calls it BEFORE moving a package into Packages/, and Recover at
-// the next start finds the marker. It creates repoDir (and its parents) if
-// needed and <repoDir>/.rpm-ingestd-dirty if absent, fsyncing the file and
-// the directories it created or changed. If the marker already exists it is
-// a cheap no-op (one lstat): the run that claims it happens after our
-// caller's move or is detected by Createrepo's before/after listing.
+// MarkDirty durably records that repoDir is about to change (the dirty
+// marker), so that a crash (kill -9) anywhere between an upload and its index
+// run loses nothing: see fstree.MarkDirty, which it is. The uploader (the fs
+// tree's placement) calls it BEFORE moving a package into Packages/, and
+// Recover at the next start finds the marker.
 //
 // Safe for concurrent use; it does not touch the Scheduler.
-func MarkDirty(repoDir string) error {
-	marker := filepath.Join(repoDir, DirtyMarker)
-	if _, err := os.Lstat(marker); err == nil {
-		return nil
-	}
-	if err := durable.MkdirAll(repoDir, durable.SyncDir); err != nil {
-		return err
-	}
-	f, err := os.OpenFile(marker, os.O_CREATE|os.O_WRONLY, 0o644)
-	if err != nil {
-		return fmt.Errorf("create dirty marker: %w", err)
-	}
-	err = f.Sync()
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("sync dirty marker: %w", err)
-	}
-	// The directory entry is what makes the marker survive a power loss.
-	return durable.SyncDir(repoDir)
-}
+func MarkDirty(repoDir string) error { return fstree.MarkDirty(repoDir) }
 
 // Recover walks topDir for repository directories (directories with a
 // Packages/ subdirectory; hidden directories, repodata/ and Packages/ itself
@@ -102,47 +77,9 @@ func (s *Scheduler) recover(topDir string, needsIndex func(repoDir string) bool)
 	return n, nil
 }
 
-// walkRepos calls fn for every repository directory under topDir (topDir
-// included): directories with a Packages/ subdirectory. Hidden directories,
-// repodata/ and Packages/ are not descended into. Unreadable subdirectories
-// are skipped and reported in the joined error after the walk; an unreadable
-// topDir is an error at once. A done ctx stops the walk with its error.
+// walkRepos calls fn for every repository directory under topDir (fstree.WalkRepos).
 func walkRepos(ctx context.Context, topDir string, fn func(repoDir string)) error {
-	top := filepath.Clean(topDir)
-	var errs []error
-	err := filepath.WalkDir(top, func(path string, d fs.DirEntry, err error) error {
-		if ctx.Err() != nil {
-			return context.Cause(ctx)
-		}
-		if err != nil {
-			if path == top {
-				return err
-			}
-			errs = append(errs, err)
-			return nil // skip what cannot be read, keep walking the rest
-		}
-		if !d.IsDir() {
-			return nil
-		}
-		if path != top {
-			name := d.Name()
-			if strings.HasPrefix(name, ".") || name == "repodata" || name == "Packages" {
-				return fs.SkipDir
-			}
-		}
-		if fi, err := os.Stat(filepath.Join(path, "Packages")); err != nil || !fi.IsDir() {
-			return nil
-		}
-		fn(path)
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("%s: %w", top, err)
-	}
-	if len(errs) > 0 {
-		return fmt.Errorf("%s: %w", top, errors.Join(errs...))
-	}
-	return nil
+	return fstree.WalkRepos(ctx, topDir, fn)
 }
 
 // needsIndex reports whether repoDir has unindexed changes or no metadata.

@@ -3,15 +3,13 @@ package ingest
 import (
 	"context"
 	"errors"
-	"fmt"
-	"io/fs"
-	"os"
 	"path"
 	"path/filepath"
 	"regexp"
 	"strings"
 
 	"github.com/rpm-ingestd/rpm-ingestd/pkg/rpmmeta"
+	"github.com/rpm-ingestd/rpm-ingestd/pkg/tree"
 )
 
 // DeleteRequest names one stored package by its path.
@@ -58,32 +56,23 @@ func (in *Ingester) Delete(ctx context.Context, req DeleteRequest) (*DeleteResul
 		}
 		rels = append(rels, siblings...)
 	}
-	root, err := os.OpenRoot(in.opts.TopDir)
-	if err != nil {
-		return nil, fmt.Errorf("open top_dir: %w", err)
-	}
-	defer root.Close()
-
-	unlock, err := in.locks.lockAll([]string{file})
-	if err != nil {
-		return nil, classifyIO(err, "lock package name")
-	}
-	defer unlock()
-
 	res := &DeleteResult{}
+	var refs []tree.Ref
 	for i, rel := range rels {
-		err := checkStored(root, rel)
-		if errors.Is(err, fs.ErrNotExist) {
+		ref := tree.Ref{Repo: path.Dir(path.Dir(rel)), Name: path.Base(rel)}
+		_, err := in.tree.Stat(ctx, ref)
+		if errors.Is(err, tree.ErrNotFound) {
 			if i == 0 {
 				return nil, fail(ErrNotFound, "%s is not stored", rel)
 			}
 			continue // a copy that is not there: nothing to remove
 		}
 		if err != nil {
-			return nil, err
+			return nil, deleteErr(err)
 		}
+		refs = append(refs, ref)
 		res.Paths = append(res.Paths, rel)
-		res.Repos = append(res.Repos, filepath.Join(in.opts.TopDir, filepath.FromSlash(path.Dir(path.Dir(rel)))))
+		res.Repos = append(res.Repos, in.abs(ref.Repo))
 	}
 	if err := allow(req.Allow, in.targets(res.Repos)); err != nil {
 		return nil, err
@@ -91,21 +80,31 @@ func (in *Ingester) Delete(ctx context.Context, req DeleteRequest) (*DeleteResul
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	out := outcome{dirty: res.Repos}
+	// The tree checks every file again under the lock of its name (on fs: a regular file reached through real
+	// directories) and records pending changes before the first removal and after the last.
+	pending, err := in.tree.Remove(ctx, refs)
+	for _, repo := range pending {
+		res.Dirty = append(res.Dirty, in.abs(repo))
+	}
+	if err != nil {
+		switch {
+		case len(pending) > 0:
+			return res, deleteErr(err) // marked, maybe partly removed: the caller triggers res.Dirty
+		case errors.Is(err, tree.ErrNotFound):
+			return nil, fail(ErrNotFound, "%s is not stored", req.Path) // removed meanwhile
+		}
+		return nil, deleteErr(err) // refused before anything was touched
+	}
 	res.Dirty = res.Repos
-	if err := in.markRepos(&out); err != nil {
-		return res, err
+	return res, nil
+}
+
+// deleteErr turns the tree's refusal of a path (a symbolic link on the way, not a regular file) into ErrForbidden.
+func deleteErr(err error) error {
+	if errors.Is(err, tree.ErrInvalid) {
+		return fail(ErrForbidden, "%s", strings.TrimPrefix(err.Error(), tree.ErrInvalid.Error()+": "))
 	}
-	for i, rel := range res.Paths {
-		if err := root.Remove(filepath.FromSlash(rel)); err != nil {
-			return res, fmt.Errorf("remove %s (%d of %d files removed): %w", rel, i, len(res.Paths), err)
-		}
-		if err := in.syncDir(filepath.Join(in.opts.TopDir, filepath.FromSlash(path.Dir(rel)))); err != nil {
-			return res, err
-		}
-	}
-	// As after a placement: a run that claimed the marker before the removals may have scanned the old files.
-	return res, in.markRepos(&out)
+	return err
 }
 
 // splitPackagePath checks that p has the shape <repo>/Packages/<file>.rpm with harmless segments, and returns
@@ -127,30 +126,6 @@ func splitPackagePath(p string) (repoRel, file string, err error) {
 		return forbid("is not an .rpm file")
 	}
 	return path.Join(segs[:len(segs)-2]...), segs[len(segs)-1], nil
-}
-
-// checkStored looks at rel inside root: every directory on the way must be a real directory and the file a
-// regular file, so that a symbolic link can neither lead the removal out of the tree (os.Root refuses that) nor
-// into another repository than the one that is then re-indexed.
-func checkStored(root *os.Root, rel string) error {
-	segs := strings.Split(rel, "/")
-	for i := range segs {
-		p := filepath.Join(segs[:i+1]...)
-		fi, err := root.Lstat(p)
-		switch {
-		case errors.Is(err, fs.ErrNotExist):
-			return err
-		case err != nil:
-			return fail(ErrForbidden, "%s cannot be looked at inside repo.top_dir: %v", rel, unwrapPath(err))
-		case fi.Mode()&fs.ModeSymlink != 0:
-			return fail(ErrForbidden, "%s passes through the symbolic link %s: nothing was deleted", rel, filepath.ToSlash(p))
-		case i < len(segs)-1 && !fi.IsDir():
-			return fail(ErrForbidden, "%s: %s is not a directory", rel, filepath.ToSlash(p))
-		case i == len(segs)-1 && !fi.Mode().IsRegular():
-			return fail(ErrForbidden, "%s is not a regular file", rel)
-		}
-	}
-	return nil
 }
 
 // noarchCopies returns where the other copies of the noarch package file in repoRel are: the same channel and

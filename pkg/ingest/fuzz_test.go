@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"github.com/rpm-ingestd/rpm-ingestd/pkg/tree/fstree"
 	"os"
 	"path/filepath"
 	"strings"
@@ -144,12 +145,12 @@ func snapshot(t testing.TB, dir, skip string) string {
 // empty spool, which this fuzz target populates on purpose.
 func (e *env) assertStagingEmpty(t testing.TB) {
 	t.Helper()
-	entries, err := os.ReadDir(e.in.staging)
+	entries, err := os.ReadDir(e.tree.StagingDir())
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, ent := range entries {
-		if ent.Name() != stagingLock {
+		if ent.Name() != fstree.StagingLock {
 			t.Fatalf("left in staging: %s", ent.Name())
 		}
 	}

@@ -4,11 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/rpm-ingestd/rpm-ingestd/pkg/tree/fstree"
 	"os"
 	"path/filepath"
 	"runtime"
 	"slices"
-	"strings"
 	"sync"
 	"testing"
 
@@ -27,7 +27,7 @@ func TestGroupCommitCoversEveryLink(t *testing.T) {
 	var covered []string // names listed by fsyncs of Packages/ that have completed
 	var fsyncs int
 	allLinked := make(chan struct{})
-	e.in.syncDir = func(dir string) error {
+	e.tree.SyncDir = func(dir string) error {
 		if dir != pkgs {
 			return nil
 		}
@@ -65,7 +65,7 @@ func TestGroupCommitCoversEveryLink(t *testing.T) {
 	// waiting for that bucket could not link, so the first fsync would never be released.
 	buckets := map[uint32]bool{}
 	for i := range n {
-		buckets[bucketOf(fmt.Sprintf("g%02d-1.0-1.el9.x86_64.rpm", i))] = true
+		buckets[fstree.LockBucket(fmt.Sprintf("g%02d-1.0-1.el9.x86_64.rpm", i))] = true
 	}
 	if len(buckets) != n {
 		t.Fatalf("the test's package names share lock buckets (%d buckets for %d names): choose other names", len(buckets), n)
@@ -98,24 +98,6 @@ func TestGroupCommitCoversEveryLink(t *testing.T) {
 		t.Errorf("%d fsyncs of Packages/ for %d concurrent uploads: none was shared", fsyncs, n)
 	}
 	t.Logf("%d uploads, %d fsyncs of Packages/", n, fsyncs)
-}
-
-// TestGroupSyncError: a failed shared fsync fails every member of its batch, and the next batch tries again.
-func TestGroupSyncError(t *testing.T) {
-	fail := true
-	g := newGroupSync(func(string) error {
-		if fail {
-			return errors.New("EIO")
-		}
-		return nil
-	})
-	if err := g.Sync("/d"); err == nil || !strings.Contains(err.Error(), "EIO") {
-		t.Fatalf("Sync: %v, want EIO", err)
-	}
-	fail = false
-	if err := g.Sync("/d"); err != nil {
-		t.Fatalf("Sync after the failure: %v", err)
-	}
 }
 
 func runtimeGosched() { runtime.Gosched() }

@@ -20,17 +20,15 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
-	"sync/atomic"
 	"syscall"
 	"time"
 
 	"go.uber.org/zap"
 	"golang.org/x/sys/unix"
 
-	"github.com/rpm-ingestd/rpm-ingestd/internal/durable"
 	"github.com/rpm-ingestd/rpm-ingestd/pkg/rpmmeta"
+	"github.com/rpm-ingestd/rpm-ingestd/pkg/tree"
 )
 
 // Sentinel kinds of failure; every error Ingest returns because of its input is an *Error whose Kind is one of
@@ -116,9 +114,9 @@ type Options struct {
 	// Signatures judges each package's header signatures before anything is placed: a refusal is a 422 that
 	// names the key. Nil accepts every package and records no signer.
 	Signatures SignaturePolicy
-	// MarkDirty is called with a repository directory before a package enters it, so that a crash right
-	// after the move cannot lose the pending index (indexer.MarkDirty). Nil skips it.
-	MarkDirty func(repoDir string) error
+	// Tree is where packages live (pkg/tree): placement, removal and pending changes go through it. Required;
+	// its top is TopDir (repositories are named relative to it).
+	Tree tree.Tree
 	// Retention removes older builds after an upload is created (see RetentionOptions); zero keeps every build.
 	Retention RetentionOptions
 	// Channels are repo.channels; empty means no channels, and then Request.Channel is ignored as the upload
@@ -179,69 +177,41 @@ func allow(allow func([]Target) error, targets []Target) error {
 	return allow(targets)
 }
 
-// Ingester places uploads. It is safe for concurrent use: uploads of one file name are placed one at a time (a
-// lock per name, shared with other processes through flock), and link(2), which fails on an existing name,
-// guards against anything else writing into the tree.
+// Ingester checks and routes uploads and places them through the tree. It is safe for concurrent use: the tree
+// places uploads of one file name one at a time, also against other processes sharing it (tree.Tree.Place).
 type Ingester struct {
-	opts     Options
-	spool    *os.Root
-	staging  string // this process's staging dir on TopDir's filesystem, outside every repository createrepo scans
-	stageDir *staging
-	locks    *nameLocks
-	seq      atomic.Uint64 // makes staging names unique within the process
-	log      *zap.Logger
-	now      func() time.Time
-
-	// Test seams: the filesystem calls whose failure or timing tests provoke.
-	link    func(oldname, newname string) error // os.Link
-	syncDir func(dir string) error              // durable.SyncDir
-
-	// dirSync shares the fsync of Packages/ that makes new links durable among concurrent uploads (group
-	// commit); it calls syncDir.
-	dirSync *groupSync
+	opts  Options
+	tree  tree.Tree
+	spool *os.Root
+	log   *zap.Logger
+	now   func() time.Time
 }
 
-const (
-	spoolPattern = ".rpm-ingestd-*.part" // direct uploads being received, in SpoolDir
-	stagingName  = ".rpm-ingestd-tmp"    // under TopDir; the leading dot keeps nginx from serving it
-	locksName    = ".rpm-ingestd-locks"  // under TopDir: placement locks, kept across restarts (see nameLocks)
-)
+const spoolPattern = ".rpm-ingestd-*.part" // direct uploads being received, in SpoolDir
 
-// New opens the spool directory and creates the staging directory. Close releases the spool handle.
+// New opens the spool directory. Close releases it. opts.Tree is the repository tree; it stays the caller's.
 func New(opts Options, log *zap.Logger) (*Ingester, error) {
+	if opts.Tree == nil {
+		return nil, errors.New("ingest: Options.Tree is required")
+	}
 	root, err := os.OpenRoot(opts.SpoolDir)
 	if err != nil {
 		return nil, fmt.Errorf("open spool_dir: %w", err)
 	}
-	stage, err := openStaging(filepath.Join(opts.TopDir, stagingName))
-	if err != nil {
-		root.Close()
-		return nil, err
-	}
-	locks, err := newNameLocks(filepath.Join(opts.TopDir, locksName))
-	if err != nil {
-		stage.close()
-		root.Close()
-		return nil, err
-	}
-	in := &Ingester{opts: opts, spool: root, staging: stage.dir, stageDir: stage, locks: locks, log: log, now: time.Now,
-		link: os.Link, syncDir: durable.SyncDir}
-	in.dirSync = newGroupSync(func(dir string) error { return in.syncDir(dir) }) // syncDir read at call time: a seam
-	return in, nil
+	return &Ingester{opts: opts, tree: opts.Tree, spool: root, log: log, now: time.Now}, nil
 }
 
-// Close releases the spool directory handle and removes this process's staging directory. Call it when no
-// upload is in flight any more.
+// Close releases the spool directory handle. Call it when no upload is in flight any more.
 func (in *Ingester) Close() error {
-	return errors.Join(in.stageDir.close(), in.spool.Close())
+	return in.spool.Close()
 }
 
 // Cleanup removes what processes that are gone left half-done: direct uploads they were still receiving and
-// staged copies they had not yet moved. Another live daemon's files on the same tree or spool are kept (see
-// staging.go), and so are this process's own, so it may be called at any time.
+// what the tree has of theirs (staged copies). Another live daemon's files on the same tree or spool are kept,
+// and so are this process's own, so it may be called at any time.
 func (in *Ingester) Cleanup() (int, error) {
 	n1, err1 := cleanSpool(filepath.Join(in.opts.SpoolDir, spoolPattern))
-	n2, err2 := cleanStaging(filepath.Join(in.opts.TopDir, stagingName), in.staging)
+	n2, err2 := in.tree.Cleanup(context.Background())
 	return n1 + n2, errors.Join(err1, err2)
 }
 
@@ -290,7 +260,7 @@ func (in *Ingester) Ingest(ctx context.Context, req Request) (*Result, error) {
 	if err := ctx.Err(); err != nil {
 		return res, err
 	}
-	if err := in.place(f, res, req.Commit); err != nil {
+	if err := in.place(ctx, f, res, req.Commit); err != nil {
 		return res, err
 	}
 	if res.Status != Present { // new bytes were placed (created, or replaced with overwrite on)
@@ -605,24 +575,14 @@ func (in *Ingester) checkOSRelease(release, what string) error {
 		what, release, strings.Join(in.opts.OSReleases, ", "))
 }
 
-// place puts the upload f into every repository of res, all or nothing as far as the filesystem allows: it
-// makes the file readable and durable, gives it a name in the staging directory, and hands it to placeUnits,
-// the placement that promotion shares.
-func (in *Ingester) place(f *os.File, res *Result, record func(*Result) error) error {
-	if err := f.Chmod(0o644); err != nil { // the proxy spools 0600; clients read through the web server
-		return fmt.Errorf("chmod spool file: %w", err)
-	}
-	// Neither nginx nor our own spooling fsyncs: do it once here, so the package survives a power loss once
-	// it has a name in the tree (and we have answered 201).
-	if err := f.Sync(); err != nil {
-		return classifyIO(err, "sync upload")
-	}
-	staged, err := in.stage(f)
+// place puts the upload f into every repository of res, all or nothing as far as the tree allows: the tree stages
+// the checked file (readable and durable) and places it, the same placement promotion uses (see tree.Tree.Place).
+func (in *Ingester) place(ctx context.Context, f *os.File, res *Result, record func(*Result) error) error {
+	staged, err := in.tree.Stage(ctx, f)
 	if err != nil {
 		return classifyIO(err, "stage package")
 	}
-	defer os.Remove(staged)
-	var out outcome
+	defer staged.Close()
 	var commit func(status Status) error
 	if record != nil {
 		commit = func(status Status) error {
@@ -630,422 +590,80 @@ func (in *Ingester) place(f *os.File, res *Result, record func(*Result) error) e
 			return record(res)
 		}
 	}
-	err = in.placeUnits([]unit{{staged: staged, pkg: res.Package, repos: res.Repos, paths: res.Paths}}, &out, commit)
-	res.Status, res.Dirty = out.status, out.dirty
+	status, dirty, err := in.placeUnits(ctx, []unit{{staged: staged, pkg: res.Package, repos: res.Repos}}, commit)
+	res.Status, res.Dirty = status, dirty
 	return err
 }
 
-// unit is one file to place: its bytes under a staged name (on TopDir's filesystem, outside every repository),
-// the package they hold, and where it goes. A noarch upload is one unit with a target per arch; a promotion is
-// one unit per file of the build.
+// unit is one file to place: its staged bytes, the package they hold, and the repositories (absolute directories)
+// it goes to. A noarch upload is one unit with a repository per arch; a promotion is one unit per file of the
+// build.
 type unit struct {
-	staged string
+	staged tree.Staged
 	pkg    *rpmmeta.Package
-	repos  []string // absolute repository directories
-	paths  []string // slash-separated paths relative to TopDir, parallel to repos
+	repos  []string
 }
 
-// outcome is what placeUnits did: the Status as in Result, and the repositories it marked dirty, which the
-// caller must Trigger also when placeUnits fails.
-type outcome struct {
-	status Status
-	dirty  []string
-}
-
-// placeUnits places every unit, all or nothing as far as the filesystem allows. In order:
-//  1. under the locks of all their file names, every target is judged (one conflict refuses everything) and
-//     every repository is prepared: Packages/ created durably and marked dirty. A failure here places nothing;
-//  2. new names are linked in; if one fails (no space, no inodes), every link this call made is removed again;
-//  3. the new links are made durable, and only then are existing files replaced (overwrite), by renames of
-//     staged names that cannot run out of space;
-//  4. every marker is re-asserted, because an index run may have claimed and cleared it between 1 and 2.
-//
-// out.dirty lists the repositories marked in 1 (and 4), also when placeUnits fails: the caller triggers each, so
-// a marker never waits for a restart.
-//
-// commit, when not nil, is called with the Status the placement will end with once every new link is durable and
-// before the first replacement: its error undoes the links and fails with ErrNotRecorded, so nothing is kept.
-func (in *Ingester) placeUnits(units []unit, out *outcome, commit func(Status) error) error {
-	names := make([]string, len(units))
+// placeUnits places every unit through the tree (all or nothing, see tree.Tree.Place) and translates what the
+// tree says into ingest's terms: the Status, the repositories it recorded pending changes for (absolute; the
+// caller must Trigger each, also when placeUnits fails), and a conflict, a full disk or a failed commit as an
+// *Error.
+func (in *Ingester) placeUnits(ctx context.Context, units []unit, commit func(Status) error) (Status, []string, error) {
+	tus := make([]tree.Unit, len(units))
 	for i, u := range units {
-		names[i] = u.pkg.FileName()
-	}
-	unlock, err := in.locks.lockAll(names)
-	if err != nil {
-		return classifyIO(err, "lock package name")
-	}
-	defer unlock()
-
-	// Judge every target before touching any, so a refused noarch package (or one refused file of a promoted
-	// build) is placed nowhere; each stored file is hashed once, here.
-	targets := make([][]target, len(units))
-	var repos, dsts []string
-	for i, u := range units {
-		for j, repo := range u.repos {
-			t, err := stored(repo, filepath.Join(in.opts.TopDir, filepath.FromSlash(u.paths[j])))
-			if err != nil {
-				return err
-			}
-			if err := in.judge(t, u.pkg); err != nil {
-				return err
-			}
-			targets[i] = append(targets[i], t)
-			repos, dsts = append(repos, repo), append(dsts, t.dst)
+		tus[i] = tree.Unit{Staged: u.staged, SHA256: u.pkg.SHA256, Name: u.pkg.FileName()}
+		for _, repo := range u.repos {
+			tus[i].Repos = append(tus[i].Repos, in.rel(repo))
 		}
 	}
-	if err := in.prepare(repos, dsts, out); err != nil {
-		return err
-	}
-	pls := make([]*placement, len(units))
-	for i, u := range units {
-		pls[i] = &placement{in: in, staged: u.staged, pkg: u.pkg}
-	}
-	defer func() {
-		for _, pl := range pls {
-			pl.removeTmps()
-		}
-	}()
-	undo := func() {
-		for _, pl := range pls {
-			pl.undo()
-		}
-	}
-	for i, pl := range pls {
-		for _, t := range targets[i] {
-			if t.exists && t.sum != pl.pkg.SHA256 { // judged above: overwrite is on
-				if err := pl.addReplacement(t); err != nil {
-					return err
-				}
-			}
-		}
-	}
-	out.status = Present
-	for i, pl := range pls {
-		for _, t := range targets[i] {
-			if !t.exists {
-				if err := pl.link(t, out); err != nil {
-					undo()
-					return err
-				}
-			}
-		}
-	}
-	// Every new link durable and every replacement's mtime set before the first rename: up to here all of it
-	// can still be undone.
-	for _, pl := range pls {
-		if err := pl.syncMade(); err != nil {
-			undo()
-			return err
-		}
-	}
-	for _, pl := range pls {
-		if err := pl.retime(); err != nil {
-			undo()
-			return err
-		}
-	}
+	opts := tree.PlaceOptions{Overwrite: in.opts.Overwrite}
 	if commit != nil {
-		status := out.status
-		for _, pl := range pls {
-			if len(pl.olds) > 0 {
-				status = Replaced
+		opts.Commit = func(s tree.Status) error { return commit(Status(s)) }
+	}
+	placed, err := in.tree.Place(ctx, tus, opts)
+	var dirty []string
+	for _, repo := range placed.Pending {
+		dirty = append(dirty, in.abs(repo))
+	}
+	status := Status(placed.Status)
+	var ee *tree.ExistsError
+	switch {
+	case err == nil:
+	case errors.As(err, &ee):
+		p := units[0].pkg
+		for _, u := range units {
+			if u.pkg.FileName() == ee.Ref.Name {
+				p = u.pkg
 			}
 		}
-		if err := commit(status); err != nil {
-			undo()
-			out.status = "" // nothing was kept
-			return fmt.Errorf("%w: %w", ErrNotRecorded, err)
-		}
+		err = conflict(p, ee.Stored)
+	case errors.Is(err, tree.ErrAborted):
+		err = fmt.Errorf("%w: %w", ErrNotRecorded, err)
+	case errors.Is(err, tree.ErrNoSpace):
+		err = &Error{Kind: ErrNoSpace, Msg: noSpaceMsg(err), cause: err}
 	}
-	for _, pl := range pls {
-		if err := pl.replace(out); err != nil {
-			return err
-		}
-	}
-	// Re-assert the markers: a run that claimed one after prepare may have scanned Packages/ before our links
-	// and cleared it. A marker seen now is claimed only by a later run, whose scan then sees the package.
-	return in.markRepos(out)
+	return status, dirty, err
 }
 
-// prepare creates each target's Packages/ durably and marks its repository dirty, recording it in out.dirty.
-func (in *Ingester) prepare(repos, dsts []string, out *outcome) error {
-	for _, dst := range dsts {
-		if err := durable.MkdirAll(filepath.Dir(dst), in.syncDir); err != nil {
-			return classifyIO(err, "create repository directory")
-		}
+// noSpaceMsg is the uploader's line for a placement the tree refused for want of space: the tree's error starts
+// with the step that failed ("place package: ...": the new names were removed again).
+func noSpaceMsg(err error) string {
+	what, _, _ := strings.Cut(err.Error(), ": ")
+	msg := what + ": no space left on the repository host; free disk space and upload again"
+	if what == "place package" {
+		msg += ": nothing was kept"
 	}
-	for _, repo := range repos {
-		if !slices.Contains(out.dirty, repo) {
-			out.dirty = append(out.dirty, repo)
-		}
-	}
-	return in.markRepos(out)
+	return msg
 }
 
-// markRepos marks every repository of out.dirty dirty.
-func (in *Ingester) markRepos(out *outcome) error {
-	if in.opts.MarkDirty == nil {
-		return nil
-	}
-	for _, repo := range out.dirty {
-		if err := in.opts.MarkDirty(repo); err != nil {
-			return classifyIO(err, "mark repository dirty")
-		}
-	}
-	return nil
-}
-
-// placement is the filesystem work of one unit after its targets are judged: the steps that need space (new
-// links, staged names for replacements) come first and are undone together if one fails; the renames that
-// replace existing files come last and need none.
-type placement struct {
-	in     *Ingester
-	staged string
-	pkg    *rpmmeta.Package
-	made   []madeLink // new names linked into the tree by this unit
-	olds   []target   // files to replace (overwrite), parallel to tmps
-	tmps   []string   // staged names, each renamed over its old file
-}
-
-// madeLink is a name placement created, with the identity of the file it created, so undo removes only that.
-type madeLink struct {
-	dst string
-	fi  os.FileInfo
-}
-
-// addReplacement stages a name for replacing t.
-func (pl *placement) addReplacement(t target) error {
-	tmp := pl.in.stagingName("replace")
-	if err := pl.in.link(pl.staged, tmp); err != nil {
-		return classifyIO(err, "stage package")
-	}
-	pl.olds, pl.tmps = append(pl.olds, t), append(pl.tmps, tmp)
-	return nil
-}
-
-// link creates t.dst as a new name for the unit's bytes. A name that appeared meanwhile (another process sharing
-// the tree, or an admin) is judged like any stored file, and replaced if it differs and overwrite is on.
-func (pl *placement) link(t target, out *outcome) error {
-	err := pl.in.linkOrCopy(pl.staged, t.dst)
-	if errors.Is(err, fs.ErrExist) {
-		if t, err = stored(t.repo, t.dst); err != nil {
-			return err
-		}
-		if err := pl.in.judge(t, pl.pkg); err != nil {
-			return err
-		}
-		if t.sum == pl.pkg.SHA256 {
-			return nil
-		}
-		return pl.addReplacement(t)
-	}
-	if err != nil {
-		err = classifyIO(err, "place package")
-		if errors.Is(err, ErrNoSpace) {
-			err = fail(ErrNoSpace, "%s: nothing was kept", err)
-		}
-		return err
-	}
-	fi, err := os.Lstat(t.dst)
-	if err != nil {
-		return err
-	}
-	pl.made = append(pl.made, madeLink{dst: t.dst, fi: fi})
-	out.status = Created
-	return nil
-}
-
-// linkOrCopy links staged to dst, which must not exist. Where dst is on another filesystem than the staging
-// directory (a channel or repository mounted on its own), it copies the bytes into a hidden name beside dst's
-// Packages/ (createrepo_c indexes only *.rpm names there), fsyncs them, and links that in: the name still
-// appears whole or not at all, and an existing one is never replaced.
-func (in *Ingester) linkOrCopy(staged, dst string) error {
-	err := in.link(staged, dst)
-	if !errors.Is(err, syscall.EXDEV) {
-		return err
-	}
-	tmp := filepath.Join(filepath.Dir(filepath.Dir(dst)), fmt.Sprintf(".rpm-ingestd-copy-%d-%d", os.Getpid(), in.seq.Add(1)))
-	if err := copyFile(staged, tmp); err != nil {
-		return err
-	}
-	defer os.Remove(tmp)
-	return in.link(tmp, dst)
-}
-
-// undo removes the links this unit made; each is checked to still be ours, never what someone put there since.
-func (pl *placement) undo() {
-	for _, m := range pl.made {
-		if fi, err := os.Lstat(m.dst); err == nil && os.SameFile(fi, m.fi) {
-			os.Remove(m.dst)
-			pl.in.syncDir(filepath.Dir(m.dst))
-		}
-	}
-	pl.made = nil
-}
-
-// syncMade makes the new links durable. The fsync of each directory may be shared with concurrent uploads
-// (groupSync), but it always starts after this call, so it covers these links.
-func (pl *placement) syncMade() error {
-	for _, m := range pl.made {
-		if err := pl.in.dirSync.Sync(filepath.Dir(m.dst)); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// retime pushes the staged file's mtime past every file it replaces: createrepo_c --update re-reads a package
-// only when its size or mtime changed, and a rebuild can have the same size. One inode: every staged name and
-// new link of this unit (for a promotion, the source file's too, which only makes its repository re-read it).
-func (pl *placement) retime() error {
-	if len(pl.olds) == 0 {
-		return nil
-	}
-	mtime := pl.in.now()
-	for _, t := range pl.olds {
-		if !mtime.After(t.mtime.Add(time.Second)) {
-			mtime = t.mtime.Add(time.Second)
-		}
-	}
-	return os.Chtimes(pl.staged, mtime, mtime)
-}
-
-// replace renames the staged names over the files they replace. A rename that fails leaves a partial
-// replacement; the error says so, and out.dirty still makes every repository re-index.
-func (pl *placement) replace(out *outcome) error {
-	for i, t := range pl.olds {
-		if err := os.Rename(pl.tmps[i], t.dst); err != nil {
-			return fmt.Errorf("replace %s (%d of %d files already replaced): %w", t.dst, i, len(pl.olds), err)
-		}
-		pl.tmps[i] = "" // consumed
-		out.status = Replaced
-		if err := pl.in.syncDir(filepath.Dir(t.dst)); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// removeTmps removes the staged names no rename consumed.
-func (pl *placement) removeTmps() {
-	for _, tmp := range pl.tmps {
-		if tmp != "" {
-			os.Remove(tmp)
-		}
-	}
-}
-
-// target is one destination of an upload and what is stored there now.
-type target struct {
-	repo, dst string
-	exists    bool
-	sum       string    // hex SHA-256 of the stored file, when it exists
-	mtime     time.Time // of the stored file
-}
-
-// stored looks at dst: whether a file is there, and its SHA-256 and mtime.
-func stored(repo, dst string) (target, error) {
-	t := target{repo: repo, dst: dst}
-	sum, mtime, err := fileSHA256(dst)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		return t, nil
-	case err != nil:
-		return t, err
-	}
-	t.exists, t.sum, t.mtime = true, sum, mtime
-	return t, nil
-}
-
-// judge fails with ErrExists when t holds different bytes and overwriting is off.
-func (in *Ingester) judge(t target, p *rpmmeta.Package) error {
-	if t.exists && t.sum != p.SHA256 && !in.opts.Overwrite {
-		return conflict(p, t.sum)
-	}
-	return nil
-}
-
-// stage gives the upload's bytes a name in the staging directory, on TopDir's filesystem: a hard link to the open
-// spooled file (its inode, so what lands is exactly what was checked; through /proc/self/fd, which needs no
-// privilege where AT_EMPTY_PATH would), or, when the spool is on another filesystem, one fsynced copy.
-func (in *Ingester) stage(f *os.File) (string, error) {
-	name := in.stagingName("stage")
-	err := unix.Linkat(unix.AT_FDCWD, fmt.Sprintf("/proc/self/fd/%d", f.Fd()), unix.AT_FDCWD, name, unix.AT_SYMLINK_FOLLOW)
-	if err == nil {
-		return name, nil
-	}
-	// EXDEV (spool on another filesystem), or no /proc: copy.
-	if err := copyInto(f, name); err != nil {
-		return "", err
-	}
-	return name, nil
-}
-
-// copyInto writes f's bytes to the new file name, 0644 and fsynced, and removes it again on failure.
-func copyInto(f *os.File, name string) error {
-	fi, err := f.Stat()
-	if err != nil {
-		return err
-	}
-	tmp, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
-	if err != nil {
-		return err
-	}
-	_, err = io.Copy(tmp, io.NewSectionReader(f, 0, fi.Size()))
-	if err == nil {
-		err = tmp.Chmod(0o644) // against the umask
-	}
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		os.Remove(name)
-	}
-	return err
-}
-
-// copyFile is copyInto for a source named by its path.
-func copyFile(src, dst string) error {
-	f, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	return copyInto(f, dst)
-}
-
-// pidString is this process's id, for staging names (os.Getpid is a system call each time).
-var pidString = strconv.Itoa(os.Getpid())
-
-// stagingName returns a new, unused name in the staging directory.
-func (in *Ingester) stagingName(kind string) string {
-	return filepath.Join(in.staging, kind+"-"+pidString+"-"+strconv.FormatUint(in.seq.Add(1), 10))
+// abs is the absolute directory of a repository the tree names.
+func (in *Ingester) abs(repo string) string {
+	return filepath.Join(in.opts.TopDir, filepath.FromSlash(repo))
 }
 
 func conflict(p *rpmmeta.Package, storedSum string) error {
 	return fail(ErrExists, "%s is already stored with different content (stored sha256 %s, uploaded sha256 %s): bump the release, or set repo.overwrite: true",
 		p.FileName(), storedSum, p.SHA256)
-}
-
-// fileSHA256 returns the hex SHA-256 and mtime of the file at path.
-func fileSHA256(path string) (string, time.Time, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", time.Time{}, err
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return "", time.Time{}, err
-	}
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", time.Time{}, err
-	}
-	return hex.EncodeToString(h.Sum(nil)), fi.ModTime(), nil
 }
 
 // classifyIO turns ENOSPC and EDQUOT into ErrNoSpace and leaves input errors (already *Error, or a body read
@@ -1055,8 +673,8 @@ func classifyIO(err error, what string) error {
 	switch {
 	case errors.As(err, &e):
 		return err
-	case errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT):
-		return &Error{Kind: ErrNoSpace, Msg: what + ": no space left on the repository host; free disk space and upload again"}
+	case errors.Is(err, tree.ErrNoSpace), errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT):
+		return &Error{Kind: ErrNoSpace, Msg: what + ": no space left on the repository host; free disk space and upload again", cause: err}
 	}
 	return fmt.Errorf("%s: %w", what, err)
 }

@@ -3,8 +3,11 @@ package ingest
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/rpm-ingestd/rpm-ingestd/pkg/tree/fstree"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -23,6 +26,7 @@ import (
 // env is one ingester over a temporary spool and tree.
 type env struct {
 	in    *Ingester
+	tree  *fstree.Tree
 	top   string
 	spool string
 	dirty []string // repositories passed to MarkDirty, in order
@@ -30,6 +34,13 @@ type env struct {
 }
 
 func newEnv(t testing.TB, mod func(*Options)) *env {
+	t.Helper()
+	return newEnvMark(t, mod, nil)
+}
+
+// newEnvMark is newEnv whose tree also calls mark (when not nil) for every pending change it records, after
+// recording it in e.dirty; mark's error is the tree's.
+func newEnvMark(t testing.TB, mod func(*Options), mark func(repoDir string) error) *env {
 	t.Helper()
 	base := t.TempDir()
 	e := &env{top: filepath.Join(base, "storage"), spool: filepath.Join(base, "incoming")}
@@ -43,16 +54,20 @@ func newEnv(t testing.TB, mod func(*Options)) *env {
 		Layout: func(_, _, release, arch string) (string, error) { return filepath.Join(release, arch), nil },
 		Arches: []string{"x86_64", "aarch64"}, DistTags: []string{"el", "fc", "amzn"},
 		MaxSize: 1 << 20,
-		MarkDirty: func(dir string) error {
-			e.mu.Lock()
-			defer e.mu.Unlock()
-			e.dirty = append(e.dirty, dir)
-			return nil
-		},
 	}
 	if mod != nil {
 		mod(&opts)
 	}
+	e.tree = newTree(t, opts.TopDir, func(dir string) error {
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		e.dirty = append(e.dirty, dir)
+		if mark != nil {
+			return mark(dir)
+		}
+		return nil
+	})
+	opts.Tree = e.tree
 	in, err := New(opts, zaptest.NewLogger(t))
 	if err != nil {
 		t.Fatal(err)
@@ -60,6 +75,32 @@ func newEnv(t testing.TB, mod func(*Options)) *env {
 	t.Cleanup(func() { in.Close() })
 	e.in = in
 	return e
+}
+
+// newTree opens the fs tree on top for a test, with markDirty recording pending changes (nil: the real markers),
+// and closes it when the test ends.
+func newTree(t testing.TB, top string, markDirty func(string) error) *fstree.Tree {
+	t.Helper()
+	tr, err := fstree.New(fstree.Options{TopDir: top, MarkDirty: markDirty})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tr.Close() })
+	return tr
+}
+
+// fileSHA256 returns the hex SHA-256 and mtime of the file at path.
+func fileSHA256(path string) (string, time.Time, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", time.Time{}, err
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		return "", time.Time{}, err
+	}
+	h := sha256.Sum256(b)
+	return hex.EncodeToString(h[:]), fi.ModTime(), nil
 }
 
 // spoolFile writes data into the spool as nginx would and returns its absolute path.
@@ -92,13 +133,13 @@ func (e *env) upload(t *testing.T, data []byte, viaSpool bool, osRelease string)
 // assertSpoolEmpty checks that an upload left nothing in the spool or the staging directory.
 func (e *env) assertSpoolEmpty(t *testing.T) {
 	t.Helper()
-	for _, dir := range []string{e.spool, e.in.staging} {
+	for _, dir := range []string{e.spool, e.tree.StagingDir()} {
 		entries, err := os.ReadDir(dir)
 		if err != nil {
 			t.Fatal(err)
 		}
 		for _, ent := range entries {
-			if dir == e.in.staging && ent.Name() == stagingLock {
+			if dir == e.tree.StagingDir() && ent.Name() == fstree.StagingLock {
 				continue // this process's ownership of its staging directory
 			}
 			t.Errorf("left behind: %s", filepath.Join(dir, ent.Name()))
@@ -114,7 +155,7 @@ func (e *env) treeFiles(t *testing.T) []string {
 		if err != nil {
 			return err
 		}
-		if d.IsDir() && (d.Name() == stagingName || d.Name() == locksName) {
+		if d.IsDir() && (d.Name() == fstree.StagingName || d.Name() == fstree.LocksName) {
 			return filepath.SkipDir
 		}
 		if !d.IsDir() {
@@ -355,7 +396,7 @@ func TestDuplicates(t *testing.T) {
 		}
 		dst := filepath.Join(e.top, "9", "x86_64", "Packages", "hello-1.0-1.el9.noarch.rpm")
 		before, _ := os.Stat(dst)
-		e.in.now = before.ModTime // a clock that has not moved: the mtime must still change
+		e.tree.Now = before.ModTime // a clock that has not moved: the mtime must still change
 		res, err := e.upload(t, other, true, "")
 		if err != nil || res.Status != Replaced {
 			t.Fatalf("overwrite: %v %v, want replaced", res, err)
@@ -512,22 +553,22 @@ func (iotestErrReader) Read([]byte) (int, error) { return 0, errors.New("connect
 
 func TestCleanupRemovesLeftovers(t *testing.T) {
 	e := newEnv(t, nil)
-	dead := filepath.Join(e.top, stagingName, "p999999-1") // a staging directory whose process is gone
+	dead := filepath.Join(e.top, fstree.StagingName, "p999999-1") // a staging directory whose process is gone
 	os.Mkdir(dead, 0o700)
-	os.WriteFile(filepath.Join(dead, stagingLock), nil, 0o600)
+	os.WriteFile(filepath.Join(dead, fstree.StagingLock), nil, 0o600)
 	leftovers := []string{
 		filepath.Join(e.spool, ".rpm-ingestd-123.part"),
 		filepath.Join(dead, "stage-999999-1"),
-		filepath.Join(e.top, stagingName, "copy-1"), // staged by a version before per-process directories
+		filepath.Join(e.top, fstree.StagingName, "copy-1"), // staged by a version before per-process directories
 	}
 	for _, p := range leftovers {
 		os.WriteFile(p, []byte("half"), 0o600)
 	}
-	old := time.Now().Add(-2 * legacyStagedAge)
+	old := time.Now().Add(-2 * time.Hour)
 	os.Chtimes(leftovers[2], old, old)
-	young := filepath.Join(e.top, stagingName, "copy-2") // may belong to an older daemon still running
+	young := filepath.Join(e.top, fstree.StagingName, "copy-2") // may belong to an older daemon still running
 	os.WriteFile(young, []byte("half"), 0o600)
-	own := filepath.Join(e.in.staging, "stage-own") // this process's own staged file
+	own := filepath.Join(e.tree.StagingDir(), "stage-own") // this process's own staged file
 	os.WriteFile(own, []byte("half"), 0o600)
 	nginxFile := e.spoolFile(t, []byte("not ours")) // nginx's own temp files are nginx's business
 	n, err := e.in.Cleanup()
@@ -601,8 +642,9 @@ func TestDiskFull(t *testing.T) {
 	top, spool := filepath.Join(base, "storage"), filepath.Join(base, "incoming")
 	os.Mkdir(top, 0o755)
 	os.Mkdir(spool, 0o755)
+	tr := newTree(t, top, nil)
 	in, err := New(Options{TopDir: top, SpoolDir: spool, MaxSize: 1 << 20, Arches: []string{"x86_64"}, DistTags: []string{"el"},
-		Layout: func(_, _, r, a string) (string, error) { return filepath.Join(r, a), nil }}, zaptest.NewLogger(t))
+		Layout: func(_, _, r, a string) (string, error) { return filepath.Join(r, a), nil }, Tree: tr}, zaptest.NewLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -612,6 +654,6 @@ func TestDiskFull(t *testing.T) {
 	if !errors.Is(err, ErrNoSpace) {
 		t.Fatalf("err = %v, want ErrNoSpace", err)
 	}
-	e := &env{top: top, spool: spool, in: in}
+	e := &env{top: top, spool: spool, in: in, tree: tr}
 	e.assertSpoolEmpty(t)
 }

@@ -3,6 +3,7 @@ package ingest
 import (
 	"context"
 	"errors"
+	"github.com/rpm-ingestd/rpm-ingestd/pkg/tree/fstree"
 	"os"
 	"path/filepath"
 	"strings"
@@ -49,7 +50,7 @@ func TestOSReleasesRestrictRouting(t *testing.T) {
 				}
 				entries, _ := os.ReadDir(e.top)
 				for _, ent := range entries {
-					if ent.Name() != stagingName && ent.Name() != locksName {
+					if ent.Name() != fstree.StagingName && ent.Name() != fstree.LocksName {
 						t.Errorf("refused upload left %s in the tree", ent.Name())
 					}
 				}

@@ -5,14 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"path"
 	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
 
 	"github.com/rpm-ingestd/rpm-ingestd/pkg/rpmmeta"
+	"github.com/rpm-ingestd/rpm-ingestd/pkg/tree"
 )
 
 // PromoteRequest names a build in one channel and the channel to copy it to. A build is every file named
@@ -72,17 +71,11 @@ func (in *Ingester) Promote(ctx context.Context, req PromoteRequest) (*PromoteRe
 	if err := in.checkOSRelease(osRelease, req.Name+"-"+req.Version+"-"+req.Release); err != nil {
 		return nil, err
 	}
-	root, err := os.OpenRoot(in.opts.TopDir)
-	if err != nil {
-		return nil, fmt.Errorf("open top_dir: %w", err)
-	}
-	defer root.Close()
-
 	res := &PromoteResult{From: req.From, To: req.To}
 	var units []unit
 	defer func() {
 		for _, u := range units {
-			os.Remove(u.staged)
+			u.staged.Close()
 		}
 	}()
 	var looked []string
@@ -94,7 +87,7 @@ func (in *Ingester) Promote(ctx context.Context, req PromoteRequest) (*PromoteRe
 		file := req.Name + "-" + req.Version + "-" + req.Release + "." + c.fileArch + ".rpm"
 		src := path.Join(filepath.ToSlash(srcRepo), "Packages", file)
 		looked = append(looked, src)
-		pkg, staged, sig, err := in.stageStored(root, src)
+		pkg, staged, sig, err := in.stageStored(ctx, src)
 		if errors.Is(err, fs.ErrNotExist) {
 			continue
 		}
@@ -115,7 +108,7 @@ func (in *Ingester) Promote(ctx context.Context, req PromoteRequest) (*PromoteRe
 		}
 		dst := path.Join(filepath.ToSlash(dstRepo), "Packages", file)
 		u := &units[len(units)-1]
-		u.repos, u.paths = []string{filepath.Join(in.opts.TopDir, dstRepo)}, []string{dst}
+		u.repos = []string{filepath.Join(in.opts.TopDir, dstRepo)}
 		res.NEVRAs, res.Packages = append(res.NEVRAs, pkg.NEVRA()), append(res.Packages, pkg)
 		res.Sources, res.Paths, res.Repos = append(res.Sources, src), append(res.Paths, dst), append(res.Repos, u.repos[0])
 	}
@@ -128,9 +121,7 @@ func (in *Ingester) Promote(ctx context.Context, req PromoteRequest) (*PromoteRe
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	var out outcome
-	err = in.placeUnits(units, &out, nil)
-	res.Status, res.Dirty = out.status, out.dirty
+	res.Status, res.Dirty, err = in.placeUnits(ctx, units, nil)
 	if err == nil && res.Status != Present {
 		// The target channel's retention rule, as after an upload: a channel fed only by promotion would
 		// otherwise never prune. Failures are logged; the promotion stands whatever retention does.
@@ -249,47 +240,32 @@ type sigVerdict struct {
 	err               error
 }
 
-// stageStored opens the stored package rel (slash-separated, relative to TopDir) inside root, inspects it, judges
-// its signatures by the policy (the verdict, not an error: the caller checks the build first), and gives its bytes
-// a staged name: a hard link to the very inode that was inspected, or a copy when the source is on another
-// filesystem. A missing file is fs.ErrNotExist; anything but a regular file, or a path that leaves TopDir, is
+// stageStored stages the stored package rel (slash-separated, relative to TopDir) through the tree, which reads it
+// inside the tree only (on fs: no symlink, nothing but a regular file, nothing outside TopDir), inspects the staged
+// bytes and judges their signatures by the policy (the verdict, not an error: the caller checks the build first).
+// What is inspected is exactly what will be placed. A missing file is fs.ErrNotExist; anything the tree refuses is
 // ErrForbidden.
-func (in *Ingester) stageStored(root *os.Root, rel string) (*rpmmeta.Package, string, sigVerdict, error) {
+func (in *Ingester) stageStored(ctx context.Context, rel string) (*rpmmeta.Package, tree.Staged, sigVerdict, error) {
 	var sig sigVerdict
-	// os.Root keeps every component inside TopDir but follows a last-component symlink that stays inside (it
-	// does not honour O_NOFOLLOW), so the file itself is looked at first, and the opened one must be it.
-	lfi, err := root.Lstat(filepath.FromSlash(rel))
+	repo, file := path.Dir(path.Dir(rel)), path.Base(rel)
+	staged, err := in.tree.StageStored(ctx, tree.Ref{Repo: repo, Name: file})
 	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		return nil, "", sig, err
+	case errors.Is(err, tree.ErrNotFound):
+		return nil, nil, sig, fs.ErrNotExist
+	case errors.Is(err, tree.ErrInvalid):
+		return nil, nil, sig, fail(ErrForbidden, "%s: nothing was promoted", strings.TrimPrefix(err.Error(), tree.ErrInvalid.Error()+": "))
 	case err != nil:
-		return nil, "", sig, fail(ErrForbidden, "%s cannot be opened inside repo.top_dir: %v", rel, unwrapPath(err))
-	case lfi.Mode()&fs.ModeSymlink != 0:
-		return nil, "", sig, fail(ErrForbidden, "%s is a symbolic link, not a stored package: nothing was promoted", rel)
-	case !lfi.Mode().IsRegular():
-		return nil, "", sig, fail(ErrForbidden, "%s is not a regular file", rel)
+		return nil, nil, sig, classifyIO(err, "stage package")
 	}
-	// O_NONBLOCK: a FIFO swapped in after the Lstat must not hang the request; the identity check refuses it.
-	f, err := root.OpenFile(filepath.FromSlash(rel), os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	pkg, err := rpmmeta.Inspect(staged.File())
 	if err != nil {
-		return nil, "", sig, fail(ErrForbidden, "%s cannot be opened inside repo.top_dir: %v", rel, unwrapPath(err))
+		staged.Close()
+		return nil, nil, sig, fmt.Errorf("stored package %s: %w", rel, err)
 	}
-	defer f.Close()
-	if fi, err := f.Stat(); err != nil || !os.SameFile(fi, lfi) {
-		return nil, "", sig, fail(ErrForbidden, "%s changed while it was opened: nothing was promoted; try again", rel)
-	}
-	pkg, err := rpmmeta.Inspect(f)
-	if err != nil {
-		return nil, "", sig, fmt.Errorf("stored package %s: %w", rel, err)
-	}
-	sig.signedBy, sig.claimed, sig.err = in.judgeSignature(pkg, f)
+	sig.signedBy, sig.claimed, sig.err = in.judgeSignature(pkg, staged)
 	var ie *Error
 	if errors.As(sig.err, &ie) {
 		sig.err = &Error{Kind: ie.Kind, Msg: "stored package " + rel + ": " + ie.Msg + ": nothing was promoted", cause: ie.cause}
-	}
-	staged, err := in.stage(f)
-	if err != nil {
-		return nil, "", sig, classifyIO(err, "stage package")
 	}
 	return pkg, staged, sig, nil
 }
@@ -310,13 +286,4 @@ func checkBuild(p *rpmmeta.Package, req PromoteRequest, fileArch, rel string) er
 		}
 	}
 	return nil
-}
-
-// unwrapPath drops the path from a *fs.PathError, for messages that already name it.
-func unwrapPath(err error) error {
-	var pe *fs.PathError
-	if errors.As(err, &pe) {
-		return pe.Err
-	}
-	return err
 }

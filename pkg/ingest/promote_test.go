@@ -299,9 +299,9 @@ func TestPromoteAcrossFilesystems(t *testing.T) {
 	e := newChannelEnv(t, nil)
 	e.build(t)
 	stable := filepath.Join(e.top, "stable")
-	e.in.link = func(oldname, newname string) error {
+	e.tree.Link = func(oldname, newname string) error {
 		// Only the staging directory is "on another filesystem" than stable/.
-		if strings.HasPrefix(oldname, e.in.staging) && strings.HasPrefix(newname, stable) {
+		if strings.HasPrefix(oldname, e.tree.StagingDir()) && strings.HasPrefix(newname, stable) {
 			return &os.LinkError{Op: "link", Old: oldname, New: newname, Err: syscall.EXDEV}
 		}
 		return os.Link(oldname, newname)

@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/rpm-ingestd/rpm-ingestd/pkg/rpmmeta"
+	"github.com/rpm-ingestd/rpm-ingestd/pkg/tree"
 )
 
 // Retention: after an upload is created, older builds of its name and arch in its repositories are removed by the
@@ -277,42 +278,23 @@ func (in *Ingester) pruneOlder(p *rpmmeta.Package, repos []string, acc *pruneAcc
 	}
 }
 
-// removeStored removes one stored file under the lock of its name, as placement holds it: the repository is
-// marked dirty before the file goes and again after, because an index run may claim the marker in between and
-// scan the directory before the removal. A file already gone is not an error and is not listed.
+// removeStored removes one stored file through the tree, under the lock of its name as placement holds it: the
+// repository is marked dirty before the file goes and again after, because an index run may claim the marker in
+// between and scan the directory before the removal. A file already gone is not an error and is not listed.
 func (in *Ingester) removeStored(acc *pruneAcc, f storedFile) error {
-	unlock, err := in.locks.lock(filepath.Base(f.path))
-	if err != nil {
-		return err
-	}
-	defer unlock()
-	if !slices.Contains(acc.dirty, f.repo) {
+	ref := tree.Ref{Repo: in.rel(f.repo), Name: filepath.Base(f.path)}
+	pending, err := in.tree.Remove(context.Background(), []tree.Ref{ref})
+	if len(pending) > 0 && !slices.Contains(acc.dirty, f.repo) {
 		// Clip: dirty may share its array with the result's Repos, which must not change.
 		acc.dirty = append(slices.Clip(acc.dirty), f.repo)
 	}
-	if err := in.markDirty(f.repo); err != nil {
-		return err
-	}
-	if err := os.Remove(f.path); errors.Is(err, fs.ErrNotExist) {
+	if errors.Is(err, tree.ErrNotFound) && len(pending) == 0 {
 		return nil
-	} else if err != nil {
+	}
+	if err != nil {
 		return err
 	}
 	acc.pruned = append(acc.pruned, in.rel(f.path))
-	if err := in.syncDir(filepath.Dir(f.path)); err != nil {
-		return err
-	}
-	return in.markDirty(f.repo)
-}
-
-// markDirty calls Options.MarkDirty, if set.
-func (in *Ingester) markDirty(repo string) error {
-	if in.opts.MarkDirty == nil {
-		return nil
-	}
-	if err := in.opts.MarkDirty(repo); err != nil {
-		return fmt.Errorf("mark %s dirty: %w", repo, err)
-	}
 	return nil
 }
 
@@ -446,33 +428,16 @@ func (in *Ingester) siblings(repo string, all []string) []string {
 	return out
 }
 
-// repositories walks TopDir for repository directories (those holding Packages/), sorted. It does not descend
-// into dot-directories (staging, locks, createrepo_c's .repodata), Packages/ or repodata/, and does not follow
-// symlinks.
+// repositories lists the tree's repositories (tree.Tree.Repos; on fs the directories holding Packages/, without
+// descending into dot-directories, Packages/ or repodata/) as absolute directories, sorted.
 func (in *Ingester) repositories(ctx context.Context) ([]string, error) {
-	var repos []string
-	err := filepath.WalkDir(in.opts.TopDir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if !d.IsDir() {
-			return nil
-		}
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		name := d.Name()
-		if p != in.opts.TopDir && (strings.HasPrefix(name, ".") || name == "repodata") {
-			return filepath.SkipDir
-		}
-		if name == "Packages" && p != in.opts.TopDir {
-			repos = append(repos, filepath.Dir(p))
-			return filepath.SkipDir
-		}
-		return nil
-	})
+	rels, err := in.tree.Repos(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("find repositories: %w", err)
+	}
+	repos := make([]string, 0, len(rels))
+	for _, rel := range rels {
+		repos = append(repos, in.abs(rel))
 	}
 	slices.Sort(repos)
 	return repos, nil

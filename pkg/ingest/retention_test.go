@@ -349,15 +349,14 @@ func TestRetentionScope(t *testing.T) {
 func TestRetentionMarkDirtyFails(t *testing.T) {
 	now := time.Now()
 	calls := 0
-	e := newEnv(t, func(o *Options) {
+	e := newEnvMark(t, func(o *Options) {
 		o.Retention.Policy = func(string) Retention { return Retention{KeepVersions: 1} }
-		o.MarkDirty = func(string) error {
-			calls++
-			if calls > 2 { // placement marks twice; retention's marks fail
-				return fmt.Errorf("disk full")
-			}
-			return nil
+	}, func(string) error {
+		calls++
+		if calls > 2 { // placement marks twice; retention's marks fail
+			return fmt.Errorf("disk full")
 		}
+		return nil
 	})
 	e.in.now = func() time.Time { return now }
 	v1, v2 := evr{"", "1", "1.el9"}, evr{"", "2", "1.el9"}
@@ -598,15 +597,14 @@ func TestRetentionMarksAroundRemoval(t *testing.T) {
 	now := time.Now()
 	var victim string
 	var seen []bool // whether victim existed at each MarkDirty call
-	e := newEnv(t, func(o *Options) {
+	e := newEnvMark(t, func(o *Options) {
 		o.Retention.Policy = func(string) Retention { return Retention{KeepVersions: 1} }
-		o.MarkDirty = func(string) error {
-			if victim != "" {
-				_, err := os.Stat(victim)
-				seen = append(seen, err == nil)
-			}
-			return nil
+	}, func(string) error {
+		if victim != "" {
+			_, err := os.Stat(victim)
+			seen = append(seen, err == nil)
 		}
+		return nil
 	})
 	e.in.now = func() time.Time { return now }
 	victim = e.putBuild(t, "9/x86_64", "hello", "x86_64", evr{"", "1", "1.el9"}, now.Add(-time.Hour))

@@ -39,16 +39,15 @@ func TestIndexRunBetweenMarkAndLink(t *testing.T) {
 	}
 	runner := indexer.NewCreaterepo(nil)
 	var once sync.Once
-	e := newEnv(t, func(o *Options) {
+	e := newEnvMark(t, func(o *Options) {
 		o.Arches = []string{"x86_64"}
-		o.MarkDirty = func(repo string) error {
-			if err := indexer.MarkDirty(repo); err != nil {
-				return err
-			}
-			var err error
-			once.Do(func() { err = runner.Run(context.Background(), repo) })
+	}, func(repo string) error {
+		if err := indexer.MarkDirty(repo); err != nil {
 			return err
 		}
+		var err error
+		once.Do(func() { err = runner.Run(context.Background(), repo) })
+		return err
 	})
 	res, err := e.upload(t, testrpm.Build(t, testrpm.Spec{Name: "hello", Release: "1.el9", Arch: "x86_64"}), true, "")
 	if err != nil || res.Status != Created {
@@ -138,14 +137,9 @@ func TestNoarchOutOfInodes(t *testing.T) {
 	}
 	data := testrpm.Build(t, testrpm.Spec{Name: "data", Release: "1.el9", Arch: "noarch"})
 	spooled := e.spoolFile(t, data)
-	unlock, err := e.in.locks.lock("data-1.0-1.el9.noarch.rpm") // its lock file exists before the disk is full
-	if err != nil {
-		t.Fatal(err)
-	}
-	unlock()
 	fillInodes(t, base, 1) // enough for one link (tmpfs counts links as inodes), not for aarch64's directories
 
-	_, err = e.in.Ingest(context.Background(), Request{SpoolPath: spooled})
+	_, err := e.in.Ingest(context.Background(), Request{SpoolPath: spooled})
 	if !errors.Is(err, ErrNoSpace) {
 		t.Fatalf("err = %v, want ErrNoSpace", err)
 	}
@@ -179,7 +173,7 @@ func fillInodes(t *testing.T, dir string, free int) {
 // is removed again, and nothing else is touched.
 func TestNoarchLinkFailsMidway(t *testing.T) {
 	e := newEnv(t, nil)
-	e.in.link = func(oldname, newname string) error {
+	e.tree.Link = func(oldname, newname string) error {
 		if strings.Contains(newname, "/aarch64/") {
 			return &os.LinkError{Op: "link", Old: oldname, New: newname, Err: syscall.ENOSPC}
 		}
@@ -249,7 +243,7 @@ func TestNewDirectoriesAreSynced(t *testing.T) {
 	e := newEnv(t, nil)
 	var mu sync.Mutex
 	var synced []string
-	e.in.syncDir = func(dir string) error {
+	e.tree.SyncDir = func(dir string) error {
 		mu.Lock()
 		synced = append(synced, dir)
 		mu.Unlock()

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"github.com/rpm-ingestd/rpm-ingestd/pkg/tree/fstree"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,9 +18,9 @@ import (
 // stagingHelperEnv makes the test binary act as a second daemon's ingester (TestStagingHelperProcess).
 const stagingHelperEnv = "RPM_INGESTD_STAGING_HELPER"
 
-func helperOptions(top, spool string) Options {
-	return Options{TopDir: top, SpoolDir: spool, MaxSize: 1 << 20, Arches: []string{"x86_64"}, DistTags: []string{"el"},
-		Layout: func(_, _, r, a string) (string, error) { return filepath.Join(r, a), nil }}
+func helperOptions(tr *fstree.Tree, spool string) Options {
+	return Options{TopDir: tr.TopDir(), SpoolDir: spool, MaxSize: 1 << 20, Arches: []string{"x86_64"}, DistTags: []string{"el"},
+		Layout: func(_, _, r, a string) (string, error) { return filepath.Join(r, a), nil }, Tree: tr}
 }
 
 // TestStagingHelperProcess is not a test: run by TestCleanupSparesLiveProcess in a child process, it stages a file
@@ -30,12 +31,17 @@ func TestStagingHelperProcess(t *testing.T) {
 		return
 	}
 	top, spool, _ := strings.Cut(dirs, "\n")
-	in, err := New(helperOptions(top, spool), zap.NewNop())
+	tr, err := fstree.New(fstree.Options{TopDir: top})
 	if err != nil {
 		fmt.Println("error:", err)
 		os.Exit(1)
 	}
-	name := in.stagingName("stage")
+	in, err := New(helperOptions(tr, spool), zap.NewNop())
+	if err != nil {
+		fmt.Println("error:", err)
+		os.Exit(1)
+	}
+	name := filepath.Join(tr.StagingDir(), "stage-in-flight")
 	if err := os.WriteFile(name, []byte("in flight"), 0o600); err != nil {
 		fmt.Println("error:", err)
 		os.Exit(1)
@@ -70,7 +76,7 @@ func TestCleanupSparesLiveProcess(t *testing.T) {
 	fmt.Fprint(stdin, "half an rpm") // received, and more to come: the upload is in flight
 	line, err := bufio.NewReader(stdout).ReadString('\n')
 	staged := strings.TrimSpace(line)
-	if err != nil || !strings.HasPrefix(staged, filepath.Join(top, stagingName)+"/") {
+	if err != nil || !strings.HasPrefix(staged, filepath.Join(top, fstree.StagingName)+"/") {
 		t.Fatalf("helper said %q, %v", line, err)
 	}
 	var part string
@@ -86,7 +92,8 @@ func TestCleanupSparesLiveProcess(t *testing.T) {
 	}
 
 	// The second daemon starts on the same tree and spool.
-	in, err := New(helperOptions(top, spool), zap.NewNop())
+	tr := newTree(t, top, nil)
+	in, err := New(helperOptions(tr, spool), zap.NewNop())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,7 +118,7 @@ func TestCleanupSparesLiveProcess(t *testing.T) {
 			t.Errorf("%s is still there after its daemon died", p)
 		}
 	}
-	if _, err := os.Stat(in.staging); err != nil {
+	if _, err := os.Stat(tr.StagingDir()); err != nil {
 		t.Errorf("Cleanup removed this process's own staging directory: %v", err)
 	}
 }

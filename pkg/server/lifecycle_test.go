@@ -37,7 +37,7 @@ func newChannelFixtureLog(t *testing.T, mod func(*Options), log *zap.Logger) *fi
 	os.Mkdir(f.spool, 0o755)
 	channels := []string{"testing", "stable"}
 	ing, err := ingest.New(ingest.Options{
-		TopDir: f.top, SpoolDir: f.spool, Arches: []string{"x86_64", "aarch64"}, DistTags: []string{"el", "fc"},
+		TopDir: f.top, Tree: testTree(t, f.top), SpoolDir: f.spool, Arches: []string{"x86_64", "aarch64"}, DistTags: []string{"el", "fc"},
 		MaxSize: 1 << 20, Channels: channels, DefaultChannel: "testing",
 		Layout: func(c, _, r, a string) (string, error) { return filepath.Join(c, r, a), nil },
 		Locate: func(rel string) (string, string, string, bool) {

@@ -49,7 +49,7 @@ func newPermFixtureRules(t *testing.T, rules []auth.Rule, userPass ...string) *p
 	channels := []string{"testing", "stable"}
 	log := zaptest.NewLogger(t)
 	ing, err := ingest.New(ingest.Options{
-		TopDir: f.top, SpoolDir: f.spool, Arches: []string{"x86_64", "aarch64"}, DistTags: []string{"el", "fc"},
+		TopDir: f.top, Tree: testTree(t, f.top), SpoolDir: f.spool, Arches: []string{"x86_64", "aarch64"}, DistTags: []string{"el", "fc"},
 		MaxSize: 1 << 20, Channels: channels, DefaultChannel: "testing",
 		Layout: func(c, _, r, a string) (string, error) { return filepath.Join(c, r, a), nil },
 		Locate: func(rel string) (string, string, string, bool) {

@@ -33,7 +33,7 @@ func newAuditedFixture(t *testing.T, mod func(*ingest.Options)) *regFixture {
 	}
 	log := zaptest.NewLogger(t)
 	opts := ingest.Options{
-		TopDir: f.top, SpoolDir: f.spool, Arches: []string{"x86_64"}, DistTags: []string{"el"},
+		TopDir: f.top, Tree: testTree(t, f.top), SpoolDir: f.spool, Arches: []string{"x86_64"}, DistTags: []string{"el"},
 		MaxSize: 1 << 20, Channels: channels, DefaultChannel: "testing",
 		Layout: func(c, _, r, a string) (string, error) { return filepath.Join(c, r, a), nil },
 		Locate: locate,

@@ -32,7 +32,7 @@ func retentionFixture(t *testing.T, keep int) (*fixture, *observer.ObservedLogs)
 	os.Mkdir(f.top, 0o755)
 	os.Mkdir(f.spool, 0o755)
 	ing, err := ingest.New(ingest.Options{
-		TopDir: f.top, SpoolDir: f.spool, Arches: []string{"x86_64", "aarch64"}, DistTags: []string{"el"},
+		TopDir: f.top, Tree: testTree(t, f.top), SpoolDir: f.spool, Arches: []string{"x86_64", "aarch64"}, DistTags: []string{"el"},
 		MaxSize: 1 << 20, Layout: func(_, _, r, a string) (string, error) { return filepath.Join(r, a), nil },
 		Retention: ingest.RetentionOptions{Policy: func(string) ingest.Retention { return ingest.Retention{KeepVersions: keep} }},
 	}, log)

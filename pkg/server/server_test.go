@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/rpm-ingestd/rpm-ingestd/pkg/tree/fstree"
 	"io"
 	"net"
 	"net/http"
@@ -69,7 +70,7 @@ func newFixtureLog(t *testing.T, mod func(*Options), log *zap.Logger) *fixture {
 	os.Mkdir(f.top, 0o755)
 	os.Mkdir(f.spool, 0o755)
 	ing, err := ingest.New(ingest.Options{
-		TopDir: f.top, SpoolDir: f.spool, Arches: []string{"x86_64", "aarch64"}, DistTags: []string{"el", "fc"},
+		TopDir: f.top, Tree: testTree(t, f.top), SpoolDir: f.spool, Arches: []string{"x86_64", "aarch64"}, DistTags: []string{"el", "fc"},
 		MaxSize: 1 << 20, Layout: func(_, _, r, a string) (string, error) { return filepath.Join(r, a), nil },
 	}, log)
 	if err != nil {
@@ -334,4 +335,15 @@ func TestStatusAndServeRepo(t *testing.T) {
 	if rec := f2.do(t, "GET", "/repo/", nil, nil); rec.Code != 404 {
 		t.Errorf("serve_repo off: GET /repo/ = %d", rec.Code)
 	}
+}
+
+// testTree opens the fs tree on top for a test and closes it when the test ends.
+func testTree(t testing.TB, top string) *fstree.Tree {
+	t.Helper()
+	tr, err := fstree.New(fstree.Options{TopDir: top})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tr.Close() })
+	return tr
 }

@@ -113,7 +113,7 @@ func newWaitFixture(t *testing.T, pub *fakePublisher, mod func(*Options)) *waitF
 	// (mod applies to that one only, so a Registerer is registered once).
 	f := newFixture(t, nil)
 	ing, err := ingest.New(ingest.Options{
-		TopDir: f.top, SpoolDir: f.spool, Arches: []string{"x86_64", "aarch64"}, DistTags: []string{"el", "fc"},
+		TopDir: f.top, Tree: testTree(t, f.top), SpoolDir: f.spool, Arches: []string{"x86_64", "aarch64"}, DistTags: []string{"el", "fc"},
 		MaxSize: 1 << 20, Layout: func(_, _, r, a string) (string, error) { return filepath.Join(r, a), nil },
 	}, zaptest.NewLogger(t))
 	if err != nil {

@@ -198,8 +198,9 @@ type Tree interface {
 	// ErrExists (or Replace, with Overwrite); with the same bytes, one Created and the rest Present.
 	Place(ctx context.Context, units []Unit, opts PlaceOptions) (Placed, error)
 
-	// Stat returns the stamp of a stored package; ErrNotFound when there is none. A symlink in Packages/ is
-	// followed on fs (as createrepo_c does).
+	// Stat returns the stamp of a stored package; ErrNotFound when there is none, ErrInvalid when something
+	// that is not a stored package holds its name (fs: a directory, a device, or a path through a symbolic
+	// link: what Remove would refuse; List, which shows what createrepo_c indexes, follows symlinked files).
 	Stat(ctx context.Context, ref Ref) (Stamp, error)
 	// Open opens a stored package for reading; ErrNotFound when there is none. The reader sees one version.
 	Open(ctx context.Context, ref Ref) (Object, error)
@@ -207,8 +208,10 @@ type Tree interface {
 	// particular order. A repository without packages, or that does not exist, lists empty with no error.
 	List(ctx context.Context, repo string) ([]Entry, error)
 	// Remove removes the packages refs (of one or more repositories) under the placement locks of their
-	// names, recording pending changes for their repositories before and after. ErrNotFound for the first
-	// absent ref (nothing after it is removed); Pending is filled as far as it got.
+	// names, recording pending changes for their repositories before the first removal and after the last.
+	// Every ref is checked first: one that is absent (ErrNotFound) or refused (ErrInvalid, as Stat) fails the
+	// call with nothing removed and nothing recorded. A failure after that returns the repositories recorded
+	// as pending, which the caller must publish.
 	Remove(ctx context.Context, refs []Ref) (pending []string, err error)
 	// Repos lists every repository of the tree (a directory with a Packages/ on fs; a prefix with a Packages/
 	// or repodata/ key on s3). Unreadable parts are skipped and reported in the joined error alongside what
@@ -278,7 +281,10 @@ type Work interface {
 	// Packages lists the repository's packages as this publish covers them (the full --pkglist, sorted).
 	Packages() []Entry
 	// Output is the directory createrepo_c writes into (--outputdir); its repodata/ is seeded with the current
-	// published generation so --update and --retain-old-md-by-age work as in place. Signatures
+	// published generation (repomd.xml and the files it names; fs seeds every file of repodata/) so --update
+	// works as in place. Keeping superseded generations fetchable for readers is the backend's job, not the
+	// caller's (fs: the files createrepo_c --retain-old-md-by-age or the indexer links into Output; s3: old
+	// data files are deleted only after the retention age). Signatures
 	// (repomd.xml.asc) are written there before Publish. The seeded files may be the published ones (fs: hard
 	// links): replace them by writing a new file and renaming it, never by writing into them.
 	Output() string

@@ -19,3 +19,20 @@ func TestContract(t *testing.T) {
 		return tr
 	})
 }
+
+// TestContractShared: two fs trees on one top, as two daemons sharing a tree.
+func TestContractShared(t *testing.T) {
+	treetest.RunShared(t, func(t *testing.T) (tree.Tree, tree.Tree) {
+		top := t.TempDir()
+		var trs [2]tree.Tree
+		for i := range trs {
+			tr, err := fstree.New(fstree.Options{TopDir: top})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { tr.Close() })
+			trs[i] = tr
+		}
+		return trs[0], trs[1]
+	})
+}

@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -163,17 +162,24 @@ func stampOf(fi os.FileInfo) tree.Stamp {
 	return tree.Stamp{Size: fi.Size(), ModTime: fi.ModTime()}
 }
 
-// Stat follows a symlink in Packages/, as createrepo_c does.
+// Stat looks at the package as Remove does: a regular file reached through real directories inside the top. A
+// symbolic link on the way (or as the file) or a non-directory on the way is ErrInvalid naming the culprit, so
+// that no caller judges, or asks permission for, a path that leads elsewhere than it says.
 func (t *Tree) Stat(_ context.Context, ref tree.Ref) (tree.Stamp, error) {
 	if err := checkRef(ref); err != nil {
 		return tree.Stamp{}, err
 	}
-	fi, err := os.Stat(t.pkgPath(ref))
+	root, err := os.OpenRoot(t.top)
+	if err != nil {
+		return tree.Stamp{}, fmt.Errorf("open top_dir: %w", err)
+	}
+	defer root.Close()
+	if err := checkStored(root, ref.Path()); err != nil {
+		return tree.Stamp{}, err
+	}
+	fi, err := root.Lstat(filepath.FromSlash(ref.Path()))
 	if err != nil {
 		return tree.Stamp{}, notFound(err)
-	}
-	if !fi.Mode().IsRegular() {
-		return tree.Stamp{}, fmt.Errorf("%w: %s is not a regular file", tree.ErrNotFound, ref)
 	}
 	return stampOf(fi), nil
 }
@@ -304,6 +310,3 @@ func WalkRepos(ctx context.Context, topDir string, fn func(repoDir string)) erro
 	}
 	return nil
 }
-
-// repoOfPath is the repository of a slash path <repo>/Packages/<name>.
-func repoOfPath(p string) string { return path.Dir(path.Dir(p)) }

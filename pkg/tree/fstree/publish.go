@@ -21,8 +21,8 @@ import (
 )
 
 const (
-	// tmpRepodata is createrepo_c's own lock and work directory.
-	tmpRepodata = ".repodata"
+	// TmpRepodata is createrepo_c's own lock and work directory.
+	TmpRepodata = ".repodata"
 	// OutputDir is where createrepo_c writes the next generation (--outputdir), to be exchanged with
 	// repodata/ in one renameat2(RENAME_EXCHANGE). createrepo_c's own publishing is two renames (repodata →
 	// repodata.old.*, then .repodata → repodata) with a moment between them in which a client fetching
@@ -52,7 +52,24 @@ func (t *Tree) TryLock(_ context.Context, repo string) (tree.Lock, error) {
 	if err := checkRepo(repo); err != nil {
 		return nil, err
 	}
-	dir := t.RepoDir(repo)
+	fl, err := lockRepoDir(t.RepoDir(repo))
+	if err != nil {
+		return nil, err
+	}
+	return &fsLock{t: t, repo: repo, fl: fl}, nil
+}
+
+// LockRepoDir is TryLock for a repository directory: it returns the function that releases the lock.
+func LockRepoDir(repoDir string) (release func(), err error) {
+	fl, err := lockRepoDir(repoDir)
+	if err != nil {
+		return nil, err
+	}
+	// Unlock's error is ignored: it also closes the fd, which releases the lock in any case.
+	return func() { _ = fl.Unlock() }, nil
+}
+
+func lockRepoDir(dir string) (*flock.Flock, error) {
 	if err := os.MkdirAll(filepath.Join(dir, packagesDir), 0o755); err != nil {
 		return nil, fmt.Errorf("create packages dir: %w", err)
 	}
@@ -65,7 +82,7 @@ func (t *Tree) TryLock(_ context.Context, repo string) (tree.Lock, error) {
 	if !ok {
 		return nil, fmt.Errorf("%w: %s is held", tree.ErrLocked, lockPath)
 	}
-	return &fsLock{t: t, repo: repo, fl: fl}, nil
+	return fl, nil
 }
 
 // OpenMetadata opens <repo>/repodata/<name>.
@@ -93,7 +110,7 @@ func (w *work) Dir() string                   { return w.dir }
 func (w *work) Output() string                { return w.out }
 func (w *work) Packages() []tree.Entry        { return w.pkgs }
 func (w *work) Close() error                  { return os.RemoveAll(w.out) }
-func (w *work) Publish(context.Context) error { return w.t.publish(w.dir, w.out) }
+func (w *work) Publish(context.Context) error { return Exchange(w.dir, w.out, w.t.log) }
 
 // Begin prepares a publish in the repository directory: it removes a stale .repodata/ left by a killed
 // createrepo_c (the lock proves no run of ours owns it), refreshes the mtime of the files the current repomd.xml
@@ -105,7 +122,7 @@ func (t *Tree) Begin(ctx context.Context, l tree.Lock) (tree.Work, error) {
 		return nil, fmt.Errorf("%w: lock %T is not this tree's", tree.ErrInvalid, l)
 	}
 	dir := t.RepoDir(lock.repo)
-	stale := filepath.Join(dir, tmpRepodata)
+	stale := filepath.Join(dir, TmpRepodata)
 	if _, err := os.Lstat(stale); err == nil {
 		if err := os.RemoveAll(stale); err != nil {
 			return nil, fmt.Errorf("remove stale %s: %w", stale, err)
@@ -123,7 +140,7 @@ func (t *Tree) Begin(ctx context.Context, l tree.Lock) (tree.Work, error) {
 	}
 	slices.SortFunc(pkgs, func(a, b tree.Entry) int { return strings.Compare(a.Name, b.Name) })
 	out := filepath.Join(dir, OutputDir)
-	if err := PrepareOutput(dir, out); err != nil {
+	if err := PrepareOutput(dir, out, nil); err != nil {
 		return nil, err
 	}
 	return &work{t: t, lock: lock, dir: dir, out: out, pkgs: pkgs, armed: true}, nil
@@ -132,7 +149,9 @@ func (t *Tree) Begin(ctx context.Context, l tree.Lock) (tree.Work, error) {
 // PrepareOutput makes out/repodata a copy, by hard links, of repoDir/repodata (if any): createrepo_c --update
 // reads the previous generation from its output directory, and retains old files from there. Whatever a
 // previous, interrupted run left in out is discarded first; the publish lock makes that safe.
-func PrepareOutput(repoDir, out string) error {
+//
+// With only set, just the files it names are seeded.
+func PrepareOutput(repoDir, out string, only map[string]bool) error {
 	if err := os.RemoveAll(out); err != nil {
 		return fmt.Errorf("clear %s: %w", out, err)
 	}
@@ -149,7 +168,7 @@ func PrepareOutput(repoDir, out string) error {
 		return err
 	}
 	for _, e := range entries {
-		if !e.Type().IsRegular() {
+		if !e.Type().IsRegular() || only != nil && !only[e.Name()] {
 			continue
 		}
 		if err := os.Link(filepath.Join(src, e.Name()), filepath.Join(dst, e.Name())); err != nil {
@@ -159,9 +178,13 @@ func PrepareOutput(repoDir, out string) error {
 	return nil
 }
 
-// publish swaps out/repodata in as repoDir/repodata atomically and removes out, which then holds the old
-// directory (its files that must stay readable were retained, by createrepo_c, in the new one).
-func (t *Tree) publish(repoDir, out string) error {
+// Exchange swaps out/repodata in as repoDir/repodata atomically (renameat2(RENAME_EXCHANGE)), makes that durable
+// and removes out, which then holds the old directory (its files that must stay readable were retained, by
+// createrepo_c or the indexer, in the new one).
+func Exchange(repoDir, out string, log *zap.Logger) error {
+	if log == nil {
+		log = zap.NewNop()
+	}
 	src, dst := filepath.Join(out, "repodata"), filepath.Join(repoDir, "repodata")
 	err := unix.Renameat2(unix.AT_FDCWD, src, unix.AT_FDCWD, dst, unix.RENAME_EXCHANGE)
 	switch {
@@ -171,7 +194,7 @@ func (t *Tree) publish(repoDir, out string) error {
 	case errors.Is(err, unix.EINVAL), errors.Is(err, unix.ENOSYS), errors.Is(err, unix.EOPNOTSUPP):
 		// A filesystem without RENAME_EXCHANGE (NFS, old kernels): fall back to createrepo_c's own two
 		// renames, with the short window that implies.
-		t.log.Warn("filesystem cannot exchange directories atomically; publishing with two renames",
+		log.Warn("filesystem cannot exchange directories atomically; publishing with two renames",
 			zap.String("repo", repoDir), zap.Error(err))
 		old := filepath.Join(out, "old")
 		if err = os.Rename(dst, old); err == nil || errors.Is(err, fs.ErrNotExist) {

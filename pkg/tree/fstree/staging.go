@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"syscall"
 	"time"
 
@@ -290,6 +289,3 @@ var pidString = strconv.Itoa(os.Getpid())
 func (t *Tree) stagingName(kind string) string {
 	return filepath.Join(t.staging.dir, kind+"-"+pidString+"-"+strconv.FormatUint(t.seq.Add(1), 10))
 }
-
-// isStagingPath reports whether p is inside this process's staging directory (for tests' link seams).
-func (t *Tree) isStagingPath(p string) bool { return strings.HasPrefix(p, t.staging.dir+"/") }

@@ -38,6 +38,7 @@ func Run(t *testing.T, newTree func(t *testing.T) tree.Tree) {
 		{"PlaceRefusesBadNames", testPlaceBadNames},
 		{"ConcurrentPlacementsOneWinner", testConcurrentPlace},
 		{"ConcurrentSameBytesOneCreated", testConcurrentSame},
+		{"ConcurrentOverwriteNeverSplit", testConcurrentOverwrite},
 		{"StatOpenList", testStatOpenList},
 		{"Remove", testRemove},
 		{"Repos", testRepos},
@@ -327,6 +328,36 @@ func testConcurrentPlace(t *testing.T, tr tree.Tree) {
 	a := read(t, tr, tree.Ref{Repo: "9/x86_64", Name: name})
 	if b := read(t, tr, tree.Ref{Repo: "9/aarch64", Name: name}); a != b {
 		t.Errorf("split placement: %q and %q", a, b)
+	}
+}
+
+// testConcurrentOverwrite: different builds of one noarch file placed at once with Overwrite, each into two
+// arches, over many rounds: every placement succeeds, and each round ends with both arches holding the same build
+// (a placement is one decision over all its targets, not one per target).
+func testConcurrentOverwrite(t *testing.T, tr tree.Tree) {
+	const n, rounds = 6, 15
+	for r := range rounds {
+		staged := make([]tree.Staged, n)
+		sums := make([]string, n)
+		for i := range n {
+			staged[i], sums[i] = stage(t, tr, fmt.Sprintf("round %d build %d", r, i))
+		}
+		var wg sync.WaitGroup
+		for i := range n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_, err := tr.Place(ctx, []tree.Unit{{Staged: staged[i], SHA256: sums[i], Name: name, Repos: []string{"9/x86_64", "9/aarch64"}}}, tree.PlaceOptions{Overwrite: true})
+				if err != nil {
+					t.Errorf("round %d placement %d: %v", r, i, err)
+				}
+			}()
+		}
+		wg.Wait()
+		a := read(t, tr, tree.Ref{Repo: "9/x86_64", Name: name})
+		if b := read(t, tr, tree.Ref{Repo: "9/aarch64", Name: name}); a != b {
+			t.Fatalf("round %d: split placement: x86_64 holds %q, aarch64 %q", r, a, b)
+		}
 	}
 }
 
@@ -771,3 +802,62 @@ func testPublishAtomic(t *testing.T, tr tree.Tree) {
 }
 
 func sorted(s []string) []string { return slices.Sorted(slices.Values(s)) }
+
+// RunShared runs the cases that need two handles on the same storage, as two daemons have: newPair returns two
+// trees over one fresh, empty store (fs: two fstree.Tree on one top; s3: two clients on one bucket and prefix).
+func RunShared(t *testing.T, newPair func(t *testing.T) (tree.Tree, tree.Tree)) {
+	t.Run("LockExclusiveAcrossHandles", func(t *testing.T) {
+		a, b := newPair(t)
+		l, err := a.TryLock(ctx, "9/x86_64")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := b.TryLock(ctx, "9/x86_64"); !errors.Is(err, tree.ErrLocked) {
+			t.Fatalf("the other handle's TryLock: %v, want ErrLocked", err)
+		}
+		l.Release()
+		l2, err := b.TryLock(ctx, "9/x86_64")
+		if err != nil {
+			t.Fatalf("TryLock after the other handle released: %v", err)
+		}
+		l2.Release()
+	})
+	t.Run("PlacementAcrossHandles", func(t *testing.T) {
+		a, b := newPair(t)
+		const n = 8
+		var created, exists atomic.Int32
+		var wg sync.WaitGroup
+		for i := range n {
+			tr := a
+			if i%2 == 1 {
+				tr = b
+			}
+			s, sum := stage(t, tr, fmt.Sprintf("build %d", i))
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				res, err := tr.Place(ctx, []tree.Unit{{Staged: s, SHA256: sum, Name: name, Repos: []string{"9/x86_64", "9/aarch64"}}}, tree.PlaceOptions{})
+				switch {
+				case err == nil && res.Status == tree.Created:
+					created.Add(1)
+				case errors.Is(err, tree.ErrExists):
+					exists.Add(1)
+				default:
+					t.Errorf("placement %d: %v", i, err)
+				}
+			}()
+		}
+		wg.Wait()
+		if created.Load() != 1 || exists.Load() != n-1 {
+			t.Fatalf("%d created, %d refused; want exactly one winner", created.Load(), exists.Load())
+		}
+		x := read(t, b, tree.Ref{Repo: "9/x86_64", Name: name})
+		if y := read(t, a, tree.Ref{Repo: "9/aarch64", Name: name}); x != y {
+			t.Errorf("split placement across handles: %q and %q", x, y)
+		}
+		// What one handle recorded as pending, the other sees.
+		if ok, err := b.HasPending(ctx, "9/x86_64"); err != nil || !ok {
+			t.Errorf("pending change not visible to the other handle: %v, %v", ok, err)
+		}
+	})
+}
