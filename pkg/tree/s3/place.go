@@ -233,7 +233,9 @@ func (t *Tree) recordAll(ctx context.Context, repos []string, res *tree.Placed) 
 	return nil
 }
 
-// Remove deletes packages, recording pending changes for their repositories before and after.
+// Remove deletes packages after checking (HEAD) that every one exists, recording pending changes for their
+// repositories before the first deletion and after the last. Another daemon may delete or replace a package
+// between the check and the deletion; the deletion is unconditional (the caller decided to remove the name).
 func (t *Tree) Remove(ctx context.Context, refs []tree.Ref) ([]string, error) {
 	var names, repos []string
 	for _, r := range refs {
@@ -246,6 +248,12 @@ func (t *Tree) Remove(ctx context.Context, refs []tree.Ref) ([]string, error) {
 	repos = slices.Compact(slices.Sorted(slices.Values(repos)))
 	unlock := t.names.lock(names)
 	defer unlock()
+	// Every ref is checked first: an absent one fails the call with nothing removed and nothing recorded.
+	for _, r := range refs {
+		if _, err := t.st.Head(ctx, pkgKey(r)); err != nil {
+			return nil, mapErr(err)
+		}
+	}
 	var pending []string
 	for _, r := range repos {
 		if err := t.RecordPending(ctx, r); err != nil {
@@ -253,17 +261,10 @@ func (t *Tree) Remove(ctx context.Context, refs []tree.Ref) ([]string, error) {
 		}
 		pending = append(pending, r)
 	}
-	var err error
 	for _, r := range refs {
-		if _, err = t.st.Head(ctx, pkgKey(r)); err != nil {
-			break
+		if err := t.st.Delete(ctx, pkgKey(r)); err != nil {
+			return pending, mapErr(err)
 		}
-		if err = t.st.Delete(ctx, pkgKey(r)); err != nil {
-			break
-		}
-	}
-	if err != nil {
-		return pending, mapErr(err)
 	}
 	for _, r := range repos {
 		if err := t.RecordPending(ctx, r); err != nil {

@@ -87,6 +87,12 @@ func TestOnSeaweedFS(t *testing.T) {
 	t.Run("Contract", func(t *testing.T) {
 		treetest.Run(t, func(t *testing.T) tree.Tree { return e.daemon(t, e.prefix(), s3tree.Options{}) })
 	})
+	t.Run("Shared", func(t *testing.T) {
+		treetest.RunShared(t, func(t *testing.T) (tree.Tree, tree.Tree) {
+			p := e.prefix()
+			return e.daemon(t, p, s3tree.Options{}), e.daemon(t, p, s3tree.Options{})
+		})
+	})
 	t.Run("ConcurrentPlacementsAcrossDaemons", func(t *testing.T) { testAcrossDaemons(t, e) })
 	t.Run("LockAcrossDaemonsAndTakeover", func(t *testing.T) { testLockTakeover(t, e) })
 	t.Run("CreaterepoPublishOnlyNewLocal", func(t *testing.T) { testCreaterepo(t, e) })
