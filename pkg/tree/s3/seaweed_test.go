@@ -100,6 +100,7 @@ func TestOnSeaweedFS(t *testing.T) {
 	t.Run("ReadersDuringPublishesAndPruning", func(t *testing.T) { testReaders(t, e) })
 	t.Run("StoredWithoutMetadata", func(t *testing.T) { testNoMetadata(t, e) })
 	t.Run("Cleanup", func(t *testing.T) { testCleanup(t, e) })
+	t.Run("RemoveChecksEveryRefFirst", func(t *testing.T) { testRemoveChecksFirst(t, e) })
 }
 
 func stageBytes(t *testing.T, tr tree.Tree, b []byte) (tree.Staged, string) {
@@ -635,5 +636,37 @@ func testCleanup(t *testing.T, e *env) {
 	// b is alive: staging through it still works.
 	if _, err := placeBytes(t, b, []byte("x"), "x-1-1.el9.x86_64.rpm", false, "9/x86_64"); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// testRemoveChecksFirst: removing a present and an absent package fails with ErrNotFound and removes nothing,
+// records nothing.
+func testRemoveChecksFirst(t *testing.T, e *env) {
+	tr := e.daemon(t, e.prefix(), s3tree.Options{})
+	const name = "keep-1-1.el9.x86_64.rpm"
+	if _, err := placeBytes(t, tr, []byte("k"), name, false, "9/x86_64"); err != nil {
+		t.Fatal(err)
+	}
+	l, err := tr.TryLock(ctx, "9/x86_64")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := tr.ClaimPending(ctx, "9/x86_64")
+	if err == nil {
+		err = tr.ConsumePending(ctx, c)
+	}
+	l.Release()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pending, err := tr.Remove(ctx, []tree.Ref{{Repo: "9/x86_64", Name: name}, {Repo: "9/aarch64", Name: name}})
+	if !errors.Is(err, tree.ErrNotFound) || len(pending) != 0 {
+		t.Fatalf("remove with an absent ref: %v, pending %v; want ErrNotFound and nothing recorded", err, pending)
+	}
+	if _, err := tr.Stat(ctx, tree.Ref{Repo: "9/x86_64", Name: name}); err != nil {
+		t.Errorf("the present package was removed: %v", err)
+	}
+	if ok, _ := tr.HasPending(ctx, "9/x86_64"); ok {
+		t.Error("a refused removal recorded a pending change")
 	}
 }
