@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/rpm-ingestd/rpm-ingestd/pkg/lease"
@@ -109,6 +110,10 @@ func (t *Tree) Place(ctx context.Context, units []tree.Unit, opts tree.PlaceOpti
 		names = append(names, u.Name)
 	}
 	repos = slices.Compact(slices.Sorted(slices.Values(repos)))
+	// One global order of creation (by key) for every daemon: two placements racing over the same targets meet
+	// at the first key, where exactly one wins and the other has created nothing yet. In the callers' order,
+	// each could create one target and then both give up on the other's.
+	slices.SortFunc(targets, func(a, b *target) int { return strings.Compare(pkgKey(a.ref), pkgKey(b.ref)) })
 	unlock := t.names.lock(names)
 	defer unlock()
 

@@ -94,6 +94,7 @@ func TestOnSeaweedFS(t *testing.T) {
 		})
 	})
 	t.Run("ConcurrentPlacementsAcrossDaemons", func(t *testing.T) { testAcrossDaemons(t, e) })
+	t.Run("CrossedFanOutAcrossDaemons", func(t *testing.T) { testCrossedFanOut(t, e) })
 	t.Run("LockAcrossDaemonsAndTakeover", func(t *testing.T) { testLockTakeover(t, e) })
 	t.Run("CreaterepoPublishOnlyNewLocal", func(t *testing.T) { testCreaterepo(t, e) })
 	t.Run("PublishConflict", func(t *testing.T) { testConflict(t, e) })
@@ -668,5 +669,49 @@ func testRemoveChecksFirst(t *testing.T, e *env) {
 	}
 	if ok, _ := tr.HasPending(ctx, "9/x86_64"); ok {
 		t.Error("a refused removal recorded a pending change")
+	}
+}
+
+// testCrossedFanOut: two daemons place different builds of one noarch name into the same two arches, listing
+// them in opposite orders, at once, many rounds: exactly one wins each round and both arches hold its build.
+func testCrossedFanOut(t *testing.T, e *env) {
+	prefix := e.prefix()
+	a, b := e.daemon(t, prefix, s3tree.Options{}), e.daemon(t, prefix, s3tree.Options{})
+	for round := range 10 {
+		name := fmt.Sprintf("crossed-%d-1.el9.noarch.rpm", round)
+		sa, suma := stageBytes(t, a, []byte(fmt.Sprintf("a %d", round)))
+		sb, sumb := stageBytes(t, b, []byte(fmt.Sprintf("b %d", round)))
+		var wg sync.WaitGroup
+		errs := make([]error, 2)
+		for i, p := range []struct {
+			tr    tree.Tree
+			s     tree.Staged
+			sum   string
+			repos []string
+		}{{a, sa, suma, []string{"9/x86_64", "9/aarch64"}}, {b, sb, sumb, []string{"9/aarch64", "9/x86_64"}}} {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_, errs[i] = p.tr.Place(ctx, []tree.Unit{{Staged: p.s, SHA256: p.sum, Name: name, Repos: p.repos}}, tree.PlaceOptions{})
+			}()
+		}
+		wg.Wait()
+		won := 0
+		for _, err := range errs {
+			switch {
+			case err == nil:
+				won++
+			case !errors.Is(err, tree.ErrExists):
+				t.Errorf("round %d: %v", round, err)
+			}
+		}
+		if won != 1 {
+			t.Errorf("round %d: %d winners (%v), want exactly one", round, won, errs)
+		}
+		x, _ := a.Stat(ctx, tree.Ref{Repo: "9/x86_64", Name: name})
+		y, _ := a.Stat(ctx, tree.Ref{Repo: "9/aarch64", Name: name})
+		if x.SHA256 != y.SHA256 {
+			t.Errorf("round %d: split placement: %q and %q", round, x.SHA256, y.SHA256)
+		}
 	}
 }
