@@ -217,6 +217,9 @@ func testLockTakeover(t *testing.T, e *env) {
 	if _, err := b.OpenMetadata(ctx, repo, "repomd.xml"); !errors.Is(err, tree.ErrNotFound) {
 		t.Errorf("the lost holder published: %v", err)
 	}
+	if _, err := a.Begin(ctx, la); !errors.Is(err, tree.ErrLockLost) {
+		t.Errorf("a begins after takeover: %v, want ErrLockLost", err)
+	}
 	if err := la.Release(); err != nil {
 		t.Errorf("release of a lost lock: %v", err)
 	}

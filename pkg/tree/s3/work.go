@@ -79,6 +79,9 @@ func (t *Tree) Begin(ctx context.Context, l tree.Lock) (tree.Work, error) {
 	if !ok || lk.t != t {
 		return nil, fmt.Errorf("%w: a lock of another tree", tree.ErrInvalid)
 	}
+	if err := lk.Renew(ctx); err != nil { // a lost lease is found before any download, not after
+		return nil, err
+	}
 	dir, err := os.MkdirTemp(t.dir, "publish-")
 	if err != nil {
 		return nil, fmt.Errorf("s3tree: %w", err)
