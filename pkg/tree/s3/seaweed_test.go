@@ -375,7 +375,8 @@ func sha(b []byte) string { h := sha256.Sum256(b); return hex.EncodeToString(h[:
 // local, yet its primary.xml lists every package; a removal leaves it; a replacement under the same name is
 // re-read (a full run), so primary.xml carries the new checksum.
 func testCreaterepo(t *testing.T, e *env) {
-	tr := e.daemon(t, e.prefix(), s3tree.Options{})
+	prefix := e.prefix()
+	tr := e.daemon(t, prefix, s3tree.Options{})
 	const repo = "9/x86_64"
 	want := map[string]string{}
 	add := func(name string, salt string) string {
@@ -422,6 +423,37 @@ func testCreaterepo(t *testing.T, e *env) {
 	}
 	if got := published(t, tr, repo); !mapsEqual(got, want) {
 		t.Fatalf("after removal published %v, want %v", got, want)
+	}
+	// Unchanged packages are recognised by the ETag the published generation was built from, without a HEAD:
+	// alpha rewritten with the same bytes (same ETag) but a wrong sha256 in its metadata still counts as
+	// unchanged, so only the new package is local.
+	raw := e.store(t, prefix)
+	alpha := testrpm.Spec{Name: "alpha", Arch: "x86_64"}
+	if _, err := raw.Put(ctx, repo+"/Packages/"+alpha.FileName(), bytes.NewReader(testrpm.Build(t, alpha)),
+		map[string]string{"sha256": strings.Repeat("0", 64)}); err != nil {
+		t.Fatal(err)
+	}
+	f := add("foxtrot", "")
+	if local, _ = publish(t, tr, repo); !slices.Equal(local, []string{f}) {
+		t.Errorf("with the ETag record: %v local, want only %s", local, f)
+	}
+	// Without the ETag record (a generation published by another tool) every listed package is HEADed: the
+	// wrong sha256 now looks like a change, and the run is a full one.
+	recs, err := raw.List(ctx, repo+"/.rpm-ingestd/etags/")
+	if err != nil || len(recs) == 0 {
+		t.Fatalf("no ETag records: %v", err)
+	}
+	for _, r := range recs {
+		if err := raw.Delete(ctx, r.Key); err != nil {
+			t.Fatal(err)
+		}
+	}
+	add("golf", "")
+	if local, _ = publish(t, tr, repo); len(local) != len(want) {
+		t.Errorf("without the ETag record: %v local, want all %d", local, len(want))
+	}
+	if got := published(t, tr, repo); !mapsEqual(got, want) {
+		t.Fatalf("published %v, want %v", got, want)
 	}
 	// Replacement under the same name: must not keep the old entry.
 	add("alpha", "rebuilt")

@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"encoding/xml"
 	"errors"
 	"fmt"
@@ -144,11 +147,22 @@ func (w *work) begin(ctx context.Context) error {
 
 	// Which packages createrepo_c must read: those the published primary does not list, and (full run) all of
 	// them when one changed under its name.
+	// A package whose listed ETag is the one the published generation was built from is unchanged (no request);
+	// the others that primary.xml lists are HEADed and judged by their sha256.
+	var etags map[string]string
+	if primary != nil {
+		etags = t.readETags(ctx, repo, w.old)
+	}
 	index := map[string]int{}
 	var known []string
 	for i, e := range w.pkgs {
 		index[e.Name] = i
-		if _, ok := primary[e.Name]; ok {
+		sum, ok := primary[e.Name]
+		switch {
+		case !ok:
+		case etags[e.Name] != "" && etags[e.Name] == e.ETag:
+			w.pkgs[i].SHA256 = sum
+		default:
 			known = append(known, e.Name)
 		}
 	}
@@ -167,6 +181,7 @@ func (w *work) begin(ctx context.Context) error {
 		}
 		mu.Lock()
 		defer mu.Unlock()
+		w.pkgs[index[n]].Stamp = stampOf(i)
 		w.pkgs[index[n]].SHA256 = sum
 		if sum != primary[n] {
 			w.full = true
@@ -205,6 +220,31 @@ func (w *work) begin(ctx context.Context) error {
 		mu.Unlock()
 		return nil
 	})
+}
+
+// etagsKey is the object that records, for the repomd.xml with these bytes, the ETag of every package its
+// primary.xml was built from. It is keyed by the repomd.xml's sha256, so it belongs to exactly one generation
+// and needs no atomic update.
+func etagsKey(repo string, md []byte) string {
+	h := sha256.Sum256(md)
+	return repo + "/.rpm-ingestd/etags/" + hex.EncodeToString(h[:]) + ".json"
+}
+
+// readETags returns the ETag record of the generation md, or nil when there is none (published by another tool
+// or an older version): then every listed package is HEADed.
+func (t *Tree) readETags(ctx context.Context, repo string, md []byte) map[string]string {
+	b, err := t.readAll(ctx, etagsKey(repo, md))
+	if err != nil {
+		if !errors.Is(err, objstore.ErrNotFound) {
+			t.log.Warn("s3tree: read package ETags", zap.String("repo", repo), zap.Error(err))
+		}
+		return nil
+	}
+	var m map[string]string
+	if json.Unmarshal(b, &m) != nil {
+		return nil
+	}
+	return m
 }
 
 // readPrimary maps the package file names in Packages/ that primary.xml(.gz) lists to their sha256; nil when it
@@ -363,6 +403,21 @@ func (w *work) Publish(ctx context.Context) error {
 			return mapErr(err)
 		}
 	}
+	// The ETags of the packages this generation was built from: what createrepo_c read (downloaded) or reused
+	// (unchanged since the previous generation).
+	etags := make(map[string]string, len(w.pkgs))
+	for _, p := range w.pkgs {
+		if p.ETag != "" {
+			etags[p.Name] = p.ETag
+		}
+	}
+	eb, err := json.Marshal(etags)
+	if err != nil {
+		return err
+	}
+	if _, err := t.st.Put(ctx, etagsKey(repo, md), bytes.NewReader(eb), nil); err != nil {
+		return mapErr(err)
+	}
 	if err := w.lock.Renew(ctx); err != nil {
 		return err
 	}
@@ -391,7 +446,7 @@ func (w *work) Publish(ctx context.Context) error {
 			}
 		}
 	}
-	if err := t.prune(ctx, repo, names); err != nil {
+	if err := t.prune(ctx, repo, names, md); err != nil {
 		t.log.Warn("s3tree: prune old metadata", zap.String("repo", repo), zap.Error(err))
 	}
 	return nil
@@ -419,8 +474,8 @@ func (t *Tree) readAll(ctx context.Context, key string) ([]byte, error) {
 // prune deletes, under the lease, the files in repodata/ that neither the current repomd.xml (current) nor any
 // repomd.xml superseded within the retention age names, and that were themselves written longer ago than the
 // retention age (a file a concurrent, losing publish just uploaded is not named by anything yet). Generation
-// records older than the retention age go too.
-func (t *Tree) prune(ctx context.Context, repo string, current []string) error {
+// records and ETag records (but the current one) older than the retention age go too.
+func (t *Tree) prune(ctx context.Context, repo string, current []string, currentMD []byte) error {
 	keep := map[string]bool{"repomd.xml": true, "repomd.xml.asc": true, "repomd.xml.key": true}
 	for _, n := range current {
 		keep[n] = true
@@ -450,6 +505,16 @@ func (t *Tree) prune(ctx context.Context, repo string, current []string) error {
 		}
 		for _, n := range names {
 			keep[n] = true
+		}
+	}
+	cur := etagsKey(repo, currentMD)
+	maps, err := t.st.List(ctx, repo+"/.rpm-ingestd/etags/")
+	if err != nil {
+		return err
+	}
+	for _, m := range maps {
+		if m.Key != cur && now.Sub(m.LastModified) > t.retention {
+			errs = append(errs, t.st.Delete(ctx, m.Key))
 		}
 	}
 	files, err := t.st.List(ctx, repo+"/repodata/")
