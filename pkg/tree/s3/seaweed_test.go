@@ -101,6 +101,7 @@ func TestOnSeaweedFS(t *testing.T) {
 	t.Run("ReadersDuringPublishesAndPruning", func(t *testing.T) { testReaders(t, e) })
 	t.Run("StoredWithoutMetadata", func(t *testing.T) { testNoMetadata(t, e) })
 	t.Run("Cleanup", func(t *testing.T) { testCleanup(t, e) })
+	t.Run("Signatures", func(t *testing.T) { testSignatures(t, e) })
 	t.Run("RemoveChecksEveryRefFirst", func(t *testing.T) { testRemoveChecksFirst(t, e) })
 }
 
@@ -747,6 +748,53 @@ func testCrossedFanOut(t *testing.T, e *env) {
 		y, _ := a.Stat(ctx, tree.Ref{Repo: "9/aarch64", Name: name})
 		if x.SHA256 != y.SHA256 {
 			t.Errorf("round %d: split placement: %q and %q", round, x.SHA256, y.SHA256)
+		}
+	}
+}
+
+// testSignatures: repomd.xml.asc and .key are published with their generation, not seeded into the next one, and
+// removed when a generation comes without them (signing turned off), so no old signature sits beside a new
+// repomd.xml.
+func testSignatures(t *testing.T, e *env) {
+	tr := e.daemon(t, e.prefix(), s3tree.Options{})
+	const repo = "9/x86_64"
+	gen := func(tag string, sign bool) {
+		t.Helper()
+		l, err := tr.TryLock(ctx, repo)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Release()
+		w, err := tr.Begin(ctx, l)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer w.Close()
+		for _, n := range []string{"repomd.xml.asc", "repomd.xml.key"} {
+			if _, err := os.Stat(filepath.Join(w.Output(), "repodata", n)); !os.IsNotExist(err) {
+				t.Errorf("%s seeded into the output (%v)", n, err)
+			}
+		}
+		writeGen(t, w.Output(), tag)
+		if sign {
+			for _, n := range []string{"repomd.xml.asc", "repomd.xml.key"} {
+				if err := os.WriteFile(filepath.Join(w.Output(), "repodata", n), []byte(n+" "+tag), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		if err := w.Publish(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	gen("one", true)
+	if got := readMeta(t, tr, repo, "repomd.xml.asc"); string(got) != "repomd.xml.asc one" {
+		t.Errorf("signature %q", got)
+	}
+	gen("two", false)
+	for _, n := range []string{"repomd.xml.asc", "repomd.xml.key"} {
+		if _, err := tr.OpenMetadata(ctx, repo, n); !errors.Is(err, tree.ErrNotFound) {
+			t.Errorf("stale %s after an unsigned generation: %v", n, err)
 		}
 	}
 }
