@@ -95,6 +95,7 @@ func TestOnSeaweedFS(t *testing.T) {
 	})
 	t.Run("ConcurrentPlacementsAcrossDaemons", func(t *testing.T) { testAcrossDaemons(t, e) })
 	t.Run("CrossedFanOutAcrossDaemons", func(t *testing.T) { testCrossedFanOut(t, e) })
+	t.Run("ConcurrentOverwritesAcrossDaemons", func(t *testing.T) { testOverwritesAcross(t, e) })
 	t.Run("LockAcrossDaemonsAndTakeover", func(t *testing.T) { testLockTakeover(t, e) })
 	t.Run("CreaterepoPublishOnlyNewLocal", func(t *testing.T) { testCreaterepo(t, e) })
 	t.Run("PublishConflict", func(t *testing.T) { testConflict(t, e) })
@@ -795,6 +796,35 @@ func testSignatures(t *testing.T, e *env) {
 	for _, n := range []string{"repomd.xml.asc", "repomd.xml.key"} {
 		if _, err := tr.OpenMetadata(ctx, repo, n); !errors.Is(err, tree.ErrNotFound) {
 			t.Errorf("stale %s after an unsigned generation: %v", n, err)
+		}
+	}
+}
+
+// testOverwritesAcross: different builds of one noarch name placed with overwrite into two arches at once through
+// two daemons, many rounds: every placement succeeds and each round ends with both arches holding one build.
+func testOverwritesAcross(t *testing.T, e *env) {
+	prefix := e.prefix()
+	ds := []tree.Tree{e.daemon(t, prefix, s3tree.Options{}), e.daemon(t, prefix, s3tree.Options{})}
+	const name = "over-1-1.el9.noarch.rpm"
+	for round := range 8 {
+		var wg sync.WaitGroup
+		for i := range 6 {
+			tr := ds[i%2]
+			s, sum := stageBytes(t, tr, []byte(fmt.Sprintf("round %d build %d", round, i)))
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if _, err := tr.Place(ctx, []tree.Unit{{Staged: s, SHA256: sum, Name: name, Repos: []string{"9/x86_64", "9/aarch64"}}},
+					tree.PlaceOptions{Overwrite: true}); err != nil {
+					t.Errorf("round %d placement %d: %v", round, i, err)
+				}
+			}()
+		}
+		wg.Wait()
+		x, _ := ds[0].Stat(ctx, tree.Ref{Repo: "9/x86_64", Name: name})
+		y, _ := ds[1].Stat(ctx, tree.Ref{Repo: "9/aarch64", Name: name})
+		if x.SHA256 == "" || x.SHA256 != y.SHA256 {
+			t.Errorf("round %d: split placement: %q and %q", round, x.SHA256, y.SHA256)
 		}
 	}
 }
