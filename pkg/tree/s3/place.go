@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"go.uber.org/zap"
+
 	"github.com/rpm-ingestd/rpm-ingestd/pkg/lease"
 	"github.com/rpm-ingestd/rpm-ingestd/pkg/objstore"
 	"github.com/rpm-ingestd/rpm-ingestd/pkg/tree"
@@ -116,6 +118,17 @@ func (t *Tree) Place(ctx context.Context, units []tree.Unit, opts tree.PlaceOpti
 	slices.SortFunc(targets, func(a, b *target) int { return strings.Compare(pkgKey(a.ref), pkgKey(b.ref)) })
 	unlock := t.names.lock(names)
 	defer unlock()
+	if opts.Overwrite {
+		// Replacements use If-Match, but two overwriting Places in two daemons could still each replace one
+		// arch of a noarch name (and fail on the other after their Commit): overwrites of a name take a
+		// cross-daemon lease on it and run one after the other. Placements without overwrite need none: they
+		// only create, and the first key in the global order decides between them.
+		release, err := t.leaseNames(ctx, names)
+		if err != nil {
+			return res, err
+		}
+		defer release()
+	}
 
 	// Judge every target before touching any.
 	for _, tg := range targets {
@@ -379,4 +392,45 @@ func (l *lock) Release() error {
 		return nil
 	}
 	return mapErr(err)
+}
+
+// nameLeaseRepo is the pseudo-repository whose lease locks overwrites of one package name across daemons: its
+// key is .rpm-ingestd/names/<name>/.rpm-ingestd/lease.json, outside every repository.
+func nameLeaseRepo(name string) string { return ".rpm-ingestd/names/" + name }
+
+// leaseNames waits for the leases of names (in sorted order) and returns the function that releases them. A
+// daemon that dies holding one blocks overwrites of that name (not placements) for LeaseTTL.
+func (t *Tree) leaseNames(ctx context.Context, names []string) (func(), error) {
+	var held []*lease.Lease
+	release := func() {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+		defer cancel()
+		for _, l := range held {
+			if err := l.Release(rctx); err != nil && !errors.Is(err, lease.ErrLost) {
+				t.log.Warn("s3tree: release name lease", zap.Error(err))
+			}
+		}
+	}
+	for _, n := range slices.Compact(slices.Sorted(slices.Values(names))) {
+		wait := 20 * time.Millisecond
+		for {
+			l, err := t.leases.Acquire(ctx, nameLeaseRepo(n))
+			if err == nil {
+				held = append(held, l)
+				break
+			}
+			if !errors.Is(err, lease.ErrHeld) {
+				release()
+				return nil, mapErr(err)
+			}
+			select {
+			case <-ctx.Done():
+				release()
+				return nil, fmt.Errorf("%w: waiting for the overwrite lock of %s: %w", tree.ErrUnavailable, n, ctx.Err())
+			case <-time.After(wait):
+			}
+			wait = min(2*wait, 500*time.Millisecond)
+		}
+	}
+	return release, nil
 }
