@@ -457,6 +457,27 @@ func testCreaterepo(t *testing.T, e *env) {
 	if got := published(t, tr, repo); !mapsEqual(got, want) {
 		t.Fatalf("published %v, want %v", got, want)
 	}
+	// A published data file deleted by hand: the next publish is a full run and repairs the metadata.
+	var r struct {
+		Data []struct {
+			Location struct {
+				Href string `xml:"href,attr"`
+			} `xml:"location"`
+		} `xml:"data"`
+	}
+	if err := xml.Unmarshal(readMeta(t, tr, repo, "repomd.xml"), &r); err != nil || len(r.Data) == 0 {
+		t.Fatal(err)
+	}
+	if err := raw.Delete(ctx, repo+"/"+r.Data[0].Location.Href); err != nil {
+		t.Fatal(err)
+	}
+	add("hotel", "")
+	if local, _ = publish(t, tr, repo); len(local) != len(want) {
+		t.Errorf("with a missing data file: %v local, want all %d", local, len(want))
+	}
+	if got := published(t, tr, repo); !mapsEqual(got, want) {
+		t.Fatalf("published %v, want %v", got, want)
+	}
 	// Replacement under the same name: must not keep the old entry.
 	add("alpha", "rebuilt")
 	publish(t, tr, repo)

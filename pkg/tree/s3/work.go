@@ -125,19 +125,31 @@ func (w *work) begin(ctx context.Context) error {
 		if err := os.WriteFile(w.outFile("repomd.xml"), w.old, 0o644); err != nil {
 			return fmt.Errorf("s3tree: %w", err)
 		}
-		if err := t.parallel(ctx, w.named, func(ctx context.Context, n string) error {
+		err := t.parallel(ctx, w.named, func(ctx context.Context, n string) error {
 			_, err := t.download(ctx, mdKey(repo, n), w.outFile(n))
 			return err
-		}); err != nil {
+		})
+		switch {
+		case errors.Is(err, tree.ErrNotFound):
+			// The published repomd.xml names a file that is gone (deleted by hand?): readers are broken
+			// already; a full run repairs it.
+			t.log.Warn("s3tree: published metadata incomplete: full createrepo_c run", zap.String("repo", repo), zap.Error(err))
+			w.full = true
+		case err != nil:
 			return err
-		}
-		for _, n := range append([]string{"repomd.xml"}, w.named...) {
-			if err := os.Link(w.outFile(n), filepath.Join(w.Dir(), "repodata", n)); err != nil {
-				return fmt.Errorf("s3tree: %w", err)
+		default:
+			for _, n := range append([]string{"repomd.xml"}, w.named...) {
+				if err := os.Link(w.outFile(n), filepath.Join(w.Dir(), "repodata", n)); err != nil {
+					return fmt.Errorf("s3tree: %w", err)
+				}
 			}
 		}
-		if primaryName != "" {
-			primary = readPrimary(w.outFile(primaryName)) // nil when unreadable: every package is downloaded
+		if primaryName != "" && !w.full {
+			// Unreadable (another compression or checksum type): changes cannot be told, and createrepo_c
+			// --skip-stat would reuse stale entries, so it is a full run.
+			if primary = readPrimary(w.outFile(primaryName)); primary == nil {
+				w.full = true
+			}
 		}
 	}
 	if w.pkgs, err = t.List(ctx, repo); err != nil {
