@@ -260,7 +260,7 @@ func (t *Tree) readETags(ctx context.Context, repo string, md []byte) map[string
 }
 
 // readPrimary maps the package file names in Packages/ that primary.xml(.gz) lists to their sha256; nil when it
-// cannot be read (another compression, another checksum type): then every package counts as new.
+// cannot be read or compared (another compression, another checksum type): then the publish is a full run.
 func readPrimary(p string) map[string]string {
 	f, err := os.Open(p)
 	if err != nil {
@@ -307,9 +307,13 @@ func readPrimary(p string) map[string]string {
 			return nil
 		}
 		n, ok := strings.CutPrefix(p.Location.Href, "Packages/")
-		if ok && !strings.Contains(n, "/") && p.Checksum.Type == "sha256" {
-			out[n] = strings.ToLower(strings.TrimSpace(p.Checksum.Value))
+		if !ok || strings.Contains(n, "/") {
+			continue // not ours to judge; createrepo_c keeps or drops it by the --pkglist
 		}
+		if p.Checksum.Type != "sha256" {
+			return nil // cannot be compared with the objects' sha256: a full run
+		}
+		out[n] = strings.ToLower(strings.TrimSpace(p.Checksum.Value))
 	}
 }
 
