@@ -17,6 +17,7 @@ import (
 	"github.com/rpm-ingestd/rpm-ingestd/pkg/auth"
 	"github.com/rpm-ingestd/rpm-ingestd/pkg/config"
 	"github.com/rpm-ingestd/rpm-ingestd/pkg/server"
+	"github.com/rpm-ingestd/rpm-ingestd/pkg/tree/fstree"
 )
 
 // Stand-ins for the server's dependencies: Routes only registers handlers, it never calls them, so each embeds
@@ -37,6 +38,11 @@ type (
 func allOptions(t *testing.T) server.Options {
 	def := config.Default()
 	reg := prometheus.NewRegistry()
+	top := t.TempDir()
+	tr, err := fstree.New(fstree.Options{TopDir: top, Log: zap.NewNop()})
+	if err != nil {
+		t.Fatalf("fstree.New: %v", err)
+	}
 	return server.Options{
 		UploadPath:           def.Server.UploadPath,
 		UploadHeader:         def.Server.UploadHeader,
@@ -44,7 +50,8 @@ func allOptions(t *testing.T) server.Options {
 		MaxUploadSize:        int64(def.Server.MaxUploadSize),
 		RepoURL:              def.Server.RepoURL,
 		ServeRepo:            true,
-		TopDir:               t.TempDir(),
+		TopDir:               top,
+		Tree:                 tr,
 		MaxConcurrentUploads: def.Server.MaxConcurrentUploads,
 		QueueTimeout:         time.Duration(def.Server.QueueTimeout),
 		UploadIdleTimeout:    time.Duration(def.Server.UploadIdleTimeout),
