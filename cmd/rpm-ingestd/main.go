@@ -228,7 +228,8 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 
 	runner := indexer.NewCreaterepo(cfg.Indexer.Command)
 	runner.Log = log.Named("createrepo")
-	runner.KillDelay = config.KillDelay // part of the stop budget that config validated
+	runner.KillDelay = config.KillDelay              // part of the stop budget that config validated
+	runner.Tree, runner.TopDir = tr, cfg.Repo.TopDir // publishes through the tree (pkg/tree)
 	sched := indexer.NewScheduler(runner, indexer.Options{
 		QuietPeriod:     time.Duration(cfg.Indexer.QuietPeriod),
 		MaxDelay:        time.Duration(cfg.Indexer.MaxDelay),
@@ -236,6 +237,7 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 		Timeout:         time.Duration(cfg.Indexer.Timeout),
 		ShutdownTimeout: time.Duration(cfg.Indexer.ShutdownTimeout),
 		TopDir:          cfg.Repo.TopDir, // the base of the metrics' repo label ("9/x86_64") and what rescans walk
+		Tree:            tr,              // repositories, pending changes and published metadata (pkg/tree)
 		Registerer:      reg,
 		RescanInterval:  time.Duration(cfg.Indexer.RescanInterval),
 		OnPublish:       onPublish,
@@ -280,6 +282,7 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 		RepoURL:       cfg.Server.RepoURL,
 		ServeRepo:     cfg.Server.ServeRepo,
 		TopDir:        cfg.Repo.TopDir,
+		Tree:          tr, // whether an upload's copies are still stored (GET /api/v1/uploads/{sha256})
 
 		MaxConcurrentUploads: cfg.Server.MaxConcurrentUploads,
 		QueueTimeout:         time.Duration(cfg.Server.QueueTimeout),

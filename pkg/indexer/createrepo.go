@@ -3,23 +3,20 @@ package indexer
 import (
 	"bytes"
 	"context"
-	"encoding/xml"
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
-	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
 	"go.uber.org/zap"
-	"golang.org/x/sys/unix"
 
 	"github.com/rpm-ingestd/rpm-ingestd/pkg/tree"
 	"github.com/rpm-ingestd/rpm-ingestd/pkg/tree/fstree"
@@ -132,8 +129,61 @@ type Createrepo struct {
 	// before the swap, so both become visible together; nil publishes
 	// unsigned metadata (and never an old generation's signature).
 	Signer Signer
-	// now is the time source for the metadata mtime refresh (a test seam).
+	// Tree is the repository tree runs publish through, and TopDir the directory its repositories are named
+	// relative to: Run(repoDir) publishes the repository filepath.Rel(TopDir, repoDir). A nil Tree means the fs
+	// backend on repoDir's parent, one per parent, made on first use (tests, and createrepo runs outside a
+	// daemon's tree).
+	Tree   tree.Tree
+	TopDir string
+	// now is the time source for the metadata mtime refresh and retention of the fs trees Createrepo makes
+	// itself (a test seam).
 	now func() time.Time
+
+	ownMu    sync.Mutex
+	ownTrees map[string]*fstree.Tree // the fs trees made for a nil Tree, by top directory
+}
+
+// maxConflicts bounds how often one run redoes its publish after tree.ErrConflict (another writer published
+// since the Work began); after that the run fails and the scheduler retries it with backoff.
+const maxConflicts = 3
+
+// retainingTree is a backend whose Work can keep superseded metadata itself (fstree.Tree.BeginRetaining, with hard
+// links), so createrepo_c need not copy each retained file.
+type retainingTree interface {
+	BeginRetaining(ctx context.Context, l tree.Lock, retain time.Duration) (tree.Work, error)
+}
+
+// treeFor returns the tree and repository name that repoDir is.
+func (c *Createrepo) treeFor(repoDir string) (tree.Tree, string, error) {
+	dir := filepath.Clean(repoDir)
+	if c.Tree != nil {
+		rel, err := filepath.Rel(filepath.Clean(c.TopDir), dir)
+		if err != nil || c.TopDir == "" || rel == ".." || strings.HasPrefix(rel, "../") || filepath.IsAbs(rel) {
+			return nil, "", fmt.Errorf("%w: repository directory %s is outside the tree %s", tree.ErrInvalid, repoDir, c.TopDir)
+		}
+		return c.Tree, filepath.ToSlash(rel), nil
+	}
+	top := filepath.Dir(dir)
+	c.ownMu.Lock()
+	defer c.ownMu.Unlock()
+	if t, ok := c.ownTrees[top]; ok {
+		return t, filepath.Base(dir), nil
+	}
+	if err := os.MkdirAll(top, 0o755); err != nil {
+		return nil, "", err
+	}
+	t, err := fstree.New(fstree.Options{TopDir: top, Log: c.Log})
+	if err != nil {
+		return nil, "", err
+	}
+	if c.now != nil {
+		t.Now = c.now
+	}
+	if c.ownTrees == nil {
+		c.ownTrees = map[string]*fstree.Tree{}
+	}
+	c.ownTrees[top] = t
+	return t, filepath.Base(dir), nil
 }
 
 var _ Runner = (*Createrepo)(nil)
@@ -173,128 +223,140 @@ func (e *RunError) Error() string {
 // errors.As(err, **exec.ExitError) work through a RunError.
 func (e *RunError) Unwrap() error { return e.Err }
 
-// Run indexes repoDir. In order, while holding LockFile (non-blocking:
-// ErrLocked if another process has it):
-//   - removes a stale .repodata/ left by a killed createrepo_c (it is
-//     createrepo_c's own lock and every later run fails while it exists; our
-//     lock proves no run of ours owns it);
+// Run publishes the repository repoDir is, through the tree (see run). On the fs tree, in order, while holding
+// LockFile (non-blocking: ErrLocked if another process has it):
 //   - claims the dirty marker (DirtyMarker → IndexingMarker);
-//   - refreshes the mtime of the current metadata files (see DefaultCommand);
-//   - runs the command with --outputdir <repoDir>/.rpm-ingestd-out, seeded with
-//     hard links to the current repodata/ so --update and the retention of
-//     old files work as in place; ctx cancellation sends SIGTERM (createrepo_c
-//     then removes its work directory itself) and SIGKILL after KillDelay;
-//   - drops the previous generation's repomd.xml.asc from the output and, with
-//     a Signer, signs the new repomd.xml (a signing failure fails the run and
-//     leaves the published metadata as it was);
-//   - publishes the new repodata/ by exchanging it with the old one in one
-//     atomic rename, so readers see the old or the new generation, never none;
-//   - on success removes IndexingMarker, unless Packages/ changed during the
-//     run: an upload that saw DirtyMarker already present and moved its file
-//     in after the claim may have been missed by the scan, and the marker
-//     must then survive until a run that surely saw it.
+//   - Begin: removes a stale .repodata/ left by a killed createrepo_c (it is createrepo_c's own lock and every
+//     later run fails while it exists; our lock proves no run of ours owns it), refreshes the mtime of the
+//     current metadata files (see DefaultCommand), lists Packages/ once and seeds <repoDir>/.rpm-ingestd-out
+//     with hard links to the current repodata/ so --update and the retention of old files work as in place;
+//   - runs the command with --outputdir <repoDir>/.rpm-ingestd-out and the --pkglist of that listing; ctx
+//     cancellation sends SIGTERM (createrepo_c then removes its work directory itself) and SIGKILL after
+//     KillDelay;
+//   - drops the previous generation's repomd.xml.asc from the output and, with a Signer, signs the new
+//     repomd.xml (a signing failure fails the run and leaves the published metadata as it was);
+//   - Publish: links the retained old metadata in, exchanges the new repodata/ with the old one in one atomic
+//     rename, so readers see the old or the new generation, never none, and lists Packages/ again: if it changed
+//     during the run (a file copied in by hand), a new dirty marker keeps the change pending;
+//   - on success removes IndexingMarker.
 //
-// A brand-new repoDir gets Packages/ created so it publishes valid, empty
-// metadata.
+// A brand-new repoDir gets Packages/ created so it publishes valid, empty metadata.
 func (c *Createrepo) Run(ctx context.Context, repoDir string) error {
 	_, err := c.RunListing(ctx, repoDir)
 	return err
 }
 
-// RunListing is Run that also returns, after a successful run, the packages it indexed: the *.rpm files of the
-// listing of Packages/ taken after the marker was claimed (the --pkglist handed to createrepo_c), as listPackages
-// would list them. The scheduler takes it as the new published set instead of listing Packages/ once more.
+// RunListing is Run that also returns, after a successful run, the packages it indexed: the Work's Packages (the
+// --pkglist handed to createrepo_c), as listPackages would list them. The scheduler takes it as the new published
+// set instead of listing Packages/ once more.
 func (c *Createrepo) RunListing(ctx context.Context, repoDir string) (pkgSet, error) {
-	before, err := c.run(ctx, repoDir)
+	pkgs, err := c.run(ctx, repoDir)
 	if err != nil {
 		return nil, err
 	}
-	return publishedSet(repoDir, before)
+	set := make(pkgSet, len(pkgs))
+	for _, e := range pkgs {
+		set[packagesDir+"/"+e.Name] = stamp{size: e.Size, mtime: e.ModTime.Unix()}
+	}
+	return set, nil
 }
 
-func (c *Createrepo) run(ctx context.Context, repoDir string) (map[string]pkgEntry, error) {
+// run publishes repoDir through the tree: TryLock (tree.ErrLocked: another publisher has it, retried later),
+// ClaimPending, then Begin, createrepo_c, sign and Publish, redone from Begin on tree.ErrConflict (at most
+// maxConflicts times), and ConsumePending only after a publish. Any failure, tree.ErrLockLost included, leaves
+// the claimed changes pending. It returns the packages the publish covered.
+func (c *Createrepo) run(ctx context.Context, repoDir string) ([]tree.Entry, error) {
 	if len(c.Argv) == 0 {
 		return nil, errors.New("createrepo: empty command")
 	}
-	// Creates Packages/ too: a brand-new repository publishes valid, empty metadata.
-	release, err := fstree.LockRepoDir(repoDir)
+	tr, repo, err := c.treeFor(repoDir)
 	if err != nil {
 		return nil, err
 	}
-	defer release()
-
-	stale := filepath.Join(repoDir, tmpRepodata)
-	if _, err := os.Lstat(stale); err == nil {
-		if err := os.RemoveAll(stale); err != nil {
-			return nil, fmt.Errorf("remove stale %s: %w", stale, err)
+	// On fs this creates Packages/ too: a brand-new repository publishes valid, empty metadata.
+	lock, err := tr.TryLock(ctx, repo)
+	if err != nil {
+		return nil, err
+	}
+	defer lock.Release()
+	claim, err := tr.ClaimPending(ctx, repo)
+	if err != nil {
+		return nil, err
+	}
+	for conflicts := 0; ; conflicts++ {
+		pkgs, err := c.publishOnce(ctx, tr, lock)
+		if errors.Is(err, tree.ErrConflict) && conflicts < maxConflicts {
+			c.logger().Warn("another writer published meanwhile; publishing again", zap.String("repo", repoDir), zap.Error(err))
+			continue
 		}
-		c.logger().Warn("removed stale createrepo lock directory", zap.String("repo", repoDir), zap.String("path", stale))
-	}
-
-	if err := claimMarker(repoDir); err != nil {
-		return nil, err
-	}
-	before, err := snapshotPackages(repoDir)
-	if err != nil {
-		return nil, err
-	}
-	if err := c.refreshMetadataTimes(repoDir); err != nil {
-		// Not fatal: the worst case is that old metadata is dropped at once,
-		// which is createrepo_c's own default behaviour.
-		c.logger().Warn("cannot refresh metadata mtimes, old metadata may vanish at once",
-			zap.String("repo", repoDir), zap.Error(err))
-	}
-
-	out := filepath.Join(repoDir, outputDir)
-	// With retention taken over (see retention), only the current generation is seeded: createrepo_c --update
-	// reads it, and no other file is there for createrepo_c to copy; retainOld links the old ones afterwards.
-	argv, retain, ownRetention := c.retention()
-	var seed map[string]bool
-	if ownRetention {
-		if seed, err = currentGeneration(repoDir); err != nil {
-			argv, ownRetention, seed = c.Argv, false, nil // unreadable repomd.xml: createrepo_c keeps what it keeps
+		if err != nil {
+			return nil, err
 		}
+		if err := tr.ConsumePending(ctx, claim); err != nil {
+			return nil, err
+		}
+		return pkgs, nil
 	}
-	if err := prepareOutput(repoDir, out, seed); err != nil {
-		return nil, err
+}
+
+// publishOnce is one Begin … Publish: createrepo_c on the Work's directory with --outputdir Output and the sorted
+// full --pkglist, the signature in Output, then Publish under a renewed lock.
+func (c *Createrepo) publishOnce(ctx context.Context, tr tree.Tree, lock tree.Lock) ([]tree.Entry, error) {
+	// With retention taken over by the backend, createrepo_c runs without its --retain-old-md-by-age.
+	argv, retain, own := c.retention()
+	rt, canRetain := tr.(retainingTree)
+	var w tree.Work
+	var err error
+	if own && canRetain {
+		w, err = rt.BeginRetaining(ctx, lock, retain)
+	} else {
+		argv = c.Argv
+		w, err = tr.Begin(ctx, lock)
 	}
-	extra, err := c.pkglist(out, before)
 	if err != nil {
 		return nil, err
 	}
-	if err := c.execArgv(ctx, argv, repoDir, out, extra...); err != nil {
-		os.RemoveAll(out)
-		return nil, err
-	}
-	if ownRetention {
-		if err := c.retainOld(repoDir, out, retain); err != nil {
-			os.RemoveAll(out)
+	defer w.Close()
+	if w.Incremental() {
+		if argv, err = incrementalArgv(argv); err != nil {
 			return nil, err
 		}
 	}
-	if err := c.signOutput(ctx, out); err != nil {
-		os.RemoveAll(out)
-		return nil, err
-	}
-	if err := c.publish(repoDir, out); err != nil {
-		return nil, err
-	}
-
-	after, err := snapshotPackages(repoDir)
+	extra, err := c.pkglist(argv, w.Output(), w.Packages())
 	if err != nil {
 		return nil, err
 	}
-	if !maps.EqualFunc(before, after, pkgEntry.equal) {
-		// Keep IndexingMarker: the scheduler's Trigger for that upload runs
-		// us again, and after a crash Recover does.
-		return before, nil
-	}
-	if err := fstree.ConsumeMarker(repoDir); err != nil {
+	if err := c.execArgv(ctx, argv, w.Dir(), w.Output(), extra...); err != nil {
 		return nil, err
 	}
-	// No directory fsync: if the removal is lost in a crash the only effect
-	// is one extra run at the next start.
-	return before, nil
+	if err := c.signOutput(ctx, w.Output()); err != nil {
+		return nil, err
+	}
+	if err := lock.Renew(ctx); err != nil {
+		return nil, err
+	}
+	if err := w.Publish(ctx); err != nil {
+		return nil, err
+	}
+	return w.Packages(), nil
+}
+
+// errIncremental: the configured command cannot publish a Work that holds only the new packages.
+var errIncremental = errors.New("this tree keeps only the new packages locally, which needs createrepo_c --update --skip-stat")
+
+// incrementalArgv is argv for a Work whose directory holds only the new packages: createrepo_c with --update
+// --skip-stat, which takes every other entry of the --pkglist from the seeded metadata. Another command cannot.
+func incrementalArgv(argv []string) ([]string, error) {
+	if filepath.Base(argv[0]) != "createrepo_c" {
+		return nil, fmt.Errorf("%w: indexer.command %s", errIncremental, argv[0])
+	}
+	argv = slices.Clone(argv)
+	for _, f := range []string{"--update", "--skip-stat"} {
+		if !slices.Contains(argv, f) {
+			argv = append(argv, f)
+		}
+	}
+	return argv, nil
 }
 
 func (c *Createrepo) logger() *zap.Logger {
@@ -304,22 +366,7 @@ func (c *Createrepo) logger() *zap.Logger {
 	return c.Log
 }
 
-// prepareOutput seeds out/repodata with hard links to the published generation (fstree.PrepareOutput).
-func prepareOutput(repoDir, out string, only map[string]bool) error {
-	return fstree.PrepareOutput(repoDir, out, only)
-}
-
-// publish swaps out/repodata in as repoDir/repodata atomically and removes out (fstree.Exchange).
-func (c *Createrepo) publish(repoDir, out string) error {
-	return fstree.Exchange(repoDir, out, c.logger())
-}
-
-// exec runs the command, writing into out, with extra arguments before the repository.
-func (c *Createrepo) exec(ctx context.Context, repoDir, out string, extra ...string) error {
-	return c.execArgv(ctx, c.Argv, repoDir, out, extra...)
-}
-
-// execArgv is exec with argv instead of c.Argv. createrepo_c --update runs get --keep-all-metadata when the
+// execArgv runs argv on repoDir, writing into out, with extra arguments before the repository. createrepo_c --update runs get --keep-all-metadata when the
 // command lacks it, so errata and groups added with modifyrepo_c survive (see keepAllMetadata).
 func (c *Createrepo) execArgv(ctx context.Context, argv []string, repoDir, out string, extra ...string) error {
 	update := filepath.Base(argv[0]) == "createrepo_c" && slices.Contains(argv, "--update") && !slices.Contains(argv, keepAllMetadata)
@@ -357,32 +404,6 @@ func (c *Createrepo) retention() (argv []string, age time.Duration, own bool) {
 	return c.Argv, 0, false
 }
 
-// currentGeneration returns the file names in repoDir/repodata that make up the published generation:
-// repomd.xml and the files it names (plain repodata/<name> entries only). No repomd.xml: an empty set.
-func currentGeneration(repoDir string) (map[string]bool, error) {
-	b, err := os.ReadFile(filepath.Join(repoDir, "repodata", "repomd.xml"))
-	if errors.Is(err, fs.ErrNotExist) {
-		return map[string]bool{}, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	var md repomd
-	if err := xml.Unmarshal(b, &md); err != nil {
-		return nil, fmt.Errorf("parse repomd.xml: %w", err)
-	}
-	names := map[string]bool{"repomd.xml": true}
-	for _, d := range md.Data {
-		href := d.Location.Href
-		name := filepath.Base(href)
-		if filepath.Clean(href) != "repodata/"+name || name == "." || name == ".." {
-			return nil, fmt.Errorf("repomd.xml names %q outside repodata/", href)
-		}
-		names[name] = true
-	}
-	return names, nil
-}
-
 // parseAge reads createrepo_c's age syntax: a number with an optional unit s, m, h or d (seconds without one).
 func parseAge(v string) (time.Duration, error) {
 	unit := time.Second
@@ -406,64 +427,29 @@ func parseAge(v string) (time.Duration, error) {
 	return time.Duration(n) * unit, nil
 }
 
-// retainOld does what --retain-old-md-by-age does, with hard links: every file of the published repodata/ that
-// the new generation in out/repodata does not replace and whose mtime is at most age old is linked into
-// out/repodata, so it stays fetchable after the swap. Like createrepo_c 0.17 (cleanup.c), the age is the
-// file's mtime; refreshMetadataTimes has set the just-superseded generation's to now.
-func (c *Createrepo) retainOld(repoDir, out string, age time.Duration) error {
-	src, dst := filepath.Join(repoDir, "repodata"), filepath.Join(out, "repodata")
-	entries, err := os.ReadDir(src)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("retain old metadata: %w", err)
-	}
-	now := time.Now()
-	if c.now != nil {
-		now = c.now()
-	}
-	for _, e := range entries {
-		if !e.Type().IsRegular() {
-			continue
-		}
-		info, err := e.Info()
-		if errors.Is(err, fs.ErrNotExist) {
-			continue
-		}
-		if err != nil {
-			return fmt.Errorf("retain old metadata: %w", err)
-		}
-		if now.Sub(info.ModTime()) > age {
-			continue // older than the age: dropped, as createrepo_c drops it
-		}
-		err = os.Link(filepath.Join(src, e.Name()), filepath.Join(dst, e.Name()))
-		if err != nil && !errors.Is(err, fs.ErrExist) { // an existing name is the new generation's own file
-			return fmt.Errorf("retain old metadata: %w", err)
-		}
-	}
-	return nil
-}
-
 // pkglist hands createrepo_c the packages it is to index, sorted, as --pkglist, instead of letting it walk the
 // repository: createrepo_c 0.17 inserts each file its walk finds into a sorted linked list, which is quadratic,
 // and at 50,000 packages that is most of a run (10.6 s against 1.4 s with the list; the metadata is the same,
-// see BENCHMARKS.md). The list is what the walk would find, every *.rpm name in Packages/, taken from the
-// snapshot the marker protocol already makes: a package linked after it gets the next run either way. Only
-// for createrepo_c (another indexer.command may not know the flag); the file lives in out, removed with it.
-func (c *Createrepo) pkglist(out string, pkgs map[string]pkgEntry) ([]string, error) {
-	if filepath.Base(c.Argv[0]) != "createrepo_c" {
+// see BENCHMARKS.md). The list is the Work's Packages, taken once the pending changes were claimed: a package
+// placed after that gets the next run either way. Only for createrepo_c (another indexer.command may not know the
+// flag); the file lives in out, removed with it.
+func (c *Createrepo) pkglist(argv []string, out string, pkgs []tree.Entry) ([]string, error) {
+	if filepath.Base(argv[0]) != "createrepo_c" {
 		return nil, nil
 	}
 	names := make([]string, 0, len(pkgs))
-	for name := range pkgs {
-		if strings.HasSuffix(name, ".rpm") {
-			names = append(names, "Packages/"+name+"\n")
-		}
+	for _, e := range pkgs {
+		names = append(names, e.Name)
 	}
-	slices.Sort(names) // ascending: the order createrepo_c's list insertion is fast for
+	slices.Sort(names) // ascending: the order createrepo_c's list insertion is fast for (Packages is sorted already)
+	var b strings.Builder
+	for _, n := range names {
+		b.WriteString(packagesDir + "/")
+		b.WriteString(n)
+		b.WriteByte('\n')
+	}
 	list := filepath.Join(out, "pkglist")
-	if err := os.WriteFile(list, []byte(strings.Join(names, "")), 0o644); err != nil {
+	if err := os.WriteFile(list, []byte(b.String()), 0o644); err != nil {
 		return nil, fmt.Errorf("write %s: %w", list, err)
 	}
 	return []string{"--pkglist", list}, nil
@@ -507,144 +493,6 @@ func startTool(ctx context.Context, argv []string, killDelay time.Duration, stdo
 		re.Err = fmt.Errorf("%w (%w)", cause, err)
 	}
 	return re
-}
-
-// claimMarker renames DirtyMarker onto IndexingMarker (fstree.ClaimMarker).
-func claimMarker(repoDir string) error { return fstree.ClaimMarker(repoDir) }
-
-// pkgEntry identifies a file in Packages/ well enough to notice an upload.
-type pkgEntry struct {
-	size    int64
-	modTime time.Time
-	mode    fs.FileMode // of the entry itself (a symlink is not followed)
-}
-
-// snapshotPackages lists Packages/ (name, size, mtime, type). Each entry is stat'ed relative to the open
-// directory (fstatat), and a big directory on two goroutines: the listing is taken before createrepo_c starts,
-// so at 50,000 packages it is most of the daemon's own part of a run.
-func snapshotPackages(repoDir string) (map[string]pkgEntry, error) {
-	dir := filepath.Join(repoDir, "Packages")
-	d, err := os.Open(dir)
-	if err != nil {
-		return nil, fmt.Errorf("list %s: %w", dir, err)
-	}
-	defer d.Close()
-	names, err := d.Readdirnames(-1)
-	if err != nil {
-		return nil, fmt.Errorf("list %s: %w", dir, err)
-	}
-	rc, err := d.SyscallConn()
-	if err != nil {
-		return nil, fmt.Errorf("list %s: %w", dir, err)
-	}
-	entries := make([]pkgEntry, len(names))
-	found := make([]bool, len(names))
-	var statErr error
-	cerr := rc.Control(func(fd uintptr) {
-		stat := func(lo, hi int) error {
-			for i := lo; i < hi; i++ {
-				var st unix.Stat_t
-				err := unix.Fstatat(int(fd), names[i], &st, unix.AT_SYMLINK_NOFOLLOW)
-				for err == unix.EINTR {
-					err = unix.Fstatat(int(fd), names[i], &st, unix.AT_SYMLINK_NOFOLLOW)
-				}
-				if err == unix.ENOENT {
-					continue // removed meanwhile; the second snapshot sees the change
-				}
-				if err != nil {
-					return &fs.PathError{Op: "lstat", Path: filepath.Join(dir, names[i]), Err: err}
-				}
-				entries[i], found[i] = pkgEntry{size: st.Size, modTime: time.Unix(st.Mtim.Unix()), mode: fileMode(st.Mode)}, true
-			}
-			return nil
-		}
-		if len(names) < parallelStatFrom {
-			statErr = stat(0, len(names))
-			return
-		}
-		half := len(names) / 2
-		errc := make(chan error, 1)
-		go func() { errc <- stat(half, len(names)) }()
-		statErr = errors.Join(stat(0, half), <-errc)
-	})
-	if err := errors.Join(cerr, statErr); err != nil {
-		return nil, fmt.Errorf("list %s: %w", dir, err)
-	}
-	m := make(map[string]pkgEntry, len(names))
-	for i, name := range names {
-		if found[i] {
-			m[name] = entries[i]
-		}
-	}
-	return m, nil
-}
-
-// parallelStatFrom is the directory size from which snapshotPackages stats on two goroutines.
-const parallelStatFrom = 4096
-
-// fileMode is the type part of an fs.FileMode for a stat mode: all snapshotPackages tells apart.
-func fileMode(m uint32) fs.FileMode {
-	switch m & unix.S_IFMT {
-	case unix.S_IFREG:
-		return 0
-	case unix.S_IFLNK:
-		return fs.ModeSymlink
-	case unix.S_IFDIR:
-		return fs.ModeDir
-	}
-	return fs.ModeIrregular
-}
-
-// publishedSet turns a snapshot of repoDir's Packages/ into the set listPackages gives: the *.rpm entries that
-// are regular files, symlinks by their target (createrepo_c follows them), hidden ones included. Only symlinks
-// cost a stat; everything else is in the snapshot already.
-func publishedSet(repoDir string, snap map[string]pkgEntry) (pkgSet, error) {
-	set := make(pkgSet, len(snap))
-	for name, e := range snap {
-		if !strings.HasSuffix(name, ".rpm") {
-			continue
-		}
-		size, mtime, mode := e.size, e.modTime, e.mode
-		if mode&fs.ModeSymlink != 0 {
-			info, err := os.Stat(filepath.Join(repoDir, packagesDir, name))
-			if errors.Is(err, fs.ErrNotExist) {
-				continue // dangling: createrepo_c skips it too
-			}
-			if err != nil {
-				return nil, fmt.Errorf("list %s: %w", filepath.Join(repoDir, packagesDir), err)
-			}
-			size, mtime, mode = info.Size(), info.ModTime(), info.Mode()
-		}
-		if !mode.IsRegular() {
-			continue
-		}
-		set[packagesDir+"/"+name] = stamp{size: size, mtime: mtime.Unix()}
-	}
-	return set, nil
-}
-
-func (e pkgEntry) equal(o pkgEntry) bool {
-	return e.size == o.size && e.modTime.Equal(o.modTime)
-}
-
-// repomd is the part of repodata/repomd.xml we need.
-type repomd struct {
-	Data []struct {
-		Location struct {
-			Href string `xml:"href,attr"`
-		} `xml:"location"`
-	} `xml:"data"`
-}
-
-// refreshMetadataTimes sets the mtime of every file named by the current repodata/repomd.xml to now
-// (fstree.RefreshMetadataTimes), so that the retention of old metadata counts from the moment they are
-// superseded (see DefaultCommand).
-func (c *Createrepo) refreshMetadataTimes(repoDir string) error {
-	now := time.Now()
-	if c.now != nil {
-		now = c.now()
-	}
-	return fstree.RefreshMetadataTimes(repoDir, now)
 }
 
 // tailBuffer is an io.Writer keeping only the last max bytes written.

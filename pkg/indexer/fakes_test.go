@@ -3,6 +3,8 @@ package indexer
 import (
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -331,3 +333,22 @@ func (h *harness) idle(dir string) RepoStatus {
 }
 
 var errBoom = errors.New("boom")
+
+// repomd is the part of repodata/repomd.xml the tests read.
+type repomd struct {
+	Data []struct {
+		Location struct {
+			Href string `xml:"href,attr"`
+		} `xml:"location"`
+	} `xml:"data"`
+}
+
+// hasMarker reports whether repoDir has a dirty or indexing marker.
+func hasMarker(repoDir string) bool {
+	for _, m := range []string{DirtyMarker, IndexingMarker} {
+		if _, err := os.Lstat(filepath.Join(repoDir, m)); err == nil {
+			return true
+		}
+	}
+	return false
+}

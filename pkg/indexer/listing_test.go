@@ -10,10 +10,12 @@ import (
 	"time"
 
 	"go.uber.org/zap/zaptest"
+
+	"github.com/rpm-ingestd/rpm-ingestd/pkg/tree/fstree"
 )
 
-// TestPublishedSetFromSnapshotEqualsListing: the set Createrepo derives from its one snapshot of Packages/ is the
-// set listPackages lists: regular and hidden *.rpm files, symlinks by their target, and no other file, directory
+// TestPublishedSetFromSnapshotEqualsListing: the set Createrepo takes from the fs tree's listing (the Work's
+// Packages, from its one snapshot of Packages/) is the set listPackages lists: regular and hidden *.rpm files, symlinks by their target, and no other file, directory
 // or dangling symlink.
 func TestPublishedSetFromSnapshotEqualsListing(t *testing.T) {
 	repo := t.TempDir()
@@ -34,13 +36,18 @@ func TestPublishedSetFromSnapshotEqualsListing(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	snap, err := snapshotPackages(repo)
+	tr, err := fstree.New(fstree.Options{TopDir: filepath.Dir(repo)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := publishedSet(repo, snap)
+	defer tr.Close()
+	entries, err := tr.List(t.Context(), filepath.Base(repo))
 	if err != nil {
 		t.Fatal(err)
+	}
+	got := pkgSet{}
+	for _, e := range entries {
+		got["Packages/"+e.Name] = stamp{size: e.Size, mtime: e.ModTime.Unix()}
 	}
 	want, err := listPackages(repo)
 	if err != nil {

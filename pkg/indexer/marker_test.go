@@ -6,6 +6,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/rpm-ingestd/rpm-ingestd/pkg/tree/fstree"
 )
 
 // mkRepo creates top/rel/Packages plus the given files (relative to the repo
@@ -70,7 +72,7 @@ func TestClaimMarker(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			repo := mkRepo(t, t.TempDir(), "r", tc.files...)
-			if err := claimMarker(repo); err != nil {
+			if err := fstree.ClaimMarker(repo); err != nil {
 				t.Fatal(err)
 			}
 			var got []string

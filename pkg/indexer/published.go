@@ -16,6 +16,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/rpm-ingestd/rpm-ingestd/pkg/tree"
 )
 
 // packagesDir is the directory, relative to a repository directory, whose
@@ -163,25 +165,54 @@ func readPublished(repoDir string) (pkgSet, time.Time, error) {
 // checksum has another type (createrepo_c -s sha1) has no entry.
 type pkgSums map[string]string
 
+// metaOpener opens a file of one repository's published metadata by name: "repomd.xml" or a file name it
+// names in repodata/. A missing file is an error wrapping fs.ErrNotExist or tree.ErrNotFound.
+type metaOpener func(name string) (tree.Object, error)
+
+// dirMetadata opens repoDir/repodata/<name> (a repository directory outside any tree).
+func dirMetadata(repoDir string) metaOpener {
+	return func(name string) (tree.Object, error) {
+		f, err := os.Open(filepath.Join(repoDir, "repodata", name))
+		if err != nil {
+			return nil, err
+		}
+		fi, err := f.Stat()
+		if err != nil {
+			f.Close()
+			return nil, err
+		}
+		return fileObject{File: f, st: tree.Stamp{Size: fi.Size(), ModTime: fi.ModTime()}}, nil
+	}
+}
+
+// fileObject is an open local file as a tree.Object.
+type fileObject struct {
+	*os.File
+	st tree.Stamp
+}
+
+func (o fileObject) Stamp() tree.Stamp { return o.st }
+
 // readPublishedSums is readPublished that also returns each package's
 // published SHA-256, from the same single parse.
 func readPublishedSums(repoDir string) (pkgSet, pkgSums, time.Time, error) {
-	repodata := filepath.Join(repoDir, "repodata")
-	f, err := os.Open(filepath.Join(repodata, "repomd.xml"))
-	if errors.Is(err, fs.ErrNotExist) {
+	return readPublishedFrom(dirMetadata(repoDir))
+}
+
+// readPublishedFrom is readPublishedSums through open: repomd.xml, then the primary file it names, both as the
+// tree publishes them (tree.OpenMetadata), so it works on every backend.
+func readPublishedFrom(open metaOpener) (pkgSet, pkgSums, time.Time, error) {
+	f, err := open("repomd.xml")
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, tree.ErrNotFound) {
 		return pkgSet{}, pkgSums{}, time.Time{}, nil
 	}
 	if err != nil {
 		return nil, nil, time.Time{}, fmt.Errorf("read published metadata: %w", err)
 	}
 	defer f.Close()
-	info, err := f.Stat()
-	if err != nil {
-		return nil, nil, time.Time{}, fmt.Errorf("read published metadata: %w", err)
-	}
 	var md repomdData
 	if err := xml.NewDecoder(io.LimitReader(f, maxRepomd)).Decode(&md); err != nil {
-		return nil, nil, time.Time{}, fmt.Errorf("parse %s: %w", f.Name(), err)
+		return nil, nil, time.Time{}, fmt.Errorf("parse repodata/repomd.xml: %w", err)
 	}
 	href := ""
 	for _, d := range md.Data {
@@ -192,24 +223,24 @@ func readPublishedSums(repoDir string) (pkgSet, pkgSums, time.Time, error) {
 	}
 	name := filepath.Base(href)
 	// Only "repodata/<name>": a crafted href must not make us read files
-	// elsewhere (the same rule as refreshMetadataTimes).
+	// elsewhere (the same rule as the fs tree's metadata mtime refresh).
 	if href == "" || filepath.Clean(href) != "repodata/"+name || name == "." || name == ".." {
-		return nil, nil, time.Time{}, fmt.Errorf("parse %s: no primary metadata in repodata/ (location %q)", f.Name(), href)
+		return nil, nil, time.Time{}, fmt.Errorf("parse repodata/repomd.xml: no primary metadata in repodata/ (location %q)", href)
 	}
-	set, sums, err := readPrimary(filepath.Join(repodata, name))
+	pf, err := open(name)
+	if err != nil {
+		return nil, nil, time.Time{}, fmt.Errorf("read primary metadata: %w", err)
+	}
+	defer pf.Close()
+	set, sums, err := readPrimary(pf, "repodata/"+name)
 	if err != nil {
 		return nil, nil, time.Time{}, err
 	}
-	return set, sums, info.ModTime(), nil
+	return set, sums, f.Stamp().ModTime, nil
 }
 
-// readPrimary opens, decompresses and parses one primary metadata file.
-func readPrimary(path string) (pkgSet, pkgSums, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, nil, fmt.Errorf("read primary metadata: %w", err)
-	}
-	defer f.Close()
+// readPrimary decompresses and parses one primary metadata file (path names it in errors).
+func readPrimary(f io.Reader, path string) (pkgSet, pkgSums, error) {
 	br := bufio.NewReader(f)
 	magic, _ := br.Peek(6) // shorter only for a tiny (broken) file; the parser then says so
 	var r io.Reader

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 
 	"go.uber.org/zap"
@@ -14,10 +13,10 @@ import (
 var errNoTopDir = errors.New("indexer: Rescan needs Options.TopDir")
 
 // Rescan finds changes made behind the daemon's back and Triggers the
-// repositories they touch. It walks Options.TopDir like Recover and, for
+// repositories they touch. It lists the tree's repositories like Recover and, for
 // every repository directory that is neither pending, queued nor being
 // indexed (those will publish their current files anyway), Triggers it if it
-// has a dirty marker no run has claimed, and otherwise compares the
+// has pending changes no run has claimed, and otherwise compares the
 // *.rpm files in Packages/ (names, sizes, mtimes to the second) with the
 // published set: a package copied in, deleted or replaced by hand, or a
 // repository directory created by hand with packages in it, differs and is
@@ -37,33 +36,48 @@ func (s *Scheduler) rescan(ctx context.Context) (int, error) {
 	if s.opts.TopDir == "" {
 		return 0, errNoTopDir
 	}
+	tr, done, err := s.treeAt(s.opts.TopDir)
+	if err != nil {
+		return 0, fmt.Errorf("rescan %s: %w", s.opts.TopDir, err)
+	}
+	defer done()
+	repos, err := tr.Repos(ctx)
 	n := 0
 	var errs []error
-	err := walkRepos(ctx, s.opts.TopDir, func(repoDir string) {
+	for _, repo := range repos {
+		if ctx.Err() != nil {
+			errs = append(errs, context.Cause(ctx))
+			break
+		}
+		repoDir := filepath.Join(s.opts.TopDir, filepath.FromSlash(repo))
 		st := s.state(repoDir)
 		s.mu.Lock()
 		busy := st.dirty || st.running || st.queued
 		s.mu.Unlock()
 		if busy {
-			return
+			continue
 		}
-		if hasMarker(repoDir) {
+		if pending, perr := tr.HasPending(ctx, repo); pending || perr != nil {
 			// Unclaimed changes no Trigger of this process covers: an
 			// operator's request for a run (touch .rpm-ingestd-dirty after
 			// modifyrepo_c, see the docs), or an upload of another process.
-			st.log.Info("rescan found a dirty marker no run has claimed")
+			st.log.Info("rescan found pending changes no run has claimed", zap.NamedError("doubt", perr))
 			s.Trigger(repoDir)
 			n++
-			return
+			continue
 		}
 		published := s.ensurePublished(st)
-		current, err := listPackages(repoDir)
+		entries, err := tr.List(ctx, repo)
 		if err != nil {
 			errs = append(errs, err)
-			return
+			continue
+		}
+		current := make(pkgSet, len(entries))
+		for _, e := range entries {
+			current[packagesDir+"/"+e.Name] = stamp{size: e.Size, mtime: e.ModTime.Unix()}
 		}
 		if current.equal(published) {
-			return
+			continue
 		}
 		added, removed := diff(published, current)
 		st.log.Info("rescan found changes made outside the daemon",
@@ -71,21 +85,11 @@ func (s *Scheduler) rescan(ctx context.Context) (int, error) {
 			zap.Int("replaced", countChanged(published, current)))
 		s.Trigger(repoDir)
 		n++
-	})
+	}
 	if err = errors.Join(err, errors.Join(errs...)); err != nil {
 		return n, fmt.Errorf("rescan %w", err)
 	}
 	return n, nil
-}
-
-// hasMarker reports whether repoDir has a dirty or indexing marker.
-func hasMarker(repoDir string) bool {
-	for _, m := range []string{DirtyMarker, IndexingMarker} {
-		if _, err := os.Lstat(filepath.Join(repoDir, m)); err == nil {
-			return true
-		}
-	}
-	return false
 }
 
 // countChanged counts hrefs in both sets whose stamps differ (a file

@@ -27,6 +27,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
+
+	"github.com/rpm-ingestd/rpm-ingestd/pkg/tree"
 )
 
 // Defaults applied by NewScheduler to zero or negative Options fields. They
@@ -92,6 +94,12 @@ type Options struct {
 	// the metrics (a repository's path relative to it, like "9/x86_64").
 	// Empty: Rescan is an error and labels are the full directory paths.
 	TopDir string
+	// Tree is the repository tree TopDir is the top of: Recover, Rescan and the start-up registration list its
+	// repositories and pending changes (tree.Repos, tree.HasPending, tree.List), and Visible, WaitVisible and the
+	// published sets read its published metadata (tree.OpenMetadata), so they work on every backend. The
+	// Scheduler's keys stay repository directories, TopDir joined with the repository's path. Nil: the fs tree
+	// on TopDir, made for each Recover and Rescan, and metadata read from <dir>/repodata.
+	Tree tree.Tree
 	// RescanInterval: every interval, Run calls Rescan, so packages copied
 	// into or deleted from a Packages/ directory by hand, and repository
 	// directories created by hand, are indexed within it. Zero (the
@@ -606,7 +614,7 @@ func (s *Scheduler) runOne(ctx context.Context, st *repoState) {
 			// The metadata is published but the listing failed: ask the
 			// metadata itself, at the cost of parsing it.
 			var rerr error
-			if next, _, rerr = readPublished(st.dir); rerr != nil {
+			if next, _, _, rerr = readPublishedFrom(s.metadata(st.dir)); rerr != nil {
 				st.log.Warn("published package set unknown", zap.Error(errors.Join(listErr, rerr)))
 				next = nil
 			}

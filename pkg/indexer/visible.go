@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"go.uber.org/zap"
+
+	"github.com/rpm-ingestd/rpm-ingestd/pkg/tree"
 )
 
 // Visible reports whether repoDir's published metadata lists href
@@ -49,10 +51,10 @@ func (s *Scheduler) visible(st *repoState, href, sum string) (bool, chan struct{
 		if want, ok := sums[href]; ok {
 			return want == strings.ToLower(sum), ch
 		}
-		// No SHA-256 in the metadata for it: the file on disk must be the
+		// No SHA-256 in the metadata for it: the stored file must be the
 		// one the metadata was built from.
-		fi, err := os.Stat(filepath.Join(st.dir, filepath.FromSlash(href)))
-		return err == nil && (stamp{size: fi.Size(), mtime: fi.ModTime().Unix()}) == pst, ch
+		now, err := s.stamp(st.dir, href)
+		return err == nil && now == pst, ch
 	}
 }
 
@@ -141,7 +143,7 @@ func (s *Scheduler) ensureSums(st *repoState) (pkgSums, uint64) {
 	st.sumsLoading = done
 	s.mu.Unlock()
 
-	_, sums, _, err := readPublishedSums(st.dir)
+	_, sums, _, err := readPublishedFrom(s.metadata(st.dir))
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -191,7 +193,7 @@ func (s *Scheduler) ensurePublished(st *repoState) pkgSet {
 	gen := st.gen
 	s.mu.Unlock()
 
-	set, sums, mtime, err := readPublishedSums(st.dir)
+	set, sums, mtime, err := readPublishedFrom(s.metadata(st.dir))
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -213,4 +215,25 @@ func (s *Scheduler) ensurePublished(st *repoState) pkgSet {
 		st.lastSuccess = mtime
 	}
 	return set
+}
+
+// stamp is the size and mtime of the package at href ("Packages/<name>") in repoDir: through Options.Tree
+// (tree.Open, which like List and createrepo_c follows a symlinked package on fs; tree.Stat refuses one) when repoDir
+// is one of its repositories, else from the local file.
+func (s *Scheduler) stamp(repoDir, href string) (stamp, error) {
+	if repo, ok := s.repoOf(repoDir); ok {
+		name, _ := strings.CutPrefix(href, packagesDir+"/")
+		obj, err := s.opts.Tree.Open(context.Background(), tree.Ref{Repo: repo, Name: name})
+		if err != nil {
+			return stamp{}, err
+		}
+		ts := obj.Stamp()
+		obj.Close()
+		return stamp{size: ts.Size, mtime: ts.ModTime.Unix()}, nil
+	}
+	fi, err := os.Stat(filepath.Join(repoDir, filepath.FromSlash(href)))
+	if err != nil {
+		return stamp{}, err
+	}
+	return stamp{size: fi.Size(), mtime: fi.ModTime().Unix()}, nil
 }

@@ -28,6 +28,7 @@ import (
 	"github.com/rpm-ingestd/rpm-ingestd/pkg/indexer"
 	"github.com/rpm-ingestd/rpm-ingestd/pkg/ingest"
 	"github.com/rpm-ingestd/rpm-ingestd/pkg/rpmmeta"
+	"github.com/rpm-ingestd/rpm-ingestd/pkg/tree"
 )
 
 // Ingester places one upload; *ingest.Ingester implements it.
@@ -52,6 +53,9 @@ type Options struct {
 	RepoURL       string // URL prefix of TopDir, for links in responses and for ServeRepo
 	ServeRepo     bool
 	TopDir        string
+	// Tree, if set, is the repository tree TopDir names: GET /api/v1/uploads/{sha256} asks it (tree.Stat)
+	// whether each copy is still stored, so the answer holds on every backend. Nil: files under TopDir.
+	Tree tree.Tree
 
 	// MaxConcurrentUploads caps uploads in progress (received, checked or placed); one more waits for a slot
 	// for up to QueueTimeout, before its body is read, and gets 503 with Retry-After when none came free. 0

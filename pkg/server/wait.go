@@ -18,6 +18,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/rpm-ingestd/rpm-ingestd/pkg/ingest"
+	"github.com/rpm-ingestd/rpm-ingestd/pkg/tree"
 )
 
 // Upload and wait: ?wait=visible holds an upload's answer until dnf can see the package, ?publish=now has its
@@ -269,7 +270,7 @@ func (s *Server) uploadStatus(w http.ResponseWriter, r *http.Request) {
 		seen[c.path] = true
 		c.sum = sum
 		// Deleted since (retention, a manual rm): not a copy any more, whatever the lookup remembers.
-		if _, err := os.Stat(filepath.Join(s.opts.TopDir, filepath.FromSlash(c.path))); err != nil {
+		if !s.stored(r.Context(), c.path) {
 			continue
 		}
 		cs = append(cs, c)
@@ -367,4 +368,16 @@ func writeVisibleText(w http.ResponseWriter, status int, urls []string, vis *vis
 		return
 	}
 	fmt.Fprintf(w, "%s - Accessible as %s (visible to dnf now)\n", what, strings.Join(urls, " "))
+}
+
+// stored reports whether the package at p (slash path relative to the top, <repo>/Packages/<name>) is still
+// stored: through Options.Tree when set (a symlinked or odd entry, tree.ErrInvalid, still counts, as os.Stat
+// follows it), else by a stat under TopDir.
+func (s *Server) stored(ctx context.Context, p string) bool {
+	if s.opts.Tree == nil {
+		_, err := os.Stat(filepath.Join(s.opts.TopDir, filepath.FromSlash(p)))
+		return err == nil
+	}
+	_, err := s.opts.Tree.Stat(ctx, tree.Ref{Repo: path.Dir(path.Dir(p)), Name: path.Base(p)})
+	return err == nil || errors.Is(err, tree.ErrInvalid)
 }

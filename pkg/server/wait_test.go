@@ -22,6 +22,7 @@ import (
 
 	"github.com/rpm-ingestd/rpm-ingestd/internal/testrpm"
 	"github.com/rpm-ingestd/rpm-ingestd/pkg/ingest"
+	"github.com/rpm-ingestd/rpm-ingestd/pkg/tree"
 )
 
 // fakePublisher is a Publisher over an in-memory published set. With auto, PublishNow publishes at once what
@@ -405,5 +406,32 @@ func TestWaitTimeoutCountedAsStored(t *testing.T) {
 		if got := testutil.ToFloat64(m.uploads.WithLabelValues(result)); got != want {
 			t.Errorf("uploads_total{result=%q} = %v, want %v", result, got, want)
 		}
+	}
+}
+
+// TestUploadStatusAsksTheTree: with Options.Tree, whether a copy is still stored is the tree's answer, not a file
+// under TopDir: a tree kept elsewhere (as an s3 one is) that holds the package answers 200, and 404 once it is
+// removed from the tree.
+func TestUploadStatusAsksTheTree(t *testing.T) {
+	sum := strings.Repeat("cd", 32)
+	stored := "9/x86_64/Packages/x-1-1.el9.x86_64.rpm"
+	remote := t.TempDir()
+	tr := testTree(t, remote)
+	pub := newFakePublisher(false)
+	f := newWaitFixture(t, pub, func(o *Options) {
+		o.Tree = tr
+		o.Lookup = func(s string) []string { return map[string][]string{sum: {stored}}[s] }
+	})
+	placed := filepath.Join(remote, filepath.FromSlash(stored))
+	os.MkdirAll(filepath.Dir(placed), 0o755)
+	os.WriteFile(placed, []byte("x"), 0o644)
+	if rec := f.do(t, "GET", "/api/v1/uploads/"+sum, nil, nil); rec.Code != 200 || !strings.Contains(rec.Body.String(), stored) {
+		t.Fatalf("stored in the tree: got %d %s, want 200", rec.Code, rec.Body)
+	}
+	if _, err := tr.Remove(t.Context(), []tree.Ref{{Repo: "9/x86_64", Name: "x-1-1.el9.x86_64.rpm"}}); err != nil {
+		t.Fatal(err)
+	}
+	if rec := f.do(t, "GET", "/api/v1/uploads/"+sum, nil, nil); rec.Code != 404 {
+		t.Fatalf("removed from the tree: got %d %s, want 404", rec.Code, rec.Body)
 	}
 }

@@ -280,12 +280,19 @@ type Work interface {
 	Dir() string
 	// Packages lists the repository's packages as this publish covers them (the full --pkglist, sorted).
 	Packages() []Entry
+	// Incremental tells the caller how to run createrepo_c on Dir. false (fs): Dir()/Packages holds every package
+	// of Packages(), and a plain run (--update, which re-reads a file whose size or mtime changed) is right.
+	// true (s3): Dir()/Packages holds only the packages that are new or changed since the seeded metadata; the
+	// caller must add --update --skip-stat (reuse every seeded entry whose file is not in Dir without looking at
+	// it) to the sorted full --pkglist of Packages(), and a command that cannot do that must fail the publish.
+	Incremental() bool
 	// Output is the directory createrepo_c writes into (--outputdir); its repodata/ is seeded with the current
 	// published generation (repomd.xml and the files it names; fs seeds every file of repodata/) so --update
 	// works as in place. Keeping superseded generations fetchable for readers is the backend's job, not the
-	// caller's (fs: the files createrepo_c --retain-old-md-by-age or the indexer links into Output; s3: old
-	// data files are deleted only after the retention age). Signatures
-	// (repomd.xml.asc) are written there before Publish. The seeded files may be the published ones (fs: hard
+	// caller's (fs: the files createrepo_c --retain-old-md-by-age keeps, or, with fstree's BeginRetaining, those
+	// Publish links into Output; s3: old data files are deleted only after the retention age). Signatures
+	// (repomd.xml.asc) are written there before Publish; the caller may keep its own files (the --pkglist) in
+	// Output outside repodata/, which Publish ignores and Close removes. The seeded files may be the published ones (fs: hard
 	// links): replace them by writing a new file and renaming it, never by writing into them.
 	Output() string
 	// Publish makes Output()/repodata the published metadata atomically: readers see the previous generation

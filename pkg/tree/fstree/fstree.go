@@ -225,36 +225,11 @@ func (t *Tree) List(_ context.Context, repo string) ([]tree.Entry, error) {
 		return nil, err
 	}
 	dir := filepath.Join(t.RepoDir(repo), packagesDir)
-	entries, err := os.ReadDir(dir)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
+	snap, err := snapshot(dir)
 	if err != nil {
-		return nil, fmt.Errorf("list %s: %w", dir, err)
+		return nil, err
 	}
-	out := make([]tree.Entry, 0, len(entries))
-	for _, e := range entries {
-		if !strings.HasSuffix(e.Name(), ".rpm") || e.IsDir() {
-			continue
-		}
-		var info fs.FileInfo
-		if e.Type()&fs.ModeSymlink != 0 {
-			info, err = os.Stat(filepath.Join(dir, e.Name()))
-		} else {
-			info, err = e.Info()
-		}
-		if errors.Is(err, fs.ErrNotExist) {
-			continue // removed meanwhile, or a dangling symlink createrepo_c skips too
-		}
-		if err != nil {
-			return nil, fmt.Errorf("list %s: %w", dir, err)
-		}
-		if !info.Mode().IsRegular() {
-			continue
-		}
-		out = append(out, tree.Entry{Name: e.Name(), Stamp: stampOf(info)})
-	}
-	return out, nil
+	return packageEntries(dir, snap)
 }
 
 // Repos walks the top for directories with a Packages/ subdirectory; hidden directories, repodata/ and

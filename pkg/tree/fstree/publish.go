@@ -98,28 +98,70 @@ func (t *Tree) OpenMetadata(_ context.Context, repo, name string) (tree.Object, 
 
 // work is a publish in the repository directory itself.
 type work struct {
-	t     *Tree
-	lock  *fsLock
-	dir   string
-	out   string
-	pkgs  []tree.Entry
-	armed bool // Output exists and must be removed by Close
+	t      *Tree
+	lock   *fsLock
+	dir    string
+	out    string
+	before map[string]snapEntry // Packages/ when Begin listed it
+	pkgs   []tree.Entry
+	retain time.Duration // > 0: Publish links superseded metadata younger than this into Output (BeginRetaining)
 }
 
-func (w *work) Dir() string                   { return w.dir }
-func (w *work) Output() string                { return w.out }
-func (w *work) Packages() []tree.Entry        { return w.pkgs }
-func (w *work) Close() error                  { return os.RemoveAll(w.out) }
-func (w *work) Publish(context.Context) error { return Exchange(w.dir, w.out, w.t.log) }
+func (w *work) Dir() string            { return w.dir }
+func (w *work) Output() string         { return w.out }
+func (w *work) Packages() []tree.Entry { return w.pkgs }
+func (w *work) Incremental() bool      { return false } // Dir is the live repository: every package is there
+func (w *work) Close() error           { return os.RemoveAll(w.out) }
 
-// Begin prepares a publish in the repository directory: it removes a stale .repodata/ left by a killed
-// createrepo_c (the lock proves no run of ours owns it), refreshes the mtime of the files the current repomd.xml
-// names (so --retain-old-md-by-age counts from the moment they are superseded), lists Packages/ and seeds
-// <repo>/.rpm-ingestd-out/repodata with hard links to the current repodata/.
+// Publish links the superseded metadata files still within the retention age into Output (BeginRetaining),
+// exchanges Output/repodata with the published repodata/ (RENAME_EXCHANGE) and lists Packages/ again: when it
+// changed since Begin (a package copied in by hand, or one whose placement found the dirty marker present before
+// the claim and linked its file after Begin listed), it records a pending change, so the next publish covers it
+// whatever ConsumePending then removes.
+func (w *work) Publish(context.Context) error {
+	if w.retain > 0 {
+		if err := retainOld(w.dir, w.out, w.retain, w.t.Now()); err != nil {
+			return err
+		}
+	}
+	if err := Exchange(w.dir, w.out, w.t.log); err != nil {
+		return err
+	}
+	after, err := snapshot(filepath.Join(w.dir, packagesDir))
+	if err != nil {
+		return err
+	}
+	if !snapshotsEqual(w.before, after) {
+		return classify(w.t.markDirty(w.dir), "mark repository dirty")
+	}
+	return nil
+}
+
+// Begin prepares a publish in the repository directory (BeginRetaining with no retention: createrepo_c keeps
+// superseded metadata itself, if told to).
 func (t *Tree) Begin(ctx context.Context, l tree.Lock) (tree.Work, error) {
+	return t.BeginRetaining(ctx, l, 0)
+}
+
+// BeginRetaining prepares a publish in the repository directory: it removes a stale .repodata/ left by a killed
+// createrepo_c (the lock proves no run of ours owns it), refreshes the mtime of the files the current repomd.xml
+// names (so a retention age counts from the moment they are superseded), lists Packages/ once (the Work's
+// Packages, and the "before" its Publish compares with) and seeds <repo>/.rpm-ingestd-out/repodata with hard
+// links to the current repodata/.
+//
+// With retain > 0 the Work keeps superseded metadata itself, as createrepo_c's --retain-old-md-by-age=<retain>
+// would but with hard links (createrepo_c 0.17 runs "cp -r --preserve=all" per retained file, a fork and a full
+// copy each: with a generation every half minute, 60 processes per run): only the current generation
+// (repomd.xml and the files it names) is seeded, the caller runs createrepo_c without the flag, and Publish links
+// every file of the published repodata/ that the new generation does not replace and whose mtime is at most
+// retain old into Output first. A repomd.xml that cannot be read seeds every file, as without retention.
+func (t *Tree) BeginRetaining(ctx context.Context, l tree.Lock, retain time.Duration) (tree.Work, error) {
 	lock, ok := l.(*fsLock)
 	if !ok || lock.t != t {
 		return nil, fmt.Errorf("%w: lock %T is not this tree's", tree.ErrInvalid, l)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
 	}
 	dir := t.RepoDir(lock.repo)
 	stale := filepath.Join(dir, TmpRepodata)
@@ -134,16 +176,90 @@ func (t *Tree) Begin(ctx context.Context, l tree.Lock) (tree.Work, error) {
 		// default behaviour.
 		t.log.Warn("cannot refresh metadata mtimes, old metadata may vanish at once", zap.String("repo", dir), zap.Error(err))
 	}
-	pkgs, err := t.List(ctx, lock.repo)
+	pkgDir := filepath.Join(dir, packagesDir)
+	before, err := snapshot(pkgDir)
+	if err != nil {
+		return nil, err
+	}
+	pkgs, err := packageEntries(pkgDir, before)
 	if err != nil {
 		return nil, err
 	}
 	slices.SortFunc(pkgs, func(a, b tree.Entry) int { return strings.Compare(a.Name, b.Name) })
+	var seed map[string]bool
+	if retain > 0 {
+		if seed, err = currentGeneration(dir); err != nil {
+			t.log.Warn("cannot read the published repomd.xml; seeding every metadata file", zap.String("repo", dir), zap.Error(err))
+			seed = nil
+		}
+	}
 	out := filepath.Join(dir, OutputDir)
-	if err := PrepareOutput(dir, out, nil); err != nil {
+	if err := PrepareOutput(dir, out, seed); err != nil {
 		return nil, err
 	}
-	return &work{t: t, lock: lock, dir: dir, out: out, pkgs: pkgs, armed: true}, nil
+	return &work{t: t, lock: lock, dir: dir, out: out, before: before, pkgs: pkgs, retain: retain}, nil
+}
+
+// currentGeneration returns the file names in repoDir/repodata that make up the published generation:
+// repomd.xml and the files it names (plain repodata/<name> entries only). No repomd.xml: an empty set.
+func currentGeneration(repoDir string) (map[string]bool, error) {
+	b, err := os.ReadFile(filepath.Join(repoDir, "repodata", "repomd.xml"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return map[string]bool{}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var md repomd
+	if err := xml.Unmarshal(b, &md); err != nil {
+		return nil, fmt.Errorf("parse repomd.xml: %w", err)
+	}
+	names := map[string]bool{"repomd.xml": true}
+	for _, d := range md.Data {
+		href := d.Location.Href
+		name := filepath.Base(href)
+		if filepath.Clean(href) != "repodata/"+name || name == "." || name == ".." {
+			return nil, fmt.Errorf("repomd.xml names %q outside repodata/", href)
+		}
+		names[name] = true
+	}
+	return names, nil
+}
+
+// retainOld does what --retain-old-md-by-age does, with hard links: every file of the published repodata/ that
+// the new generation in out/repodata does not replace and whose mtime is at most age old is linked into
+// out/repodata, so it stays fetchable after the exchange. Like createrepo_c 0.17 (cleanup.c), the age is the
+// file's mtime; Begin has set the just-superseded generation's to now. repomd.xml and its signature and key are
+// never carried: they belong to one generation, and an old signature next to a new repomd.xml breaks clients.
+func retainOld(repoDir, out string, age time.Duration, now time.Time) error {
+	src, dst := filepath.Join(repoDir, "repodata"), filepath.Join(out, "repodata")
+	entries, err := os.ReadDir(src)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("retain old metadata: %w", err)
+	}
+	for _, e := range entries {
+		if !e.Type().IsRegular() || strings.HasPrefix(e.Name(), "repomd.xml") {
+			continue
+		}
+		info, err := e.Info()
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("retain old metadata: %w", err)
+		}
+		if now.Sub(info.ModTime()) > age {
+			continue // older than the age: dropped, as createrepo_c drops it
+		}
+		err = os.Link(filepath.Join(src, e.Name()), filepath.Join(dst, e.Name()))
+		if err != nil && !errors.Is(err, fs.ErrExist) { // an existing name is the new generation's own file
+			return fmt.Errorf("retain old metadata: %w", err)
+		}
+	}
+	return nil
 }
 
 // PrepareOutput makes out/repodata a copy, by hard links, of repoDir/repodata (if any): createrepo_c --update

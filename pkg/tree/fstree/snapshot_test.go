@@ -1,4 +1,4 @@
-package indexer
+package fstree
 
 import (
 	"fmt"
@@ -8,9 +8,9 @@ import (
 	"time"
 )
 
-// TestSnapshotPackagesBig: a directory large enough for the two-goroutine listing is listed completely, each
+// TestSnapshotBig: a directory large enough for the two-goroutine listing is listed completely, each
 // entry with its own size, mtime and type, as os.Lstat sees it.
-func TestSnapshotPackagesBig(t *testing.T) {
+func TestSnapshotBig(t *testing.T) {
 	repo := t.TempDir()
 	dir := filepath.Join(repo, "Packages")
 	if err := os.Mkdir(dir, 0o755); err != nil {
@@ -31,7 +31,7 @@ func TestSnapshotPackagesBig(t *testing.T) {
 	if err := os.Symlink("p00000.rpm", filepath.Join(dir, "link.rpm")); err != nil {
 		t.Fatal(err)
 	}
-	snap, err := snapshotPackages(repo)
+	snap, err := snapshot(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
