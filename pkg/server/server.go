@@ -623,6 +623,8 @@ func errorStatus(err error) int {
 		return statusClientClosed
 	case errors.Is(err, errBusy), errors.Is(err, ErrStopping): // a bare context.Canceled is ours: a 500 below
 		return http.StatusServiceUnavailable
+	case errors.Is(err, ingest.ErrUnavailable), errors.Is(err, tree.ErrUnavailable): // S3 down or timing out
+		return http.StatusServiceUnavailable
 	case errors.Is(err, errSlowUpload): // before the body errors it is wrapped in
 		return http.StatusRequestTimeout
 	case errors.As(err, &tooBig), errors.Is(err, ingest.ErrTooLarge): // first: a capped body is also a body error
@@ -663,7 +665,12 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, status int, 
 		w.Header().Set("Retry-After", limited.RetryAfterHeader())
 	case status == http.StatusServiceUnavailable:
 		w.Header().Set("Retry-After", retryAfter)
-		if !errors.Is(err, errBusy) {
+		switch {
+		case errors.Is(err, errBusy):
+		case errors.Is(err, ingest.ErrUnavailable):
+		case errors.Is(err, tree.ErrUnavailable): // a delete, promotion or read: the tree's own detail stays in the log
+			msg = "the package storage is unavailable; retry in a few seconds"
+		default:
 			msg = "the daemon is stopping; retry in a few seconds"
 		}
 	case status == statusClientClosed:
