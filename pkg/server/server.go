@@ -52,7 +52,10 @@ type Options struct {
 	MaxUploadSize int64
 	RepoURL       string // URL prefix of TopDir, for links in responses and for ServeRepo
 	ServeRepo     bool
-	TopDir        string
+	// RepoObjects, with ServeRepo, serves the repositories from this bucket (storage.backend s3) instead of
+	// TopDir; names directly under RepoURL still come from TopDir.
+	RepoObjects RepoObjects
+	TopDir      string
 	// Tree, if set, is the repository tree TopDir names: GET /api/v1/uploads/{sha256} asks it (tree.Stat)
 	// whether each copy is still stored, so the answer holds on every backend. Nil: files under TopDir.
 	Tree tree.Tree
@@ -169,6 +172,10 @@ func New(opts Options, ing Ingester, idx Indexer, log *zap.Logger) (*Server, err
 		}
 		// os.Root keeps symlinks and ".." inside the tree; dotless hides our own files, as the nginx snippet does.
 		s.repo = http.StripPrefix(opts.RepoURL, http.FileServerFS(dotless{root.FS()}))
+		if opts.RepoObjects != nil { // the tree is in a bucket: top_dir keeps only the .repo file and the key
+			s.repo = &bucketRepo{objects: opts.RepoObjects, local: http.FileServerFS(dotless{root.FS()}),
+				prefix: opts.RepoURL, log: log, onError: s.writeError}
+		}
 	}
 	return s, nil
 }
