@@ -44,6 +44,9 @@ func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
 
 // run is main without the exit, returning the exit code: 0 success, 1 runtime failure, 2 bad usage or config.
 func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "migrate" {
+		return migrate(args[1:], stdout, stderr)
+	}
 	flags := flag.NewFlagSet("rpm-ingestd", flag.ContinueOnError)
 	flags.SetOutput(stderr)
 	var cfgPath string
