@@ -204,7 +204,7 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 	if n, err := ing.Cleanup(); n > 0 || err != nil {
 		log.Info("removed leftovers of interrupted uploads", zap.Int("files", n), zap.Error(err))
 	}
-	index, audit, err := openRegistry(cfg, reg, log.Named("registry"))
+	index, audit, err := openRegistry(cfg, tr, reg, log.Named("registry"))
 	if err != nil {
 		return err
 	}

@@ -14,15 +14,17 @@ import (
 	"github.com/rpm-ingestd/rpm-ingestd/pkg/indexer"
 	"github.com/rpm-ingestd/rpm-ingestd/pkg/registry"
 	"github.com/rpm-ingestd/rpm-ingestd/pkg/server"
+	pkgtree "github.com/rpm-ingestd/rpm-ingestd/pkg/tree" // not "tree": the tests have a helper of that name
 )
 
 // openRegistry builds the package index from the tree and the audit file, then opens the audit file for
-// appending (nil when log.audit_file is off). reg receives the audit metrics; nil registers none.
-func openRegistry(cfg *config.Config, reg prometheus.Registerer, log *zap.Logger) (*registry.Index, *registry.Audit, error) {
+// appending (nil when log.audit_file is off). tr is the repository tree the index lists. reg receives the audit metrics; nil registers none.
+func openRegistry(cfg *config.Config, tr pkgtree.Tree, reg prometheus.Registerer, log *zap.Logger) (*registry.Index, *registry.Audit, error) {
 	index := registry.NewIndex(cfg.Repo.TopDir, func(repoRel string) (osRelease, arch string, ok bool) {
 		_, osRelease, arch, ok = cfg.LocateRepo(repoRel)
 		return osRelease, arch, ok
 	})
+	index.UseTree(tr) // the packages as the tree lists them (tree.Repos, tree.List), on any backend
 	start := time.Now()
 	st, err := index.Build(cfg.Log.AuditFile)
 	if err != nil {

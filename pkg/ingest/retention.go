@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -108,26 +108,24 @@ func epochText(e *uint32) string {
 }
 
 // readRepo identifies the packages in repo's Packages/ whose file names start with prefix ("" for all), by name and
-// arch. Only regular files named *.rpm are read, never dot-files (ours, or half-written ones) or symlinks. A file
-// that cannot be read is reported in skipped and never removed: without its version it cannot be ordered.
-func readRepo(repo, prefix string) (stock map[nameArch][]storedFile, skipped []string, err error) {
-	dir := filepath.Join(repo, "Packages")
-	entries, err := os.ReadDir(dir)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil, nil
-	}
+// arch, through the tree (List, Stat, Open). Only stored packages named *.rpm are read, never dot-files (ours, or
+// half-written ones) or what Stat refuses (fs: symbolic links, non-regular files). A file that cannot be read is
+// reported in skipped and never removed: without its version it cannot be ordered.
+func (in *Ingester) readRepo(ctx context.Context, repo, prefix string) (stock map[nameArch][]storedFile, skipped []string, err error) {
+	rel := in.rel(repo)
+	entries, err := in.tree.List(ctx, rel)
 	if err != nil {
-		return nil, nil, fmt.Errorf("list %s: %w", dir, err)
+		return nil, nil, fmt.Errorf("list %s: %w", rel, err)
 	}
 	stock = map[nameArch][]storedFile{}
 	for _, e := range entries {
-		name := e.Name()
-		if !e.Type().IsRegular() || strings.HasPrefix(name, ".") || !strings.HasSuffix(name, ".rpm") || !strings.HasPrefix(name, prefix) {
+		name := e.Name
+		if strings.HasPrefix(name, ".") || !strings.HasSuffix(name, ".rpm") || !strings.HasPrefix(name, prefix) {
 			continue
 		}
-		sf, err := identify(repo, filepath.Join(dir, name))
-		if errors.Is(err, fs.ErrNotExist) {
-			continue // removed meanwhile (another upload's retention, a delete)
+		sf, err := in.identify(ctx, repo, tree.Ref{Repo: rel, Name: name})
+		if errors.Is(err, tree.ErrNotFound) || errors.Is(err, tree.ErrInvalid) {
+			continue // removed meanwhile (another upload's retention, a delete), or not a stored package
 		}
 		if err != nil {
 			skipped = append(skipped, name+": "+err.Error())
@@ -139,22 +137,40 @@ func readRepo(repo, prefix string) (stock map[nameArch][]storedFile, skipped []s
 	return stock, skipped, nil
 }
 
-// identify reads one stored file's identity and mtime.
-func identify(repo, p string) (storedFile, error) {
-	f, err := os.Open(p)
+// localFile is an Object backed by a local open file (fstree's): its headers are read in place.
+type localFile interface{ LocalFile() *os.File }
+
+// identify reads one stored package's identity and mtime. rpmmeta reads headers from an *os.File only: an Object
+// that is not a local file is copied to a temporary file first.
+func (in *Ingester) identify(ctx context.Context, repo string, ref tree.Ref) (storedFile, error) {
+	if _, err := in.tree.Stat(ctx, ref); err != nil {
+		return storedFile{}, err
+	}
+	obj, err := in.tree.Open(ctx, ref)
 	if err != nil {
 		return storedFile{}, err
 	}
-	defer f.Close()
+	defer obj.Close()
+	var f *os.File
+	if lf, ok := obj.(localFile); ok {
+		f = lf.LocalFile()
+	} else {
+		tmp, err := os.CreateTemp("", "rpm-ingestd-retention-*.rpm")
+		if err != nil {
+			return storedFile{}, err
+		}
+		defer os.Remove(tmp.Name())
+		defer tmp.Close()
+		if _, err := io.Copy(tmp, obj); err != nil {
+			return storedFile{}, fmt.Errorf("read %s: %w", ref, err)
+		}
+		f = tmp
+	}
 	pkg, err := rpmmeta.Identify(f)
 	if err != nil {
 		return storedFile{}, err
 	}
-	fi, err := f.Stat()
-	if err != nil {
-		return storedFile{}, err
-	}
-	return storedFile{repo: repo, path: p, pkg: pkg, mtime: fi.ModTime()}, nil
+	return storedFile{repo: repo, path: filepath.Join(repo, "Packages", ref.Name), pkg: pkg, mtime: obj.Stamp().ModTime}, nil
 }
 
 // builds groups files into builds, newest first. Files that rpm orders as equal are one build, even if their
@@ -253,7 +269,7 @@ func (in *Ingester) pruneOlder(p *rpmmeta.Package, repos []string, acc *pruneAcc
 	log := in.log.With(zap.String("nevra", p.NEVRA()))
 	var files []storedFile
 	for _, repo := range repos {
-		stock, skipped, err := readRepo(repo, p.Name+"-")
+		stock, skipped, err := in.readRepo(context.Background(), repo, p.Name+"-")
 		if err != nil {
 			log.Error("retention: cannot read repository", zap.String("repo", in.rel(repo)), zap.Error(err))
 			return // judging noarch copies from only some arches could split their sets
@@ -322,7 +338,7 @@ func (in *Ingester) PlanRetention(ctx context.Context, f RetentionFilter) ([]Ret
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		stock, skipped, err := readRepo(repo, "")
+		stock, skipped, err := in.readRepo(ctx, repo, "")
 		if err != nil {
 			return nil, err
 		}

@@ -2,6 +2,7 @@ package registry
 
 import (
 	"bufio"
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -15,6 +16,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/rpm-ingestd/rpm-ingestd/pkg/tree"
 )
 
 // LocateFunc tells the os_release and arch of a repository from its directory relative to top_dir ("9/x86_64"),
@@ -92,6 +95,7 @@ type file struct {
 type Index struct {
 	top    string
 	locate LocateFunc
+	tree   tree.Tree // nil: the files under top (see UseTree)
 
 	mu     sync.RWMutex
 	files  map[string]*file    // by path
@@ -137,6 +141,38 @@ func (ix *Index) Build(auditPath string) (BuildStats, error) {
 			return st, err
 		}
 	}
+	add := func(rel string, fi fs.FileInfo) {
+		f := ix.newFile(rel, fi)
+		if rec := records[rel]; rec != nil && rec.Size == f.size {
+			f.rec = rec
+			st.Attached++
+		}
+		ix.files[rel] = f
+		st.Files++
+	}
+	var err error
+	if ix.tree != nil {
+		err = ix.listTree(add)
+	} else {
+		err = ix.walk(add)
+	}
+	if err != nil {
+		return st, err
+	}
+	ix.sorted = make([]*file, 0, len(ix.files))
+	for _, f := range ix.files {
+		ix.sorted = append(ix.sorted, f)
+		ix.byName[f.name] = append(ix.byName[f.name], f)
+	}
+	slices.SortFunc(ix.sorted, byPath)
+	for _, files := range ix.byName {
+		slices.SortFunc(files, byPath)
+	}
+	return st, nil
+}
+
+// walk walks top for <repo>/Packages/*.rpm and calls add for each regular file (symlinks followed).
+func (ix *Index) walk(add func(rel string, fi fs.FileInfo)) error {
 	err := filepath.WalkDir(ix.top, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			if p == ix.top {
@@ -162,29 +198,13 @@ func (ix *Index) Build(auditPath string) (BuildStats, error) {
 		if err != nil {
 			return nil
 		}
-		rel = filepath.ToSlash(rel)
-		f := ix.newFile(rel, fi)
-		if rec := records[rel]; rec != nil && rec.Size == f.size {
-			f.rec = rec
-			st.Attached++
-		}
-		ix.files[rel] = f
-		st.Files++
+		add(filepath.ToSlash(rel), fi)
 		return nil
 	})
 	if err != nil {
-		return st, fmt.Errorf("walk top_dir: %w", err)
+		return fmt.Errorf("walk top_dir: %w", err)
 	}
-	ix.sorted = make([]*file, 0, len(ix.files))
-	for _, f := range ix.files {
-		ix.sorted = append(ix.sorted, f)
-		ix.byName[f.name] = append(ix.byName[f.name], f)
-	}
-	slices.SortFunc(ix.sorted, byPath)
-	for _, files := range ix.byName {
-		slices.SortFunc(files, byPath)
-	}
-	return st, nil
+	return nil
 }
 
 // maxLine bounds one audit line when reading it back; a real one is well under 4 KiB.
@@ -313,6 +333,13 @@ func (ix *Index) Placed(rec Record) {
 
 // statFile describes the file at rel from the disk; nil if it is not a regular file there.
 func (ix *Index) statFile(rel string) *file {
+	if ix.tree != nil {
+		st, err := ix.tree.Stat(context.Background(), tree.Ref{Repo: path.Dir(path.Dir(rel)), Name: path.Base(rel)})
+		if err != nil {
+			return nil
+		}
+		return ix.newFile(rel, stampInfo{st})
+	}
 	fi, err := os.Stat(filepath.Join(ix.top, filepath.FromSlash(rel)))
 	if err != nil || !fi.Mode().IsRegular() {
 		return nil
@@ -420,9 +447,23 @@ func (ix *Index) SyncRepo(repoRel string, hrefs []string) {
 		}
 	}
 	ix.mu.RUnlock()
-	for p := range check {
-		if fi, err := os.Stat(filepath.Join(ix.top, filepath.FromSlash(p))); err == nil && fi.Mode().IsRegular() {
-			check[p] = seen{fi}
+	if ix.tree != nil {
+		// One listing of the repository: what createrepo_c indexes there (regular files, symlinks followed).
+		entries, err := ix.tree.List(context.Background(), repoRel)
+		if err != nil {
+			return // unknown now: the next publish or upload decides
+		}
+		for _, e := range entries {
+			p := path.Join(repoRel, "Packages", e.Name)
+			if _, ok := check[p]; ok {
+				check[p] = seen{stampInfo{e.Stamp}}
+			}
+		}
+	} else {
+		for p := range check {
+			if fi, err := os.Stat(filepath.Join(ix.top, filepath.FromSlash(p))); err == nil && fi.Mode().IsRegular() {
+				check[p] = seen{fi}
+			}
 		}
 	}
 

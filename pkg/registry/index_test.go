@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/rpm-ingestd/rpm-ingestd/pkg/tree/fstree"
 )
 
 // fakeLocate reads "<os_release>/<arch>", the default layout.
@@ -75,7 +77,9 @@ func paths(es []Entry) []string {
 
 // TestBuildTreePlusRecords: the index lists what is in the tree now, with the record of each file where the
 // audit trail has one that still fits.
-func TestBuildTreePlusRecords(t *testing.T) {
+func TestBuildTreePlusRecords(t *testing.T) { bothWays(t, testBuildTreePlusRecords) }
+
+func testBuildTreePlusRecords(t *testing.T, viaTree bool) {
 	dir := t.TempDir()
 	top := filepath.Join(dir, "storage")
 	const (
@@ -106,7 +110,7 @@ func TestBuildTreePlusRecords(t *testing.T) {
 		upload("erin", "ggg", 5, t0, ResultCreated, gone),
 	}, "{\"action\":\"upload\",\"time\":\"2026-11-01T1", "\n", "not json\n")
 
-	ix := NewIndex(top, fakeLocate)
+	ix := newIndex(t, top, fakeLocate, viaTree)
 	st, err := ix.Build(audit)
 	if err != nil {
 		t.Fatal(err)
@@ -312,7 +316,9 @@ func TestPlacedKeepsFirstUploadOfSameBytes(t *testing.T) {
 
 // TestSyncRepo: a publish event drops files gone from the tree, adds files copied in by hand (no record), and
 // leaves alone a file placed after createrepo_c's scan (not in the event, but on disk).
-func TestSyncRepo(t *testing.T) {
+func TestSyncRepo(t *testing.T) { bothWays(t, testSyncRepo) }
+
+func testSyncRepo(t *testing.T, viaTree bool) {
 	top := t.TempDir()
 	const (
 		kept    = "9/x86_64/Packages/kept-1-1.el9.x86_64.rpm"
@@ -325,7 +331,7 @@ func TestSyncRepo(t *testing.T) {
 	for _, p := range []string{kept, deleted, late, grown, other} {
 		put(t, top, p, 5)
 	}
-	ix := NewIndex(top, fakeLocate)
+	ix := newIndex(t, top, fakeLocate, viaTree)
 	ix.Build("")
 	for _, p := range []string{kept, deleted, late, grown, other} {
 		ix.Placed(upload("u", p, 5, t0, ResultCreated, p))
@@ -465,12 +471,24 @@ func BenchmarkBuild50k(b *testing.B) {
 		a.f.Write(line) // without a sync per line: only the reading is measured
 	}
 	a.Close()
-	for b.Loop() {
-		ix := NewIndex(top, fakeLocate)
-		st, err := ix.Build(audit)
-		if err != nil || st.Attached != n {
-			b.Fatalf("%+v, %v", st, err)
-		}
+	tr, err := fstree.New(fstree.Options{TopDir: top})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer tr.Close()
+	for _, viaTree := range []bool{false, true} {
+		b.Run(map[bool]string{false: "walk", true: "tree"}[viaTree], func(b *testing.B) {
+			for b.Loop() {
+				ix := NewIndex(top, fakeLocate)
+				if viaTree {
+					ix.UseTree(tr)
+				}
+				st, err := ix.Build(audit)
+				if err != nil || st.Attached != n {
+					b.Fatalf("%+v, %v", st, err)
+				}
+			}
+		})
 	}
 }
 
@@ -495,5 +513,54 @@ func TestEntryClaimedKeyID(t *testing.T) {
 	}
 	if eb.SignedBy == nil || *eb.SignedBy != "0123456789abcdef" || eb.ClaimedKeyID == nil || *eb.ClaimedKeyID != "" {
 		t.Errorf("verified: signed_by %v claimed %v", eb.SignedBy, eb.ClaimedKeyID)
+	}
+}
+
+// bothWays runs test on an index of the files under top and on one reading the fs tree (UseTree).
+func bothWays(t *testing.T, test func(t *testing.T, viaTree bool)) {
+	t.Run("files", func(t *testing.T) { test(t, false) })
+	t.Run("tree", func(t *testing.T) { test(t, true) })
+}
+
+// newIndex is NewIndex, reading the fs tree on top when viaTree.
+func newIndex(t *testing.T, top string, locate LocateFunc, viaTree bool) *Index {
+	t.Helper()
+	ix := NewIndex(top, locate)
+	if viaTree {
+		tr, err := fstree.New(fstree.Options{TopDir: top})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { tr.Close() })
+		ix.UseTree(tr)
+	}
+	return ix
+}
+
+// TestBuildReadsTheTree: with UseTree the index is what the tree holds, not what is under top: a tree kept
+// elsewhere (as an s3 one is) is listed, hidden names left out, and SyncRepo drops what the tree lost.
+func TestBuildReadsTheTree(t *testing.T) {
+	top, remote := t.TempDir(), t.TempDir()
+	const a = "9/x86_64/Packages/a-1-1.el9.x86_64.rpm"
+	put(t, remote, a, 3)
+	put(t, remote, "9/x86_64/Packages/.tmp-1-1.el9.x86_64.rpm", 1)
+	put(t, top, "9/x86_64/Packages/local-1-1.el9.x86_64.rpm", 1) // not in the tree
+	tr, err := fstree.New(fstree.Options{TopDir: remote})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	ix := NewIndex(top, fakeLocate)
+	ix.UseTree(tr)
+	if st, err := ix.Build(""); err != nil || st.Files != 1 {
+		t.Fatalf("Build = %+v, %v; want the tree's one package", st, err)
+	}
+	if e, ok := ix.Get(a); !ok || e.Size != 3 || e.Arch != "x86_64" {
+		t.Fatalf("Get(%s) = %+v, %t", a, e, ok)
+	}
+	os.Remove(filepath.Join(remote, a))
+	ix.SyncRepo("9/x86_64", nil)
+	if _, ok := ix.Get(a); ok {
+		t.Fatal("a package gone from the tree is still indexed after SyncRepo")
 	}
 }

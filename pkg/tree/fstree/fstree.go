@@ -200,6 +200,9 @@ type object struct {
 
 func (o *object) Stamp() tree.Stamp { return o.st }
 
+// LocalFile is the open file itself, for readers that need an *os.File (rpmmeta); it is closed with the object.
+func (o *object) LocalFile() *os.File { return o.File }
+
 // openObject opens path read-only (O_NONBLOCK: a FIFO must not hang the caller) and refuses non-regular files.
 func openObject(p string) (*object, error) {
 	f, err := os.OpenFile(p, os.O_RDONLY|syscall.O_NONBLOCK, 0)

@@ -98,6 +98,7 @@ func TestOnSeaweedFS(t *testing.T) {
 	t.Run("ConcurrentOverwritesAcrossDaemons", func(t *testing.T) { testOverwritesAcross(t, e) })
 	t.Run("LockAcrossDaemonsAndTakeover", func(t *testing.T) { testLockTakeover(t, e) })
 	t.Run("CreaterepoPublishOnlyNewLocal", func(t *testing.T) { testCreaterepo(t, e) })
+	t.Run("IndexerThroughTree", func(t *testing.T) { testIndexer(t, e) })
 	t.Run("PublishConflict", func(t *testing.T) { testConflict(t, e) })
 	t.Run("ReadersDuringPublishesAndPruning", func(t *testing.T) { testReaders(t, e) })
 	t.Run("StoredWithoutMetadata", func(t *testing.T) { testNoMetadata(t, e) })

@@ -44,6 +44,10 @@ func (w *work) Incremental() bool          { return true } // Dir()/Packages hol
 func (w *work) Close() error               { return os.RemoveAll(w.dir) }
 func (w *work) outFile(name string) string { return filepath.Join(w.Output(), "repodata", name) }
 
+// Incremental: Dir()/Packages holds only what the seeded metadata does not describe (all of Packages() in a full
+// run, where nothing is seeded), so createrepo_c runs with --update --skip-stat either way.
+func (w *work) Incremental() bool { return true }
+
 // repomd is the part of repomd.xml the tree reads.
 type repomd struct {
 	Data []struct {
