@@ -40,7 +40,6 @@ type work struct {
 func (w *work) Dir() string                { return filepath.Join(w.dir, "repo") }
 func (w *work) Output() string             { return filepath.Join(w.dir, "out") }
 func (w *work) Packages() []tree.Entry     { return slices.Clone(w.pkgs) }
-func (w *work) Incremental() bool          { return true } // Dir()/Packages holds only new or changed packages
 func (w *work) Close() error               { return os.RemoveAll(w.dir) }
 func (w *work) outFile(name string) string { return filepath.Join(w.Output(), "repodata", name) }
 
