@@ -128,6 +128,16 @@ func TestS3TwoDaemons(t *testing.T) {
 	}
 	close(stopReader)
 	<-readerDone
+
+	// The package list answers the same on both daemons, whichever took the upload: multi-001 went to daemon 1,
+	// multi-002 to daemon 0 (both x86_64).
+	for i, d := range daemons {
+		spec := testrpm.Spec{Name: fmt.Sprintf("multi-%03d", 1+i), Release: "1.el9", Arch: "x86_64"}
+		r := d.do(t, http.MethodGet, "/api/v1/packages?name="+spec.Name, nil, nil, false)
+		if r.code != http.StatusOK || !strings.Contains(r.body, spec.FileName()) {
+			t.Errorf("daemon %d: /api/v1/packages?name=%s lacks the other daemon's upload: %d %.300s", i, spec.Name, r.code, r.body)
+		}
+	}
 	if missing.Load() > 0 {
 		var names []string
 		missed.Range(func(k, _ any) bool { names = append(names, k.(string)); return true })
