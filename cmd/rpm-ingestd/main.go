@@ -34,7 +34,6 @@ import (
 	"github.com/rpm-ingestd/rpm-ingestd/pkg/registry"
 	"github.com/rpm-ingestd/rpm-ingestd/pkg/server"
 	"github.com/rpm-ingestd/rpm-ingestd/pkg/signature"
-	"github.com/rpm-ingestd/rpm-ingestd/pkg/tree/fstree"
 	"github.com/rpm-ingestd/rpm-ingestd/pkg/web"
 )
 
@@ -45,6 +44,9 @@ func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
 
 // run is main without the exit, returning the exit code: 0 success, 1 runtime failure, 2 bad usage or config.
 func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "migrate" {
+		return migrate(args[1:], stdout, stderr)
+	}
 	flags := flag.NewFlagSet("rpm-ingestd", flag.ContinueOnError)
 	flags.SetOutput(stderr)
 	var cfgPath string
@@ -170,8 +172,8 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 	if err != nil {
 		return err
 	}
-	// The repository tree (pkg/tree): the fs backend on top_dir, which writes the dirty markers the indexer reads.
-	tr, err := fstree.New(fstree.Options{TopDir: cfg.Repo.TopDir, Log: log.Named("tree")})
+	// The repository tree (pkg/tree): fs on top_dir, or s3 on the bucket (storage.backend).
+	tr, store, err := openTree(cfg, log)
 	if err != nil {
 		return err
 	}
@@ -282,6 +284,7 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 		RepoURL:       cfg.Server.RepoURL,
 		ServeRepo:     cfg.Server.ServeRepo,
 		TopDir:        cfg.Repo.TopDir,
+		RepoObjects:   repoObjects(store),
 		Tree:          tr, // whether an upload's copies are still stored (GET /api/v1/uploads/{sha256})
 
 		MaxConcurrentUploads: cfg.Server.MaxConcurrentUploads,

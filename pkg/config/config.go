@@ -23,6 +23,7 @@ type Config struct {
 	Indexer Indexer `yaml:"indexer"`
 	Log     Log     `yaml:"log"`
 	Notify  Notify  `yaml:"notify"`
+	Storage Storage `yaml:"storage"`
 
 	// lines maps each key path in the file ("server.listen", "notify.webhooks[0].url") to its line, so
 	// validation errors can point at it.
@@ -198,6 +199,8 @@ func Default() *Config {
 		Log: Log{Level: "info", Format: "json"},
 
 		Notify: DefaultNotify(), // no webhooks
+
+		Storage: Storage{Backend: BackendFS},
 	}
 }
 
@@ -256,6 +259,9 @@ func (c *Config) resolvePaths(base string) {
 	}
 	if c.Indexer.Sign != nil {
 		paths = append(paths, &c.Indexer.Sign.GPGHome)
+	}
+	if c.Storage.S3 != nil {
+		paths = append(paths, &c.Storage.S3.CredentialsFile)
 	}
 	for _, p := range paths {
 		if *p != "" && !filepath.IsAbs(*p) {

@@ -235,6 +235,7 @@ func (c *Config) validate() []problem {
 		bad("log.format", "%q is not one of json, console", c.Log.Format)
 	}
 	c.validateAudit(bad)
+	c.validateStorage(bad)
 	return errs
 }
 

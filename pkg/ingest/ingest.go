@@ -40,6 +40,9 @@ var (
 	ErrTooLarge  = errors.New("upload too large")         // larger than MaxSize
 	ErrNoSpace   = errors.New("no space left on device")  // ENOSPC while spooling or placing
 	ErrBadUpload = errors.New("bad upload")               // the body could not be read, or there was none
+	// ErrUnavailable: the tree's storage could not be reached (tree.ErrUnavailable: S3 down or timing out);
+	// nothing was kept, and the same upload may succeed later. A 503 with Retry-After.
+	ErrUnavailable = errors.New("storage unavailable")
 	// ErrNotRecorded: Request.Commit failed (the audit trail could not be written), so nothing was kept. Not the
 	// uploader's fault: a 500.
 	ErrNotRecorded = errors.New("upload not recorded")
@@ -641,9 +644,14 @@ func (in *Ingester) placeUnits(ctx context.Context, units []unit, commit func(St
 		err = fmt.Errorf("%w: %w", ErrNotRecorded, err)
 	case errors.Is(err, tree.ErrNoSpace):
 		err = &Error{Kind: ErrNoSpace, Msg: noSpaceMsg(err), cause: err}
+	case errors.Is(err, tree.ErrUnavailable):
+		err = &Error{Kind: ErrUnavailable, Msg: unavailableMsg, cause: err}
 	}
 	return status, dirty, err
 }
+
+// unavailableMsg is the uploader's line for a placement the storage did not answer: the package was not stored.
+const unavailableMsg = "the package storage is unavailable; nothing was stored: retry in a few seconds"
 
 // noSpaceMsg is the uploader's line for a placement the tree refused for want of space: the tree's error starts
 // with the step that failed ("place package: ...": the new names were removed again).
@@ -675,6 +683,8 @@ func classifyIO(err error, what string) error {
 		return err
 	case errors.Is(err, tree.ErrNoSpace), errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT):
 		return &Error{Kind: ErrNoSpace, Msg: what + ": no space left on the repository host; free disk space and upload again", cause: err}
+	case errors.Is(err, tree.ErrUnavailable):
+		return &Error{Kind: ErrUnavailable, Msg: what + ": " + unavailableMsg, cause: err}
 	}
 	return fmt.Errorf("%s: %w", what, err)
 }

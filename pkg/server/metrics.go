@@ -14,8 +14,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.uber.org/zap"
 
+	"github.com/rpm-ingestd/rpm-ingestd/pkg/ingest"
 	"github.com/rpm-ingestd/rpm-ingestd/pkg/rpmmeta"
 	"github.com/rpm-ingestd/rpm-ingestd/pkg/signature"
+	"github.com/rpm-ingestd/rpm-ingestd/pkg/tree"
 )
 
 // The upload results counted in rpm_ingestd_uploads_total{result}. The set is closed: uploadResult never returns
@@ -30,6 +32,7 @@ const (
 	resultRateLimited  = "rate_limited" // 429: too many failed logins from the client's address
 	resultBusy         = "busy"         // 503: every upload slot (server.max_concurrent_uploads) was taken
 	resultStopping     = "stopping"     // 503: the daemon was stopping
+	resultUnavailable  = "unavailable"  // 503: the storage (S3) did not answer; nothing was stored
 	resultClientGone   = "client_gone"  // 499: the client closed the connection before the answer
 	resultTimeout      = "timeout"      // 408: a direct upload sent too slowly
 	resultTooLarge     = "too_large"    // 413: larger than server.max_upload_size
@@ -45,7 +48,7 @@ const (
 // uploadResults lists every value of the result label, in the order docs/operations.md documents them.
 var uploadResults = []string{
 	resultCreated, resultExists, resultConflict, resultUnauthorized, resultForbidden, resultRateLimited,
-	resultBusy, resultStopping, resultClientGone, resultTimeout, resultTooLarge, resultInvalid, resultBadRequest, resultSignature,
+	resultBusy, resultStopping, resultUnavailable, resultClientGone, resultTimeout, resultTooLarge, resultInvalid, resultBadRequest, resultSignature,
 	resultRejected, resultNotFound, resultNoSpace, resultError,
 }
 
@@ -71,8 +74,11 @@ func uploadResult(status int, err error) string {
 	case http.StatusTooManyRequests:
 		return resultRateLimited
 	case http.StatusServiceUnavailable:
-		if errors.Is(err, errBusy) {
+		switch {
+		case errors.Is(err, errBusy):
 			return resultBusy
+		case errors.Is(err, ingest.ErrUnavailable), errors.Is(err, tree.ErrUnavailable):
+			return resultUnavailable
 		}
 		return resultStopping
 	case statusClientClosed:

@@ -25,6 +25,7 @@ import (
 	"github.com/rpm-ingestd/rpm-ingestd/pkg/ingest"
 	"github.com/rpm-ingestd/rpm-ingestd/pkg/rpmmeta"
 	"github.com/rpm-ingestd/rpm-ingestd/pkg/signature"
+	"github.com/rpm-ingestd/rpm-ingestd/pkg/tree"
 )
 
 // TestUploadResult: every error the handlers can meet goes through errorStatus and then uploadResult, and lands
@@ -45,6 +46,8 @@ func TestUploadResult(t *testing.T) {
 		{"rate limited", &auth.LimitError{}, 429, resultRateLimited},
 		{"busy", busyError(4, time.Second), 503, resultBusy},
 		{"stopping", fmt.Errorf("%w: place: %w", ErrStopping, context.Canceled), 503, resultStopping},
+		{"storage unavailable", &ingest.Error{Kind: ingest.ErrUnavailable, Msg: "s3 down"}, 503, resultUnavailable},
+		{"tree unavailable", fmt.Errorf("remove: %w", tree.ErrUnavailable), 503, resultUnavailable},
 		{"client gone", fmt.Errorf("%w: place: %w", errClientGone, context.Canceled), 499, resultClientGone},
 		{"cancelled by us", fmt.Errorf("place: %w", context.Canceled), 500, resultError},
 		{"slow", fmt.Errorf("receive: %w", errSlowUpload), 408, resultTimeout},

@@ -52,7 +52,10 @@ type Options struct {
 	MaxUploadSize int64
 	RepoURL       string // URL prefix of TopDir, for links in responses and for ServeRepo
 	ServeRepo     bool
-	TopDir        string
+	// RepoObjects, with ServeRepo, serves the repositories from this bucket (storage.backend s3) instead of
+	// TopDir; names directly under RepoURL still come from TopDir.
+	RepoObjects RepoObjects
+	TopDir      string
 	// Tree, if set, is the repository tree TopDir names: GET /api/v1/uploads/{sha256} asks it (tree.Stat)
 	// whether each copy is still stored, so the answer holds on every backend. Nil: files under TopDir.
 	Tree tree.Tree
@@ -169,6 +172,10 @@ func New(opts Options, ing Ingester, idx Indexer, log *zap.Logger) (*Server, err
 		}
 		// os.Root keeps symlinks and ".." inside the tree; dotless hides our own files, as the nginx snippet does.
 		s.repo = http.StripPrefix(opts.RepoURL, http.FileServerFS(dotless{root.FS()}))
+		if opts.RepoObjects != nil { // the tree is in a bucket: top_dir keeps only the .repo file and the key
+			s.repo = &bucketRepo{objects: opts.RepoObjects, local: http.FileServerFS(dotless{root.FS()}),
+				prefix: opts.RepoURL, log: log, onError: s.writeError}
+		}
 	}
 	return s, nil
 }
@@ -623,6 +630,8 @@ func errorStatus(err error) int {
 		return statusClientClosed
 	case errors.Is(err, errBusy), errors.Is(err, ErrStopping): // a bare context.Canceled is ours: a 500 below
 		return http.StatusServiceUnavailable
+	case errors.Is(err, ingest.ErrUnavailable), errors.Is(err, tree.ErrUnavailable): // S3 down or timing out
+		return http.StatusServiceUnavailable
 	case errors.Is(err, errSlowUpload): // before the body errors it is wrapped in
 		return http.StatusRequestTimeout
 	case errors.As(err, &tooBig), errors.Is(err, ingest.ErrTooLarge): // first: a capped body is also a body error
@@ -663,7 +672,12 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, status int, 
 		w.Header().Set("Retry-After", limited.RetryAfterHeader())
 	case status == http.StatusServiceUnavailable:
 		w.Header().Set("Retry-After", retryAfter)
-		if !errors.Is(err, errBusy) {
+		switch {
+		case errors.Is(err, errBusy):
+		case errors.Is(err, ingest.ErrUnavailable):
+		case errors.Is(err, tree.ErrUnavailable): // a delete, promotion or read: the tree's own detail stays in the log
+			msg = "the package storage is unavailable; retry in a few seconds"
+		default:
 			msg = "the daemon is stopping; retry in a few seconds"
 		}
 	case status == statusClientClosed:
