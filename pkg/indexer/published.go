@@ -227,20 +227,34 @@ func readPublishedFrom(open metaOpener) (pkgSet, pkgSums, time.Time, error) {
 	if href == "" || filepath.Clean(href) != "repodata/"+name || name == "." || name == ".." {
 		return nil, nil, time.Time{}, fmt.Errorf("parse repodata/repomd.xml: no primary metadata in repodata/ (location %q)", href)
 	}
-	pf, err := open(name)
-	if err != nil {
-		return nil, nil, time.Time{}, fmt.Errorf("read primary metadata: %w", err)
+	// The byte-level scanner first; what it does not read (errScanPunt) goes to encoding/xml, from a second open.
+	set, sums, err := openPrimary(open, name, scanPrimary)
+	if errors.Is(err, errScanPunt) {
+		set, sums, err = openPrimary(open, name, parsePrimary)
 	}
-	defer pf.Close()
-	set, sums, err := readPrimary(pf, "repodata/"+name)
 	if err != nil {
 		return nil, nil, time.Time{}, err
 	}
 	return set, sums, f.Stamp().ModTime, nil
 }
 
-// readPrimary decompresses and parses one primary metadata file (path names it in errors).
-func readPrimary(f io.Reader, path string) (pkgSet, pkgSums, error) {
+// openPrimary opens repodata/<name> and reads it with parse.
+func openPrimary(open metaOpener, name string, parse primaryParser) (pkgSet, pkgSums, error) {
+	pf, err := open(name)
+	if err != nil {
+		return nil, nil, fmt.Errorf("read primary metadata: %w", err)
+	}
+	defer pf.Close()
+	return readPrimary(pf, "repodata/"+name, parse)
+}
+
+// primaryParser reads the <package> entries of a decompressed primary.xml: parsePrimary (encoding/xml, the
+// reference) or scanPrimary (bytes, or errScanPunt).
+type primaryParser func(io.Reader) (pkgSet, pkgSums, error)
+
+// readPrimary decompresses one primary metadata file and reads it with parse (path names it in errors; an
+// errScanPunt stays recognisable).
+func readPrimary(f io.Reader, path string, parse primaryParser) (pkgSet, pkgSums, error) {
 	br := bufio.NewReader(f)
 	magic, _ := br.Peek(6) // shorter only for a tiny (broken) file; the parser then says so
 	var r io.Reader
@@ -261,7 +275,7 @@ func readPrimary(f io.Reader, path string) (pkgSet, pkgSums, error) {
 	default:
 		r = br // plain XML (createrepo_c --compress-type none is not possible, but a hand-made repo may be)
 	}
-	set, sums, err := parsePrimary(r)
+	set, sums, err := parse(r)
 	if err != nil {
 		return nil, nil, fmt.Errorf("parse %s: %w", path, err)
 	}
