@@ -40,7 +40,7 @@ var multiRepos = []string{"9/x86_64", "9/aarch64"}
 const settleTimeout = 6 * time.Minute
 
 // multiSetup starts n daemons on one fresh bucket with storage.s3.lease_ttl ttl, each running createrepo_c
-// through a wrapper that sleeps while <dir>/slow exists (and records its pid in <dir>/slow.pids).
+// through a wrapper that sleeps (as many seconds as it says) while <dir>/slow exists (and records its pid in <dir>/slow.pids).
 func multiSetup(t *testing.T, srv *seaweed.Server, n int, ttl string) (ds []*s3Daemon, slowFlag string) {
 	t.Helper()
 	real, err := exec.LookPath("createrepo_c")
@@ -55,7 +55,7 @@ func multiSetup(t *testing.T, srv *seaweed.Server, n int, ttl string) (ds []*s3D
 	if err := os.MkdirAll(filepath.Dir(wrapper), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	writeFile(t, wrapper, fmt.Sprintf("#!/bin/sh\nif [ -e %s ]; then echo $$ >> %s; sleep 25; fi\nexec %s \"$@\"\n", slowFlag, pids, real))
+	writeFile(t, wrapper, fmt.Sprintf("#!/bin/sh\nif [ -e %s ]; then echo $$ >> %s; sleep \"$(cat %s)\"; fi\nexec %s \"$@\"\n", slowFlag, pids, slowFlag, real))
 	if err := os.Chmod(wrapper, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -591,7 +591,7 @@ func TestS3KillLeaseHolder(t *testing.T) {
 	waitAllPublished(t, st, ok)
 
 	// Slow runs from now on; a second batch makes both daemons want to publish.
-	writeFile(t, slow, "")
+	writeFile(t, slow, "25")
 	second := makePkgs(t, "during", 12)
 	uploadAll(ds, second, 4, false, time.Time{}, 0)
 	ok = append(ok, acknowledged(t, second, false)...)
@@ -669,6 +669,7 @@ func TestS3RestartDuringUploads(t *testing.T) {
 	time.Sleep(2 * time.Second)
 	srv.Restart()
 	<-done
+	acknowledged(t, pkgs, true) // 2xx or 503, nothing else
 	n503 := 0
 	for _, p := range pkgs {
 		if p.code == http.StatusServiceUnavailable {
@@ -689,4 +690,47 @@ func TestS3RestartDuringUploads(t *testing.T) {
 	waitAllPublished(t, st, ok)
 	runs := runsFromLogs(t, ds, nil)
 	checkNoOverlap(t, runs)
+}
+
+// TestS3SlowRunKeepsLease: a createrepo_c run that lasts several lease TTLs keeps its lease (the holder renews it
+// while the run goes on), so the other daemon, which has uploads of its own to publish, waits instead of taking
+// the lease over and running createrepo_c on the same repository at the same time.
+func TestS3SlowRunKeepsLease(t *testing.T) {
+	srv := seaweed.Start(t, seaweed.Options{})
+	ds, slow := multiSetup(t, srv, 2, "6s")
+	st := ds[0].store(t)
+	writeFile(t, slow, "15") // every run sleeps 15 s, two and a half TTLs
+	pkgs := makePkgs(t, "slow", 12)
+	uploadAll(ds, pkgs, 4, false, time.Time{}, 0)
+	ok := acknowledged(t, pkgs, false)
+	// Both daemons have started a run (the second only once the first one's lease was free): the slow runs are
+	// under way and overlapping ones would show.
+	deadline := time.Now().Add(3 * time.Minute)
+	for {
+		n := 0
+		for _, d := range ds {
+			if len(d.logLines("createrepo_c run ended")) > 0 {
+				n++
+			}
+		}
+		if n == len(ds) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("not both daemons finished a slow createrepo_c run")
+		}
+		time.Sleep(time.Second)
+	}
+	os.Remove(slow)
+	waitAllPublished(t, st, ok)
+	runs := runsFromLogs(t, ds, nil)
+	checkNoOverlap(t, runs)
+	lost := 0
+	for _, d := range ds {
+		lost += len(d.logLines("lease: lost"))
+	}
+	if lost > 0 {
+		t.Errorf("%d log lines say a lease was lost during a slow run", lost)
+	}
+	t.Logf("%d createrepo_c runs, %d publishes redone after a 412", len(runs), redos(ds))
 }
