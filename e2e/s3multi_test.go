@@ -358,6 +358,17 @@ type run struct {
 // ends at cut (when its daemon was killed), or fails the test.
 func runsFromLogs(t *testing.T, ds []*s3Daemon, cut map[*s3Daemon]time.Time) []run {
 	t.Helper()
+	// A daemon may still be in a run that publishes nothing new (a retry of work the other daemon published):
+	// wait until every live daemon's runs have ended.
+	deadline := time.Now().Add(3 * time.Minute)
+	for _, d := range ds {
+		if _, killed := cut[d]; killed {
+			continue
+		}
+		for len(d.logLines("createrepo_c run started")) != len(d.logLines("createrepo_c run ended")) && time.Now().Before(deadline) {
+			time.Sleep(500 * time.Millisecond)
+		}
+	}
 	var runs []run
 	for _, d := range ds {
 		open := map[string]*run{}
