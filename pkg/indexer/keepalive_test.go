@@ -1,0 +1,127 @@
+package indexer
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/rpm-ingestd/rpm-ingestd/pkg/tree"
+)
+
+// leaseLock is an expiring lock with a real clock: Renew sets the expiry to now+ttl unless renew says otherwise.
+type leaseLock struct {
+	mu      sync.Mutex
+	ttl     time.Duration
+	expires time.Time
+	renews  int
+	renew   func(n int) error // the n-th renewal's answer (nil: success)
+}
+
+func newLeaseLock(ttl time.Duration, renew func(int) error) *leaseLock {
+	return &leaseLock{ttl: ttl, expires: time.Now().Add(ttl), renew: renew}
+}
+
+func (l *leaseLock) Repo() string   { return "9/x86_64" }
+func (l *leaseLock) Holder() string { return "test:1" }
+func (l *leaseLock) Release() error { return nil }
+func (l *leaseLock) Remaining() time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return time.Until(l.expires)
+}
+func (l *leaseLock) Renew(context.Context) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.renews++
+	if l.renew != nil {
+		if err := l.renew(l.renews); err != nil {
+			return err
+		}
+	}
+	l.expires = time.Now().Add(l.ttl)
+	return nil
+}
+
+// TestUnderLease: a run longer than the lease TTL keeps the lease by renewing it; a lost lease cancels the run
+// with tree.ErrLockLost; renewals that keep failing cancel it before the lease runs out; a lock that does not
+// expire (fs) is never renewed by it. Start and end are logged with the holder.
+func TestUnderLease(t *testing.T) {
+	const ttl = 500 * time.Millisecond
+	run := func(l tree.Lock, d time.Duration) (error, *observer.ObservedLogs) {
+		core, logs := observer.New(zap.InfoLevel)
+		c := &Createrepo{Log: zap.New(core)}
+		err := c.underLease(context.Background(), l, func(ctx context.Context) error {
+			select {
+			case <-time.After(d):
+				return nil
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		})
+		return err, logs
+	}
+
+	t.Run("kept over several TTLs", func(t *testing.T) {
+		l := newLeaseLock(ttl, nil)
+		err, logs := run(l, 3*ttl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if l.renews < 3 || l.Remaining() <= 0 {
+			t.Errorf("%d renewals in three TTLs, %v left: the lease was not kept", l.renews, l.Remaining())
+		}
+		if n := logs.FilterMessage("createrepo_c run started").FilterField(zap.String("holder", "test:1")).Len(); n != 1 {
+			t.Errorf("%d start lines with the holder", n)
+		}
+		if n := logs.FilterMessage("createrepo_c run ended").Len(); n != 1 {
+			t.Errorf("%d end lines", n)
+		}
+	})
+	t.Run("lost", func(t *testing.T) {
+		l := newLeaseLock(ttl, func(n int) error {
+			if n >= 2 {
+				return tree.ErrLockLost
+			}
+			return nil
+		})
+		err, _ := run(l, time.Minute)
+		if !errors.Is(err, tree.ErrLockLost) {
+			t.Fatalf("err = %v, want ErrLockLost (and the run cancelled, not a minute)", err)
+		}
+	})
+	t.Run("store down until the lease nearly ran out", func(t *testing.T) {
+		l := newLeaseLock(ttl, func(int) error { return tree.ErrUnavailable })
+		start := time.Now()
+		err, _ := run(l, time.Minute)
+		if !errors.Is(err, tree.ErrLockLost) {
+			t.Fatalf("err = %v, want ErrLockLost", err)
+		}
+		if l.renews < 2 {
+			t.Errorf("gave up after %d renewal attempts", l.renews)
+		}
+		if time.Since(start) > time.Minute/2 {
+			t.Errorf("the run was not cancelled")
+		}
+	})
+	t.Run("fs lock", func(t *testing.T) {
+		l := &fixedLock{}
+		if err, _ := run(l, ttl); err != nil {
+			t.Fatal(err)
+		}
+		if l.renewed {
+			t.Error("a lock that does not expire was renewed")
+		}
+	})
+}
+
+// fixedLock is a lock that never expires (like fs's), recording whether it was renewed.
+type fixedLock struct{ renewed bool }
+
+func (*fixedLock) Repo() string                  { return "r" }
+func (l *fixedLock) Renew(context.Context) error { l.renewed = true; return nil }
+func (*fixedLock) Release() error                { return nil }
