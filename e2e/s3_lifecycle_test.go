@@ -108,4 +108,3 @@ func (d *s3Daemon) eventually(t *testing.T, repo string, want []string, extra ..
 		time.Sleep(500 * time.Millisecond)
 	}
 }
-

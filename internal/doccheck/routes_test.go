@@ -1,6 +1,8 @@
 package doccheck
 
 import (
+	"context"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -16,6 +18,7 @@ import (
 
 	"github.com/rpm-ingestd/rpm-ingestd/pkg/auth"
 	"github.com/rpm-ingestd/rpm-ingestd/pkg/config"
+	"github.com/rpm-ingestd/rpm-ingestd/pkg/objstore"
 	"github.com/rpm-ingestd/rpm-ingestd/pkg/server"
 )
 
@@ -65,7 +68,18 @@ func allOptions(t *testing.T) server.Options {
 		Packages:             lister{},
 		Permissions:          auth.NewPermissions([]auth.Rule{{Users: []string{"ci"}, Actions: []string{"upload"}}}),
 		Refusals:             auth.NewLimiter(server.DefaultRefusalLimit, server.DefaultRefusalWindow, nil),
+		RepoObjects:          bucket{}, // serve_repo from a bucket: the same /repo/* routes
 	}
+}
+
+// bucket is an empty server.RepoObjects.
+type bucket struct{}
+
+func (bucket) Get(context.Context, string) (io.ReadCloser, objstore.Info, error) {
+	return nil, objstore.Info{}, objstore.ErrNotFound
+}
+func (bucket) Head(context.Context, string) (objstore.Info, error) {
+	return objstore.Info{}, objstore.ErrNotFound
 }
 
 // routes lists "METHOD /pattern" for every route the router of opts serves.

@@ -37,10 +37,13 @@ type work struct {
 	done  bool
 }
 
-func (w *work) Dir() string                { return filepath.Join(w.dir, "repo") }
-func (w *work) Output() string             { return filepath.Join(w.dir, "out") }
-func (w *work) Packages() []tree.Entry     { return slices.Clone(w.pkgs) }
-func (w *work) Close() error               { return os.RemoveAll(w.dir) }
+func (w *work) Dir() string            { return filepath.Join(w.dir, "repo") }
+func (w *work) Output() string         { return filepath.Join(w.dir, "out") }
+func (w *work) Packages() []tree.Entry { return slices.Clone(w.pkgs) }
+func (w *work) Close() error {
+	w.t.log.Debug("s3tree: work closed", zap.String("repo", w.lock.repo))
+	return os.RemoveAll(w.dir)
+}
 func (w *work) outFile(name string) string { return filepath.Join(w.Output(), "repodata", name) }
 
 // Incremental: Dir()/Packages holds only what the seeded metadata does not describe (all of Packages() in a full
@@ -94,6 +97,9 @@ func (t *Tree) Begin(ctx context.Context, l tree.Lock) (tree.Work, error) {
 		return nil, fmt.Errorf("s3tree: %w", err)
 	}
 	w := &work{t: t, lock: lk, dir: dir}
+	// The two debug lines bracket the work under the lease: for one repository they never overlap between
+	// daemons (the multi-daemon e2e test checks that from the logs).
+	t.log.Debug("s3tree: work begun", zap.String("repo", lk.repo))
 	if err := w.begin(ctx); err != nil {
 		w.Close()
 		return nil, err
