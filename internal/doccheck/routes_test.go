@@ -20,6 +20,7 @@ import (
 	"github.com/rpm-ingestd/rpm-ingestd/pkg/config"
 	"github.com/rpm-ingestd/rpm-ingestd/pkg/objstore"
 	"github.com/rpm-ingestd/rpm-ingestd/pkg/server"
+	"github.com/rpm-ingestd/rpm-ingestd/pkg/tree/fstree"
 )
 
 // Stand-ins for the server's dependencies: Routes only registers handlers, it never calls them, so each embeds
@@ -40,6 +41,11 @@ type (
 func allOptions(t *testing.T) server.Options {
 	def := config.Default()
 	reg := prometheus.NewRegistry()
+	top := t.TempDir()
+	tr, err := fstree.New(fstree.Options{TopDir: top, Log: zap.NewNop()})
+	if err != nil {
+		t.Fatalf("fstree.New: %v", err)
+	}
 	return server.Options{
 		UploadPath:           def.Server.UploadPath,
 		UploadHeader:         def.Server.UploadHeader,
@@ -47,7 +53,8 @@ func allOptions(t *testing.T) server.Options {
 		MaxUploadSize:        int64(def.Server.MaxUploadSize),
 		RepoURL:              def.Server.RepoURL,
 		ServeRepo:            true,
-		TopDir:               t.TempDir(),
+		TopDir:               top,
+		Tree:                 tr,
 		MaxConcurrentUploads: def.Server.MaxConcurrentUploads,
 		QueueTimeout:         time.Duration(def.Server.QueueTimeout),
 		UploadIdleTimeout:    time.Duration(def.Server.UploadIdleTimeout),
