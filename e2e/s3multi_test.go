@@ -528,11 +528,11 @@ func (r *reader) check(t *testing.T) {
 
 func pidOf(d *s3Daemon) int { return d.proc.cmd.Process.Pid }
 
-// TestS3TwoDaemons: two daemons on one bucket take 200 concurrent uploads (x86_64, aarch64 and noarch, spread
+// TestS3MultiUploads: two daemons on one bucket take 200 concurrent uploads (x86_64, aarch64 and noarch, spread
 // over both) into the same repositories. Every 2xx ends up in the final metadata with its sha256, no two
 // createrepo_c runs of one repository overlap (from the logs: run start and end with the lease holder), the 412
 // redos are counted, and a reader fetching repomd.xml and every file it names meanwhile sees none missing.
-func TestS3TwoDaemons(t *testing.T) {
+func TestS3MultiUploads(t *testing.T) {
 	srv := seaweed.Start(t, seaweed.Options{})
 	ds, _ := multiSetup(t, srv, 2, "30s")
 	st := ds[0].store(t)
