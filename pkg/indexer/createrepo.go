@@ -378,11 +378,16 @@ func (c *Createrepo) keepAlive(ctx context.Context, lock tree.Lock, fn func(cont
 	if !ok {
 		return fn(ctx)
 	}
+	// Renewed first: Begin's downloads may have taken a good part of the lease (or all of it: then this finds
+	// it lost before createrepo_c runs), and the remaining time right after a renewal is the TTL.
+	if err := lock.Renew(ctx); err != nil {
+		return err
+	}
 	runCtx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	stop := make(chan struct{})
 	done := make(chan struct{})
-	full := el.Remaining() // just renewed (Begin): about the TTL
+	full := el.Remaining()
 	go func() {
 		defer close(done)
 		wait := full / 3
@@ -397,6 +402,7 @@ func (c *Createrepo) keepAlive(ctx context.Context, lock tree.Lock, fn func(cont
 			err := lock.Renew(runCtx)
 			switch {
 			case err == nil:
+				full = max(full, el.Remaining())
 				wait = full / 3
 			case errors.Is(err, tree.ErrLockLost):
 				cancel(err)

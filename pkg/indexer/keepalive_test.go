@@ -95,7 +95,12 @@ func TestUnderLease(t *testing.T) {
 		}
 	})
 	t.Run("store down until the lease nearly ran out", func(t *testing.T) {
-		l := newLeaseLock(ttl, func(int) error { return tree.ErrUnavailable })
+		l := newLeaseLock(ttl, func(n int) error {
+			if n > 1 {
+				return tree.ErrUnavailable
+			}
+			return nil
+		})
 		start := time.Now()
 		err, _ := run(l, time.Minute)
 		if !errors.Is(err, tree.ErrLockLost) {
@@ -106,6 +111,29 @@ func TestUnderLease(t *testing.T) {
 		}
 		if time.Since(start) > time.Minute/2 {
 			t.Errorf("the run was not cancelled")
+		}
+	})
+	t.Run("lease run out during Begin", func(t *testing.T) {
+		// Begin's downloads took the whole lease: the first renewal finds it lost, and createrepo_c never runs.
+		l := newLeaseLock(ttl, func(int) error { return tree.ErrLockLost })
+		l.expires = time.Now().Add(-time.Second)
+		ran := false
+		c := &Createrepo{}
+		err := c.underLease(context.Background(), l, func(context.Context) error { ran = true; return nil })
+		if !errors.Is(err, tree.ErrLockLost) || ran {
+			t.Fatalf("err = %v, ran = %v; want ErrLockLost before the run", err, ran)
+		}
+	})
+	t.Run("lease nearly run out during Begin, then kept", func(t *testing.T) {
+		// A lease with little left when the run starts is renewed to a full TTL, then every third of it: a
+		// handful of renewals, not one every few milliseconds.
+		l := newLeaseLock(ttl, nil)
+		l.expires = time.Now().Add(5 * time.Millisecond)
+		if err, _ := run(l, 2*ttl); err != nil {
+			t.Fatal(err)
+		}
+		if l.renews > 20 {
+			t.Errorf("%d renewals in two TTLs: the keep-alive hammers the store", l.renews)
 		}
 	})
 	t.Run("fs lock", func(t *testing.T) {
