@@ -175,11 +175,10 @@ func primaryOf(ctx context.Context, st *objstore.Store, repo string) (map[string
 	if err != nil {
 		return nil, false, err
 	}
-	names, primary, err := repomdFiles(md)
+	_, primary, err := repomdFiles(md)
 	if err != nil {
 		return nil, false, err
 	}
-	_ = names
 	if primary == "" {
 		return nil, false, fmt.Errorf("%s: repomd.xml names no primary", repo)
 	}

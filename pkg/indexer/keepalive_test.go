@@ -52,7 +52,7 @@ func (l *leaseLock) Renew(context.Context) error {
 // expire (fs) is never renewed by it. Start and end are logged with the holder.
 func TestUnderLease(t *testing.T) {
 	const ttl = 500 * time.Millisecond
-	run := func(l tree.Lock, d time.Duration) (error, *observer.ObservedLogs) {
+	run := func(l tree.Lock, d time.Duration) (*observer.ObservedLogs, error) {
 		core, logs := observer.New(zap.InfoLevel)
 		c := &Createrepo{Log: zap.New(core)}
 		err := c.underLease(context.Background(), l, func(ctx context.Context) error {
@@ -63,12 +63,12 @@ func TestUnderLease(t *testing.T) {
 				return ctx.Err()
 			}
 		})
-		return err, logs
+		return logs, err
 	}
 
 	t.Run("kept over several TTLs", func(t *testing.T) {
 		l := newLeaseLock(ttl, nil)
-		err, logs := run(l, 3*ttl)
+		logs, err := run(l, 3*ttl)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -89,7 +89,7 @@ func TestUnderLease(t *testing.T) {
 			}
 			return nil
 		})
-		err, _ := run(l, time.Minute)
+		_, err := run(l, time.Minute)
 		if !errors.Is(err, tree.ErrLockLost) {
 			t.Fatalf("err = %v, want ErrLockLost (and the run cancelled, not a minute)", err)
 		}
@@ -102,7 +102,7 @@ func TestUnderLease(t *testing.T) {
 			return nil
 		})
 		start := time.Now()
-		err, _ := run(l, time.Minute)
+		_, err := run(l, time.Minute)
 		if !errors.Is(err, tree.ErrLockLost) {
 			t.Fatalf("err = %v, want ErrLockLost", err)
 		}
@@ -129,7 +129,7 @@ func TestUnderLease(t *testing.T) {
 		// handful of renewals, not one every few milliseconds.
 		l := newLeaseLock(ttl, nil)
 		l.expires = time.Now().Add(5 * time.Millisecond)
-		if err, _ := run(l, 2*ttl); err != nil {
+		if _, err := run(l, 2*ttl); err != nil {
 			t.Fatal(err)
 		}
 		if l.renews > 20 {
@@ -138,7 +138,7 @@ func TestUnderLease(t *testing.T) {
 	})
 	t.Run("fs lock", func(t *testing.T) {
 		l := &fixedLock{}
-		if err, _ := run(l, ttl); err != nil {
+		if _, err := run(l, ttl); err != nil {
 			t.Fatal(err)
 		}
 		if l.renewed {
