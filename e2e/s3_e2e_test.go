@@ -89,6 +89,19 @@ func TestS3EndToEnd(t *testing.T) {
 	if b, err := os.ReadFile(filepath.Join(root, "usr", "bin", "hello")); err != nil || !strings.Contains(string(b), "hello from hello-1.0-1.el9") {
 		t.Errorf("dnf install hello from the bucket: %v %q", err, b)
 	}
+	// The status page, a package's page, the package list and the upload status know what is in the bucket.
+	for p, want := range map[string]string{
+		"/": `<a href="/repo/9/x86_64/">9/x86_64</a>`, "/packages/9/x86_64/Packages/hello-1.0-1.el9.x86_64.rpm": "hello-1.0-1.el9.x86_64",
+		"/api/v1/packages?name=hello-data": "9/aarch64/Packages/hello-data-1.0-1.el9.noarch.rpm",
+	} {
+		if r := d.do(t, http.MethodGet, p, nil, nil, false); r.code != http.StatusOK || !strings.Contains(r.body, want) {
+			t.Errorf("GET %s: %d, want 200 with %q:\n%s", p, r.code, want, r.body)
+		}
+	}
+	sum := sha256.Sum256(rpmFixture(t, "hello-data-1.0-1.el9.noarch.rpm"))
+	if r := d.do(t, http.MethodGet, "/api/v1/uploads/"+hex.EncodeToString(sum[:]), nil, nil, false); r.code != http.StatusOK || strings.Count(strings.ReplaceAll(r.body, " ", ""), `"visible":true`) != 3 {
+		t.Errorf("upload status of hello-data: %d %s, want both copies and the whole visible", r.code, strings.Join(strings.Fields(r.body), " "))
+	}
 	// serve_repo's answers: type and length of a package, 404 for a missing one and for the daemon's own keys.
 	r := d.do(t, http.MethodHead, "/repo/9/x86_64/Packages/hello-1.0-1.el9.x86_64.rpm", nil, nil, false)
 	if r.code != http.StatusOK {

@@ -33,7 +33,7 @@ type s3Daemon struct {
 
 // s3Extra is YAML added to the daemon's configuration.
 type s3Extra struct {
-	server, repo string
+	server, repo, indexer string
 }
 
 // newS3Daemon writes a configuration for srv's bucket (a fresh one when bucket is "") and starts the daemon.
@@ -91,6 +91,7 @@ indexer:
   timeout: 2m
   shutdown_timeout: 30s
   rescan_interval: 0s
+%s
 log:
   level: debug
   format: json
@@ -101,7 +102,7 @@ storage:
     bucket: %s
     prefix: %q
     path_style: true
-`, port, d.spool, extra.server, d.top, extra.repo, srv.Endpoint(), bucket, prefix))
+`, port, d.spool, extra.server, d.top, extra.repo, extra.indexer, srv.Endpoint(), bucket, prefix))
 	t.Cleanup(func() {
 		if d.proc != nil && !d.proc.exited() {
 			if err := d.proc.stop(syscall.SIGTERM, stopTimeout); err != nil {

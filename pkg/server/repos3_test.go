@@ -40,7 +40,9 @@ func (f *fakeObjects) Get(_ context.Context, key string) (io.ReadCloser, objstor
 	return io.NopCloser(strings.NewReader(f.objs[key])), info, nil
 }
 
-func (f *fakeObjects) Head(_ context.Context, key string) (objstore.Info, error) { return f.lookup("head", key) }
+func (f *fakeObjects) Head(_ context.Context, key string) (objstore.Info, error) {
+	return f.lookup("head", key)
+}
 
 // TestServeRepoFromBucket: with RepoObjects, /repo/<repository>/... comes from the bucket with its type, length
 // and validators; missing keys, hidden keys (.rpm-ingestd/ holds leases and pending changes) and directory URLs
@@ -48,9 +50,9 @@ func (f *fakeObjects) Head(_ context.Context, key string) (objstore.Info, error)
 // top_dir.
 func TestServeRepoFromBucket(t *testing.T) {
 	objs := &fakeObjects{objs: map[string]string{
-		"9/x86_64/repodata/repomd.xml":          "<repomd/>",
+		"9/x86_64/repodata/repomd.xml":           "<repomd/>",
 		"9/x86_64/Packages/a-1-1.el9.x86_64.rpm": "RPMBYTES",
-		"9/x86_64/.rpm-ingestd/lease.json":      "{}",
+		"9/x86_64/.rpm-ingestd/lease.json":       "{}",
 	}}
 	f := newFixture(t, func(o *Options) { o.RepoObjects = objs })
 	os.WriteFile(filepath.Join(f.top, "rpm-ingestd.repo"), []byte("[x]\n"), 0o644)
