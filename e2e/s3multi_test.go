@@ -69,11 +69,13 @@ func multiSetup(t *testing.T, srv *seaweed.Server, n int, ttl string) (ds []*s3D
 	})
 	bucket := srv.NewBucket()
 	for i := 0; i < n; i++ {
-		d := prepareS3Daemon(t, srv, bucket, "el", s3Extra{})
+		d := prepareS3Daemon(t, srv, bucket, "el", s3Extra{
+			indexer: fmt.Sprintf("  command: [%s, --update, --no-database, --error-exit-val, --retain-old-md-by-age=10m]", wrapper)})
 		conf := readFile(d.conf)
-		conf = strings.Replace(conf, "    path_style: true\n", "    path_style: true\n    lease_ttl: "+ttl+"\n", 1)
-		conf = strings.Replace(conf, "indexer:\n", fmt.Sprintf("indexer:\n  command: [%s, --update, --no-database, --error-exit-val, --retain-old-md-by-age=10m]\n", wrapper), 1)
-		writeFile(t, d.conf, conf)
+		if !strings.Contains(conf, "    path_style: true\n") || !strings.Contains(conf, wrapper) {
+			t.Fatalf("unexpected daemon configuration:\n%s", conf)
+		}
+		writeFile(t, d.conf, strings.Replace(conf, "    path_style: true\n", "    path_style: true\n    lease_ttl: "+ttl+"\n", 1))
 		d.start(t)
 		ds = append(ds, d)
 	}
@@ -618,9 +620,16 @@ func TestS3KillLeaseHolder(t *testing.T) {
 		if err != nil {
 			continue
 		}
-		var rec struct{ Holder string }
+		var rec struct {
+			Holder  string
+			Expires time.Time
+		}
 		if json.Unmarshal(b, &rec) != nil {
 			continue
+		}
+		// storage.s3.lease_ttl is applied: the lease lasts 6 s from its last renewal, not the default 2 minutes.
+		if rec.Expires.After(time.Now().Add(ttl + 30*time.Second)) {
+			t.Fatalf("lease %s expires at %s: storage.s3.lease_ttl %s was not applied", b, rec.Expires, ttl)
 		}
 		for i, d := range ds {
 			if strings.HasSuffix(rec.Holder, ":"+strconv.Itoa(pidOf(d))) && len(d.logLines("createrepo_c run started", `"repo":"9/x86_64"`)) > 0 &&
