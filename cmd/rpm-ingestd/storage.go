@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"strconv"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -53,10 +54,11 @@ func openTree(cfg *config.Config, log *zap.Logger) (storageTree, *objstore.Store
 	}
 	host, _ := os.Hostname()
 	tr, err := s3tree.New(s3tree.Options{
-		Store:   st,
-		WorkDir: cfg.Repo.TopDir,
-		Holder:  host + ":" + strconv.Itoa(os.Getpid()),
-		Logger:  log.Named("tree"),
+		Store:    st,
+		WorkDir:  cfg.Repo.TopDir,
+		Holder:   host + ":" + strconv.Itoa(os.Getpid()),
+		LeaseTTL: time.Duration(cfg.Storage.S3.LeaseTTL),
+		Logger:   log.Named("tree"),
 	})
 	if err != nil {
 		return nil, nil, err

@@ -6,6 +6,7 @@ import (
 	"os"
 	"regexp"
 	"strings"
+	"time"
 )
 
 // Storage is where the repository tree lives: "fs" (the default) keeps it under repo.top_dir; "s3" keeps it in one
@@ -25,12 +26,23 @@ type S3 struct {
 	Region          string `yaml:"region"`
 	PathStyle       bool   `yaml:"path_style"`
 	CredentialsFile string `yaml:"credentials_file"`
+	// LeaseTTL is how long a repository's publish lease lasts without renewal: a daemon that dies holding it
+	// blocks that repository's publishes this long. Left out: DefaultLeaseTTL.
+	LeaseTTL Duration `yaml:"lease_ttl"`
 }
 
 // The storage backends.
 const (
 	BackendFS = "fs"
 	BackendS3 = "s3"
+)
+
+// DefaultLeaseTTL is storage.s3.lease_ttl when left out; MinLeaseTTL and MaxLeaseTTL bound it. The holder renews
+// its lease every third of the TTL while createrepo_c runs, so the TTL must leave room for a slow request.
+const (
+	DefaultLeaseTTL = Duration(2 * time.Minute)
+	MinLeaseTTL     = Duration(5 * time.Second)
+	MaxLeaseTTL     = Duration(time.Hour)
 )
 
 // DefaultS3Region is storage.s3.region when left out.
@@ -93,6 +105,12 @@ func (c *Config) validateStorage(bad func(key, format string, args ...any)) {
 		s.Region = DefaultS3Region // a default for a section that only exists when set
 	} else if !regionRe.MatchString(s.Region) {
 		bad("storage.s3.region", "%q is not a region name, like us-east-1", s.Region)
+	}
+	switch {
+	case s.LeaseTTL == 0:
+		s.LeaseTTL = DefaultLeaseTTL
+	case s.LeaseTTL < MinLeaseTTL || s.LeaseTTL > MaxLeaseTTL:
+		bad("storage.s3.lease_ttl", "%s is not between %s and %s", time.Duration(s.LeaseTTL), time.Duration(MinLeaseTTL), time.Duration(MaxLeaseTTL))
 	}
 	if f := s.CredentialsFile; f != "" {
 		switch fi, err := os.Stat(f); {

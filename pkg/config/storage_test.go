@@ -40,6 +40,10 @@ func TestStorageValidation(t *testing.T) {
 			[]string{"line 7: storage.s3.endpoint: must be set", "line 7: storage.s3.bucket: must be set"}},
 		{"endpoint with a path", "storage:\n  backend: s3\n  s3:\n    endpoint: http://h:1/bucket\n    bucket: repo\n", []string{"line 8: storage.s3.endpoint:"}},
 		{"credentials file a directory", "storage:\n  backend: s3\n  s3:\n    endpoint: http://h:1\n    bucket: repo\n    credentials_file: creds.d\n", []string{"is not a regular file"}},
+		{"lease_ttl too short", "storage:\n  backend: s3\n  s3:\n    endpoint: http://h:1\n    bucket: repo\n    lease_ttl: 1s\n", []string{"line 10: storage.s3.lease_ttl: 1s is not between 5s and 1h0m0s"}},
+		{"lease_ttl too long", "storage:\n  backend: s3\n  s3:\n    endpoint: http://h:1\n    bucket: repo\n    lease_ttl: 2h\n", []string{"storage.s3.lease_ttl: 2h0m0s is not between"}},
+		{"lease_ttl negative", "storage:\n  backend: s3\n  s3:\n    endpoint: http://h:1\n    bucket: repo\n    lease_ttl: -5s\n", []string{"storage.s3.lease_ttl: -5s is not between"}},
+		{"lease_ttl short ok", "storage:\n  backend: s3\n  s3:\n    endpoint: http://h:1\n    bucket: repo\n    lease_ttl: 10s\n", nil},
 		{"hidden prefix", "storage:\n  backend: s3\n  s3:\n    endpoint: http://h:1\n    bucket: repo\n    prefix: .x\n", []string{"storage.s3.prefix"}},
 	}
 	for _, tc := range tests {
@@ -54,6 +58,9 @@ func TestStorageValidation(t *testing.T) {
 				if c.Storage.Backend == BackendS3 {
 					if c.Storage.S3.Region == "" {
 						t.Error("region default not filled")
+					}
+					if want := DefaultLeaseTTL; !strings.Contains(tc.storage, "lease_ttl") && c.Storage.S3.LeaseTTL != want {
+						t.Errorf("lease_ttl default %v, want %v", c.Storage.S3.LeaseTTL, want)
 					}
 					if f := c.Storage.S3.CredentialsFile; f != "" && f != filepath.Join(dir, "s3.credentials") {
 						t.Errorf("credentials_file %q, want it resolved against the config dir", f)

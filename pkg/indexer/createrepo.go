@@ -286,7 +286,8 @@ func (c *Createrepo) run(ctx context.Context, repoDir string) ([]tree.Entry, err
 	for conflicts := 0; ; conflicts++ {
 		pkgs, err := c.publishOnce(ctx, tr, lock)
 		if errors.Is(err, tree.ErrConflict) && conflicts < maxConflicts {
-			c.logger().Warn("another writer published meanwhile; publishing again", zap.String("repo", repoDir), zap.Error(err))
+			c.logger().Warn("another writer published meanwhile; publishing again", zap.String("repo", repoDir),
+				zap.String("holder", holderOf(lock)), zap.Int("redo", conflicts+1), zap.Error(err))
 			continue
 		}
 		if err != nil {
@@ -326,10 +327,12 @@ func (c *Createrepo) publishOnce(ctx context.Context, tr tree.Tree, lock tree.Lo
 	if err != nil {
 		return nil, err
 	}
-	if err := c.execArgv(ctx, argv, w.Dir(), w.Output(), extra...); err != nil {
-		return nil, err
-	}
-	if err := c.signOutput(ctx, w.Output()); err != nil {
+	if err := c.underLease(ctx, lock, func(ctx context.Context) error {
+		if err := c.execArgv(ctx, argv, w.Dir(), w.Output(), extra...); err != nil {
+			return err
+		}
+		return c.signOutput(ctx, w.Output())
+	}); err != nil {
 		return nil, err
 	}
 	if err := lock.Renew(ctx); err != nil {
@@ -339,6 +342,89 @@ func (c *Createrepo) publishOnce(ctx context.Context, tr tree.Tree, lock tree.Lo
 		return nil, err
 	}
 	return w.Packages(), nil
+}
+
+// expiringLock is a lock that expires unless renewed (the s3 lease): Remaining is the time left as of the last
+// renewal, Holder names this daemon in it.
+type expiringLock interface {
+	Remaining() time.Duration
+	Holder() string
+}
+
+func holderOf(l tree.Lock) string {
+	if el, ok := l.(expiringLock); ok {
+		return el.Holder()
+	}
+	return ""
+}
+
+// underLease runs fn, the createrepo_c run and the signing, logging its start and end with the repository and the
+// lock's holder ("createrepo_c run started" / "createrepo_c run ended": the multi-daemon tests check from these
+// that no two runs for one repository overlap). On an expiring lock it renews the lock every third of its
+// remaining time meanwhile, so a run longer than the lease TTL keeps it; when a renewal finds the lock lost (or
+// the store refuses renewals until less than a quarter is left) fn's context is cancelled, createrepo_c gets
+// SIGTERM, and the error is tree.ErrLockLost.
+func (c *Createrepo) underLease(ctx context.Context, lock tree.Lock, fn func(context.Context) error) error {
+	log := c.logger().With(zap.String("repo", lock.Repo()), zap.String("holder", holderOf(lock)))
+	log.Info("createrepo_c run started")
+	start := time.Now()
+	err := c.keepAlive(ctx, lock, fn)
+	log.Info("createrepo_c run ended", zap.Duration("took", time.Since(start)), zap.Error(err))
+	return err
+}
+
+func (c *Createrepo) keepAlive(ctx context.Context, lock tree.Lock, fn func(context.Context) error) error {
+	el, ok := lock.(expiringLock)
+	if !ok {
+		return fn(ctx)
+	}
+	// Renewed first: Begin's downloads may have taken a good part of the lease (or all of it: then this finds
+	// it lost before createrepo_c runs), and the remaining time right after a renewal is the TTL.
+	if err := lock.Renew(ctx); err != nil {
+		return err
+	}
+	runCtx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	full := el.Remaining()
+	go func() {
+		defer close(done)
+		wait := full / 3
+		for {
+			select {
+			case <-stop:
+				return
+			case <-runCtx.Done():
+				return
+			case <-time.After(max(wait, 10*time.Millisecond)):
+			}
+			err := lock.Renew(runCtx)
+			switch {
+			case err == nil:
+				full = max(full, el.Remaining())
+				wait = full / 3
+			case errors.Is(err, tree.ErrLockLost):
+				cancel(err)
+				return
+			case el.Remaining() < full/4:
+				// The store refuses renewals (down?) and the lease runs out: stop before another holder may
+				// take it over.
+				cancel(fmt.Errorf("%w: cannot renew the lease: %w", tree.ErrLockLost, err))
+				return
+			default:
+				c.logger().Warn("renew publish lease", zap.String("repo", lock.Repo()), zap.Error(err))
+				wait = full / 6
+			}
+		}
+	}()
+	err := fn(runCtx)
+	close(stop)
+	<-done
+	if cause := context.Cause(runCtx); err != nil && errors.Is(cause, tree.ErrLockLost) {
+		return cause
+	}
+	return err
 }
 
 // errIncremental: the configured command cannot publish a Work that holds only the new packages.

@@ -374,6 +374,12 @@ func (t *Tree) TryLock(ctx context.Context, repo string) (tree.Lock, error) {
 
 func (l *lock) Repo() string { return l.repo }
 
+// Holder names this daemon as the lease names it (for logs).
+func (l *lock) Holder() string { return l.l.Holder() }
+
+// Remaining is the time left on the lease as of its last acquisition or renewal.
+func (l *lock) Remaining() time.Duration { return l.l.Remaining() }
+
 // Renew extends the lease; ErrLockLost when it was taken over or removed.
 func (l *lock) Renew(ctx context.Context) error {
 	err := l.l.Renew(ctx)
