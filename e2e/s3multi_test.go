@@ -91,6 +91,7 @@ type mpkg struct {
 	query  string // e.g. "?publish=now"
 	code   int    // the last answer (0: transport error)
 	answer string // its body or error
+	retry  string // the Retry-After of the last answer
 	tries  int
 }
 
@@ -103,6 +104,17 @@ func makePkgs(t *testing.T, prefix string, n int) []*mpkg {
 		b := testrpm.Build(t, s)
 		sum := sha256.Sum256(b)
 		out[i] = &mpkg{spec: s, body: b, sum: hex.EncodeToString(sum[:]), daemon: i % 2}
+	}
+	return out
+}
+
+// nevrasIn are the name-evr.arch of the packages that go to repo, as repoquery prints them.
+func nevrasIn(pkgs []*mpkg, repo string) []string {
+	var out []string
+	for _, p := range pkgs {
+		if slices.Contains(p.reposOf(), repo) {
+			out = append(out, p.spec.Name+"-1.0-"+p.spec.Release+"."+p.spec.Arch)
+		}
 	}
 	return out
 }
@@ -131,9 +143,11 @@ func uploadAll(ds []*s3Daemon, pkgs []*mpkg, workers int, retry503 bool, deadlin
 					p.tries++
 					d := ds[p.daemon%len(ds)]
 					r, err := d.tryDo(client, d.base, http.MethodPut, "/upload/"+p.spec.FileName()+p.query, p.body, nil, false)
-					p.code, p.answer = r.code, r.body
+					p.code, p.answer, p.retry = r.code, r.body, ""
 					if err != nil {
 						p.answer = err.Error()
+					} else {
+						p.retry = r.header.Get("Retry-After")
 					}
 					if retry503 && p.code == http.StatusServiceUnavailable && time.Now().Before(deadline) {
 						time.Sleep(time.Second)
@@ -562,6 +576,20 @@ func TestS3MultiUploads(t *testing.T) {
 	waitAllPublished(t, st, ok)
 	rd.check(t)
 	checkStored(t, st, ok)
+	// dnf through either daemon sees every package of each repository.
+	for _, d := range ds {
+		for _, repo := range multiRepos {
+			d.eventually(t, "/repo/"+repo+"/", nevrasIn(ok, repo))
+		}
+	}
+	// The package list answers the same on both daemons, whichever took the upload.
+	for i, d := range ds {
+		p := pkgs[1-i] // pkgs[1] went to daemon 1, pkgs[0] to daemon 0
+		r := d.do(t, http.MethodGet, "/api/v1/packages?name="+p.spec.Name, nil, nil, false)
+		if r.code != http.StatusOK || !strings.Contains(r.body, p.spec.FileName()) {
+			t.Errorf("daemon %d: /api/v1/packages?name=%s lacks the other daemon's upload: %d %.300s", i, p.spec.Name, r.code, r.body)
+		}
+	}
 
 	runs := runsFromLogs(t, ds, nil)
 	checkNoOverlap(t, runs)
@@ -571,7 +599,7 @@ func TestS3MultiUploads(t *testing.T) {
 	}
 	for _, d := range ds {
 		if !slices.ContainsFunc(runs, func(r run) bool { return strings.HasSuffix(r.holder, ":"+strconv.Itoa(pidOf(d))) }) {
-			t.Logf("daemon pid %d ran no createrepo_c (the other won every lease)", pidOf(d))
+			t.Errorf("daemon pid %d ran no createrepo_c: both daemons should have published", pidOf(d))
 		}
 	}
 	locked := 0
@@ -667,6 +695,10 @@ func TestS3KillLeaseHolder(t *testing.T) {
 	if !tookOver {
 		t.Errorf("the surviving daemon ran no createrepo_c for 9/x86_64 after the kill")
 	}
+	if len(other.logLines("index run skipped: repository locked")) == 0 {
+		t.Error("the survivor never found the repository locked: the victim held no lease, and the test proved nothing")
+	}
+	other.eventually(t, "/repo/9/x86_64/", nevrasIn(ok, "9/x86_64"))
 	t.Logf("%d createrepo_c runs, %d publishes redone after a 412", len(runs), redos(ds))
 }
 
@@ -686,13 +718,35 @@ func TestS3RestartDuringUploads(t *testing.T) {
 		uploadAll(ds, pkgs, 4, false, time.Time{}, 400*time.Millisecond)
 	}()
 	time.Sleep(2 * time.Second)
-	srv.Restart()
+	srv.Stop()
+	// While the server is down: uploads and serve_repo reads get 503 with Retry-After and a one-line reason.
+	d := ds[0]
+	spec := testrpm.Spec{Name: "outage", Release: "1.el9", Arch: "x86_64"}
+	r, err := d.tryDo(d.web, d.base, http.MethodPut, "/upload/"+spec.FileName(), testrpm.Build(t, spec), nil, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.code != http.StatusServiceUnavailable || r.header.Get("Retry-After") == "" || !strings.Contains(r.body, "storage is unavailable") ||
+		strings.Contains(strings.TrimSpace(r.body), "\n") {
+		t.Errorf("upload while S3 is down: %d Retry-After %q %q, want 503 with Retry-After and one line", r.code, r.header.Get("Retry-After"), r.body)
+	}
+	r, err = d.tryDo(d.web, d.base, http.MethodGet, "/repo/9/x86_64/repodata/repomd.xml", nil, nil, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.code != http.StatusServiceUnavailable || r.header.Get("Retry-After") == "" {
+		t.Errorf("serve_repo while S3 is down: %d Retry-After %q, want 503", r.code, r.header.Get("Retry-After"))
+	}
+	srv.StartAgain() // the uploads go on through the restart window: refused connections, then hanging PUTs
 	<-done
 	acknowledged(t, pkgs, true) // 2xx or 503, nothing else
 	n503 := 0
 	for _, p := range pkgs {
 		if p.code == http.StatusServiceUnavailable {
 			n503++
+			if p.retry == "" {
+				t.Errorf("503 without Retry-After for %s: %q", p.spec.FileName(), p.answer)
+			}
 		}
 	}
 	// Retry what got 503, now that the server is back: the client's part.
@@ -707,6 +761,8 @@ func TestS3RestartDuringUploads(t *testing.T) {
 	t.Logf("%d uploads answered 503 during the restart, then retried; %d acknowledged", n503, len(ok))
 	checkStored(t, st, ok)
 	waitAllPublished(t, st, ok)
+	// dnf sees every acknowledged package.
+	ds[1].eventually(t, "/repo/9/x86_64/", nevrasIn(ok, "9/x86_64"))
 	runs := runsFromLogs(t, ds, nil)
 	checkNoOverlap(t, runs)
 }
