@@ -56,12 +56,13 @@ rules: ## check the Prometheus alert rules and run their unit tests (promtool)
 FUZZTIME ?= 10s
 FUZZ      = GO=$(GO) deploy/fuzz.sh
 
-fuzz: ## run each fuzz target for FUZZTIME (10s): rpm parsing, signatures, htpasswd, spool paths
+fuzz: ## run each fuzz target for FUZZTIME (10s): rpm parsing, signatures, htpasswd, spool paths, primary.xml
 	$(FUZZ) FuzzGuard ./pkg/rpmmeta/ $(FUZZTIME)
 	$(FUZZ) FuzzInspect ./pkg/rpmmeta/ $(FUZZTIME)
 	$(FUZZ) FuzzParseSignature ./pkg/signature/ $(FUZZTIME)
 	$(FUZZ) FuzzParseHtpasswd ./pkg/auth/ $(FUZZTIME)
 	$(FUZZ) FuzzSpoolPath ./pkg/ingest/ $(FUZZTIME)
+	$(FUZZ) FuzzScanPrimary ./pkg/indexer/ $(FUZZTIME)
 
 e2e: build ## the end-to-end suite only
 	$(GO) test -count=1 -v -timeout 15m ./e2e/...
