@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/xml"
 	"errors"
 	"flag"
 	"fmt"
@@ -13,7 +12,6 @@ import (
 	"io/fs"
 	"os"
 	"os/signal"
-	"path"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -351,13 +349,14 @@ func (m *migration) copyMetadata(ctx context.Context, dir, repo string) (string,
 	case !errors.Is(err, objstore.ErrNotFound):
 		return "", err
 	}
-	hrefs, err := repomdHrefs(repomd)
+	files, err := pkgtree.ParseRepomd(repomd)
 	if err != nil {
 		return "", fmt.Errorf("%s: %w", filepath.Join(dir, "repodata", "repomd.xml"), err)
 	}
-	for _, href := range hrefs {
-		name, ok := strings.CutPrefix(href, "repodata/")
-		if !ok || name == "" || strings.Contains(name, "/") || strings.HasPrefix(name, ".") {
+	for _, f := range files {
+		href := f.Href
+		name, ok := pkgtree.RepodataName(href)
+		if !ok {
 			return "", fmt.Errorf("repomd.xml names %q, not a file in repodata/", href)
 		}
 		if err := m.putFile(ctx, filepath.Join(dir, "repodata", name), repo+"/repodata/"+name); err != nil {
@@ -369,7 +368,7 @@ func (m *migration) copyMetadata(ctx context.Context, dir, repo string) (string,
 	} else if err != nil {
 		return "", err
 	}
-	return fmt.Sprintf("copied (%d files)", len(hrefs)+1), nil
+	return fmt.Sprintf("copied (%d files)", len(files)+1), nil
 }
 
 func (m *migration) putFile(ctx context.Context, p, key string) error {
@@ -380,23 +379,4 @@ func (m *migration) putFile(ctx context.Context, p, key string) error {
 	defer f.Close()
 	_, err = m.store.Put(ctx, key, f, nil)
 	return err
-}
-
-// repomdHrefs returns the location hrefs a repomd.xml names.
-func repomdHrefs(data []byte) ([]string, error) {
-	var doc struct {
-		Data []struct {
-			Location struct {
-				Href string `xml:"href,attr"`
-			} `xml:"location"`
-		} `xml:"data"`
-	}
-	if err := xml.Unmarshal(data, &doc); err != nil {
-		return nil, err
-	}
-	var out []string
-	for _, d := range doc.Data {
-		out = append(out, path.Clean(d.Location.Href))
-	}
-	return out, nil
 }

@@ -134,16 +134,6 @@ func listPackages(repoDir string) (pkgSet, error) {
 // unless told otherwise with --compress-type.
 var errCompression = errors.New("unsupported compression")
 
-// repomdData is the part of repomd.xml that locates primary.xml.
-type repomdData struct {
-	Data []struct {
-		Type     string `xml:"type,attr"`
-		Location struct {
-			Href string `xml:"href,attr"`
-		} `xml:"location"`
-	} `xml:"data"`
-}
-
 // readPublished returns the set of packages repoDir's published metadata
 // lists, read from repodata/repomd.xml → its primary → <package> entries,
 // and repomd.xml's mtime (when that metadata was published). No
@@ -210,21 +200,24 @@ func readPublishedFrom(open metaOpener) (pkgSet, pkgSums, time.Time, error) {
 		return nil, nil, time.Time{}, fmt.Errorf("read published metadata: %w", err)
 	}
 	defer f.Close()
-	var md repomdData
-	if err := xml.NewDecoder(io.LimitReader(f, maxRepomd)).Decode(&md); err != nil {
+	b, err := io.ReadAll(io.LimitReader(f, maxRepomd))
+	if err != nil {
+		return nil, nil, time.Time{}, fmt.Errorf("read published metadata: %w", err)
+	}
+	files, err := tree.ParseRepomd(b)
+	if err != nil {
 		return nil, nil, time.Time{}, fmt.Errorf("parse repodata/repomd.xml: %w", err)
 	}
 	href := ""
-	for _, d := range md.Data {
+	for _, d := range files {
 		if d.Type == "primary" {
-			href = d.Location.Href
+			href = d.Href
 			break
 		}
 	}
-	name := filepath.Base(href)
-	// Only "repodata/<name>": a crafted href must not make us read files
-	// elsewhere (the same rule as the fs tree's metadata mtime refresh).
-	if href == "" || filepath.Clean(href) != "repodata/"+name || name == "." || name == ".." {
+	// Only "repodata/<name>": a crafted href must not make us read files elsewhere.
+	name, ok := tree.RepodataName(href)
+	if !ok {
 		return nil, nil, time.Time{}, fmt.Errorf("parse repodata/repomd.xml: no primary metadata in repodata/ (location %q)", href)
 	}
 	// The byte-level scanner first; what it does not read (errScanPunt) goes to encoding/xml, from a second open.

@@ -2,7 +2,6 @@ package fstree
 
 import (
 	"context"
-	"encoding/xml"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -210,16 +209,15 @@ func currentGeneration(repoDir string) (map[string]bool, error) {
 	if err != nil {
 		return nil, err
 	}
-	var md repomd
-	if err := xml.Unmarshal(b, &md); err != nil {
+	files, err := tree.ParseRepomd(b)
+	if err != nil {
 		return nil, fmt.Errorf("parse repomd.xml: %w", err)
 	}
 	names := map[string]bool{"repomd.xml": true}
-	for _, d := range md.Data {
-		href := d.Location.Href
-		name := filepath.Base(href)
-		if filepath.Clean(href) != "repodata/"+name || name == "." || name == ".." {
-			return nil, fmt.Errorf("repomd.xml names %q outside repodata/", href)
+	for _, d := range files {
+		name, ok := tree.RepodataName(d.Href)
+		if !ok {
+			return nil, fmt.Errorf("repomd.xml names %q outside repodata/", d.Href)
 		}
 		names[name] = true
 	}
@@ -326,15 +324,6 @@ func Exchange(repoDir, out string, log *zap.Logger) error {
 	return os.RemoveAll(out)
 }
 
-// repomd is the part of repodata/repomd.xml we need.
-type repomd struct {
-	Data []struct {
-		Location struct {
-			Href string `xml:"href,attr"`
-		} `xml:"location"`
-	} `xml:"data"`
-}
-
 // RefreshMetadataTimes sets the mtime of every file named by the current repodata/repomd.xml to now, so that
 // --retain-old-md-by-age counts from the moment they are superseded. Contents are untouched; only files inside
 // repodata/ are considered. A missing repomd.xml is fine.
@@ -347,17 +336,16 @@ func RefreshMetadataTimes(repoDir string, now time.Time) error {
 	if err != nil {
 		return err
 	}
-	var md repomd
-	if err := xml.Unmarshal(b, &md); err != nil {
+	files, err := tree.ParseRepomd(b)
+	if err != nil {
 		return fmt.Errorf("parse repomd.xml: %w", err)
 	}
 	var errs []error
-	for _, d := range md.Data {
-		href := d.Location.Href
-		name := filepath.Base(href)
+	for _, d := range files {
 		// Only plain "repodata/<name>" entries: never touch anything a crafted href could point at outside
 		// repodata/.
-		if filepath.Clean(href) != "repodata/"+name || name == "." || name == ".." {
+		name, ok := tree.RepodataName(d.Href)
+		if !ok {
 			continue
 		}
 		err := os.Chtimes(filepath.Join(repodata, name), now, now)

@@ -50,26 +50,16 @@ func (w *work) outFile(name string) string { return filepath.Join(w.Output(), "r
 // run, where nothing is seeded), so createrepo_c runs with --update --skip-stat either way.
 func (w *work) Incremental() bool { return true }
 
-// repomd is the part of repomd.xml the tree reads.
-type repomd struct {
-	Data []struct {
-		Type     string `xml:"type,attr"`
-		Location struct {
-			Href string `xml:"href,attr"`
-		} `xml:"location"`
-	} `xml:"data"`
-}
-
 // parseRepomd returns the data files repomd.xml names (file names in repodata/) and the primary's, if any.
 func parseRepomd(b []byte) (names []string, primary string, err error) {
-	var md repomd
-	if err := xml.Unmarshal(b, &md); err != nil {
+	files, err := tree.ParseRepomd(b)
+	if err != nil {
 		return nil, "", fmt.Errorf("s3tree: repomd.xml: %w", err)
 	}
-	for _, d := range md.Data {
-		n, ok := strings.CutPrefix(d.Location.Href, "repodata/")
+	for _, d := range files {
+		n, ok := tree.RepodataName(d.Href)
 		if !ok || !segRe.MatchString(n) {
-			return nil, "", fmt.Errorf("s3tree: repomd.xml names %q, not a file in repodata/", d.Location.Href)
+			return nil, "", fmt.Errorf("s3tree: repomd.xml names %q, not a file in repodata/", d.Href)
 		}
 		names = append(names, n)
 		if d.Type == "primary" {
