@@ -19,7 +19,6 @@ import (
 // the bucket, 200 on an identical re-upload and 409 on different bytes, noarch fan-out and an SRPM, ?wait=visible,
 // and dnf reading every repository through serve_repo, which streams from the bucket.
 func TestS3EndToEnd(t *testing.T) {
-	t.Parallel() // its own SeaweedFS, daemons and ports: S3 tests wait more than they compute
 	srv := seaweed.Start(t, seaweed.Options{})
 	d := newS3Daemon(t, srv, "", "el", s3Extra{})
 	ctx := context.Background()

@@ -18,7 +18,6 @@ import (
 // TestS3Lifecycle: promote (a server-side copy into another channel), delete and retention on storage.backend
 // s3, each checked in the bucket and with dnf through serve_repo.
 func TestS3Lifecycle(t *testing.T) {
-	t.Parallel() // its own SeaweedFS, daemons and ports: S3 tests wait more than they compute
 	srv := seaweed.Start(t, seaweed.Options{})
 	d := newS3Daemon(t, srv, "", "", s3Extra{repo: "  layout: \"{{.Channel}}/{{.OSRelease}}/{{.Arch}}\"\n" +
 		"  channels: [testing, stable]\n  default_channel: testing\n  retention: {keep_versions: 2}"})

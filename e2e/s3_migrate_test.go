@@ -21,7 +21,6 @@ import (
 // published), refuses to replace a package that differs in the bucket, and has dnf list every package through
 // serve_repo of a daemon on that bucket.
 func TestS3Migrate(t *testing.T) {
-	t.Parallel() // its own SeaweedFS, daemons and ports: S3 tests wait more than they compute
 	srv := seaweed.Start(t, seaweed.Options{})
 	d := prepareS3Daemon(t, srv, "", "mig", s3Extra{})
 	ctx := context.Background()

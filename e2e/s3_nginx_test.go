@@ -23,7 +23,6 @@ import (
 // the cache headers per kind of file, 404 for missing keys, for the daemon's hidden keys and for listings, and
 // the daemon's .repo file from top_dir.
 func TestS3NginxReadSnippet(t *testing.T) {
-	t.Parallel() // its own SeaweedFS, daemons and ports: S3 tests wait more than they compute
 	srv := seaweed.Start(t, seaweed.Options{})
 	d := newS3Daemon(t, srv, "", "el", s3Extra{})
 	for _, f := range []string{"hello-1.0-1.el9.x86_64.rpm", "hello-data-1.0-1.el9.noarch.rpm"} {

@@ -20,7 +20,6 @@ import (
 // their sha256, 200 on the same bytes and 409 on different ones, and nothing stays in the spool or under top_dir
 // but the daemon's work directory.
 func TestS3UploadsThroughNginx(t *testing.T) {
-	t.Parallel() // its own SeaweedFS, daemons and ports: S3 tests wait more than they compute
 	srv := seaweed.Start(t, seaweed.Options{})
 	bucket := srv.NewBucket()
 	s := newStackWith(t, func(s *stack) {

@@ -548,7 +548,6 @@ func pidOf(d *s3Daemon) int { return d.proc.cmd.Process.Pid }
 // createrepo_c runs of one repository overlap (from the logs: run start and end with the lease holder), the 412
 // redos are counted, and a reader fetching repomd.xml and every file it names meanwhile sees none missing.
 func TestS3MultiUploads(t *testing.T) {
-	t.Parallel() // its own SeaweedFS, daemons and ports: S3 tests wait more than they compute
 	srv := seaweed.Start(t, seaweed.Options{})
 	ds, _ := multiSetup(t, srv, 2, "30s")
 	st := ds[0].store(t)
@@ -618,7 +617,6 @@ func TestS3MultiUploads(t *testing.T) {
 // createrepo_c run; the other daemon takes over after the lease expires, and every acknowledged package ends up
 // in the final metadata. No two runs of one repository overlap, the killed one counting until the kill.
 func TestS3KillLeaseHolder(t *testing.T) {
-	t.Parallel() // its own SeaweedFS, daemons and ports: S3 tests wait more than they compute
 	srv := seaweed.Start(t, seaweed.Options{})
 	const ttl = 6 * time.Second
 	ds, slow := multiSetup(t, srv, 2, ttl.String())
@@ -708,7 +706,6 @@ func TestS3KillLeaseHolder(t *testing.T) {
 // until a 2xx) or a 2xx; each 2xx's package is stored with its sha256, and after the server is back every
 // acknowledged package is published.
 func TestS3RestartDuringUploads(t *testing.T) {
-	t.Parallel() // its own SeaweedFS, daemons and ports: S3 tests wait more than they compute
 	srv := seaweed.Start(t, seaweed.Options{})
 	ds, _ := multiSetup(t, srv, 2, "30s")
 	st := ds[0].store(t)
@@ -774,7 +771,6 @@ func TestS3RestartDuringUploads(t *testing.T) {
 // while the run goes on), so the other daemon, which has uploads of its own to publish, waits instead of taking
 // the lease over and running createrepo_c on the same repository at the same time.
 func TestS3SlowRunKeepsLease(t *testing.T) {
-	t.Parallel() // its own SeaweedFS, daemons and ports: S3 tests wait more than they compute
 	srv := seaweed.Start(t, seaweed.Options{})
 	ds, slow := multiSetup(t, srv, 2, "6s")
 	st := ds[0].store(t)
