@@ -24,11 +24,11 @@ type Policy struct {
 // ErrUnknownKey, ErrBadSignature, ErrUnparsable or ErrUncovered. An error reading file wraps none of them.
 //
 // The rule, so that "signed" means the signature covers the whole package, as for `rpmkeys -K`:
-//   - a package with a SHA-256 payload digest (rpm >= 4.14; Inspect checked the payload against it) and a header
-//     signature (tags 267/268): the header signatures decide (VerifyAny over the header bytes). The header
-//     signature covers the payload through the digest;
-//   - otherwise its header+payload signatures (tags 1002 PGP / 1005 GPG, written by rpm < 4.16) must verify over
-//     the file range [HeaderStart, Size), streamed from file, and its header signatures too, when it has any;
+//   - every kind of signature the package carries must verify, as rpm checks them all: header signatures (tags
+//     267/268) over the header bytes (VerifyAny), header+payload signatures (tags 1002 PGP / 1005 GPG, written
+//     by rpm < 4.16 and by `rpmsign --rpmv3`) over the file range [HeaderStart, Size), streamed from file;
+//   - a package with a SHA-256 payload digest (rpm >= 4.14; Inspect checked the payload against it) is covered by
+//     a header signature alone: the header signature covers the payload through the digest;
 //   - a package without a SHA-256 payload digest whose only signatures are header signatures is refused with
 //     ErrUncovered: its payload is covered only by the MD5 in the unsigned signature header, which anyone can
 //     rewrite.
@@ -56,22 +56,30 @@ func (k *Keyring) judge(pkg *rpmmeta.Package, file io.ReaderAt) (Signer, error) 
 	switch {
 	case len(header) == 0 && len(whole) == 0:
 		return Signer{}, ErrUnsigned
-	case len(header) > 0 && pkg.PayloadChecked == "sha256":
-		return k.VerifyAny(pkg.HeaderBytes, header)
-	case len(whole) == 0:
+	case len(whole) == 0 && pkg.PayloadChecked != "sha256":
 		return Signer{}, fmt.Errorf("%w: the package has no SHA-256 payload digest (built by rpm older than 4.14), so its header signature (tag %d) leaves the payload unsigned, and it has no header+payload signature (tag 1002 or 1005): rebuild it with rpm 4.14 or later and sign it again",
 			ErrUncovered, pkg.HeaderSigs[0].Tag)
 	}
-	s, err := k.verifyAny(io.NewSectionReader(file, pkg.HeaderStart, pkg.Size-pkg.HeaderStart), whole)
-	if err != nil {
-		return Signer{}, fmt.Errorf("header+payload signature: %w", err)
+	// Every signature the package carries must verify, as rpm checks them all on install: a bad header+payload
+	// signature beside a good header signature makes `rpmkeys -K` say BAD and dnf refuse the package.
+	var signer Signer
+	if len(whole) > 0 {
+		s, err := k.verifyAny(io.NewSectionReader(file, pkg.HeaderStart, pkg.Size-pkg.HeaderStart), whole)
+		if err != nil {
+			return Signer{}, fmt.Errorf("header+payload signature: %w", err)
+		}
+		signer = s
 	}
 	if len(header) > 0 {
-		if _, err := k.VerifyAny(pkg.HeaderBytes, header); err != nil {
+		s, err := k.VerifyAny(pkg.HeaderBytes, header)
+		if err != nil {
 			return Signer{}, fmt.Errorf("header signature: %w", err)
 		}
+		if len(whole) == 0 {
+			signer = s
+		}
 	}
-	return s, nil
+	return signer, nil
 }
 
 // claimedKey is the key id the package's first readable signature names, header signatures first; "" when none.

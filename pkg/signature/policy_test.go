@@ -118,6 +118,14 @@ func TestPolicyCoversPayload(t *testing.T) {
 	gpgKey := testsign.NewKey(t, testsign.RSA2048)
 	v4sig := testrpm.SignBoth(t, rpm6, func(b []byte) []byte { return gpgKey.SignBytes(t, b) })
 	gpgKeyFile := gpgKey.ExportArmored(t)
+	// The same package whose header+payload signature signs other bytes: its header signature still verifies.
+	calls := 0
+	badWhole := testrpm.SignBoth(t, rpm6, func(b []byte) []byte {
+		if calls++; calls == 2 { // SignBoth signs the header first, then header+payload
+			b = flip(b, -1)
+		}
+		return gpgKey.SignBytes(t, b)
+	})
 	v3Key := newEntity(t, "v3", "rsa", nil)
 	v3sig := testrpm.SignBoth(t, rpm6, func(b []byte) []byte { return v3Sign(t, v3Key, b, 8, crypto.SHA256) })
 	v3KeyFile := writeFile(t, "v3.asc", armored(t, v3Key))
@@ -151,6 +159,9 @@ func TestPolicyCoversPayload(t *testing.T) {
 		{"rpm 6 package, v3 signatures", v3sig, v3KeyFile, "V3 RSA/SHA256 Signature", v3Signer, nil, ""},
 		{"rpm 6 package, only its v3 header+payload signature", renameSigTag(t, v3sig, 268, 1999), v3KeyFile,
 			"V3 RSA/SHA256 Signature", v3Signer, nil, ""},
+		// rpm checks every signature it finds: the payload digest does not excuse a bad header+payload signature.
+		{"rpm 6 package, good header signature, bad header+payload signature", badWhole, gpgKeyFile,
+			"BAD", "", ErrBadSignature, "header+payload signature"},
 		{"rpm 6 package, key not in the keyring", v4sig, v3KeyFile, "NOKEY", "", ErrUnknownKey, gpgKey.ShortID},
 		{"EL7 package, key not in the keyring", epel, gpgKeyFile, "NOKEY", "", ErrUnknownKey, "f4a80eb5"},
 	}
