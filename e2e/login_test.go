@@ -99,6 +99,13 @@ func TestNginxLoginsLimitedAndCounted(t *testing.T) {
 	if strings.TrimSpace(del) != "401" || !fileExists(dst) {
 		t.Errorf("DELETE with a wrong password: %s, want 401 and the file kept", del)
 	}
+	// With the right password (from a fourth address) it is done; the daemon checks the password again and sees
+	// nginx as the client, so the audit record keeps the address nginx reported as forwarded_for.
+	del = s.run(t, s.tools["curl"], "-sS", "-o", "/dev/null", "-w", "%{http_code}", "--interface", "127.0.0.4",
+		"-u", uploadUser+":"+uploadPass, "-X", "DELETE", s.base+"/api/v1/packages/9/x86_64/Packages/"+spec.FileName())
+	if strings.TrimSpace(del) != "200" || fileExists(dst) {
+		t.Errorf("DELETE with the right password: %s, want 200 and the file gone", del)
+	}
 
 	// /metrics (nginx allows 127.0.0.1): every refused upload is counted, by result.
 	m := s.do(t, http.MethodGet, "/metrics", nil, nil, false)
@@ -114,10 +121,11 @@ func TestNginxLoginsLimitedAndCounted(t *testing.T) {
 	type record struct {
 		Action, User, Client, Result string
 		FileName                     string `json:"file_name"`
+		ForwardedFor                 string `json:"forwarded_for"`
 		Status                       int
 	}
 	count := map[string]int{}
-	var stored []record
+	var stored, deleted []record
 	for _, l := range lines(readFile(audit)) {
 		var rec record
 		if err := json.Unmarshal([]byte(l), &rec); err != nil {
@@ -126,6 +134,9 @@ func TestNginxLoginsLimitedAndCounted(t *testing.T) {
 		count[fmt.Sprintf("%s %s %d %s %s", rec.Action, rec.Client, rec.Status, rec.Result, rec.FileName)]++
 		if rec.Status == http.StatusCreated {
 			stored = append(stored, rec)
+		}
+		if rec.Action == "delete" && rec.Status == http.StatusOK {
+			deleted = append(deleted, rec)
 		}
 	}
 	name := spec.FileName()
@@ -140,6 +151,9 @@ func TestNginxLoginsLimitedAndCounted(t *testing.T) {
 	}
 	if len(stored) != 1 || stored[0].User != uploadUser || stored[0].Client != "127.0.0.2" {
 		t.Errorf("audit: stored uploads %+v, want one by %s from 127.0.0.2", stored, uploadUser)
+	}
+	if len(deleted) != 1 || deleted[0].User != uploadUser || deleted[0].ForwardedFor != "127.0.0.4" {
+		t.Errorf("audit: deletions %+v, want one by %s forwarded for 127.0.0.4", deleted, uploadUser)
 	}
 }
 

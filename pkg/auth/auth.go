@@ -185,6 +185,25 @@ func (a *Authenticator) ClientAddr(r *http.Request) string {
 	return a.clientKey(r, peer)
 }
 
+// ReportedAddr returns the client address a trusted proxy sent in RealIPHeader on a request where ClientAddr does
+// not believe it (a Basic-auth promotion or deletion through nginx, whose client is then nginx itself): for the
+// record only, never a limiter key, so that the audit trail still says where such a request came from. "" when the
+// peer is no trusted proxy, the header is missing or invalid, or ClientAddr already is that address.
+func (a *Authenticator) ReportedAddr(r *http.Request) string {
+	peer, _ := PeerFrom(r.Context())
+	if !a.trust.TrustedProxy(peer) {
+		return ""
+	}
+	ip, err := netip.ParseAddr(strings.TrimSpace(r.Header.Get(RealIPHeader)))
+	if err != nil {
+		return ""
+	}
+	if reported := cleanAddr(ip).String(); reported != a.clientKey(r, peer) {
+		return reported
+	}
+	return ""
+}
+
 // clientKey is ClientAddr with the peer already looked up. IPv6 clients are counted per /64, the block one
 // host usually gets: counting single addresses would give an attacker 2^64 fresh tries.
 func (a *Authenticator) clientKey(r *http.Request, peer Peer) string {

@@ -253,25 +253,30 @@ func TestMode(t *testing.T) {
 	}
 }
 
-// TestClientAddr: the rule at RealIPHeader, for a daemon with and without server.htpasswd.
+// TestClientAddr: the rule at RealIPHeader, for a daemon with and without server.htpasswd, and ReportedAddr, the
+// address a trusted proxy reports where it is not believed (for the audit record only).
 func TestClientAddr(t *testing.T) {
 	tests := []struct {
-		name      string
-		req       *http.Request
-		want      string // without htpasswd
-		wantBasic string // with htpasswd; "" means the same as want
+		name        string
+		req         *http.Request
+		want        string // without htpasswd
+		wantBasic   string // with htpasswd; "" means the same as want
+		reportedOff string // ReportedAddr without htpasswd
+		reportedOn  string // ReportedAddr with htpasswd
 	}{
-		{"tcp v4", request(&remotePeer, "", ""), "192.0.2.10", ""},
-		{"tcp v6 per /64", request(&Peer{Addr: netip.MustParseAddr("2001:db8::1")}, "", ""), "2001:db8::/64", ""},
-		{"unix by uid, not pid", request(&otherUnix, "", ""), "unix uid 1001", ""},
-		{"proxy's client, forwarded", Forwarded(request(&proxyPeer, "", "", RealIPHeader, " 198.51.100.7 ")), "198.51.100.7", ""},
-		{"proxy's mapped client, forwarded", Forwarded(request(&proxyPeer, "", "", RealIPHeader, "::ffff:198.51.100.7")), "198.51.100.7", ""},
-		{"proxy's garbage header", Forwarded(request(&proxyPeer, "", "", RealIPHeader, "nonsense")), "unix uid 990", ""},
-		{"proxy's client, not forwarded", request(&proxyPeer, "", "", RealIPHeader, "198.51.100.7"), "198.51.100.7", "unix uid 990"},
-		{"loopback, not forwarded", request(&loopbackPeer, "alice", "x", RealIPHeader, "198.51.100.7"), "198.51.100.7", "127.0.0.1"},
-		{"untrusted header ignored", request(&remotePeer, "", "", RealIPHeader, "198.51.100.7"), "192.0.2.10", ""},
-		{"untrusted header ignored, forwarded", Forwarded(request(&remotePeer, "", "", RealIPHeader, "198.51.100.7")), "192.0.2.10", ""},
-		{"no peer", request(nil, "", ""), "unknown", ""},
+		{"tcp v4", request(&remotePeer, "", ""), "192.0.2.10", "", "", ""},
+		{"tcp v6 per /64", request(&Peer{Addr: netip.MustParseAddr("2001:db8::1")}, "", ""), "2001:db8::/64", "", "", ""},
+		{"unix by uid, not pid", request(&otherUnix, "", ""), "unix uid 1001", "", "", ""},
+		{"proxy's client, forwarded", Forwarded(request(&proxyPeer, "", "", RealIPHeader, " 198.51.100.7 ")), "198.51.100.7", "", "", ""},
+		{"proxy's mapped client, forwarded", Forwarded(request(&proxyPeer, "", "", RealIPHeader, "::ffff:198.51.100.7")), "198.51.100.7", "", "", ""},
+		{"proxy's v6 client, forwarded", Forwarded(request(&proxyPeer, "", "", RealIPHeader, "2001:db8::1")), "2001:db8::/64", "", "2001:db8::1", "2001:db8::1"},
+		{"proxy's garbage header", Forwarded(request(&proxyPeer, "", "", RealIPHeader, "nonsense")), "unix uid 990", "", "", ""},
+		{"proxy's client, not forwarded", request(&proxyPeer, "", "", RealIPHeader, "198.51.100.7"), "198.51.100.7", "unix uid 990", "", "198.51.100.7"},
+		{"loopback, not forwarded", request(&loopbackPeer, "alice", "x", RealIPHeader, "198.51.100.7"), "198.51.100.7", "127.0.0.1", "", "198.51.100.7"},
+		{"untrusted header ignored", request(&remotePeer, "", "", RealIPHeader, "198.51.100.7"), "192.0.2.10", "", "", ""},
+		{"untrusted header ignored, forwarded", Forwarded(request(&remotePeer, "", "", RealIPHeader, "198.51.100.7")), "192.0.2.10", "", "", ""},
+		{"another local user's header ignored", request(&otherUnix, "", "", RealIPHeader, "198.51.100.7"), "unix uid 1001", "", "", ""},
+		{"no peer", request(nil, "", ""), "unknown", "", "", ""},
 	}
 	off := newAuthenticator(t, false, &fakeClock{})
 	on := newAuthenticator(t, true, &fakeClock{})
@@ -285,6 +290,12 @@ func TestClientAddr(t *testing.T) {
 		}
 		if got := on.ClientAddr(tc.req); got != want {
 			t.Errorf("%s, with htpasswd: ClientAddr = %q, want %q", tc.name, got, want)
+		}
+		if got := off.ReportedAddr(tc.req); got != tc.reportedOff {
+			t.Errorf("%s, without htpasswd: ReportedAddr = %q, want %q", tc.name, got, tc.reportedOff)
+		}
+		if got := on.ReportedAddr(tc.req); got != tc.reportedOn {
+			t.Errorf("%s, with htpasswd: ReportedAddr = %q, want %q", tc.name, got, tc.reportedOn)
 		}
 	}
 }

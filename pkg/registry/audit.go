@@ -41,15 +41,18 @@ type Record struct {
 	Time      time.Time `json:"time"`
 	Action    string    `json:"action"`
 	RequestID string    `json:"request_id"`
-	User      string    `json:"user"`      // as the authorizer saw it: htpasswd or proxy user; "" for a local peer
-	Client    string    `json:"client"`    // the client's address, as a trusted proxy reports it or the peer's
-	FileName  string    `json:"file_name"` // as sent: the URL's last segment, "" when the client named none
-	NEVRA     string    `json:"nevra"`
-	Name      string    `json:"name"`
-	Arch      string    `json:"arch"` // the package's arch ("noarch", "src" for sources)
-	SHA256    string    `json:"sha256"`
-	Size      int64     `json:"size"`
-	SignedBy  string    `json:"signed_by"` // key id of a signature verified against repo.keyring
+	User      string    `json:"user"`   // as the authorizer saw it: htpasswd or proxy user; "" for a local peer
+	Client    string    `json:"client"` // the client's address, as a trusted proxy reports it or the peer's
+	// ForwardedFor is the address a trusted proxy reported where it is not believed as Client (a Basic-auth
+	// promotion or deletion through nginx, whose Client is nginx): for the record only; "" otherwise.
+	ForwardedFor string `json:"forwarded_for"`
+	FileName     string `json:"file_name"` // as sent: the URL's last segment, "" when the client named none
+	NEVRA        string `json:"nevra"`
+	Name         string `json:"name"`
+	Arch         string `json:"arch"` // the package's arch ("noarch", "src" for sources)
+	SHA256       string `json:"sha256"`
+	Size         int64  `json:"size"`
+	SignedBy     string `json:"signed_by"` // key id of a signature verified against repo.keyring
 	// ClaimedKeyID is the key id an unverified signature names (require_signature off: a key not in the
 	// keyring, a signature that does not verify, or no keyring); "" when SignedBy is set or it is unsigned.
 	ClaimedKeyID string   `json:"claimed_key_id"`

@@ -93,14 +93,15 @@ func (s *Server) recordRefusal(r *http.Request, status int, res *ingest.Result, 
 func (s *Server) newRecord(r *http.Request, status int, result string, res *ingest.Result, err error) registry.Record {
 	user, _ := r.Context().Value(userKey{}).(string)
 	rec := registry.Record{
-		Time:      s.now().UTC(),
-		Action:    s.actionOf(r),
-		RequestID: middleware.GetReqID(r.Context()),
-		User:      user,
-		Client:    s.opts.Auth.ClientAddr(r),
-		FileName:  s.sentName(r),
-		Status:    status,
-		Result:    result,
+		Time:         s.now().UTC(),
+		Action:       s.actionOf(r),
+		RequestID:    middleware.GetReqID(r.Context()),
+		User:         user,
+		Client:       s.opts.Auth.ClientAddr(r),
+		ForwardedFor: s.opts.Auth.ReportedAddr(r),
+		FileName:     s.sentName(r),
+		Status:       status,
+		Result:       result,
 	}
 	if err != nil {
 		rec.Reason = strings.ReplaceAll(err.Error(), "\n", "; ")
@@ -145,7 +146,7 @@ func (s *Server) sentName(r *http.Request) string {
 // is logged, and the operation stands.
 func (s *Server) recordLifecycle(ev lifecycleEvent) {
 	base := registry.Record{Time: s.now().UTC(), Action: ev.Action, RequestID: ev.ReqID, User: ev.User,
-		Client: ev.Client, Status: ev.Status, Result: "done"}
+		Client: ev.Client, ForwardedFor: ev.ForwardedFor, Status: ev.Status, Result: "done"}
 	if ev.Err != nil {
 		base.Result = uploadResult(ev.Status, ev.Err)
 		base.Reason = strings.ReplaceAll(ev.Err.Error(), "\n", "; ")

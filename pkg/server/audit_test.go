@@ -26,6 +26,7 @@ func (userAuth) Authorize(r *http.Request) (string, error) {
 }
 func (a userAuth) Proxied(r *http.Request) (string, error) { return a.Authorize(r) }
 func (userAuth) ClientAddr(*http.Request) string           { return "192.0.2.1" }
+func (userAuth) ReportedAddr(*http.Request) string         { return "" }
 
 // locate reads the test layout "<os_release>/<arch>".
 func locate(repo string) (string, string, bool) {

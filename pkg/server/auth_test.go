@@ -28,6 +28,7 @@ type allowAll struct{}
 func (allowAll) Authorize(*http.Request) (string, error) { return "", nil }
 func (allowAll) Proxied(*http.Request) (string, error)   { return "", nil }
 func (allowAll) ClientAddr(*http.Request) string         { return "test" }
+func (allowAll) ReportedAddr(*http.Request) string       { return "" }
 
 // The daemon's uid in these tests, and peers to send from.
 const ownUID = 990
@@ -326,6 +327,7 @@ type denyWith struct{ err error }
 func (d denyWith) Authorize(*http.Request) (string, error) { return "", d.err }
 func (d denyWith) Proxied(*http.Request) (string, error)   { return "", d.err }
 func (denyWith) ClientAddr(*http.Request) string           { return "test" }
+func (denyWith) ReportedAddr(*http.Request) string         { return "" }
 
 // TestAuthErrorMapping: the auth sentinels go through the one errorStatus/writeError map, with their headers,
 // in text and JSON; the refused request's body is not read, so the connection is not kept.

@@ -177,9 +177,11 @@ type lifecycleEvent struct {
 	Action string // "promote" or "delete"
 	User   string // see actingUser
 	Client string // the client's address as the Authorizer sees it (a trusted proxy's X-Real-IP, else the peer)
-	ReqID  string
-	Status int
-	Err    error
+	// ForwardedFor is the address a trusted proxy reported where it is not believed as Client (ReportedAddr).
+	ForwardedFor string
+	ReqID        string
+	Status       int
+	Err          error
 	// Request is what was asked (promoteRequest, or the deleted path and all_arches); Result what was done:
 	// *ingest.PromoteResult or *ingest.DeleteResult, nil when refused before anything was looked at.
 	Request any
@@ -202,7 +204,7 @@ func (s *Server) finishLifecycle(w http.ResponseWriter, r *http.Request, start t
 			visible = t
 		}
 	}
-	ev := lifecycleEvent{Action: action, User: s.actingUser(r), Client: s.opts.Auth.ClientAddr(r),
+	ev := lifecycleEvent{Action: action, User: s.actingUser(r), Client: s.opts.Auth.ClientAddr(r), ForwardedFor: s.opts.Auth.ReportedAddr(r),
 		ReqID: middleware.GetReqID(r.Context()), Err: err, Request: request, Result: result}
 	var body any
 	if err != nil {
@@ -211,7 +213,7 @@ func (s *Server) finishLifecycle(w http.ResponseWriter, r *http.Request, start t
 		ev.Status, body = ok(visible.UTC())
 	}
 	s.recordLifecycle(ev)
-	fields = append(fields, zap.String("req_id", ev.ReqID), zap.String("client", ev.Client), zap.String("user", ev.User),
+	fields = append(fields, zap.String("req_id", ev.ReqID), zap.String("client", ev.Client), zap.String("forwarded_for", ev.ForwardedFor), zap.String("user", ev.User),
 		zap.Int("status", ev.Status), zap.Duration("took", s.now().Sub(start)))
 	switch {
 	case ev.Status >= 500:

@@ -393,7 +393,8 @@ func (p proxyUser) Proxied(*http.Request) (string, error) {
 	}
 	return p.user, nil
 }
-func (proxyUser) ClientAddr(*http.Request) string { return "192.0.2.7" }
+func (proxyUser) ClientAddr(*http.Request) string   { return "192.0.2.7" }
+func (proxyUser) ReportedAddr(*http.Request) string { return "" }
 
 // TestLifecycleLogsActingUser: the line (and the audit event) of a promotion or deletion names the user the
 // trusted proxy authenticated, and never a user from a peer that is not one.

@@ -127,6 +127,9 @@ type Authorizer interface {
 	Proxied(r *http.Request) (user string, err error)
 	// ClientAddr is the client's address for the logs: what a trusted proxy reports, else the peer's.
 	ClientAddr(r *http.Request) string
+	// ReportedAddr is the address a trusted proxy reported where ClientAddr does not believe it, for the record
+	// only ("" otherwise).
+	ReportedAddr(r *http.Request) string
 }
 
 // Server holds the handlers' dependencies. Build it with New; it is safe for concurrent use.
