@@ -25,6 +25,19 @@ fi
 # promtool checks and unit-tests deploy/prometheus/alerts.yml.
 if [ "$mode" = test ]; then need promtool; fi
 
+# The weed build (several minutes of CPU) overlaps the package installs (mostly downloads and disk) when Go is
+# already here; otherwise it runs after them, below.
+weed_pid=
+weed_log=
+if [ "$mode" = test ] && [ "$(id -u)" -eq 0 ] && command -v go >/dev/null 2>&1 &&
+  [ ! -x "$("$(dirname "$0")/seaweedfs.sh" --path)" ]; then
+  weed_log=$(mktemp)
+  "$(dirname "$0")/seaweedfs.sh" >"$weed_log" 2>&1 &
+  weed_pid=$!
+  trap '[ -n "$weed_pid" ] && kill "$weed_pid" 2>/dev/null' EXIT
+  echo "deps: building SeaweedFS in the background while the packages install (log: $weed_log)"
+fi
+
 if [ ${#missing[@]} -gt 0 ]; then
   echo "deps: missing: ${missing[*]}"
   if command -v apt-get >/dev/null 2>&1; then
@@ -69,4 +82,16 @@ if [ "${minor:-0}" -lt 21 ] 2>/dev/null; then
 fi
 
 # The S3 tests (internal/seaweed, pkg/objstore, pkg/lease) start a private SeaweedFS: build it once, cache it.
-if [ "$mode" = test ]; then "$(dirname "$0")/seaweedfs.sh"; fi
+if [ -n "$weed_pid" ]; then
+  status=0
+  wait "$weed_pid" || status=$?
+  weed_pid=
+  cat "$weed_log"
+  rm -f "$weed_log"
+  if [ "$status" -ne 0 ]; then
+    echo "deps: the SeaweedFS build failed (exit $status); rerun deploy/seaweedfs.sh to see it alone" >&2
+    exit 1
+  fi
+elif [ "$mode" = test ]; then
+  "$(dirname "$0")/seaweedfs.sh"
+fi
