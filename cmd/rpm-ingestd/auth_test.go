@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -35,19 +34,7 @@ type authDaemon struct {
 // until it answers /healthz through hc.
 func (tr tree) startAuth(t *testing.T, listen, serverKeys string, hc *http.Client, base string) *authDaemon {
 	t.Helper()
-	cfg := filepath.Join(tr.dir, "config.yml")
-	os.WriteFile(cfg, fmt.Appendf(nil, `server:
-  listen: %q
-  spool_dir: incoming
-  direct_upload: true
-%srepo:
-  top_dir: storage
-indexer:
-  quiet_period: 1h
-  max_delay: 2h
-log:
-  level: debug
-`, listen, serverKeys), 0o644)
+	cfg := tr.writeConfig(t, daemonConfig(listen, "1h", serverKeys, "", ""))
 	d := tr.launch(t, listen, cfg)
 	deadline := time.Now().Add(30 * time.Second) // bounds a broken daemon, asserts nothing
 	for {

@@ -3,9 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -26,29 +24,13 @@ import (
 // release. Only the default channel is enabled by default.
 func TestOSReleasesFirstRun(t *testing.T) {
 	tr := newTree(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	cfg := filepath.Join(tr.dir, "config.yml")
-	os.WriteFile(cfg, fmt.Appendf(nil, `server:
-  listen: %q
-  spool_dir: incoming
-  direct_upload: true
-  serve_repo: true
-repo:
-  top_dir: storage
-  layout: '{{.Channel}}/{{.OSRelease}}/{{.Arch}}'
+	addr := freeAddr(t)
+	cfg := tr.writeConfig(t, daemonConfig(addr, "1h", "  serve_repo: true\n", `  layout: '{{.Channel}}/{{.OSRelease}}/{{.Arch}}'
   arches: [x86_64, aarch64]
   channels: [testing, stable]
   default_channel: testing
   os_releases: ["9", "10"]
-indexer:
-  quiet_period: 1h
-  max_delay: 2h
-`, addr), 0o644)
+`, ""))
 	d := tr.launch(t, addr, cfg)
 	d.waitHealthy(t)
 

@@ -64,28 +64,49 @@ func (tr tree) start(t *testing.T, quiet string, extraEnv ...string) *child {
 // startWith is start with more keys for the server section, given as indented YAML lines.
 func (tr tree) startWith(t *testing.T, quiet, serverKeys string, extraEnv ...string) *child {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	cfg := filepath.Join(tr.dir, "config.yml")
-	os.WriteFile(cfg, fmt.Appendf(nil, `server:
+	addr := freeAddr(t)
+	d := tr.launch(t, addr, tr.writeConfig(t, daemonConfig(addr, quiet, serverKeys, "", "")), extraEnv...)
+	d.waitHealthy(t)
+	return d
+}
+
+// daemonConfig is the tests' daemon configuration: listening on listen, spool and tree under the config file's
+// directory, direct uploads, the given quiet period, debug logs. serverKeys, repoKeys and logKeys are more keys for
+// those sections, as indented YAML lines ("" for none).
+func daemonConfig(listen, quiet, serverKeys, repoKeys, logKeys string) string {
+	return fmt.Sprintf(`server:
   listen: %q
   spool_dir: incoming
   direct_upload: true
 %srepo:
   top_dir: storage
-indexer:
+%sindexer:
   quiet_period: %s
   max_delay: 2h
 log:
   level: debug
-`, addr, serverKeys, quiet), 0o644)
-	d := tr.launch(t, addr, cfg, extraEnv...)
-	d.waitHealthy(t)
-	return d
+%s`, listen, serverKeys, repoKeys, quiet, logKeys)
+}
+
+// writeConfig writes text to the tree's config.yml and returns its path.
+func (tr tree) writeConfig(t *testing.T, text string) string {
+	t.Helper()
+	cfg := filepath.Join(tr.dir, "config.yml")
+	if err := os.WriteFile(cfg, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+// freeAddr returns a loopback TCP address that was free a moment ago.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
 }
 
 // launch runs the daemon on the configuration file cfg (which listens on addr) with extraEnv added to its

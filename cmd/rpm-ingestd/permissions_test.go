@@ -30,23 +30,10 @@ func TestPermissionActionsAgree(t *testing.T) {
 // permConfig is a daemon configuration with channels testing (default) and stable, an htpasswd file, an audit
 // trail, and the given permissions block (indented under server:).
 func permConfig(listen, permissions, repoExtra string) string {
-	return fmt.Sprintf(`server:
-  listen: %q
-  spool_dir: incoming
-  direct_upload: true
-  htpasswd: htpasswd
-%srepo:
-  top_dir: storage
-  layout: "{{.Channel}}/{{.OSRelease}}/{{.Arch}}"
+	return daemonConfig(listen, "1h", "  htpasswd: htpasswd\n"+permissions, `  layout: "{{.Channel}}/{{.OSRelease}}/{{.Arch}}"
   channels: [testing, stable]
   default_channel: testing
-%sindexer:
-  quiet_period: 1h
-  max_delay: 2h
-log:
-  level: debug
-  audit_file: audit.jsonl
-`, listen, permissions, repoExtra)
+`+repoExtra, "  audit_file: audit.jsonl\n")
 }
 
 // TestPermissionsDaemon (issue 19): the real daemon, first through --check-config with every kind of mistake in

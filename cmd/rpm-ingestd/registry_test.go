@@ -5,9 +5,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -26,26 +24,8 @@ import (
 // startAudit runs the daemon on tr with log.audit_file set to audit (relative to the config file).
 func (tr tree) startAudit(t *testing.T, audit string) *child {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	cfg := filepath.Join(tr.dir, "config.yml")
-	os.WriteFile(cfg, fmt.Appendf(nil, `server:
-  listen: %q
-  spool_dir: incoming
-  direct_upload: true
-repo:
-  top_dir: storage
-indexer:
-  quiet_period: 1h
-  max_delay: 2h
-log:
-  level: debug
-  audit_file: %s
-`, addr, audit), 0o644)
+	addr := freeAddr(t)
+	cfg := tr.writeConfig(t, daemonConfig(addr, "1h", "", "", "  audit_file: "+audit+"\n"))
 	d := tr.launch(t, addr, cfg)
 	d.waitHealthy(t)
 	return d
