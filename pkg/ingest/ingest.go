@@ -172,12 +172,14 @@ type Target struct {
 	Arch      string // the repository's arch: x86_64, aarch64 or SRPMS
 }
 
-// allow asks allow (if set) about targets.
-func allow(allow func([]Target) error, targets []Target) error {
+// allow asks allow (if set) about the repositories repos (absolute directories) as Targets. They are located only
+// when allow is set: Options.Locate inverts the layout with regexps, which an upload without server.permissions
+// would otherwise pay for every time.
+func (in *Ingester) allow(allow func([]Target) error, repos []string) error {
 	if allow == nil {
 		return nil
 	}
-	return allow(targets)
+	return allow(in.targets(repos))
 }
 
 // Ingester checks and routes uploads and places them through the tree. It is safe for concurrent use: the tree
@@ -257,7 +259,7 @@ func (in *Ingester) Ingest(ctx context.Context, req Request) (*Result, error) {
 	if err := in.route(res, req.OSRelease); err != nil {
 		return res, err
 	}
-	if err := allow(req.Allow, in.targets(res.Repos)); err != nil {
+	if err := in.allow(req.Allow, res.Repos); err != nil {
 		return res, err
 	}
 	if err := ctx.Err(); err != nil {
