@@ -44,6 +44,7 @@ type Tree struct {
 	top       string
 	staging   *staging
 	locks     *nameLocks
+	topDir    *os.File // the top, opened O_PATH for openat2 lookups (resolve.go)
 	seq       atomic.Uint64 // makes staging names unique within the process
 	markDirty func(repoDir string) error
 	log       *zap.Logger
@@ -75,7 +76,12 @@ func New(opts Options) (*Tree, error) {
 		stage.close()
 		return nil, err
 	}
-	t := &Tree{top: top, staging: stage, locks: locks, markDirty: opts.MarkDirty, log: opts.Log,
+	topDir, err := openTop(top)
+	if err != nil {
+		stage.close()
+		return nil, fmt.Errorf("open top dir: %w", err)
+	}
+	t := &Tree{top: top, staging: stage, locks: locks, topDir: topDir, markDirty: opts.MarkDirty, log: opts.Log,
 		Link: os.Link, SyncDir: durable.SyncDir, Now: time.Now}
 	t.dirSync = newGroupSync(func(dir string) error { return t.SyncDir(dir) }) // SyncDir read at call time: a seam
 	if t.markDirty == nil {
@@ -88,7 +94,11 @@ func New(opts Options) (*Tree, error) {
 }
 
 // Close removes this process's staging directory. Call it when nothing is staged any more.
-func (t *Tree) Close() error { return t.staging.close() }
+func (t *Tree) Close() error {
+	err := t.staging.close()
+	t.topDir.Close()
+	return err
+}
 
 // TopDir is the tree's top directory.
 func (t *Tree) TopDir() string { return t.top }
@@ -168,6 +178,9 @@ func stampOf(fi os.FileInfo) tree.Stamp {
 func (t *Tree) Stat(_ context.Context, ref tree.Ref) (tree.Stamp, error) {
 	if err := checkRef(ref); err != nil {
 		return tree.Stamp{}, err
+	}
+	if st, ok := t.fastStat(ref.Path()); ok {
+		return st, nil
 	}
 	root, err := os.OpenRoot(t.top)
 	if err != nil {
