@@ -44,7 +44,7 @@ type Tree struct {
 	top       string
 	staging   *staging
 	locks     *nameLocks
-	topDir    *os.File // the top, opened O_PATH for openat2 lookups (resolve.go)
+	topDir    *os.File      // the top, opened O_PATH for openat2 lookups (resolve.go)
 	seq       atomic.Uint64 // makes staging names unique within the process
 	markDirty func(repoDir string) error
 	log       *zap.Logger
