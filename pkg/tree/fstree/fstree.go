@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -46,6 +47,7 @@ type Tree struct {
 	locks     *nameLocks
 	topDir    *os.File      // the top, opened O_PATH for openat2 lookups (resolve.go)
 	seq       atomic.Uint64 // makes staging names unique within the process
+	ready     sync.Map      // Packages/ directories (absolute) made sure of durably: prepare skips them
 	markDirty func(repoDir string) error
 	log       *zap.Logger
 
