@@ -153,6 +153,9 @@ type Request struct {
 	Checksums map[string]string
 	// Channel is the channel named in the upload path; "" means Options.DefaultChannel.
 	Channel string
+	// Spooled, when set, is told the size of the file SpoolPath names once it is open and known to be a regular
+	// file inside SpoolDir (the received-bytes metric), from the stat the upload makes anyway.
+	Spooled func(size int64)
 	// Commit, when set, records the decision before it becomes final: Ingest calls it once the package is linked
 	// into every repository (or found there already), under the lock for its file name, before existing files are
 	// replaced and before the dirty markers are re-asserted; res.Status is then Created, Present or Replaced as
@@ -284,7 +287,11 @@ type spooled struct {
 // open returns the upload as a file in the spool, a function that removes it from the spool, and its size.
 func (in *Ingester) open(req Request) (*os.File, func() error, spooled, error) {
 	if req.SpoolPath != "" {
-		return in.openSpooled(req.SpoolPath)
+		f, remove, sp, err := in.openSpooled(req.SpoolPath)
+		if err == nil && req.Spooled != nil {
+			req.Spooled(sp.size)
+		}
+		return f, remove, sp, err
 	}
 	if req.Body == nil {
 		return nil, nil, spooled{}, fail(ErrBadUpload, "no upload: send the package as the request body")
