@@ -188,11 +188,11 @@ func (in *Ingester) allow(allow func([]Target) error, repos []string) error {
 // Ingester checks and routes uploads and places them through the tree. It is safe for concurrent use: the tree
 // places uploads of one file name one at a time, also against other processes sharing it (tree.Tree.Place).
 type Ingester struct {
-	opts  Options
-	tree  tree.Tree
-	spool *os.Root
-	log   *zap.Logger
-	now   func() time.Time
+	opts     Options
+	tree     tree.Tree
+	spoolDir *os.File // SpoolDir, where the lookups of spooled files start (spoolfile.go)
+	log      *zap.Logger
+	now      func() time.Time
 }
 
 const spoolPattern = ".rpm-ingestd-*.part" // direct uploads being received, in SpoolDir
@@ -202,16 +202,16 @@ func New(opts Options, log *zap.Logger) (*Ingester, error) {
 	if opts.Tree == nil {
 		return nil, errors.New("ingest: Options.Tree is required")
 	}
-	root, err := os.OpenRoot(opts.SpoolDir)
+	dir, err := openSpoolDir(opts.SpoolDir)
 	if err != nil {
 		return nil, fmt.Errorf("open spool_dir: %w", err)
 	}
-	return &Ingester{opts: opts, tree: opts.Tree, spool: root, log: log, now: time.Now}, nil
+	return &Ingester{opts: opts, tree: opts.Tree, spoolDir: dir, log: log, now: time.Now}, nil
 }
 
 // Close releases the spool directory handle. Call it when no upload is in flight any more.
 func (in *Ingester) Close() error {
-	return in.spool.Close()
+	return in.spoolDir.Close()
 }
 
 // Cleanup removes what processes that are gone left half-done: direct uploads they were still receiving and
@@ -385,7 +385,8 @@ func (b bodyReader) Read(p []byte) (int, error) {
 }
 
 // openSpooled opens a file that the proxy wrote, refusing anything that does not resolve to a regular file
-// inside SpoolDir. os.Root makes ".." and symlinks that leave the directory fail instead of being followed.
+// inside SpoolDir. openat2's RESOLVE_BENEATH makes ".." and symlinks that leave the directory fail instead of
+// being followed (spoolfile.go).
 func (in *Ingester) openSpooled(name string) (*os.File, func() error, spooled, error) {
 	forbid := func(why string) (*os.File, func() error, spooled, error) {
 		return nil, nil, spooled{}, fail(ErrForbidden, "spooled file %q %s", name, why)
@@ -399,7 +400,7 @@ func (in *Ingester) openSpooled(name string) (*os.File, func() error, spooled, e
 	}
 	// O_NONBLOCK: opening a FIFO planted in the spool would otherwise block the request forever; the regular-file
 	// check below then refuses it. It changes nothing for regular files.
-	f, err := in.spool.OpenFile(rel, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	f, spooledName, err := in.openInSpool(rel, name)
 	if errors.Is(err, fs.ErrPermission) {
 		// Not the uploader's doing: nginx writes its temp files 0600 for its worker user, so this daemon runs
 		// as another user. A 500 with this in the log, not a 403 the operator would never see.
@@ -416,9 +417,10 @@ func (in *Ingester) openSpooled(name string) (*os.File, func() error, spooled, e
 	fi, err := f.Stat()
 	if err != nil || !fi.Mode().IsRegular() {
 		f.Close()
+		spooledName.release() // refused: its name stays
 		return forbid("is not a regular file")
 	}
-	return f, func() error { return in.spool.Remove(rel) }, spooled{size: fi.Size()}, nil
+	return f, spooledName.remove, spooled{size: fi.Size()}, nil
 }
 
 // checkSums compares the checksums the client claimed with the file, in one pass over it (none when only SHA-256

@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"sync/atomic"
@@ -58,4 +59,68 @@ func TestPackagesDirRemovedMeanwhile(t *testing.T) {
 		t.Error(err)
 	}
 	e.assertSpoolEmpty(t)
+}
+
+// openFDs is how many descriptors this process has open.
+func openFDs(t *testing.T) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(ents)
+}
+
+// TestSpoolNested: files in nginx's levelled spool (<d>/<dd>/<name>) are taken and their names removed; a
+// directory symlink that leads out of the spool, or a name that is not a regular file, is refused and left alone;
+// and no upload, taken or refused, keeps a descriptor open (the directory held for the removal included).
+func TestSpoolNested(t *testing.T) {
+	e := newEnv(t, nil)
+	level := filepath.Join(e.spool, "3", "07")
+	outside := t.TempDir()
+	for _, d := range []string{level, filepath.Join(e.spool, "4", "08", "sub")} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Symlink(outside, filepath.Join(e.spool, "5")); err != nil {
+		t.Fatal(err)
+	}
+	data := testrpm.Build(t, testrpm.Spec{Name: "nested", Release: "1.el9", Arch: "x86_64"})
+	if err := os.WriteFile(filepath.Join(outside, "0000000009"), data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	before := openFDs(t)
+	for _, tc := range []struct {
+		name      string
+		path      string
+		forbidden bool
+	}{
+		{"levelled", filepath.Join(level, "0000000007"), false},
+		{"through a symlink out of the spool", filepath.Join(e.spool, "5", "0000000009"), true},
+		{"a directory", filepath.Join(e.spool, "4", "08", "sub"), true},
+		{"missing", filepath.Join(level, "0000000008"), true},
+	} {
+		if !tc.forbidden {
+			if err := os.WriteFile(tc.path, data, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		_, err := e.in.Ingest(context.Background(), Request{SpoolPath: tc.path})
+		if tc.forbidden != errors.Is(err, ErrForbidden) || (!tc.forbidden && err != nil) {
+			t.Errorf("%s: %v", tc.name, err)
+		}
+		if _, err := os.Lstat(tc.path); tc.forbidden != (err == nil) && tc.name != "missing" {
+			t.Errorf("%s: after the upload the name is there: %v, want %v", tc.name, err == nil, tc.forbidden)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(e.top, "9", "x86_64", "Packages", "nested-1.0-1.el9.x86_64.rpm")); err != nil {
+		t.Error(err)
+	}
+	if _, err := os.Stat(filepath.Join(outside, "0000000009")); err != nil {
+		t.Errorf("file outside the spool touched: %v", err)
+	}
+	if after := openFDs(t); after != before {
+		t.Errorf("%d descriptors open before the uploads, %d after", before, after)
+	}
 }
