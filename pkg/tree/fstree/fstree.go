@@ -12,7 +12,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -120,15 +119,31 @@ func (t *Tree) Rel(repoDir string) (string, bool) {
 	return filepath.ToSlash(rel), true
 }
 
-var segRe = regexp.MustCompile(`^[A-Za-z0-9_+][A-Za-z0-9._+~^-]*$`)
+// segOK reports whether s is a harmless path segment: ^[A-Za-z0-9_+][A-Za-z0-9._+~^-]*$. A loop, not a regexp:
+// every placement and every Stat checks each segment of its path, several per upload.
+func segOK(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '_', c == '+':
+		case i > 0 && (c == '.' || c == '~' || c == '^' || c == '-'):
+		default:
+			return false
+		}
+	}
+	return true
+}
 
 // checkRepo refuses repository names that are not plain relative paths of harmless segments. "." is the top.
 func checkRepo(repo string) error {
 	if repo == "." {
 		return nil
 	}
-	for _, s := range strings.Split(repo, "/") {
-		if !segRe.MatchString(s) || s == "." || s == ".." {
+	for s := range strings.SplitSeq(repo, "/") {
+		if !segOK(s) || s == "." || s == ".." {
 			return fmt.Errorf("%w: repository %.200q", tree.ErrInvalid, repo)
 		}
 	}
@@ -140,7 +155,7 @@ func checkRef(r tree.Ref) error {
 	if err := checkRepo(r.Repo); err != nil {
 		return err
 	}
-	if !segRe.MatchString(r.Name) || !strings.HasSuffix(r.Name, ".rpm") {
+	if !segOK(r.Name) || !strings.HasSuffix(r.Name, ".rpm") {
 		return fmt.Errorf("%w: package file name %.200q", tree.ErrInvalid, r.Name)
 	}
 	return nil

@@ -3,6 +3,7 @@ package fstree
 import (
 	"os"
 	"path/filepath"
+	"regexp"
 	"testing"
 	"time"
 
@@ -62,5 +63,20 @@ func TestFastStat(t *testing.T) {
 	tr.Close()
 	if st, ok := tr.fastStat("9/x86_64/Packages/a-1-1.el9.x86_64.rpm"); ok {
 		t.Errorf("closed tree: fast path answered %+v; want no answer", st)
+	}
+}
+
+// TestSegOK: the loop accepts exactly what the pattern it replaced accepts.
+func TestSegOK(t *testing.T) {
+	re := regexp.MustCompile(`^[A-Za-z0-9_+][A-Za-z0-9._+~^-]*$`)
+	cases := []string{"", ".", "..", "a", "9", "x86_64", "el9", "hello-1.0-1.el9.x86_64.rpm", ".hidden", "-x", "~x", "^x",
+		"a~b^c", "a/b", "a b", "é", "a\x00", "+", "_", "a.", "SRPMS", "x\n"}
+	for c := range 256 { // every byte, first and later
+		cases = append(cases, string([]byte{byte(c)}), "a"+string([]byte{byte(c)}))
+	}
+	for _, s := range cases {
+		if got, want := segOK(s), re.MatchString(s); got != want {
+			t.Errorf("segOK(%q) = %v, want %v", s, got, want)
+		}
 	}
 }
