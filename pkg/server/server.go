@@ -752,9 +752,13 @@ func (s *Server) accessLog(next http.Handler) http.Handler {
 		ww := middleware.NewWrapResponseWriter(w, r.ProtoMajor)
 		start := s.now()
 		next.ServeHTTP(ww, r)
-		s.log.Debug("request", zap.String("req_id", middleware.GetReqID(r.Context())),
-			zap.String("method", r.Method), zap.String("path", r.URL.Path), zap.String("remote", r.RemoteAddr),
-			zap.Int("status", ww.Status()), zap.Int("bytes", ww.BytesWritten()), zap.Duration("took", s.now().Sub(start)))
+		// Check first: the fields would be built (and their slice allocated) for every request even when debug
+		// logging is off, which it is by default.
+		if ce := s.log.Check(zap.DebugLevel, "request"); ce != nil {
+			ce.Write(zap.String("req_id", middleware.GetReqID(r.Context())),
+				zap.String("method", r.Method), zap.String("path", r.URL.Path), zap.String("remote", r.RemoteAddr),
+				zap.Int("status", ww.Status()), zap.Int("bytes", ww.BytesWritten()), zap.Duration("took", s.now().Sub(start)))
+		}
 	})
 }
 
