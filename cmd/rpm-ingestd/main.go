@@ -194,7 +194,7 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 
 		Channels:       cfg.Repo.Channels,
 		DefaultChannel: cfg.Repo.DefaultChannel,
-		Locate:         cfg.LocateRepo,
+		Locate:         cachedLocate(cfg),
 		OSReleases:     cfg.Repo.OSReleases,
 	}, log.Named("ingest"))
 	if err != nil {
@@ -528,5 +528,31 @@ func cachedLayout(cfg *config.Config) ingest.LayoutFunc {
 		}
 		mu.Unlock()
 		return rel, err
+	}
+}
+
+// cachedLocate returns config.LocateRepo, remembering up to layoutCacheSize answers: it parses the layout and
+// compiles a regexp per channel, arch and dist tag on each call, and with server.permissions every upload asks it
+// where its repositories are. Beyond the bound it locates without remembering.
+func cachedLocate(cfg *config.Config) func(rel string) (channel, osRelease, arch string, ok bool) {
+	type result struct {
+		channel, osRelease, arch string
+		ok                       bool
+	}
+	var mu sync.Mutex
+	cache := map[string]result{}
+	return func(rel string) (string, string, string, bool) {
+		mu.Lock()
+		r, hit := cache[rel]
+		mu.Unlock()
+		if !hit {
+			r.channel, r.osRelease, r.arch, r.ok = cfg.LocateRepo(rel)
+			mu.Lock()
+			if len(cache) < layoutCacheSize {
+				cache[rel] = r
+			}
+			mu.Unlock()
+		}
+		return r.channel, r.osRelease, r.arch, r.ok
 	}
 }

@@ -60,3 +60,26 @@ func TestRetentionPolicyPerChannel(t *testing.T) {
 		t.Errorf("without channels: %+v", got)
 	}
 }
+
+// TestCachedLocate: the remembered answers are LocateRepo's, on first and later calls, and past the cache's
+// bound too.
+func TestCachedLocate(t *testing.T) {
+	cfg := config.Default()
+	cfg.Repo.Layout = "{{.Channel}}/{{.OSAbbr}}{{.OSRelease}}/{{.Arch}}"
+	cfg.Repo.Channels, cfg.Repo.DefaultChannel = []string{"testing", "stable"}, "testing"
+	locate := cachedLocate(cfg)
+	for range 2 {
+		for _, rel := range []string{"stable/el9/x86_64", "testing/el8/SRPMS", "nope/el9/x86_64", "stable/9"} {
+			c, r, a, ok := cfg.LocateRepo(rel)
+			gc, gr, ga, gok := locate(rel)
+			if gc != c || gr != r || ga != a || gok != ok {
+				t.Errorf("%s: %q %q %q %v; want %q %q %q %v", rel, gc, gr, ga, gok, c, r, a, ok)
+			}
+		}
+	}
+	for i := range layoutCacheSize + 10 {
+		if _, r, _, ok := locate(fmt.Sprintf("stable/el%d/x86_64", i)); r != fmt.Sprint(i) || !ok {
+			t.Fatalf("release %d: %q, %v", i, r, ok)
+		}
+	}
+}

@@ -74,7 +74,7 @@ func (in *Ingester) Delete(ctx context.Context, req DeleteRequest) (*DeleteResul
 		res.Paths = append(res.Paths, rel)
 		res.Repos = append(res.Repos, in.abs(ref.Repo))
 	}
-	if err := allow(req.Allow, in.targets(res.Repos)); err != nil {
+	if err := in.allow(req.Allow, res.Repos); err != nil {
 		return nil, err
 	}
 	if err := ctx.Err(); err != nil {

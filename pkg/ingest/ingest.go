@@ -153,6 +153,9 @@ type Request struct {
 	Checksums map[string]string
 	// Channel is the channel named in the upload path; "" means Options.DefaultChannel.
 	Channel string
+	// Spooled, when set, is told the size of the file SpoolPath names once it is open and known to be a regular
+	// file inside SpoolDir (the received-bytes metric), from the stat the upload makes anyway.
+	Spooled func(size int64)
 	// Commit, when set, records the decision before it becomes final: Ingest calls it once the package is linked
 	// into every repository (or found there already), under the lock for its file name, before existing files are
 	// replaced and before the dirty markers are re-asserted; res.Status is then Created, Present or Replaced as
@@ -172,22 +175,24 @@ type Target struct {
 	Arch      string // the repository's arch: x86_64, aarch64 or SRPMS
 }
 
-// allow asks allow (if set) about targets.
-func allow(allow func([]Target) error, targets []Target) error {
+// allow asks allow (if set) about the repositories repos (absolute directories) as Targets. They are located only
+// when allow is set: Options.Locate inverts the layout with regexps, which an upload without server.permissions
+// would otherwise pay for every time.
+func (in *Ingester) allow(allow func([]Target) error, repos []string) error {
 	if allow == nil {
 		return nil
 	}
-	return allow(targets)
+	return allow(in.targets(repos))
 }
 
 // Ingester checks and routes uploads and places them through the tree. It is safe for concurrent use: the tree
 // places uploads of one file name one at a time, also against other processes sharing it (tree.Tree.Place).
 type Ingester struct {
-	opts  Options
-	tree  tree.Tree
-	spool *os.Root
-	log   *zap.Logger
-	now   func() time.Time
+	opts     Options
+	tree     tree.Tree
+	spoolDir *os.File // SpoolDir, where the lookups of spooled files start (spoolfile.go)
+	log      *zap.Logger
+	now      func() time.Time
 }
 
 const spoolPattern = ".rpm-ingestd-*.part" // direct uploads being received, in SpoolDir
@@ -197,16 +202,16 @@ func New(opts Options, log *zap.Logger) (*Ingester, error) {
 	if opts.Tree == nil {
 		return nil, errors.New("ingest: Options.Tree is required")
 	}
-	root, err := os.OpenRoot(opts.SpoolDir)
+	dir, err := openSpoolDir(opts.SpoolDir)
 	if err != nil {
 		return nil, fmt.Errorf("open spool_dir: %w", err)
 	}
-	return &Ingester{opts: opts, tree: opts.Tree, spool: root, log: log, now: time.Now}, nil
+	return &Ingester{opts: opts, tree: opts.Tree, spoolDir: dir, log: log, now: time.Now}, nil
 }
 
 // Close releases the spool directory handle. Call it when no upload is in flight any more.
 func (in *Ingester) Close() error {
-	return in.spool.Close()
+	return in.spoolDir.Close()
 }
 
 // Cleanup removes what processes that are gone left half-done: direct uploads they were still receiving and
@@ -257,7 +262,7 @@ func (in *Ingester) Ingest(ctx context.Context, req Request) (*Result, error) {
 	if err := in.route(res, req.OSRelease); err != nil {
 		return res, err
 	}
-	if err := allow(req.Allow, in.targets(res.Repos)); err != nil {
+	if err := in.allow(req.Allow, res.Repos); err != nil {
 		return res, err
 	}
 	if err := ctx.Err(); err != nil {
@@ -282,7 +287,11 @@ type spooled struct {
 // open returns the upload as a file in the spool, a function that removes it from the spool, and its size.
 func (in *Ingester) open(req Request) (*os.File, func() error, spooled, error) {
 	if req.SpoolPath != "" {
-		return in.openSpooled(req.SpoolPath)
+		f, remove, sp, err := in.openSpooled(req.SpoolPath)
+		if err == nil && req.Spooled != nil {
+			req.Spooled(sp.size)
+		}
+		return f, remove, sp, err
 	}
 	if req.Body == nil {
 		return nil, nil, spooled{}, fail(ErrBadUpload, "no upload: send the package as the request body")
@@ -376,7 +385,8 @@ func (b bodyReader) Read(p []byte) (int, error) {
 }
 
 // openSpooled opens a file that the proxy wrote, refusing anything that does not resolve to a regular file
-// inside SpoolDir. os.Root makes ".." and symlinks that leave the directory fail instead of being followed.
+// inside SpoolDir. openat2's RESOLVE_BENEATH makes ".." and symlinks that leave the directory fail instead of
+// being followed (spoolfile.go).
 func (in *Ingester) openSpooled(name string) (*os.File, func() error, spooled, error) {
 	forbid := func(why string) (*os.File, func() error, spooled, error) {
 		return nil, nil, spooled{}, fail(ErrForbidden, "spooled file %q %s", name, why)
@@ -390,7 +400,7 @@ func (in *Ingester) openSpooled(name string) (*os.File, func() error, spooled, e
 	}
 	// O_NONBLOCK: opening a FIFO planted in the spool would otherwise block the request forever; the regular-file
 	// check below then refuses it. It changes nothing for regular files.
-	f, err := in.spool.OpenFile(rel, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	f, spooledName, err := in.openInSpool(rel, name)
 	if errors.Is(err, fs.ErrPermission) {
 		// Not the uploader's doing: nginx writes its temp files 0600 for its worker user, so this daemon runs
 		// as another user. A 500 with this in the log, not a 403 the operator would never see.
@@ -407,9 +417,10 @@ func (in *Ingester) openSpooled(name string) (*os.File, func() error, spooled, e
 	fi, err := f.Stat()
 	if err != nil || !fi.Mode().IsRegular() {
 		f.Close()
+		spooledName.release() // refused: its name stays
 		return forbid("is not a regular file")
 	}
-	return f, func() error { return in.spool.Remove(rel) }, spooled{size: fi.Size()}, nil
+	return f, spooledName.remove, spooled{size: fi.Size()}, nil
 }
 
 // checkSums compares the checksums the client claimed with the file, in one pass over it (none when only SHA-256

@@ -115,7 +115,7 @@ func (in *Ingester) Promote(ctx context.Context, req PromoteRequest) (*PromoteRe
 	if len(units) == 0 {
 		return nil, fail(ErrNotFound, "%s-%s-%s is not in channel %s (looked for %s)", req.Name, req.Version, req.Release, req.From, strings.Join(looked, ", "))
 	}
-	if err := allow(req.Allow, in.targets(res.Repos)); err != nil {
+	if err := in.allow(req.Allow, res.Repos); err != nil {
 		return nil, err
 	}
 	if err := ctx.Err(); err != nil {

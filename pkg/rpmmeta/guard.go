@@ -254,6 +254,15 @@ func countsCost(index []byte, dl uint32) uint64 {
 	return cost
 }
 
+// entryRef names a header index entry in an error: "<what> tag <tag> (entry <n>)".
+type entryRef struct {
+	what  string
+	tag   uint32
+	entry int
+}
+
+func (e entryRef) String() string { return fmt.Sprintf("%s tag %d (entry %d)", e.what, e.tag, e.entry) }
+
 // checkEntries validates every index entry against the store: known type, non-zero count, data inside the store
 // (computed in uint64 so nothing overflows), strings NUL-terminated inside the store, entries' data in index order
 // without overlap (rpm enforces this too, and it keeps the total scanning and decoding work linear in the store
@@ -267,7 +276,8 @@ func checkEntries(index, store []byte, what string) (cost uint64, err error) {
 		typ := binary.BigEndian.Uint32(e[4:8])
 		off := uint64(binary.BigEndian.Uint32(e[8:12]))
 		count := uint64(binary.BigEndian.Uint32(e[12:16]))
-		where := fmt.Sprintf("%s tag %d (entry %d)", what, tag, i/entrySize)
+		// Where the entry is, for an error: formatted only when there is one (a package has dozens of entries).
+		where := entryRef{what, tag, i / entrySize}
 
 		if typ > typeI18NString {
 			return 0, invalidf("%s: unknown data type %d", where, typ)

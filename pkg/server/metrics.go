@@ -4,8 +4,6 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -239,19 +237,14 @@ func (m *metrics) countBody(body io.Reader) io.Reader {
 	return countedBody{r: body, c: m.received}
 }
 
-// spooled adds the size of the file the proxy spooled. Only a regular file inside spoolDir counts (Lstat, never
-// opened or followed): the ingester refuses anything else, and a forged name must not make us stat the world.
-func (m *metrics) spooled(spoolDir, name string) {
-	if m == nil || spoolDir == "" {
+// spooled adds the size of the file the proxy spooled (ingest.Request.Spooled): the ingester calls it once the
+// file is open and known to be a regular file inside spool_dir, so a forged name is never counted, and the
+// count costs no stat of its own.
+func (m *metrics) spooled(size int64) {
+	if m == nil {
 		return
 	}
-	rel, err := filepath.Rel(spoolDir, filepath.Clean(name))
-	if err != nil || !filepath.IsAbs(name) || rel == "." || rel == ".." || strings.HasPrefix(rel, "../") {
-		return
-	}
-	if fi, err := os.Lstat(name); err == nil && fi.Mode().IsRegular() {
-		m.received.Add(float64(fi.Size()))
-	}
+	m.received.Add(float64(size))
 }
 
 // countedBody counts bytes read into a counter.

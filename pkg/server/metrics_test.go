@@ -274,37 +274,36 @@ func TestRefusedOtherRoutesNotCounted(t *testing.T) {
 	}
 }
 
-// TestSpooledBytes: only a regular file inside the spool directory is counted, never followed through a symlink.
+// TestSpooledBytes: only a regular file inside the spool directory is counted, with the size the ingester found
+// when it opened the file (also when the package is then refused); nothing is counted for a name the ingester
+// refuses, never followed through a symlink that leaves the spool.
 func TestSpooledBytes(t *testing.T) {
-	dir := t.TempDir()
-	spool := filepath.Join(dir, "spool")
-	os.Mkdir(spool, 0o755)
-	os.WriteFile(filepath.Join(spool, "0000000001"), make([]byte, 100), 0o600)
-	os.WriteFile(filepath.Join(dir, "outside"), make([]byte, 1000), 0o600)
-	os.Symlink(filepath.Join(dir, "outside"), filepath.Join(spool, "link"))
-	os.Mkdir(filepath.Join(spool, "sub"), 0o755)
 	tests := []struct {
 		name string
-		path string
+		path func(spool, dir string) string // the name sent in the upload header
 		want float64
 	}{
-		{"regular file", filepath.Join(spool, "0000000001"), 100},
-		{"outside", filepath.Join(dir, "outside"), 0},
-		{"dot-dot", spool + "/../outside", 0},
-		{"relative", "spool/0000000001", 0},
-		{"symlink", filepath.Join(spool, "link"), 0},
-		{"directory", filepath.Join(spool, "sub"), 0},
-		{"the spool itself", spool, 0},
-		{"missing", filepath.Join(spool, "none"), 0},
+		{"regular file", func(spool, _ string) string { return filepath.Join(spool, "0000000001") }, 100},
+		{"outside", func(_, dir string) string { return filepath.Join(dir, "outside") }, 0},
+		{"dot-dot", func(spool, _ string) string { return spool + "/../outside" }, 0},
+		{"relative", func(string, string) string { return "incoming/0000000001" }, 0},
+		{"symlink", func(spool, _ string) string { return filepath.Join(spool, "link") }, 0},
+		{"directory", func(spool, _ string) string { return filepath.Join(spool, "sub") }, 0},
+		{"the spool itself", func(spool, _ string) string { return spool }, 0},
+		{"missing", func(spool, _ string) string { return filepath.Join(spool, "none") }, 0},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			m, err := newMetrics(prometheus.NewRegistry())
-			if err != nil {
-				t.Fatal(err)
+			f, _ := metricsFixture(t, nil)
+			dir := filepath.Dir(f.spool)
+			os.WriteFile(filepath.Join(f.spool, "0000000001"), make([]byte, 100), 0o600) // not an rpm: a 400, counted
+			os.WriteFile(filepath.Join(dir, "outside"), make([]byte, 1000), 0o600)
+			os.Symlink(filepath.Join(dir, "outside"), filepath.Join(f.spool, "link"))
+			os.Mkdir(filepath.Join(f.spool, "sub"), 0o755)
+			if rec := f.do(t, "PUT", "/upload", nil, map[string]string{"X-Package-Name": tc.path(f.spool, dir)}); rec.Code < 400 {
+				t.Fatalf("upload: %d %s, want a refusal", rec.Code, rec.Body)
 			}
-			m.spooled(spool, tc.path)
-			if got := testutil.ToFloat64(m.received); got != tc.want {
+			if got := value(t, scrape(t, f), "rpm_ingestd_upload_received_bytes_total", nil); got != tc.want {
 				t.Errorf("counted %v, want %v", got, tc.want)
 			}
 		})

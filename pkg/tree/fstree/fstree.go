@@ -12,8 +12,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -44,7 +44,9 @@ type Tree struct {
 	top       string
 	staging   *staging
 	locks     *nameLocks
+	topDir    *os.File      // the top, opened O_PATH for openat2 lookups (resolve.go)
 	seq       atomic.Uint64 // makes staging names unique within the process
+	ready     sync.Map      // Packages/ directories (absolute) made sure of durably: prepare skips them
 	markDirty func(repoDir string) error
 	log       *zap.Logger
 
@@ -75,7 +77,12 @@ func New(opts Options) (*Tree, error) {
 		stage.close()
 		return nil, err
 	}
-	t := &Tree{top: top, staging: stage, locks: locks, markDirty: opts.MarkDirty, log: opts.Log,
+	topDir, err := openTop(top)
+	if err != nil {
+		stage.close()
+		return nil, fmt.Errorf("open top dir: %w", err)
+	}
+	t := &Tree{top: top, staging: stage, locks: locks, topDir: topDir, markDirty: opts.MarkDirty, log: opts.Log,
 		Link: os.Link, SyncDir: durable.SyncDir, Now: time.Now}
 	t.dirSync = newGroupSync(func(dir string) error { return t.SyncDir(dir) }) // SyncDir read at call time: a seam
 	if t.markDirty == nil {
@@ -88,7 +95,11 @@ func New(opts Options) (*Tree, error) {
 }
 
 // Close removes this process's staging directory. Call it when nothing is staged any more.
-func (t *Tree) Close() error { return t.staging.close() }
+func (t *Tree) Close() error {
+	err := t.staging.close()
+	t.topDir.Close()
+	return err
+}
 
 // TopDir is the tree's top directory.
 func (t *Tree) TopDir() string { return t.top }
@@ -108,15 +119,31 @@ func (t *Tree) Rel(repoDir string) (string, bool) {
 	return filepath.ToSlash(rel), true
 }
 
-var segRe = regexp.MustCompile(`^[A-Za-z0-9_+][A-Za-z0-9._+~^-]*$`)
+// segOK reports whether s is a harmless path segment: ^[A-Za-z0-9_+][A-Za-z0-9._+~^-]*$. A loop, not a regexp:
+// every placement and every Stat checks each segment of its path, several per upload.
+func segOK(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '_', c == '+':
+		case i > 0 && (c == '.' || c == '~' || c == '^' || c == '-'):
+		default:
+			return false
+		}
+	}
+	return true
+}
 
 // checkRepo refuses repository names that are not plain relative paths of harmless segments. "." is the top.
 func checkRepo(repo string) error {
 	if repo == "." {
 		return nil
 	}
-	for _, s := range strings.Split(repo, "/") {
-		if !segRe.MatchString(s) || s == "." || s == ".." {
+	for s := range strings.SplitSeq(repo, "/") {
+		if !segOK(s) || s == "." || s == ".." {
 			return fmt.Errorf("%w: repository %.200q", tree.ErrInvalid, repo)
 		}
 	}
@@ -128,7 +155,7 @@ func checkRef(r tree.Ref) error {
 	if err := checkRepo(r.Repo); err != nil {
 		return err
 	}
-	if !segRe.MatchString(r.Name) || !strings.HasSuffix(r.Name, ".rpm") {
+	if !segOK(r.Name) || !strings.HasSuffix(r.Name, ".rpm") {
 		return fmt.Errorf("%w: package file name %.200q", tree.ErrInvalid, r.Name)
 	}
 	return nil
@@ -168,6 +195,9 @@ func stampOf(fi os.FileInfo) tree.Stamp {
 func (t *Tree) Stat(_ context.Context, ref tree.Ref) (tree.Stamp, error) {
 	if err := checkRef(ref); err != nil {
 		return tree.Stamp{}, err
+	}
+	if st, ok := t.fastStat(ref.Path()); ok {
+		return st, nil
 	}
 	root, err := os.OpenRoot(t.top)
 	if err != nil {

@@ -22,6 +22,7 @@ import (
 // and where it goes.
 type unit struct {
 	staged string
+	fi     os.FileInfo // the staged file's identity: a new name linked to it is this inode
 	sum    string
 	refs   []tree.Ref
 }
@@ -48,7 +49,7 @@ func (t *Tree) Place(ctx context.Context, units []tree.Unit, opts tree.PlaceOpti
 		if !ok || s.t != t {
 			return tree.Placed{}, fmt.Errorf("%w: %T was not staged by this tree", tree.ErrInvalid, u.Staged)
 		}
-		us[i] = unit{staged: s.name, sum: u.SHA256}
+		us[i] = unit{staged: s.name, fi: s.fi, sum: u.SHA256}
 		for _, repo := range u.Repos {
 			ref := tree.Ref{Repo: repo, Name: u.Name}
 			if err := checkRef(ref); err != nil {
@@ -95,7 +96,7 @@ func (t *Tree) placeUnits(units []unit, names []string, out *outcome, opts tree.
 	}
 	pls := make([]*placement, len(units))
 	for i, u := range units {
-		pls[i] = &placement{t: t, staged: u.staged, sum: u.sum, overwrite: opts.Overwrite}
+		pls[i] = &placement{t: t, staged: u.staged, fi: u.fi, sum: u.sum, overwrite: opts.Overwrite}
 	}
 	defer func() {
 		for _, pl := range pls {
@@ -165,10 +166,12 @@ func (t *Tree) placeUnits(units []unit, names []string, out *outcome, opts tree.
 }
 
 // prepare creates each target's Packages/ durably and marks its repository dirty, recording it in out.dirty.
+// A Packages/ this tree has already made sure of is not looked at again (t.ready): link recreates one removed
+// since when the link fails for want of it.
 func (t *Tree) prepare(repos, dsts []string, out *outcome) error {
 	for _, dst := range dsts {
-		if err := durable.MkdirAll(filepath.Dir(dst), t.SyncDir); err != nil {
-			return classify(err, "create repository directory")
+		if err := t.ensurePackages(filepath.Dir(dst)); err != nil {
+			return err
 		}
 	}
 	for _, repo := range repos {
@@ -177,6 +180,19 @@ func (t *Tree) prepare(repos, dsts []string, out *outcome) error {
 		}
 	}
 	return t.markRepos(out.dirty)
+}
+
+// ensurePackages creates the Packages/ directory dir durably (durable.MkdirAll), once per directory for the life
+// of the tree: every later call returns at once, without the stat each upload would otherwise pay.
+func (t *Tree) ensurePackages(dir string) error {
+	if _, ok := t.ready.Load(dir); ok {
+		return nil
+	}
+	if err := durable.MkdirAll(dir, t.SyncDir); err != nil {
+		return classify(err, "create repository directory")
+	}
+	t.ready.Store(dir, struct{}{})
+	return nil
 }
 
 // markRepos records a pending change for every repository of repos.
@@ -195,6 +211,7 @@ func (t *Tree) markRepos(repos []string) error {
 type placement struct {
 	t         *Tree
 	staged    string
+	fi        os.FileInfo // the staged file's identity (nil: look at each new name)
 	sum       string
 	overwrite bool
 	made      []madeLink // new names linked into the tree by this unit
@@ -221,7 +238,15 @@ func (pl *placement) addReplacement(tg target) error {
 // link creates tg.dst as a new name for the unit's bytes. A name that appeared meanwhile (another process sharing
 // the tree, or an admin) is judged like any stored file, and replaced if it differs and overwrite is on.
 func (pl *placement) link(tg target, out *outcome) error {
-	err := pl.t.linkOrCopy(pl.staged, tg.dst)
+	copied, err := pl.t.linkOrCopy(pl.staged, tg.dst)
+	if errors.Is(err, fs.ErrNotExist) {
+		// Packages/ was removed since prepare last made sure of it (t.ready): make it again, durably, and retry.
+		pl.t.ready.Delete(filepath.Dir(tg.dst))
+		if err = pl.t.ensurePackages(filepath.Dir(tg.dst)); err != nil {
+			return err
+		}
+		copied, err = pl.t.linkOrCopy(pl.staged, tg.dst)
+	}
 	if errors.Is(err, fs.ErrExist) {
 		if tg, err = stored(tg.ref, tg.dst); err != nil {
 			return err
@@ -237,9 +262,12 @@ func (pl *placement) link(tg target, out *outcome) error {
 	if err != nil {
 		return classify(err, "place package")
 	}
-	fi, err := os.Lstat(tg.dst)
-	if err != nil {
-		return err
+	// A link is the staged inode, whose identity Stage took; a copy is a new one.
+	fi := pl.fi
+	if copied || fi == nil {
+		if fi, err = os.Lstat(tg.dst); err != nil {
+			return err
+		}
 	}
 	pl.made = append(pl.made, madeLink{dst: tg.dst, fi: fi})
 	out.status = tree.Created
@@ -250,17 +278,17 @@ func (pl *placement) link(tg target, out *outcome) error {
 // directory (a channel or repository mounted on its own), it copies the bytes into a hidden name beside dst's
 // Packages/ (createrepo_c indexes only *.rpm names there), fsyncs them, and links that in: the name still
 // appears whole or not at all, and an existing one is never replaced.
-func (t *Tree) linkOrCopy(staged, dst string) error {
-	err := t.Link(staged, dst)
+func (t *Tree) linkOrCopy(staged, dst string) (copied bool, err error) {
+	err = t.Link(staged, dst)
 	if !errors.Is(err, syscall.EXDEV) {
-		return err
+		return false, err
 	}
 	tmp := filepath.Join(filepath.Dir(filepath.Dir(dst)), fmt.Sprintf(".rpm-ingestd-copy-%d-%d", os.Getpid(), t.seq.Add(1)))
 	if err := copyFile(staged, tmp); err != nil {
-		return err
+		return true, err
 	}
 	defer os.Remove(tmp)
-	return t.Link(tmp, dst)
+	return true, t.Link(tmp, dst)
 }
 
 // undo removes the links this unit made; each is checked to still be ours, never what someone put there since.

@@ -135,7 +135,8 @@ type staged struct {
 	r    io.ReaderAt
 	file *os.File
 	size int64
-	own  *os.File // closed with the staged name, when Stage did not get the file from the caller
+	fi   os.FileInfo // the staged name's file, for the identity of the names Place links to it
+	own  *os.File    // closed with the staged name, when Stage did not get the file from the caller
 }
 
 func (s *staged) ReadAt(p []byte, off int64) (int, error) { return s.r.ReadAt(p, off) }
@@ -169,30 +170,33 @@ func (t *Tree) Stage(_ context.Context, f *os.File) (tree.Staged, error) {
 	if err := f.Sync(); err != nil {
 		return nil, classify(err, "sync upload")
 	}
-	name, err := t.stage(f)
+	name, copied, err := t.stage(f)
 	if err != nil {
 		return nil, classify(err, "stage package")
 	}
 	fi, err := f.Stat()
+	if err == nil && copied {
+		fi, err = os.Lstat(name) // another inode than f's
+	}
 	if err != nil {
 		os.Remove(name)
 		return nil, err
 	}
-	return &staged{t: t, name: name, r: f, file: f, size: fi.Size()}, nil
+	return &staged{t: t, name: name, r: f, file: f, size: fi.Size(), fi: fi}, nil
 }
 
-// stage links or copies f into a new staging name.
-func (t *Tree) stage(f *os.File) (string, error) {
-	name := t.stagingName("stage")
-	err := unix.Linkat(unix.AT_FDCWD, fmt.Sprintf("/proc/self/fd/%d", f.Fd()), unix.AT_FDCWD, name, unix.AT_SYMLINK_FOLLOW)
+// stage links or copies (copied) f into a new staging name.
+func (t *Tree) stage(f *os.File) (name string, copied bool, err error) {
+	name = t.stagingName("stage")
+	err = unix.Linkat(unix.AT_FDCWD, fmt.Sprintf("/proc/self/fd/%d", f.Fd()), unix.AT_FDCWD, name, unix.AT_SYMLINK_FOLLOW)
 	if err == nil {
-		return name, nil
+		return name, false, nil
 	}
 	// EXDEV (f on another filesystem), or no /proc: copy.
 	if err := copyInto(f, name); err != nil {
-		return "", err
+		return "", true, err
 	}
-	return name, nil
+	return name, true, nil
 }
 
 // StageStored opens the stored package inside the top only (os.Root: no path component may lead out), refuses a
@@ -229,12 +233,20 @@ func (t *Tree) StageStored(_ context.Context, ref tree.Ref) (tree.Staged, error)
 		f.Close()
 		return nil, fmt.Errorf("%w: %s changed while it was opened; try again", tree.ErrInvalid, ref)
 	}
-	name, err := t.stage(f)
+	name, copied, err := t.stage(f)
 	if err != nil {
 		f.Close()
 		return nil, classify(err, "stage package")
 	}
-	return &staged{t: t, name: name, r: f, file: f, size: lfi.Size(), own: f}, nil
+	fi := lfi // the opened file is the looked-at one (checked above)
+	if copied {
+		if fi, err = os.Lstat(name); err != nil {
+			os.Remove(name)
+			f.Close()
+			return nil, err
+		}
+	}
+	return &staged{t: t, name: name, r: f, file: f, size: lfi.Size(), fi: fi, own: f}, nil
 }
 
 // unwrapPath drops the path from a *fs.PathError, for messages that already name it.
