@@ -191,8 +191,11 @@ type Ingester struct {
 	opts     Options
 	tree     tree.Tree
 	spoolDir *os.File // SpoolDir, where the lookups of spooled files start (spoolfile.go)
-	log      *zap.Logger
-	now      func() time.Time
+	// spoolRoot is SpoolDir as an os.Root, used instead of openat2 where the kernel has none (before 5.6) or a
+	// seccomp filter refuses it; nil when openat2 works (spoolfile.go).
+	spoolRoot *os.Root
+	log       *zap.Logger
+	now       func() time.Time
 }
 
 const spoolPattern = ".rpm-ingestd-*.part" // direct uploads being received, in SpoolDir
@@ -206,11 +209,21 @@ func New(opts Options, log *zap.Logger) (*Ingester, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open spool_dir: %w", err)
 	}
-	return &Ingester{opts: opts, tree: opts.Tree, spoolDir: dir, log: log, now: time.Now}, nil
+	in := &Ingester{opts: opts, tree: opts.Tree, spoolDir: dir, log: log, now: time.Now}
+	if !openat2Works(dir) {
+		if err := in.useSpoolRoot(); err != nil {
+			dir.Close()
+			return nil, fmt.Errorf("open spool_dir: %w", err)
+		}
+	}
+	return in, nil
 }
 
 // Close releases the spool directory handle. Call it when no upload is in flight any more.
 func (in *Ingester) Close() error {
+	if in.spoolRoot != nil {
+		in.spoolRoot.Close()
+	}
 	return in.spoolDir.Close()
 }
 

@@ -488,9 +488,26 @@ func TestConcurrentSameNEVRA(t *testing.T) {
 	}
 }
 
-// TestSpoolConfinement sends header paths that must be refused without touching anything.
+// TestSpoolConfinement sends header paths that must be refused without touching anything, looked up with openat2
+// and with the os.Root fallback for kernels and seccomp filters without it.
 func TestSpoolConfinement(t *testing.T) {
-	e := newEnv(t, nil)
+	forEachSpoolLookup(t, testSpoolConfinement)
+}
+
+// forEachSpoolLookup runs test on an env whose spool is looked up with openat2, then on one using the os.Root
+// fallback (Ingester.useSpoolRoot).
+func forEachSpoolLookup(t *testing.T, test func(*testing.T, *env)) {
+	t.Run("openat2", func(t *testing.T) { test(t, newEnv(t, nil)) })
+	t.Run("os.Root", func(t *testing.T) {
+		e := newEnv(t, nil)
+		if err := e.in.useSpoolRoot(); err != nil {
+			t.Fatal(err)
+		}
+		test(t, e)
+	})
+}
+
+func testSpoolConfinement(t *testing.T, e *env) {
 	outside := filepath.Join(filepath.Dir(e.spool), "victim.rpm")
 	data := testrpm.Build(t, testrpm.Spec{Name: "hello", Release: "1.el9", Arch: "x86_64"})
 	if err := os.WriteFile(outside, data, 0o600); err != nil {

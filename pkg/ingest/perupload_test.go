@@ -75,7 +75,10 @@ func openFDs(t *testing.T) int {
 // directory symlink that leads out of the spool, or a name that is not a regular file, is refused and left alone;
 // and no upload, taken or refused, keeps a descriptor open (the directory held for the removal included).
 func TestSpoolNested(t *testing.T) {
-	e := newEnv(t, nil)
+	forEachSpoolLookup(t, testSpoolNested)
+}
+
+func testSpoolNested(t *testing.T, e *env) {
 	level := filepath.Join(e.spool, "3", "07")
 	outside := t.TempDir()
 	for _, d := range []string{level, filepath.Join(e.spool, "4", "08", "sub")} {

@@ -18,6 +18,9 @@ import (
 // and RESOLVE_NO_MAGICLINKS refuses /proc-style links. The file's directory is opened once, beneath the spool,
 // and held until the removal, which then needs no lookup of its own.
 
+// Where openat2 is missing (kernels before 5.6: ENOSYS) or refused by a seccomp filter (EPERM), the spool is
+// opened as an os.Root instead, which confines the same way one component at a time: slower, not weaker.
+
 // spoolResolve is the confinement of every lookup in the spool.
 const spoolResolve = unix.RESOLVE_BENEATH | unix.RESOLVE_NO_MAGICLINKS
 
@@ -26,19 +29,54 @@ func openSpoolDir(dir string) (*os.File, error) {
 	return os.OpenFile(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 }
 
+// openat2Works reports whether openat2 with the spool's confinement works beneath dir: false on ENOSYS or EPERM.
+func openat2Works(dir *os.File) bool {
+	rc, err := dir.SyscallConn()
+	if err != nil {
+		return false
+	}
+	var oerr error
+	if err := rc.Control(func(fd uintptr) {
+		var nfd int
+		if nfd, oerr = openat2(int(fd), ".", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC); oerr == nil {
+			unix.Close(nfd)
+		}
+	}); err != nil {
+		return false
+	}
+	return !errors.Is(oerr, unix.ENOSYS) && !errors.Is(oerr, unix.EPERM)
+}
+
+// useSpoolRoot switches the lookups in the spool from openat2 to an os.Root of SpoolDir.
+func (in *Ingester) useSpoolRoot() error {
+	root, err := os.OpenRoot(in.opts.SpoolDir)
+	if err != nil {
+		return err
+	}
+	in.spoolRoot = root
+	return nil
+}
+
 // spoolName is the name of an open spooled file: the directory holding it (held open, so that removing the name
 // needs no lookup of its own) and its last component.
 type spoolName struct {
 	dirfd int // -1: the file is directly in the spool (in.spoolDir)
 	spool *os.File
 	base  string
-	path  string // absolute, for messages
+	path  string   // absolute, for messages
+	root  *os.Root // set (with rel) when the spool is looked up through os.Root instead of openat2
+	rel   string
 }
 
 // remove removes the name and lets go of the directory; call remove or release exactly once.
 func (n *spoolName) remove() error {
 	var err error
-	if n.dirfd < 0 {
+	switch {
+	case n.root != nil:
+		if err = n.root.Remove(n.rel); err != nil {
+			return err // already a *fs.PathError
+		}
+	case n.dirfd < 0:
 		var rc syscall.RawConn
 		if rc, err = n.spool.SyscallConn(); err == nil {
 			var uerr error
@@ -46,7 +84,7 @@ func (n *spoolName) remove() error {
 				err = uerr
 			}
 		}
-	} else {
+	default:
 		err = unix.Unlinkat(n.dirfd, n.base, 0)
 	}
 	n.release()
@@ -71,6 +109,14 @@ func (n *spoolName) release() {
 func (in *Ingester) openInSpool(rel, name string) (*os.File, *spoolName, error) {
 	dir, base := filepath.Split(rel)
 	n := &spoolName{dirfd: -1, spool: in.spoolDir, base: base, path: name}
+	if in.spoolRoot != nil {
+		n.root, n.rel = in.spoolRoot, rel
+		f, err := in.spoolRoot.OpenFile(rel, os.O_RDONLY|unix.O_NONBLOCK, 0)
+		if err != nil {
+			return nil, nil, err
+		}
+		return f, n, nil
+	}
 	var f *os.File
 	var err error
 	rc, cerr := in.spoolDir.SyscallConn()
