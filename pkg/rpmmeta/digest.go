@@ -99,7 +99,7 @@ func (f *fanout) Buffer() []byte {
 		default:
 			if f.allocated < maxChunks {
 				f.allocated++
-				f.cur = &chunk{b: make([]byte, chunkSize)}
+				f.cur = chunkPool.Get().(*chunk)
 			} else {
 				f.cur = <-f.free
 			}
@@ -171,8 +171,21 @@ func (f *fanout) wait() {
 		close(f.queues[1])
 		f.wg.Wait()
 	}
+	if !f.done {
+		// Every chunk is free now (or is f.cur, which the caller no longer uses): back to the pool.
+		if f.cur != nil {
+			f.free <- f.cur
+			f.cur = nil
+		}
+		for range len(f.free) {
+			chunkPool.Put(<-f.free)
+		}
+	}
 	f.done = true
 }
+
+// chunkPool keeps chunks between uploads, so that each does not allocate (and the collector free) its own.
+var chunkPool = sync.Pool{New: func() any { return &chunk{b: make([]byte, chunkSize)} }}
 
 // Sum waits for the hashing to finish and returns the digests of everything written. Call it once, after the
 // last Write; also call it (and drop the result) when abandoning a Digester, so that its goroutines end.
