@@ -315,9 +315,9 @@ const (
 )
 
 // startWriteback asks the kernel to start writing f's dirty pages in [off, off+n) to disk (n 0: to the end of
-// the file) without waiting for the writes to finish: sync_file_range(SYNC_FILE_RANGE_WRITE) only submits them. It makes
-// nothing durable (no metadata, no disk cache flush), so the fsync before placement stays and finds little left
-// to write. Best effort: an error (a filesystem without it) only means that fsync does all the work.
+// the file) without waiting for the writes to finish: sync_file_range(SYNC_FILE_RANGE_WRITE) only submits them.
+// It makes nothing durable (no metadata, no disk cache flush), so the fsync before placement stays and finds
+// little left to write. Best effort: an error (a filesystem without it) only means that fsync does all the work.
 func startWriteback(f *os.File, off, n int64) {
 	_ = unix.SyncFileRange(int(f.Fd()), off, n, unix.SYNC_FILE_RANGE_WRITE)
 }
@@ -426,8 +426,9 @@ func (in *Ingester) openSpooled(name string) (*os.File, func() error, spooled, e
 	}
 	// The proxy wrote the file without an fsync, so all of it is still dirty: start its writeback now, and the disk
 	// writes it while the checks below read and hash it, instead of all of it waiting for the fsync before
-	// placement. A small file has no hashing time to hide the write behind and is left to that fsync.
-	if fi.Size() >= writebackFrom {
+	// placement. A small file has no hashing time to hide the write behind and is left to that fsync; one over
+	// the size cap is refused next, unread.
+	if fi.Size() >= writebackFrom && fi.Size() <= in.opts.MaxSize {
 		startWriteback(f, 0, 0)
 	}
 	return f, func() error { return in.spool.Remove(rel) }, spooled{size: fi.Size()}, nil
