@@ -70,3 +70,22 @@ func TestOpenStartsWriteback(t *testing.T) {
 		})
 	}
 }
+
+// TestOversizedSpoolNotWrittenBack: a spooled file over max_upload_size is refused without being read, so its
+// writeback is not started either (the file is removed, its dirty pages are dropped unwritten).
+func TestOversizedSpoolNotWrittenBack(t *testing.T) {
+	const size = 3 << 20
+	e := newEnv(t, func(o *Options) { o.MaxSize = 2 << 20 })
+	p := filepath.Join(e.spool, "0000000002")
+	if err := os.WriteFile(p, make([]byte, size), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f, remove, _, err := e.in.open(Request{SpoolPath: p})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { f.Close(); remove() }()
+	if d := dirtyPages(t, f); d < size/4096/2 {
+		t.Errorf("only %d of %d pages dirty: writeback of a file over the cap was started", d, size/4096)
+	}
+}
