@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"hash"
+	"io"
 	"math"
 	"sync"
 	"sync/atomic"
@@ -21,15 +22,48 @@ import (
 // agree with what the Digester saw; otherwise (and for legacy packages whose digest covers header and payload with
 // MD5) it hashes the file as Inspect does.
 //
-// Past parallelFrom bytes the whole-file hash and the rest run on two goroutines, each reading the same chunks
-// of at most chunkSize bytes; at most queueDepth chunks wait per goroutine and a Digester owns at most maxChunks,
-// so memory stays bounded (about a MiB per upload) whatever the file size. A caller that fills the Digester's own
-// buffers (Buffer, then Commit) hands the bytes over without a copy; Write copies. A Digester is not safe for
-// concurrent use.
+// Past parallelFrom bytes the whole-file hash and the rest run on two goroutines (see fanout), so memory stays
+// bounded (about a MiB per upload) whatever the file size. A caller that fills the Digester's own buffers (Buffer,
+// then Commit) hands the bytes over without a copy; Write copies. A Digester is not safe for concurrent use.
 type Digester struct {
-	off   int64
 	whole hash.Hash
 	split *streamSplit
+	f     fanout
+}
+
+// NewDigester returns a Digester for a package file's bytes from offset 0.
+func NewDigester() *Digester {
+	d := &Digester{whole: sha256.New(), split: newStreamSplit()}
+	d.f.init(d.whole, d.split)
+	return d
+}
+
+// Buffer returns a buffer of chunkSize bytes to fill with the file's next bytes; Commit hands them over. Until
+// Commit, Buffer returns the same buffer. It may wait for the hashing goroutines to free one.
+func (d *Digester) Buffer() []byte { return d.f.Buffer() }
+
+// Commit hashes the first n bytes of the buffer Buffer returned, the file's next bytes. With n 0 the buffer stays
+// the caller's.
+func (d *Digester) Commit(n int) { d.f.Commit(n) }
+
+// Write hashes p, the file's next bytes (a copy of them, through Buffer and Commit). It never fails.
+func (d *Digester) Write(p []byte) (int, error) { return d.f.Write(p) }
+
+const (
+	parallelFrom = 1 << 20          // below this, goroutines cost more than they save
+	chunkSize    = 256 << 10        // bytes per hand-off
+	queueDepth   = 2                // chunks waiting per goroutine
+	maxChunks    = 2*queueDepth + 2 // at most 2*queueDepth+1 are ever in use: queued or written behind the slower goroutine, and one being filled
+)
+
+// fanout writes one stream to two writers (hashes) at once. Up to parallelFrom bytes it writes them in the
+// caller's goroutine; past that, each writer has a goroutine of its own, and both read the same chunks of at most
+// chunkSize bytes: the stream is read (or received) once, into the fanout's own buffers, and never copied again.
+// At most queueDepth chunks wait per goroutine and a fanout owns at most maxChunks, so memory stays bounded
+// whatever the stream's length. Not safe for concurrent use; wait ends its goroutines.
+type fanout struct {
+	w   [2]io.Writer
+	off int64
 
 	cur       *chunk      // the buffer Buffer handed out, until Commit
 	free      chan *chunk // chunks both goroutines are done with
@@ -42,13 +76,6 @@ type Digester struct {
 	done    bool
 }
 
-const (
-	parallelFrom = 1 << 20          // below this, goroutines cost more than they save
-	chunkSize    = 256 << 10        // bytes per hand-off
-	queueDepth   = 2                // chunks waiting per goroutine
-	maxChunks    = 2*queueDepth + 2 // at most 2*queueDepth+1 are ever in use: queued or hashed behind the slower goroutine, and one being filled
-)
-
 // chunk is a buffer of written bytes shared by the two goroutines; the last to finish frees it.
 type chunk struct {
 	b    []byte
@@ -56,95 +83,117 @@ type chunk struct {
 	refs atomic.Int32
 }
 
-// NewDigester returns a Digester for a package file's bytes from offset 0.
-func NewDigester() *Digester {
-	return &Digester{whole: sha256.New(), split: newStreamSplit(), free: make(chan *chunk, maxChunks)}
+// init makes f write to a and b. Their Write must not fail (hashes never do) and is only ever called from one
+// goroutine at a time.
+func (f *fanout) init(a, b io.Writer) {
+	f.w = [2]io.Writer{a, b}
+	f.free = make(chan *chunk, maxChunks)
 }
 
-// Buffer returns a buffer of chunkSize bytes to fill with the file's next bytes; Commit hands them over. Until
-// Commit, Buffer returns the same buffer. It may wait for the hashing goroutines to free one.
-func (d *Digester) Buffer() []byte {
-	if d.cur == nil {
+// Buffer returns a buffer of chunkSize bytes to fill with the stream's next bytes; Commit hands them over. Until
+// Commit, Buffer returns the same buffer. It may wait for the goroutines to free one.
+func (f *fanout) Buffer() []byte {
+	if f.cur == nil {
 		select {
-		case d.cur = <-d.free:
+		case f.cur = <-f.free:
 		default:
-			if d.allocated < maxChunks {
-				d.allocated++
-				d.cur = &chunk{b: make([]byte, chunkSize)}
+			if f.allocated < maxChunks {
+				f.allocated++
+				f.cur = chunkPool.Get().(*chunk)
 			} else {
-				d.cur = <-d.free
+				f.cur = <-f.free
 			}
 		}
 	}
-	return d.cur.b
+	return f.cur.b
 }
 
-// Commit hashes the first n bytes of the buffer Buffer returned, the file's next bytes. With n 0 the buffer stays
-// the caller's.
-func (d *Digester) Commit(n int) {
+// Commit writes the first n bytes of the buffer Buffer returned to both writers. With n 0 the buffer stays the
+// caller's.
+func (f *fanout) Commit(n int) {
 	if n == 0 {
 		return
 	}
-	c := d.cur
+	c := f.cur
 	c.n = n
-	if !d.started && d.off+int64(n) <= parallelFrom {
-		d.whole.Write(c.b[:n])
-		d.split.Write(c.b[:n])
-		d.off += int64(n)
-		return // the buffer stays d.cur, for the next bytes
+	if !f.started && f.off+int64(n) <= parallelFrom {
+		f.w[0].Write(c.b[:n])
+		f.w[1].Write(c.b[:n])
+		f.off += int64(n)
+		return // the buffer stays f.cur, for the next bytes
 	}
-	d.start()
-	d.cur = nil
+	f.start()
+	f.cur = nil
 	c.refs.Store(2)
-	d.queues[0] <- c
-	d.queues[1] <- c
-	d.off += int64(n)
+	f.queues[0] <- c
+	f.queues[1] <- c
+	f.off += int64(n)
 }
 
-// Write hashes p, the file's next bytes (a copy of them, through Buffer and Commit). It never fails.
-func (d *Digester) Write(p []byte) (int, error) {
+// Write writes p, the stream's next bytes, to both writers (a copy of them, through Buffer and Commit). It never
+// fails.
+func (f *fanout) Write(p []byte) (int, error) {
 	n := len(p)
 	for len(p) > 0 {
-		k := copy(d.Buffer(), p)
-		d.Commit(k)
+		k := copy(f.Buffer(), p)
+		f.Commit(k)
 		p = p[k:]
 	}
 	return n, nil
 }
 
-// start launches the two hashing goroutines, once.
-func (d *Digester) start() {
-	if d.started {
+// start launches the two goroutines, once.
+func (f *fanout) start() {
+	if f.started {
 		return
 	}
-	d.started = true
-	for i, h := range []interface{ Write([]byte) (int, error) }{d.whole, d.split} {
-		d.queues[i] = make(chan *chunk, queueDepth)
-		d.wg.Add(1)
+	f.started = true
+	for i, w := range f.w {
+		f.queues[i] = make(chan *chunk, queueDepth)
+		f.wg.Add(1)
 		go func(q chan *chunk) {
-			defer d.wg.Done()
+			defer f.wg.Done()
 			for c := range q {
-				h.Write(c.b[:c.n])
+				w.Write(c.b[:c.n])
 				if c.refs.Add(-1) == 0 {
-					d.free <- c // never blocks: the channel holds every chunk the Digester owns
+					f.free <- c // never blocks: the channel holds every chunk the fanout owns
 				}
 			}
-		}(d.queues[i])
+		}(f.queues[i])
 	}
 }
+
+// wait returns once both writers have everything committed; it ends the goroutines. Call it once the stream
+// ends, also when it is abandoned; later calls return at once.
+func (f *fanout) wait() {
+	if !f.done && f.started {
+		close(f.queues[0])
+		close(f.queues[1])
+		f.wg.Wait()
+	}
+	if !f.done {
+		// Every chunk is free now (or is f.cur, which the caller no longer uses): back to the pool.
+		if f.cur != nil {
+			f.free <- f.cur
+			f.cur = nil
+		}
+		for range len(f.free) {
+			chunkPool.Put(<-f.free)
+		}
+	}
+	f.done = true
+}
+
+// chunkPool keeps chunks between uploads, so that each does not allocate (and the collector free) its own.
+var chunkPool = sync.Pool{New: func() any { return &chunk{b: make([]byte, chunkSize)} }}
 
 // Sum waits for the hashing to finish and returns the digests of everything written. Call it once, after the
 // last Write; also call it (and drop the result) when abandoning a Digester, so that its goroutines end.
 func (d *Digester) Sum() *Digests {
-	if !d.done && d.started {
-		close(d.queues[0])
-		close(d.queues[1])
-		d.wg.Wait()
-	}
-	d.done = true
+	d.f.wait()
 	s := d.split
 	return &Digests{
-		sums:     fileSums{size: d.off, whole: d.whole.Sum(nil), head: s.head.Sum(nil)},
+		sums:     fileSums{size: d.f.off, whole: d.whole.Sum(nil), head: s.head.Sum(nil)},
 		hdrStart: s.hdrStart, hdrEnd: s.hdrEnd,
 		header256: s.header256.Sum(nil), header1: s.header1.Sum(nil), payload: s.payload.Sum(nil),
 	}

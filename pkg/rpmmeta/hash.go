@@ -118,10 +118,10 @@ func hashFileCmp(r io.Reader, lay *layout, hdrStart, hdrEnd int64, headerHash, p
 	return sum, nil
 }
 
-// hashFileAt is hashFile over the file ra of size bytes (as stat found it). A large file is read twice at once,
-// on two goroutines: one computes the whole-file SHA-256, the other the head, header and payload digests, so the
-// two SHA-256 passes over the payload take the time of one on two cores. Both read to the end of the file, and
-// must agree on its length.
+// hashFileAt is hashFile over the file ra of size bytes (as stat found it). A large file is read once, into a
+// fanout's buffers, and hashed on two goroutines: one computes the whole-file SHA-256, the other the head, header
+// and payload digests, so the two SHA-256 passes over the payload take the time of one on two cores, and the file
+// is copied out of the page cache once, not once per pass.
 func hashFileAt(ra io.ReaderAt, lay *layout, size, hdrStart, hdrEnd int64, headerHash, payloadHash string) (fileSums, error) {
 	if size < parallelFrom {
 		return hashFileCmp(io.NewSectionReader(ra, 0, math.MaxInt64), lay, hdrStart, hdrEnd, headerHash, payloadHash)
@@ -129,27 +129,23 @@ func hashFileAt(ra io.ReaderAt, lay *layout, size, hdrStart, hdrEnd int64, heade
 	s := newSplitHasher(hdrStart, hdrEnd, headerHash, payloadHash)
 	s.compareWith(lay)
 	whole := sha256.New()
-	var wholeN int64
-	var wholeErr error
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		buf := getBuf()
-		defer putBuf(buf)
-		wholeN, wholeErr = io.CopyBuffer(whole, io.NewSectionReader(ra, 0, math.MaxInt64), *buf)
-	}()
-	buf := getBuf()
-	n, err := io.CopyBuffer(s, io.NewSectionReader(ra, 0, math.MaxInt64), *buf)
-	putBuf(buf)
-	<-done
-	switch {
-	case err != nil:
-		return fileSums{}, fmt.Errorf("rpmmeta: read package: %w", err)
-	case wholeErr != nil:
-		return fileSums{}, fmt.Errorf("rpmmeta: read package: %w", wholeErr)
-	case n != wholeN:
-		return fileSums{}, fmt.Errorf("rpmmeta: the package changed while it was hashed (%d bytes, then %d)", wholeN, n)
+	var fo fanout
+	fo.init(whole, s)
+	defer fo.wait() // also on a read error: the goroutines must end
+	r := io.NewSectionReader(ra, 0, math.MaxInt64)
+	var n int64
+	for {
+		k, err := io.ReadFull(r, fo.Buffer())
+		fo.Commit(k)
+		n += int64(k)
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			break
+		}
+		if err != nil {
+			return fileSums{}, fmt.Errorf("rpmmeta: read package: %w", err)
+		}
 	}
+	fo.wait()
 	sum := fileSums{size: n, whole: whole.Sum(nil)}
 	s.sums(&sum)
 	return sum, nil
