@@ -105,6 +105,7 @@ func TestOnSeaweedFS(t *testing.T) {
 	t.Run("Cleanup", func(t *testing.T) { testCleanup(t, e) })
 	t.Run("Signatures", func(t *testing.T) { testSignatures(t, e) })
 	t.Run("RemoveChecksEveryRefFirst", func(t *testing.T) { testRemoveChecksFirst(t, e) })
+	t.Run("FindSHA256AcrossDaemons", func(t *testing.T) { testFindSHA256(t, e) })
 }
 
 func stageBytes(t *testing.T, tr tree.Tree, b []byte) (tree.Staged, string) {
@@ -848,5 +849,53 @@ func testOverwritesAcross(t *testing.T, e *env) {
 		if x.SHA256 == "" || x.SHA256 != y.SHA256 {
 			t.Errorf("round %d: split placement: %q and %q", round, x.SHA256, y.SHA256)
 		}
+	}
+}
+
+// testFindSHA256: a noarch package placed into two repositories by daemon a is found by its sha256 through
+// daemon b (another process's tree on the same prefix), before any publish; a removed copy's marker goes with it;
+// a replacement with other bytes leaves the old marker (a hint the caller checks with Stat).
+func testFindSHA256(t *testing.T, e *env) {
+	prefix := e.prefix()
+	a := e.daemon(t, prefix, s3tree.Options{})
+	b := e.daemon(t, prefix, s3tree.Options{})
+	body := []byte("find me by my sha256")
+	sum := sha(body)
+	const name = "find-1-1.el9.noarch.rpm"
+	if _, err := placeBytes(t, a, body, name, false, "9/x86_64", "9/aarch64"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := placeBytes(t, a, []byte("other bytes"), "other-1-1.el9.x86_64.rpm", false, "9/x86_64"); err != nil {
+		t.Fatal(err)
+	}
+	find := func(tr tree.Tree, sum string) []tree.Ref {
+		t.Helper()
+		refs, err := tr.(tree.Finder).FindSHA256(ctx, sum) // the interface, as the server asks it
+		if err != nil {
+			t.Fatal(err)
+		}
+		slices.SortFunc(refs, func(x, y tree.Ref) int { return strings.Compare(x.Path(), y.Path()) })
+		return refs
+	}
+	want := []tree.Ref{{Repo: "9/aarch64", Name: name}, {Repo: "9/x86_64", Name: name}}
+	if got := find(b, sum); !slices.Equal(got, want) {
+		t.Fatalf("FindSHA256 through the other daemon: %v, want %v", got, want)
+	}
+	if got := find(b, sha([]byte("never stored"))); len(got) != 0 {
+		t.Errorf("FindSHA256 of bytes never stored: %v", got)
+	}
+	if _, err := b.FindSHA256(ctx, "../../x"); !errors.Is(err, tree.ErrInvalid) {
+		t.Errorf("FindSHA256 of a hostile sha256: %v, want ErrInvalid", err)
+	}
+	if _, err := b.Remove(ctx, []tree.Ref{{Repo: "9/aarch64", Name: name}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := find(a, sum); !slices.Equal(got, want[1:]) {
+		t.Errorf("after removing the aarch64 copy: %v, want %v", got, want[1:])
+	}
+	// The markers live outside every repository: Repos lists only the real ones.
+	repos, err := b.Repos(ctx)
+	if err != nil || !slices.Equal(repos, []string{"9/aarch64", "9/x86_64"}) {
+		t.Errorf("Repos: %v %v", repos, err)
 	}
 }
