@@ -243,6 +243,9 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 		Registerer:      reg,
 		RescanInterval:  time.Duration(cfg.Indexer.RescanInterval),
 		OnPublish:       onPublish,
+		// On a bucket that other daemons publish into too, ?wait=visible and GET /api/v1/uploads/{sha256} must see
+		// their publishes: repomd.xml is looked at again at most this often (one GET per repository asked about).
+		RefreshPublished: sharedRefresh(cfg),
 	}, log.Named("indexer"))
 	scan := sched.Recover
 	if sg := cfg.Indexer.Sign; sg != nil {
