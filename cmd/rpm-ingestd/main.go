@@ -232,6 +232,9 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 	runner.Log = log.Named("createrepo")
 	runner.KillDelay = config.KillDelay              // part of the stop budget that config validated
 	runner.Tree, runner.TopDir = tr, cfg.Repo.TopDir // publishes through the tree (pkg/tree)
+	if runner.Conflicts, err = indexer.NewPublishConflicts(reg); err != nil {
+		return err
+	}
 	sched := indexer.NewScheduler(runner, indexer.Options{
 		QuietPeriod:     time.Duration(cfg.Indexer.QuietPeriod),
 		MaxDelay:        time.Duration(cfg.Indexer.MaxDelay),
