@@ -79,6 +79,10 @@ type Tree struct {
 	log       *zap.Logger
 
 	names nameLocks
+
+	// beforeRepomd, when set, is called by Publish between its last lease renewal and the conditional PUT of
+	// repomd.xml: a test seam for the race the If-Match exists for (a holder stalled there past its lease).
+	beforeRepomd func(repo string)
 }
 
 var _ tree.Tree = (*Tree)(nil)
