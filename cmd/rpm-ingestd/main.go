@@ -264,7 +264,7 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 	if err := writeRepoFile(cfg, log); err != nil {
 		return err
 	}
-	if _, err := createConfiguredRepos(ctx, cfg, runner, log.Named("indexer")); err != nil {
+	if _, err := createConfiguredRepos(ctx, cfg, tr, runner, log.Named("indexer")); err != nil {
 		return err
 	}
 	// An unreadable corner of the tree must not keep every other repository from being served: report it
@@ -278,7 +278,7 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 	if err != nil {
 		return err
 	}
-	webHandler, err := web.New(web.Options{Source: webSource{cfg: cfg, sched: sched, index: index, audited: audit != nil}}, log.Named("web"))
+	webHandler, err := web.New(web.Options{Source: webSource{cfg: cfg, sched: sched, index: index, audited: audit != nil, tree: tr}}, log.Named("web"))
 	if err != nil {
 		return err
 	}

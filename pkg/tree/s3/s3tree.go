@@ -271,6 +271,10 @@ type object struct {
 
 func (o *object) Stamp() tree.Stamp { return o.st }
 
+// LocalFile is the spooled local file, for readers that need an *os.File (rpmmeta), as fstree's objects offer; it
+// is closed with the object.
+func (o *object) LocalFile() *os.File { return o.File }
+
 // spool downloads key into an unlinked local file. The whole object is read before the first byte is returned:
 // S3 bodies are not seekable, and ReadAt must see the same version as Read.
 func (t *Tree) spool(ctx context.Context, key string) (*object, error) {
