@@ -67,7 +67,7 @@ func multiSetup(t *testing.T, srv *seaweed.Server, n int, ttl string) (ds []*s3D
 			}
 		}
 	})
-	bucket := srv.NewBucket()
+	bucket := srv.NewBucketFor(t)
 	for i := 0; i < n; i++ {
 		d := prepareS3Daemon(t, srv, bucket, "el", s3Extra{
 			indexer: fmt.Sprintf("  command: [%s, --update, --no-database, --error-exit-val, --retain-old-md-by-age=10m]", wrapper)})
@@ -578,7 +578,8 @@ func pidOf(d *s3Daemon) int { return d.proc.cmd.Process.Pid }
 // createrepo_c runs of one repository overlap (from the logs: run start and end with the lease holder), the 412
 // redos are counted, and a reader fetching repomd.xml and every file it names meanwhile sees none missing.
 func TestS3MultiUploads(t *testing.T) {
-	srv := seaweed.Start(t, seaweed.Options{})
+	t.Parallel()
+	srv := sharedSeaweed(t) // buckets of its own on the shared server
 	ds, _ := multiSetup(t, srv, 2, "30s")
 	st := ds[0].store(t)
 	rd := startReader(t, st, ds)
@@ -655,7 +656,8 @@ func TestS3MultiUploads(t *testing.T) {
 // sees it become visible once the daemon that took it has published (another daemon's publish: nothing this
 // daemon ran). A sha256 that no daemon took stays 404.
 func TestS3UploadStatusOnEveryDaemon(t *testing.T) {
-	srv := seaweed.Start(t, seaweed.Options{})
+	t.Parallel()
+	srv := sharedSeaweed(t) // buckets of its own on the shared server
 	ds, slow := multiSetup(t, srv, 2, "30s")
 	a, b := ds[0], ds[1]
 	writeFile(t, slow, "15") // a's createrepo_c run sleeps: the upload is pending while b is asked
@@ -730,7 +732,8 @@ func TestS3UploadStatusOnEveryDaemon(t *testing.T) {
 // createrepo_c run; the other daemon takes over after the lease expires, and every acknowledged package ends up
 // in the final metadata. No two runs of one repository overlap, the killed one counting until the kill.
 func TestS3KillLeaseHolder(t *testing.T) {
-	srv := seaweed.Start(t, seaweed.Options{})
+	t.Parallel()
+	srv := sharedSeaweed(t) // buckets of its own on the shared server
 	const ttl = 6 * time.Second
 	ds, slow := multiSetup(t, srv, 2, ttl.String())
 	st := ds[0].store(t)
@@ -819,7 +822,8 @@ func TestS3KillLeaseHolder(t *testing.T) {
 // until a 2xx) or a 2xx; each 2xx's package is stored with its sha256, and after the server is back every
 // acknowledged package is published.
 func TestS3RestartDuringUploads(t *testing.T) {
-	srv := seaweed.Start(t, seaweed.Options{})
+	t.Parallel()
+	srv := seaweed.Start(t, seaweed.Options{}) // its own: it stops and restarts it
 	ds, _ := multiSetup(t, srv, 2, "30s")
 	st := ds[0].store(t)
 	pkgs := makePkgs(t, "restart", 120)
@@ -884,7 +888,8 @@ func TestS3RestartDuringUploads(t *testing.T) {
 // while the run goes on), so the other daemon, which has uploads of its own to publish, waits instead of taking
 // the lease over and running createrepo_c on the same repository at the same time.
 func TestS3SlowRunKeepsLease(t *testing.T) {
-	srv := seaweed.Start(t, seaweed.Options{})
+	t.Parallel()
+	srv := sharedSeaweed(t) // buckets of its own on the shared server
 	ds, slow := multiSetup(t, srv, 2, "6s")
 	st := ds[0].store(t)
 	writeFile(t, slow, "15") // every run sleeps 15 s, two and a half TTLs
