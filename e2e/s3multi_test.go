@@ -622,6 +622,14 @@ func TestS3MultiUploads(t *testing.T) {
 		}
 	}
 
+	// Both daemons publish: one that found the lease held retries with backoff (1 s, 2 s, 4 s, …) and runs
+	// createrepo_c once it gets the lease, which may come after the other has published everything.
+	ranBy := func(d *s3Daemon) bool {
+		return slices.ContainsFunc(runsFromLogs(t, ds, nil), func(r run) bool { return strings.HasSuffix(r.holder, ":"+strconv.Itoa(pidOf(d))) })
+	}
+	for deadline := time.Now().Add(2 * time.Minute); time.Now().Before(deadline) && !(ranBy(ds[0]) && ranBy(ds[1])); {
+		time.Sleep(time.Second)
+	}
 	runs := runsFromLogs(t, ds, nil)
 	checkNoOverlap(t, runs)
 	holders := map[string]bool{}
