@@ -734,6 +734,11 @@ func TestS3UploadStatusOnEveryDaemon(t *testing.T) {
 	if code, sta := get(a, sum); code != http.StatusOK || !sta.Visible || !slices.Equal(urls(sta), wantURLs) {
 		t.Errorf("daemon a: %d %+v", code, sta)
 	}
+	// Its package page reads the summary from the header in the bucket (nothing of it is under top_dir).
+	page := a.do(t, http.MethodGet, "/packages/9/x86_64/Packages/"+spec.FileName(), nil, nil, false)
+	if want := `<p class="summary">rpm-ingestd test package status</p>`; page.code != http.StatusOK || !strings.Contains(page.body, want) {
+		t.Errorf("package page on daemon a: %d, want 200 with %s:\n%.2000s", page.code, want, page.body)
+	}
 }
 
 // TestS3KillLeaseHolder: kill -9 of the daemon that holds a repository's lease in the middle of a (slow)
