@@ -142,10 +142,15 @@ func (t *Tree) Place(ctx context.Context, units []tree.Unit, opts tree.PlaceOpti
 	// The sha256 markers (FindSHA256) go before the packages, like the pending records: every daemon can then
 	// answer GET /api/v1/uploads/{sha256} for a copy as soon as it may exist. A marker left by a placement that
 	// failed later is only a hint; readers check the copy.
+	markers := make([]string, 0, len(targets))
 	for _, tg := range targets {
-		if _, err := t.st.Put(ctx, shaKey(units[tg.unit].SHA256, tg.ref), nil, nil); err != nil {
-			return res, mapErr(err)
-		}
+		markers = append(markers, shaKey(units[tg.unit].SHA256, tg.ref))
+	}
+	if err := t.parallel(ctx, markers, func(ctx context.Context, key string) error { // a migrate batch has many
+		_, err := t.st.Put(ctx, key, nil, nil)
+		return mapErr(err)
+	}); err != nil {
+		return res, err
 	}
 	var created []*target
 	undo := func(cause error) error {
