@@ -47,6 +47,7 @@ func testMain(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "e2e:", err)
 		return 1
 	}
+	defer stopSharedSeaweed() // before the work directory it lives in goes
 	return m.Run()
 }
 

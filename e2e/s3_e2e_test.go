@@ -11,7 +11,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/rpm-ingestd/rpm-ingestd/internal/seaweed"
 	"github.com/rpm-ingestd/rpm-ingestd/internal/testrpm"
 )
 
@@ -19,7 +18,8 @@ import (
 // the bucket, 200 on an identical re-upload and 409 on different bytes, noarch fan-out and an SRPM, ?wait=visible,
 // and dnf reading every repository through serve_repo, which streams from the bucket.
 func TestS3EndToEnd(t *testing.T) {
-	srv := seaweed.Start(t, seaweed.Options{})
+	t.Parallel()
+	srv := sharedSeaweed(t) // buckets of its own on the shared server
 	d := newS3Daemon(t, srv, "", "el", s3Extra{})
 	ctx := context.Background()
 

@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rpm-ingestd/rpm-ingestd/internal/seaweed"
 	"github.com/rpm-ingestd/rpm-ingestd/internal/testrpm"
 	"github.com/rpm-ingestd/rpm-ingestd/pkg/objstore"
 )
@@ -18,7 +17,8 @@ import (
 // TestS3Lifecycle: promote (a server-side copy into another channel), delete and retention on storage.backend
 // s3, each checked in the bucket and with dnf through serve_repo.
 func TestS3Lifecycle(t *testing.T) {
-	srv := seaweed.Start(t, seaweed.Options{})
+	t.Parallel()
+	srv := sharedSeaweed(t) // buckets of its own on the shared server
 	d := newS3Daemon(t, srv, "", "", s3Extra{repo: "  layout: \"{{.Channel}}/{{.OSRelease}}/{{.Arch}}\"\n" +
 		"  channels: [testing, stable]\n  default_channel: testing\n  retention: {keep_versions: 2}"})
 	ctx := context.Background()

@@ -12,7 +12,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/rpm-ingestd/rpm-ingestd/internal/seaweed"
 	"github.com/rpm-ingestd/rpm-ingestd/internal/testrpm"
 )
 
@@ -21,7 +20,8 @@ import (
 // published), refuses to replace a package that differs in the bucket, and has dnf list every package through
 // serve_repo of a daemon on that bucket.
 func TestS3Migrate(t *testing.T) {
-	srv := seaweed.Start(t, seaweed.Options{})
+	t.Parallel()
+	srv := sharedSeaweed(t) // buckets of its own on the shared server
 	d := prepareS3Daemon(t, srv, "", "mig", s3Extra{})
 	ctx := context.Background()
 

@@ -14,8 +14,6 @@ import (
 	"strings"
 	"syscall"
 	"testing"
-
-	"github.com/rpm-ingestd/rpm-ingestd/internal/seaweed"
 )
 
 // TestS3NginxReadSnippet renders the shipped nginx/rpm-ingestd-s3-read.conf for a SeaweedFS bucket, checks it with
@@ -23,7 +21,8 @@ import (
 // the cache headers per kind of file, 404 for missing keys, for the daemon's hidden keys and for listings, and
 // the daemon's .repo file from top_dir.
 func TestS3NginxReadSnippet(t *testing.T) {
-	srv := seaweed.Start(t, seaweed.Options{})
+	t.Parallel()
+	srv := sharedSeaweed(t) // buckets of its own on the shared server
 	d := newS3Daemon(t, srv, "", "el", s3Extra{})
 	for _, f := range []string{"hello-1.0-1.el9.x86_64.rpm", "hello-data-1.0-1.el9.noarch.rpm"} {
 		if r := d.upload(t, f, rpmFixture(t, f), "?wait=visible"); r.code != http.StatusCreated {

@@ -20,8 +20,9 @@ import (
 // their sha256, 200 on the same bytes and 409 on different ones, and nothing stays in the spool or under top_dir
 // but the daemon's work directory.
 func TestS3UploadsThroughNginx(t *testing.T) {
-	srv := seaweed.Start(t, seaweed.Options{})
-	bucket := srv.NewBucket()
+	t.Parallel()
+	srv := sharedSeaweed(t) // buckets of its own on the shared server
+	bucket := srv.NewBucketFor(t)
 	s := newStackWith(t, func(s *stack) {
 		s.logExtra = fmt.Sprintf("storage:\n  backend: s3\n  s3:\n    endpoint: %s\n    bucket: %s\n    prefix: ngx\n    path_style: true\n", srv.Endpoint(), bucket)
 	})

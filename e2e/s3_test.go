@@ -48,7 +48,7 @@ func prepareS3Daemon(t *testing.T, srv *seaweed.Server, bucket, prefix string, e
 	t.Helper()
 	tools := requireTools(t)
 	if bucket == "" {
-		bucket = srv.NewBucket()
+		bucket = srv.NewBucketFor(t)
 	}
 	dir, err := os.MkdirTemp(workRoot, "s3-")
 	if err != nil {

@@ -4,13 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 
 	"go.uber.org/zap"
 
 	"github.com/rpm-ingestd/rpm-ingestd/pkg/config"
 	"github.com/rpm-ingestd/rpm-ingestd/pkg/indexer"
+	pkgtree "github.com/rpm-ingestd/rpm-ingestd/pkg/tree"
 )
 
 // repoRunner is the part of indexer.Createrepo that creating empty repositories needs.
@@ -22,9 +22,11 @@ type repoRunner interface {
 // real, empty createrepo_c metadata, before the daemon serves anything: every baseurl of the .repo file then
 // answers with a repomd.xml from the first start, and a client whose channel or arch got no package yet sees an
 // empty repository instead of failing on a 404. Repositories that already have metadata are left alone, so a
-// restart costs one stat per repository. It runs the indexer's own runner (signing included), synchronously,
+// restart costs one look at each repository's repomd.xml, through the tree (tree.OpenMetadata: on s3 the
+// bucket, where a file under top_dir would never be found and every start would publish every configured
+// repository again). It runs the indexer's own runner (signing included), synchronously,
 // before the scheduler starts; a repository another process is indexing right now (indexer.ErrLocked) is skipped.
-func createConfiguredRepos(ctx context.Context, cfg *config.Config, runner repoRunner, log *zap.Logger) (int, error) {
+func createConfiguredRepos(ctx context.Context, cfg *config.Config, tr pkgtree.Tree, runner repoRunner, log *zap.Logger) (int, error) {
 	repos, err := cfg.ConfiguredRepos()
 	if errors.Is(err, config.ErrNoOSAbbr) {
 		return 0, nil // config.Notes says why at start
@@ -35,7 +37,8 @@ func createConfiguredRepos(ctx context.Context, cfg *config.Config, runner repoR
 	created := 0
 	for _, r := range repos {
 		dir := filepath.Join(cfg.Repo.TopDir, r.Rel)
-		if _, err := os.Stat(filepath.Join(dir, "repodata", "repomd.xml")); err == nil {
+		if md, err := tr.OpenMetadata(ctx, filepath.ToSlash(r.Rel), "repomd.xml"); err == nil {
+			md.Close()
 			continue
 		}
 		switch err := runner.Run(ctx, dir); {

@@ -16,6 +16,7 @@ import (
 	"github.com/rpm-ingestd/rpm-ingestd/internal/testrpm"
 	"github.com/rpm-ingestd/rpm-ingestd/pkg/config"
 	"github.com/rpm-ingestd/rpm-ingestd/pkg/indexer"
+	"github.com/rpm-ingestd/rpm-ingestd/pkg/tree/fstree"
 )
 
 // TestOSReleasesFirstRun: with channels and repo.os_releases, a fresh daemon serves a repomd.xml at every baseurl
@@ -149,22 +150,46 @@ func TestCreateConfiguredReposKeepsExisting(t *testing.T) {
 	cfg.Repo.Arches = []string{"x86_64"}
 	runner := indexer.NewCreaterepo(indexer.DefaultCommand())
 	log := zaptest.NewLogger(t)
-	if n, err := createConfiguredRepos(context.Background(), cfg, runner, log); n != 0 || err != nil {
+	tr, err := fstree.New(fstree.Options{TopDir: cfg.Repo.TopDir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	if n, err := createConfiguredRepos(context.Background(), cfg, tr, runner, log); n != 0 || err != nil {
 		t.Fatalf("without os_releases: %d, %v", n, err)
 	}
-	if entries, _ := os.ReadDir(cfg.Repo.TopDir); len(entries) != 0 {
-		t.Fatalf("without os_releases the tree got %v", entries)
+	entries, _ := os.ReadDir(cfg.Repo.TopDir)
+	for _, e := range entries {
+		if !strings.HasPrefix(e.Name(), ".") { // the fs tree's own locks and staging
+			t.Fatalf("without os_releases the tree got %v", entries)
+		}
 	}
 	cfg.Repo.OSReleases = []string{"9"}
-	if n, err := createConfiguredRepos(context.Background(), cfg, runner, log); n != 2 || err != nil {
+	if n, err := createConfiguredRepos(context.Background(), cfg, tr, runner, log); n != 2 || err != nil {
 		t.Fatalf("first start: %d, %v; want 2 (9/x86_64, 9/SRPMS)", n, err)
 	}
-	if n, err := createConfiguredRepos(context.Background(), cfg, runner, log); n != 0 || err != nil {
+	if n, err := createConfiguredRepos(context.Background(), cfg, tr, runner, log); n != 0 || err != nil {
 		t.Fatalf("second start: %d, %v; want 0", n, err)
+	}
+	// Another daemon's start, with its own empty top_dir (its work directory on s3): the repositories are
+	// published in the tree, which is what it asks, so it publishes nothing again.
+	other := *cfg
+	other.Repo.TopDir = t.TempDir()
+	if n, err := createConfiguredRepos(context.Background(), &other, tr, failRunner{t}, log); n != 0 || err != nil {
+		t.Fatalf("start with the repositories published in the tree but not under top_dir: %d, %v; want 0", n, err)
 	}
 }
 
-// TestHeaderSummary reads a stored package's summary from its header, inside top_dir only.
+// failRunner fails the test when a repository is indexed.
+type failRunner struct{ t *testing.T }
+
+func (f failRunner) Run(_ context.Context, dir string) error {
+	f.t.Errorf("%s indexed, but its metadata is published", dir)
+	return nil
+}
+
+// TestHeaderSummary reads a stored package's summary from its header through the tree (here an fs tree on a
+// directory that is not top_dir, as an s3 tree's packages are nowhere under top_dir), inside the tree only.
 func TestHeaderSummary(t *testing.T) {
 	base := t.TempDir()
 	top := filepath.Join(base, "top")
@@ -182,8 +207,13 @@ func TestHeaderSummary(t *testing.T) {
 		{"9/x86_64/Packages/absent-1.0-1.el9.x86_64.rpm", ""},
 		{"../outside.rpm", ""},
 	}
+	tr, err := fstree.New(fstree.Options{TopDir: top})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
 	for _, tc := range tests {
-		if got := headerSummary(top, tc.rel); got != tc.want {
+		if got := headerSummary(t.Context(), tr, tc.rel); got != tc.want {
 			t.Errorf("headerSummary(%s) = %q, want %q", tc.rel, got, tc.want)
 		}
 	}

@@ -232,6 +232,9 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 	runner.Log = log.Named("createrepo")
 	runner.KillDelay = config.KillDelay              // part of the stop budget that config validated
 	runner.Tree, runner.TopDir = tr, cfg.Repo.TopDir // publishes through the tree (pkg/tree)
+	if runner.Conflicts, err = indexer.NewPublishConflicts(reg); err != nil {
+		return err
+	}
 	sched := indexer.NewScheduler(runner, indexer.Options{
 		QuietPeriod:     time.Duration(cfg.Indexer.QuietPeriod),
 		MaxDelay:        time.Duration(cfg.Indexer.MaxDelay),
@@ -243,6 +246,9 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 		Registerer:      reg,
 		RescanInterval:  time.Duration(cfg.Indexer.RescanInterval),
 		OnPublish:       onPublish,
+		// On a bucket that other daemons publish into too, ?wait=visible and GET /api/v1/uploads/{sha256} must see
+		// their publishes: repomd.xml is looked at again at most this often (one GET per repository asked about).
+		RefreshPublished: sharedRefresh(cfg),
 	}, log.Named("indexer"))
 	scan := sched.Recover
 	if sg := cfg.Indexer.Sign; sg != nil {
@@ -258,7 +264,7 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 	if err := writeRepoFile(cfg, log); err != nil {
 		return err
 	}
-	if _, err := createConfiguredRepos(ctx, cfg, runner, log.Named("indexer")); err != nil {
+	if _, err := createConfiguredRepos(ctx, cfg, tr, runner, log.Named("indexer")); err != nil {
 		return err
 	}
 	// An unreadable corner of the tree must not keep every other repository from being served: report it
@@ -272,7 +278,7 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 	if err != nil {
 		return err
 	}
-	webHandler, err := web.New(web.Options{Source: webSource{cfg: cfg, sched: sched, index: index, audited: audit != nil}}, log.Named("web"))
+	webHandler, err := web.New(web.Options{Source: webSource{cfg: cfg, sched: sched, index: index, audited: audit != nil, tree: tr}}, log.Named("web"))
 	if err != nil {
 		return err
 	}

@@ -67,6 +67,19 @@ func openTree(cfg *config.Config, log *zap.Logger) (storageTree, *objstore.Store
 	return tr, st, nil
 }
 
+// sharedPublishRefresh is how long a daemon on s3 trusts what it read of a repository's published metadata before
+// it looks at repomd.xml again for another daemon's publish.
+const sharedPublishRefresh = 2 * time.Second
+
+// sharedRefresh is the indexer's RefreshPublished: sharedPublishRefresh on s3, where several daemons publish into
+// one bucket; 0 on fs, where this daemon's own runs are the only publishes.
+func sharedRefresh(cfg *config.Config) time.Duration {
+	if cfg.Storage.Backend == config.BackendS3 {
+		return sharedPublishRefresh
+	}
+	return 0
+}
+
 // repoObjects is what serve_repo reads from: the bucket on s3, nothing (top_dir) on fs. A nil *objstore.Store must
 // become a nil interface, not an interface holding a nil pointer.
 func repoObjects(st *objstore.Store) server.RepoObjects {

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"context"
+	"io"
 	"os"
 	"path"
 	"path/filepath"
@@ -10,6 +12,7 @@ import (
 	"github.com/rpm-ingestd/rpm-ingestd/pkg/indexer"
 	"github.com/rpm-ingestd/rpm-ingestd/pkg/registry"
 	"github.com/rpm-ingestd/rpm-ingestd/pkg/rpmmeta"
+	pkgtree "github.com/rpm-ingestd/rpm-ingestd/pkg/tree"
 	"github.com/rpm-ingestd/rpm-ingestd/pkg/web"
 )
 
@@ -20,6 +23,7 @@ type webSource struct {
 	sched   *indexer.Scheduler
 	index   *registry.Index
 	audited bool // log.audit_file is on: the recent uploads survive restarts and the page shows them
+	tree    pkgtree.Tree
 }
 
 func (s webSource) Repos() []web.Repo {
@@ -88,27 +92,51 @@ func (s webSource) Package(p string) (web.Package, bool) {
 		return web.Package{}, false
 	}
 	out := s.pkg(e)
-	out.Summary = headerSummary(s.cfg.Repo.TopDir, e.Path)
+	out.Summary = headerSummary(context.Background(), s.tree, e.Path)
 	return out, true
 }
 
+// summaryMaxSize bounds the package a page reads its summary from: on s3 tree.Open fetches the whole object, and
+// anyone may load the page. A larger package's page shows no summary.
+const summaryMaxSize = 128 << 20
+
 // headerSummary reads the summary from the package's header: the registry keeps no summary (its records are
-// upload decisions), and the header is the one source that also covers packages copied in by hand. Only the
-// lead and headers are read, under the same bounds as at upload (rpmmeta.Identify), and only for the one package
-// page, never for a list. The file is opened inside top_dir only (os.Root): a symlink planted in the tree cannot
-// make the page read a file elsewhere. Any failure leaves the summary out.
-func headerSummary(topDir, rel string) string {
-	root, err := os.OpenRoot(topDir)
+// upload decisions), and the header is the one source that also covers packages copied in by hand. It reads
+// through the tree (tr.Stat, then tr.Open), so it works on every backend: on fs, Stat refuses a symlink or any
+// other non-regular entry, so a link planted in the tree cannot make the page read a file elsewhere. Only the lead
+// and headers are parsed, under the same bounds as at upload (rpmmeta.Identify), and only for the one package
+// page, never for a list. Any failure leaves the summary out.
+func headerSummary(ctx context.Context, tr pkgtree.Tree, rel string) string {
+	repo, name, ok := strings.Cut(rel, "/Packages/")
+	if !ok || strings.Contains(name, "/") {
+		return ""
+	}
+	ref := pkgtree.Ref{Repo: repo, Name: name}
+	if st, err := tr.Stat(ctx, ref); err != nil || st.Size > summaryMaxSize {
+		return ""
+	}
+	obj, err := tr.Open(ctx, ref)
 	if err != nil {
 		return ""
 	}
-	defer root.Close()
-	f, err := root.Open(filepath.FromSlash(rel))
-	if err != nil {
-		return ""
+	defer obj.Close()
+	f, ok := obj.(interface{ LocalFile() *os.File }) // a local open file: its headers are read in place
+	var file *os.File
+	if ok {
+		file = f.LocalFile()
+	} else {
+		tmp, err := os.CreateTemp("", "rpm-ingestd-summary-*.rpm")
+		if err != nil {
+			return ""
+		}
+		defer os.Remove(tmp.Name())
+		defer tmp.Close()
+		if _, err := io.Copy(tmp, io.LimitReader(obj, summaryMaxSize)); err != nil {
+			return ""
+		}
+		file = tmp
 	}
-	defer f.Close()
-	p, err := rpmmeta.Identify(f)
+	p, err := rpmmeta.Identify(file)
 	if err != nil {
 		return ""
 	}

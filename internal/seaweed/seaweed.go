@@ -68,7 +68,9 @@ type Options struct {
 	AccessKey, SecretKey string
 }
 
-// Server is a running weed server. Its methods are for the goroutine of the test that started it.
+// Server is a running weed server. Its methods are for the goroutine of the test that started it; a shared server
+// (StartShared) may be used by many tests at once through Endpoint, Client, LogPath and NewBucketFor, and its
+// owner alone stops it.
 type Server struct {
 	t       testing.TB
 	bin     string
@@ -116,21 +118,51 @@ func Start(t testing.TB, opts Options) *Server {
 			t.Logf("seaweed: last lines of %s:\n%s", s.logPath, tail(s.logPath, 40))
 		}
 	})
+	if err := s.launch(); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// StartShared starts a weed server that belongs to no test, for the tests of one binary to share (started once,
+// from TestMain or a sync.Once): its data and log go under dir, which must exist, and the caller stops it with
+// Stop when the tests are done. Tests take their own buckets with NewBucketFor, so they stay independent; a
+// test that stops, kills or restarts its server needs a private one (Start).
+func StartShared(dir string, opts Options) (*Server, error) {
+	bin, err := Binary()
+	if err != nil {
+		return nil, err
+	}
+	if (opts.AccessKey == "") != (opts.SecretKey == "") {
+		return nil, errors.New("seaweed: set both AccessKey and SecretKey, or neither")
+	}
+	s := &Server{bin: bin, opts: opts, dataDir: filepath.Join(dir, "data"), logPath: filepath.Join(dir, "weed.log")}
+	if err := os.Mkdir(s.dataDir, 0o755); err != nil {
+		return nil, err
+	}
+	if err := s.launch(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// launch starts weed on free ports and waits until it is ready, trying other ports startAttempts times.
+func (s *Server) launch() error {
 	var last error
 	for range startAttempts {
+		var err error
 		if s.ports, err = freePorts(); err != nil {
-			t.Fatal(err)
+			return err
 		}
 		if last = s.start(); last == nil {
 			if last = s.waitReady(); last == nil {
-				return s
+				return nil
 			}
 		}
 		s.Stop()
 	}
-	t.Fatalf("seaweed: no server after %d attempts: %v\nlast lines of %s:\n%s", startAttempts, last, s.logPath,
+	return fmt.Errorf("seaweed: no server after %d attempts: %w\nlast lines of %s:\n%s", startAttempts, last, s.logPath,
 		tail(s.logPath, 40))
-	return nil
 }
 
 // Endpoint is the S3 endpoint URL, e.g. http://127.0.0.1:23456.
@@ -160,14 +192,22 @@ func (s *Server) credentials() aws.CredentialsProvider {
 	})
 }
 
-// NewBucket creates a bucket with a unique name and returns the name.
+// NewBucket creates a bucket with a unique name and returns the name; it fails the test that started the
+// server. A shared server (StartShared) has no such test: use NewBucketFor.
 func (s *Server) NewBucket() string {
 	s.t.Helper()
+	return s.NewBucketFor(s.t)
+}
+
+// NewBucketFor creates a bucket with a unique name for the test t and returns the name; it fails t when it
+// cannot. Safe for concurrent use.
+func (s *Server) NewBucketFor(t testing.TB) string {
+	t.Helper()
 	name := fmt.Sprintf("t%d-%d", time.Now().UnixNano()%1e9, rand.IntN(1e6))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if _, err := s.Client().CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(name)}); err != nil {
-		s.t.Fatalf("seaweed: create bucket %s: %v", name, err)
+		t.Fatalf("seaweed: create bucket %s: %v", name, err)
 	}
 	return name
 }

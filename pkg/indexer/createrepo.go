@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
 	"github.com/rpm-ingestd/rpm-ingestd/pkg/tree"
@@ -135,6 +136,10 @@ type Createrepo struct {
 	// daemon's tree).
 	Tree   tree.Tree
 	TopDir string
+	// Conflicts, if set, counts (by the "repo" label) each publish that lost to another writer: Publish said
+	// tree.ErrConflict (s3: repomd.xml's If-Match failed), and the run redid it from Begin or, after
+	// maxConflicts, failed. NewPublishConflicts makes it.
+	Conflicts *prometheus.CounterVec
 	// now is the time source for the metadata mtime refresh and retention of the fs trees Createrepo makes
 	// itself (a test seam).
 	now func() time.Time
@@ -283,8 +288,14 @@ func (c *Createrepo) run(ctx context.Context, repoDir string) ([]tree.Entry, err
 	if err != nil {
 		return nil, err
 	}
+	if c.Conflicts != nil {
+		c.Conflicts.WithLabelValues(repo) // the series exists at 0 from the first run: increase() sees the first conflict
+	}
 	for conflicts := 0; ; conflicts++ {
 		pkgs, err := c.publishOnce(ctx, tr, lock)
+		if errors.Is(err, tree.ErrConflict) && c.Conflicts != nil {
+			c.Conflicts.WithLabelValues(repo).Inc()
+		}
 		if errors.Is(err, tree.ErrConflict) && conflicts < maxConflicts {
 			c.logger().Warn("another writer published meanwhile; publishing again", zap.String("repo", repoDir),
 				zap.String("holder", holderOf(lock)), zap.Int("redo", conflicts+1), zap.Error(err))

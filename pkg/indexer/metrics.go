@@ -20,7 +20,17 @@ const (
 	metricDirtySince  = "rpm_ingestd_repo_dirty_since_timestamp_seconds"
 	metricPackages    = "rpm_ingestd_repo_packages"
 	metricInFlight    = "rpm_ingestd_index_runs_in_flight"
+	metricConflicts   = "rpm_ingestd_publish_conflicts_total"
 )
+
+// NewPublishConflicts registers rpm_ingestd_publish_conflicts_total on reg, for Createrepo.Conflicts. On error (a
+// collector already registered) it returns the counter anyway, unregistered.
+func NewPublishConflicts(reg prometheus.Registerer) (*prometheus.CounterVec, error) {
+	c := prometheus.NewCounterVec(prometheus.CounterOpts{Name: metricConflicts,
+		Help: "Publishes that lost to another writer (repomd.xml changed since the publish began: an If-Match 412 on s3) " +
+			"and were redone from the new generation, or failed after too many redos."}, []string{"repo"})
+	return c, reg.Register(c)
+}
 
 // durationBuckets span createrepo_c's range: ~0.05 s for a small repository
 // to minutes for 20,000+ packages (TECH-NOTES), up to the default timeout.

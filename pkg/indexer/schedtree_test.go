@@ -1,6 +1,7 @@
 package indexer
 
 import (
+	"os"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -53,5 +54,59 @@ func TestSchedulerReadsThroughTree(t *testing.T) {
 	writePkg(t, indexed, "a-1-1.x86_64.rpm", 11, mtime)
 	if h.s.Visible(dir, "Packages/a-1-1.x86_64.rpm", "0000") {
 		t.Error("a package replaced after the publish is visible")
+	}
+}
+
+// TestVisibleNoticesAnotherPublisher: on a tree another daemon publishes into (Options.RefreshPublished), a
+// package that daemon published becomes visible here, and a WaitVisible here returns, without a run of this
+// Scheduler; without RefreshPublished the cached published set would hide it until this process's next run.
+func TestVisibleNoticesAnotherPublisher(t *testing.T) {
+	remote, local := t.TempDir(), t.TempDir()
+	mtime := time.Date(2025, 3, 4, 5, 6, 7, 0, time.UTC)
+	repoDir := mkRepo(t, remote, "9/x86_64")
+	a := writePkg(t, repoDir, "a-1-1.x86_64.rpm", 10, mtime)
+	writeRepodata(t, repoDir, "one-primary.xml.gz", gz(t, primaryXML(pkgSet{"Packages/a-1-1.x86_64.rpm": a})))
+	tr, err := fstree.New(fstree.Options{TopDir: remote})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	opts := testOptions()
+	opts.TopDir, opts.Tree, opts.RefreshPublished = local, tr, 2*time.Second
+	h := newHarness(t, opts)
+	dir := filepath.Join(local, "9", "x86_64")
+	if !h.s.Visible(dir, "Packages/a-1-1.x86_64.rpm", "0000") || h.s.Visible(dir, "Packages/b-1-1.x86_64.rpm", "0000") {
+		t.Fatal("first generation misread")
+	}
+	waited := make(chan error, 1)
+	go func() { waited <- h.s.WaitVisible(t.Context(), dir, "Packages/b-1-1.x86_64.rpm", "0000") }()
+
+	// The other daemon publishes b (a new repomd.xml: another size and mtime).
+	b := writePkg(t, repoDir, "b-1-1.x86_64.rpm", 12, mtime)
+	writeRepodata(t, repoDir, "two-primary.xml.gz", gz(t, primaryXML(pkgSet{"Packages/a-1-1.x86_64.rpm": a, "Packages/b-1-1.x86_64.rpm": b})))
+	later := time.Now().Add(time.Minute)
+	if err := os.Chtimes(filepath.Join(repoDir, "repodata", "repomd.xml"), later, later); err != nil {
+		t.Fatal(err)
+	}
+	if h.s.Visible(dir, "Packages/b-1-1.x86_64.rpm", "0000") {
+		t.Error("visible before the refresh period passed: the period does not bound the reads of repomd.xml")
+	}
+	h.clock.Advance(opts.RefreshPublished)
+	if !h.s.Visible(dir, "Packages/b-1-1.x86_64.rpm", "0000") {
+		t.Fatal("a package another daemon published is not visible after the refresh period")
+	}
+	deadline := time.After(30 * time.Second)
+	for { // WaitVisible's own timer runs on the fake clock too
+		select {
+		case err := <-waited:
+			if err != nil {
+				t.Fatal(err)
+			}
+			return
+		case <-time.After(10 * time.Millisecond):
+			h.clock.Advance(opts.RefreshPublished)
+		case <-deadline:
+			t.Fatal("WaitVisible did not return after another daemon's publish")
+		}
 	}
 }

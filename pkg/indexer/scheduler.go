@@ -100,6 +100,12 @@ type Options struct {
 	// Scheduler's keys stay repository directories, TopDir joined with the repository's path. Nil: the fs tree
 	// on TopDir, made for each Recover and Rescan, and metadata read from <dir>/repodata.
 	Tree tree.Tree
+	// RefreshPublished, when positive, makes Visible and WaitVisible notice publishes by other processes
+	// (several daemons on one shared Tree): a repository's published set and checksums are trusted for this
+	// long, then repomd.xml's stamp is read again (one tree.OpenMetadata) and, when it changed, they are read
+	// afresh and waiters are woken. Zero (one daemon owns the tree, fs): only this process's own runs change
+	// them.
+	RefreshPublished time.Duration
 	// RescanInterval: every interval, Run calls Rescan, so packages copied
 	// into or deleted from a Packages/ directory by hand, and repository
 	// directories created by hand, are indexed within it. Zero (the
@@ -228,6 +234,11 @@ type repoState struct {
 	sums pkgSums
 	// sumsLoading is non-nil while one goroutine reads sums.
 	sumsLoading chan struct{}
+	// With Options.RefreshPublished: when repomd.xml's stamp was last read, the stamp then (zero: not known
+	// for the current published set, as after this process's own publish), and whether a read is under way.
+	checkedAt  time.Time
+	mdStamp    tree.Stamp
+	refreshing bool
 	// label is the metrics' repo label.
 	label string
 }
@@ -655,6 +666,9 @@ func (s *Scheduler) runOne(ctx context.Context, st *repoState) {
 		st.sums = nil   // the new metadata's checksums are read when asked for
 		close(st.pubCh) // wake WaitVisible
 		st.pubCh = make(chan struct{})
+		// Which repomd.xml this run published is not known (another daemon may publish right after): the next
+		// refresh reads the metadata again.
+		st.mdStamp, st.checkedAt = tree.Stamp{}, time.Time{}
 	}
 	st.claimedSince, st.claimedPending = time.Time{}, 0
 	failures := st.failures

@@ -9,6 +9,9 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/rpm-ingestd/rpm-ingestd/pkg/tree"
 	"github.com/rpm-ingestd/rpm-ingestd/pkg/tree/fstree"
 )
@@ -107,7 +110,17 @@ func TestCreaterepoThroughTree(t *testing.T) {
 			st.conflicts, st.renewErr, st.incremental = tc.conflicts, tc.renewErr, tc.incremental
 			c, log := fakeCreaterepo(t)
 			c.Tree, c.TopDir = st, top
+			reg := prometheus.NewPedanticRegistry()
+			var rerr error
+			if c.Conflicts, rerr = NewPublishConflicts(reg); rerr != nil {
+				t.Fatal(rerr)
+			}
 			err := c.Run(t.Context(), repo)
+			// Every conflict Publish answered is counted, redone or not.
+			want := min(len(tc.conflicts), int(tc.wantBegins)) // each Publish that answered ErrConflict
+			if got := testutil.ToFloat64(c.Conflicts.WithLabelValues("9/x86_64")); got != float64(want) {
+				t.Errorf("%s = %v, want %d", metricConflicts, got, want)
+			}
 			switch {
 			case tc.wantErr == nil && err != nil:
 				t.Fatalf("Run: %v", err)

@@ -35,6 +35,7 @@ func (s *Scheduler) Visible(repoDir, href, sha256 string) bool {
 // visible is Visible for st, also returning the publish channel that was
 // current when the answer was found: a publish after the answer closes it.
 func (s *Scheduler) visible(st *repoState, href, sum string) (bool, chan struct{}) {
+	s.refresh(st)
 	for {
 		s.mu.Lock()
 		ch, gen := st.pubCh, st.gen
@@ -72,12 +73,82 @@ func (s *Scheduler) WaitVisible(ctx context.Context, repoDir, href, sha256 strin
 		if ok {
 			return nil
 		}
+		// On a shared tree another daemon's publish closes no channel here: look again every refresh period.
+		var tick chan struct{}
+		stop := func() bool { return false }
+		if s.opts.RefreshPublished > 0 {
+			tick = make(chan struct{})
+			stop = s.clock.AfterFunc(s.opts.RefreshPublished, func() { close(tick) }).Stop
+		}
 		select {
 		case <-ctx.Done():
+			stop()
 			return fmt.Errorf("wait for %s (sha256 %s) to be published in %s: %w", href, sha256, st.dir, context.Cause(ctx))
 		case <-ch:
+			stop()
+		case <-tick:
 		}
 	}
+}
+
+// refresh notices a publish by another process (Options.RefreshPublished): at most once per period per
+// repository it reads repomd.xml's stamp, and when that is not the stamp the cached published set and checksums
+// were read under, it drops them (the next reader reads the new generation) and wakes WaitVisible. One caller
+// reads; the others go on with what is cached. A repomd.xml that cannot be read changes nothing.
+func (s *Scheduler) refresh(st *repoState) {
+	if s.opts.RefreshPublished <= 0 {
+		return
+	}
+	repo, ok := s.repoOf(st.dir)
+	if !ok {
+		return
+	}
+	now := s.clock.Now()
+	s.mu.Lock()
+	if st.refreshing || (!st.checkedAt.IsZero() && now.Sub(st.checkedAt) < s.opts.RefreshPublished) {
+		s.mu.Unlock()
+		return
+	}
+	st.refreshing = true
+	gen := st.gen
+	s.mu.Unlock()
+
+	var stamp tree.Stamp
+	md, err := s.opts.Tree.OpenMetadata(context.Background(), repo, "repomd.xml")
+	if err == nil {
+		stamp = md.Stamp()
+		md.Close()
+	}
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st.refreshing = false
+	st.checkedAt = now
+	if err != nil || st.gen != gen {
+		return // unreadable, or this process published meanwhile (which reset the stamp): look next time
+	}
+	if sameStamp(st.mdStamp, stamp) {
+		return
+	}
+	known := !st.mdStamp.ModTime.IsZero() || st.mdStamp.ETag != ""
+	st.mdStamp = stamp
+	if !known && st.published == nil && st.sums == nil && st.loading == nil && st.sumsLoading == nil {
+		return // nothing cached or being read: the first read will be of this generation or a later one
+	}
+	// Another generation than the cached one (or one we cannot tell apart from it): read it afresh.
+	st.published, st.sums = nil, nil
+	st.gen++
+	close(st.pubCh)
+	st.pubCh = make(chan struct{})
+}
+
+// sameStamp reports whether two stamps of repomd.xml name the same stored version: by ETag where the backend has
+// one (s3), else by size and mtime.
+func sameStamp(a, b tree.Stamp) bool {
+	if a.ETag != "" || b.ETag != "" {
+		return a.ETag == b.ETag
+	}
+	return a.Size == b.Size && a.ModTime.Equal(b.ModTime) && !a.ModTime.IsZero()
 }
 
 // listed reports whether href is in repoDir's published set, by name only:
@@ -206,6 +277,10 @@ func (s *Scheduler) ensurePublished(st *repoState) pkgSet {
 	if err != nil {
 		st.log.Warn("cannot read the published package set; treating it as empty", zap.Error(err))
 		set = pkgSet{}
+	}
+	if st.gen != gen {
+		// refresh dropped the generation this read may belong to: use it once, cache nothing.
+		return set
 	}
 	st.published = set
 	if err == nil && st.sums == nil && st.gen == gen {

@@ -57,7 +57,9 @@ type Options struct {
 	RepoObjects RepoObjects
 	TopDir      string
 	// Tree, if set, is the repository tree TopDir names: GET /api/v1/uploads/{sha256} asks it (tree.Stat)
-	// whether each copy is still stored, so the answer holds on every backend. Nil: files under TopDir.
+	// whether each copy is still stored, so the answer holds on every backend, and, when it is a tree.Finder (a
+	// tree several daemons share), where the copies of a sha256 this daemon does not know are. Nil: files
+	// under TopDir.
 	Tree tree.Tree
 
 	// MaxConcurrentUploads caps uploads in progress (received, checked or placed); one more waits for a slot

@@ -260,20 +260,16 @@ func (s *Server) uploadStatus(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, http.StatusBadRequest, fmt.Errorf("%w: %q is not a sha256 (64 hex digits, as sha256sum prints)", errBadParam, sum))
 		return
 	}
-	var cs []pkgCopy
 	seen := map[string]bool{}
-	for _, p := range s.lookup(sum) {
-		c, ok := s.copyOf(p)
-		if !ok || seen[c.path] {
-			continue
+	cs := s.storedCopies(r.Context(), sum, s.lookup(sum), seen)
+	if len(cs) == 0 {
+		// Not known to this daemon: on a tree that several daemons share, another one may have taken it.
+		paths, err := s.findShared(r.Context(), sum)
+		if err != nil {
+			s.writeError(w, r, errorStatus(err), err) // tree.ErrUnavailable: 503, the storage is down
+			return
 		}
-		seen[c.path] = true
-		c.sum = sum
-		// Deleted since (retention, a manual rm): not a copy any more, whatever the lookup remembers.
-		if !s.stored(r.Context(), c.path) {
-			continue
-		}
-		cs = append(cs, c)
+		cs = s.storedCopies(r.Context(), sum, paths, seen)
 	}
 	if len(cs) == 0 {
 		s.writeError(w, r, http.StatusNotFound, fmt.Errorf("%w: no package with sha256 %s is known here", errUnknownUpload, sum))
@@ -284,6 +280,45 @@ func (s *Server) uploadStatus(w http.ResponseWriter, r *http.Request) {
 		SHA256 string `json:"sha256"`
 		*visibility
 	}{sum, v})
+}
+
+// storedCopies turns the paths found for sum into the copies that are still stored with these bytes, skipping
+// those in seen (and adding the rest to it).
+func (s *Server) storedCopies(ctx context.Context, sum string, paths []string, seen map[string]bool) []pkgCopy {
+	var cs []pkgCopy
+	for _, p := range paths {
+		c, ok := s.copyOf(p)
+		if !ok || seen[c.path] {
+			continue
+		}
+		seen[c.path] = true
+		c.sum = sum
+		// Deleted or replaced since (retention, a manual rm, overwrite): not a copy any more, whatever the
+		// lookup remembers.
+		if !s.stored(ctx, c.path, sum) {
+			continue
+		}
+		cs = append(cs, c)
+	}
+	return cs
+}
+
+// findShared asks the tree for the copies of sum when several daemons share it (tree.Finder: s3's sha256
+// markers, one listing request); nil on a tree that one daemon owns (fs), whose registry knows every upload.
+func (s *Server) findShared(ctx context.Context, sum string) ([]string, error) {
+	f, ok := s.opts.Tree.(tree.Finder)
+	if !ok {
+		return nil, nil
+	}
+	refs, err := f.FindSHA256(ctx, sum)
+	if err != nil {
+		return nil, fmt.Errorf("find sha256 %s in the tree: %w", sum, err)
+	}
+	paths := make([]string, 0, len(refs))
+	for _, r := range refs {
+		paths = append(paths, r.Path())
+	}
+	return paths, nil
 }
 
 // lookup returns the paths known for sum: from Options.Lookup (the registry) and from the uploads this process
@@ -371,13 +406,13 @@ func writeVisibleText(w http.ResponseWriter, status int, urls []string, vis *vis
 }
 
 // stored reports whether the package at p (slash path relative to the top, <repo>/Packages/<name>) is still
-// stored: through Options.Tree when set (a symlinked or odd entry, tree.ErrInvalid, still counts, as os.Stat
-// follows it), else by a stat under TopDir.
-func (s *Server) stored(ctx context.Context, p string) bool {
+// stored with the bytes sum: through Options.Tree when set (a symlinked or odd entry, tree.ErrInvalid, still
+// counts, as os.Stat follows it; a stamp that knows its sha256, s3's, must match), else by a stat under TopDir.
+func (s *Server) stored(ctx context.Context, p, sum string) bool {
 	if s.opts.Tree == nil {
 		_, err := os.Stat(filepath.Join(s.opts.TopDir, filepath.FromSlash(p)))
 		return err == nil
 	}
-	_, err := s.opts.Tree.Stat(ctx, tree.Ref{Repo: path.Dir(path.Dir(p)), Name: path.Base(p)})
-	return err == nil || errors.Is(err, tree.ErrInvalid)
+	st, err := s.opts.Tree.Stat(ctx, tree.Ref{Repo: path.Dir(path.Dir(p)), Name: path.Base(p)})
+	return err == nil && (st.SHA256 == "" || st.SHA256 == sum) || errors.Is(err, tree.ErrInvalid)
 }

@@ -435,3 +435,72 @@ func TestUploadStatusAsksTheTree(t *testing.T) {
 		t.Fatalf("removed from the tree: got %d %s, want 404", rec.Code, rec.Body)
 	}
 }
+
+// sharedTree is a tree another daemon also writes to: a tree.Finder over a fixed map (the s3 markers), with Stat
+// reporting the stored sha256 as s3's does.
+type sharedTree struct {
+	tree.Tree
+	found   map[string][]tree.Ref
+	sums    map[tree.Ref]string // Stat's SHA256
+	findErr error
+}
+
+func (s *sharedTree) FindSHA256(_ context.Context, sum string) ([]tree.Ref, error) {
+	return s.found[sum], s.findErr
+}
+
+func (s *sharedTree) Stat(ctx context.Context, ref tree.Ref) (tree.Stamp, error) {
+	st, err := s.Tree.Stat(ctx, ref)
+	st.SHA256 = s.sums[ref]
+	return st, err
+}
+
+// TestUploadStatusFindsAnotherDaemonsUpload: a sha256 that neither the registry nor this daemon's own uploads
+// know is looked up in a shared tree (tree.Finder), so a daemon answers for an upload another daemon took; a
+// marker whose copy is gone or now holds other bytes is no copy; a tree that cannot answer is a 503.
+func TestUploadStatusFindsAnotherDaemonsUpload(t *testing.T) {
+	sum := strings.Repeat("ab", 32)
+	ref := tree.Ref{Repo: "9/x86_64", Name: "x-1-1.el9.x86_64.rpm"}
+	tests := []struct {
+		name     string
+		stored   bool   // the copy exists in the tree
+		storedAs string // Stat's sha256
+		findErr  error
+		noFinder bool
+		want     int
+	}{
+		{name: "found", stored: true, storedAs: sum, want: 200},
+		{name: "stamp without sha256", stored: true, want: 200},
+		{name: "replaced with other bytes", stored: true, storedAs: strings.Repeat("ef", 32), want: 404},
+		{name: "removed since", want: 404},
+		{name: "storage down", stored: true, findErr: fmt.Errorf("list: %w", tree.ErrUnavailable), want: 503},
+		{name: "tree of one daemon", stored: true, noFinder: true, want: 404},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			remote := t.TempDir()
+			if tc.stored {
+				p := filepath.Join(remote, filepath.FromSlash(ref.Path()))
+				if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(p, []byte("x"), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var tr tree.Tree = &sharedTree{Tree: testTree(t, remote), found: map[string][]tree.Ref{sum: {ref}},
+				sums: map[tree.Ref]string{ref: tc.storedAs}, findErr: tc.findErr}
+			if tc.noFinder {
+				tr = testTree(t, remote)
+			}
+			f := newWaitFixture(t, newFakePublisher(false), func(o *Options) { o.Tree = tr })
+			rec := f.do(t, "GET", "/api/v1/uploads/"+sum, nil, nil)
+			if rec.Code != tc.want {
+				t.Fatalf("got %d %s, want %d", rec.Code, rec.Body, tc.want)
+			}
+			if tc.want == 200 && !strings.Contains(rec.Body.String(), `"/repo/9/x86_64/Packages/x-1-1.el9.x86_64.rpm"`) {
+				t.Errorf("answer names no copy: %s", rec.Body)
+			}
+		})
+	}
+}

@@ -303,3 +303,15 @@ type Work interface {
 	// Close removes the local work files (never the published tree, and on fs never Packages/).
 	Close() error
 }
+
+// Finder is implemented by a backend that several daemons share and that can find stored packages by their
+// sha256 without reading them (s3: one small marker object per placed copy, named by the sha256, listed with one
+// request). GET /api/v1/uploads/{sha256} asks it when the daemon's own memory does not know the sha256, so every
+// daemon answers for an upload another daemon took. fs does not implement it: one daemon owns an fs tree, and
+// its registry knows every upload it took.
+type Finder interface {
+	// FindSHA256 returns the packages placed with this sha256 (lowercase hex). Its answer may name copies that
+	// were deleted or replaced since (the markers are a hint): the caller checks each with Stat. It costs a
+	// bounded number of requests whatever the size of the tree.
+	FindSHA256(ctx context.Context, sha256 string) ([]Ref, error)
+}

@@ -139,6 +139,19 @@ func (t *Tree) Place(ctx context.Context, units []tree.Unit, opts tree.PlaceOpti
 	if err := t.recordAll(ctx, repos, &res); err != nil {
 		return res, err
 	}
+	// The sha256 markers (FindSHA256) go before the packages, like the pending records: every daemon can then
+	// answer GET /api/v1/uploads/{sha256} for a copy as soon as it may exist. A marker left by a placement that
+	// failed later is only a hint; readers check the copy.
+	markers := make([]string, 0, len(targets))
+	for _, tg := range targets {
+		markers = append(markers, shaKey(units[tg.unit].SHA256, tg.ref))
+	}
+	if err := t.parallel(ctx, markers, func(ctx context.Context, key string) error { // a migrate batch has many
+		_, err := t.st.Put(ctx, key, nil, nil)
+		return mapErr(err)
+	}); err != nil {
+		return res, err
+	}
 	var created []*target
 	undo := func(cause error) error {
 		var errs []error
@@ -267,10 +280,13 @@ func (t *Tree) Remove(ctx context.Context, refs []tree.Ref) ([]string, error) {
 	unlock := t.names.lock(names)
 	defer unlock()
 	// Every ref is checked first: an absent one fails the call with nothing removed and nothing recorded.
-	for _, r := range refs {
-		if _, err := t.st.Head(ctx, pkgKey(r)); err != nil {
+	sums := make([]string, len(refs)) // for the sha256 markers, removed after their package
+	for i, r := range refs {
+		info, err := t.st.Head(ctx, pkgKey(r))
+		if err != nil {
 			return nil, mapErr(err)
 		}
+		sums[i] = info.Metadata["sha256"]
 	}
 	var pending []string
 	for _, r := range repos {
@@ -279,9 +295,13 @@ func (t *Tree) Remove(ctx context.Context, refs []tree.Ref) ([]string, error) {
 		}
 		pending = append(pending, r)
 	}
-	for _, r := range refs {
+	for i, r := range refs {
 		if err := t.st.Delete(ctx, pkgKey(r)); err != nil {
 			return pending, mapErr(err)
+		}
+		if validSHA(sums[i]) {
+			// Best effort: a marker left behind only costs FindSHA256's caller one Stat.
+			_ = t.st.Delete(ctx, shaKey(sums[i], r))
 		}
 	}
 	for _, r := range repos {

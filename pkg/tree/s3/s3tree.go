@@ -7,6 +7,9 @@
 //	<repo>/repodata/repomd.xml, <data files>   the published metadata (content-named data files)
 //	<repo>/.rpm-ingestd/pending/<time>-<rand>  one pending change (empty object)
 //	<repo>/.rpm-ingestd/lease.json             the publish lease (pkg/lease)
+//	.rpm-ingestd/sha256/<sha256>/<repo>/Packages/<name>.rpm
+//	                                           a copy placed with that sha256 (empty object), for FindSHA256:
+//	                                           written before the package, deleted after it by Remove
 //	<repo>/.rpm-ingestd/generations/<time>-<rand>.xml
 //	                                           a superseded repomd.xml, kept for the retention age so that the
 //	                                           files it names are not deleted while readers may still hold it
@@ -76,6 +79,10 @@ type Tree struct {
 	log       *zap.Logger
 
 	names nameLocks
+
+	// beforeRepomd, when set, is called by Publish between its last lease renewal and the conditional PUT of
+	// repomd.xml: a test seam for the race the If-Match exists for (a holder stalled there past its lease).
+	beforeRepomd func(repo string)
 }
 
 var _ tree.Tree = (*Tree)(nil)
@@ -200,10 +207,12 @@ func checkRef(r tree.Ref) error {
 	return nil
 }
 
-func pkgKey(r tree.Ref) string            { return r.Repo + "/Packages/" + r.Name }
-func mdKey(repo, name string) string      { return repo + "/repodata/" + name }
-func pendingPrefix(repo string) string    { return repo + "/.rpm-ingestd/pending/" }
-func generationPrefix(repo string) string { return repo + "/.rpm-ingestd/generations/" }
+func pkgKey(r tree.Ref) string             { return r.Repo + "/Packages/" + r.Name }
+func mdKey(repo, name string) string       { return repo + "/repodata/" + name }
+func pendingPrefix(repo string) string     { return repo + "/.rpm-ingestd/pending/" }
+func shaPrefix(sum string) string          { return ".rpm-ingestd/sha256/" + sum + "/" }
+func shaKey(sum string, r tree.Ref) string { return shaPrefix(sum) + pkgKey(r) }
+func generationPrefix(repo string) string  { return repo + "/.rpm-ingestd/generations/" }
 
 // mapErr turns an objstore error into the tree's sentinels, keeping the cause.
 func mapErr(err error) error {
@@ -261,6 +270,10 @@ type object struct {
 }
 
 func (o *object) Stamp() tree.Stamp { return o.st }
+
+// LocalFile is the spooled local file, for readers that need an *os.File (rpmmeta), as fstree's objects offer; it
+// is closed with the object.
+func (o *object) LocalFile() *os.File { return o.File }
 
 // spool downloads key into an unlinked local file. The whole object is read before the first byte is returned:
 // S3 bodies are not seekable, and ReadAt must see the same version as Read.
@@ -442,4 +455,24 @@ func (t *Tree) storedSHA(ctx context.Context, i objstore.Info) (string, error) {
 		return s, nil
 	}
 	return t.hashStored(ctx, i.Key)
+}
+
+var _ tree.Finder = (*Tree)(nil)
+
+// FindSHA256 lists the markers Place wrote for sum: one listing request under .rpm-ingestd/sha256/<sum>/ (one
+// page per 1,000 copies of the same bytes), whatever the size of the bucket. A marker outlives a replacement
+// with other bytes, and a Remove that failed halfway; the caller checks each copy with Stat.
+func (t *Tree) FindSHA256(ctx context.Context, sum string) ([]tree.Ref, error) {
+	if !validSHA(sum) {
+		return nil, fmt.Errorf("%w: sha256 %.80q", tree.ErrInvalid, sum)
+	}
+	var out []tree.Ref
+	err := t.st.Walk(ctx, shaPrefix(sum), func(i objstore.Info) error {
+		repo, name, ok := strings.Cut(strings.TrimPrefix(i.Key, shaPrefix(sum)), "/Packages/")
+		if r := (tree.Ref{Repo: repo, Name: name}); ok && checkRef(r) == nil {
+			out = append(out, r)
+		}
+		return nil
+	})
+	return out, mapErr(err)
 }

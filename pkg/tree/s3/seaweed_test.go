@@ -105,6 +105,8 @@ func TestOnSeaweedFS(t *testing.T) {
 	t.Run("Cleanup", func(t *testing.T) { testCleanup(t, e) })
 	t.Run("Signatures", func(t *testing.T) { testSignatures(t, e) })
 	t.Run("RemoveChecksEveryRefFirst", func(t *testing.T) { testRemoveChecksFirst(t, e) })
+	t.Run("FindSHA256AcrossDaemons", func(t *testing.T) { testFindSHA256(t, e) })
+	t.Run("PublishRaceAcrossDaemons", func(t *testing.T) { testPublishRace(t, e) })
 }
 
 func stageBytes(t *testing.T, tr tree.Tree, b []byte) (tree.Staged, string) {
@@ -270,6 +272,16 @@ func writeGen(t *testing.T, out string, tag string, extra ...string) string {
 // --skip-stat --pkglist over the local directory, Publish, consume. It returns what the Work held locally.
 func publish(t *testing.T, tr tree.Tree, repo string) (local []string, pkgs []tree.Entry) {
 	t.Helper()
+	local, pkgs, err := tryPublish(t, tr, repo)
+	if err != nil {
+		t.Fatalf("publish: %v", err)
+	}
+	return local, pkgs
+}
+
+// tryPublish is publish that returns Publish's error (the pending records stay then) instead of failing the test.
+func tryPublish(t *testing.T, tr tree.Tree, repo string) (local []string, pkgs []tree.Entry, _ error) {
+	t.Helper()
 	l, err := tr.TryLock(ctx, repo)
 	if err != nil {
 		t.Fatal(err)
@@ -306,12 +318,12 @@ func publish(t *testing.T, tr tree.Tree, repo string) (local []string, pkgs []tr
 		t.Fatalf("createrepo_c: %v\n%s", err, out)
 	}
 	if err := w.Publish(ctx); err != nil {
-		t.Fatalf("publish: %v", err)
+		return local, pkgs, err
 	}
 	if err := tr.ConsumePending(ctx, c); err != nil {
 		t.Fatal(err)
 	}
-	return local, pkgs
+	return local, pkgs, nil
 }
 
 // published reads repo's published primary.xml from the bucket: file name → sha256.
@@ -848,5 +860,120 @@ func testOverwritesAcross(t *testing.T, e *env) {
 		if x.SHA256 == "" || x.SHA256 != y.SHA256 {
 			t.Errorf("round %d: split placement: %q and %q", round, x.SHA256, y.SHA256)
 		}
+	}
+}
+
+// testFindSHA256: a noarch package placed into two repositories by daemon a is found by its sha256 through
+// daemon b (another process's tree on the same prefix), before any publish; a removed copy's marker goes with it;
+// a replacement with other bytes leaves the old marker (a hint the caller checks with Stat).
+func testFindSHA256(t *testing.T, e *env) {
+	prefix := e.prefix()
+	a := e.daemon(t, prefix, s3tree.Options{})
+	b := e.daemon(t, prefix, s3tree.Options{})
+	body := []byte("find me by my sha256")
+	sum := sha(body)
+	const name = "find-1-1.el9.noarch.rpm"
+	if _, err := placeBytes(t, a, body, name, false, "9/x86_64", "9/aarch64"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := placeBytes(t, a, []byte("other bytes"), "other-1-1.el9.x86_64.rpm", false, "9/x86_64"); err != nil {
+		t.Fatal(err)
+	}
+	find := func(tr tree.Tree, sum string) []tree.Ref {
+		t.Helper()
+		refs, err := tr.(tree.Finder).FindSHA256(ctx, sum) // the interface, as the server asks it
+		if err != nil {
+			t.Fatal(err)
+		}
+		slices.SortFunc(refs, func(x, y tree.Ref) int { return strings.Compare(x.Path(), y.Path()) })
+		return refs
+	}
+	want := []tree.Ref{{Repo: "9/aarch64", Name: name}, {Repo: "9/x86_64", Name: name}}
+	if got := find(b, sum); !slices.Equal(got, want) {
+		t.Fatalf("FindSHA256 through the other daemon: %v, want %v", got, want)
+	}
+	if got := find(b, sha([]byte("never stored"))); len(got) != 0 {
+		t.Errorf("FindSHA256 of bytes never stored: %v", got)
+	}
+	if _, err := b.FindSHA256(ctx, "../../x"); !errors.Is(err, tree.ErrInvalid) {
+		t.Errorf("FindSHA256 of a hostile sha256: %v, want ErrInvalid", err)
+	}
+	if _, err := b.Remove(ctx, []tree.Ref{{Repo: "9/aarch64", Name: name}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := find(a, sum); !slices.Equal(got, want[1:]) {
+		t.Errorf("after removing the aarch64 copy: %v, want %v", got, want[1:])
+	}
+	// The markers live outside every repository: Repos lists only the real ones.
+	repos, err := b.Repos(ctx)
+	if err != nil || !slices.Equal(repos, []string{"9/aarch64", "9/x86_64"}) {
+		t.Errorf("Repos: %v %v", repos, err)
+	}
+}
+
+// testPublishRace: two daemons publish one repository from the same repomd.xml ETag, with real createrepo_c. a
+// renews its lease and then stalls past it right before its repomd.xml PUT (the seam); meanwhile b takes the
+// expired lease over and publishes from the generation a began from. Exactly one wins: b; a's conditional PUT is
+// refused (ErrConflict), b's repomd.xml is not overwritten, and a's pending records stay. a then redoes: it takes
+// the lease again, begins from b's generation, and publishes everything, a package placed since included.
+func testPublishRace(t *testing.T, e *env) {
+	prefix := e.prefix()
+	clk := &clock{t: time.Now()}
+	a := e.daemon(t, prefix, s3tree.Options{Holder: "a", LeaseTTL: time.Minute, Now: clk.Now})
+	b := e.daemon(t, prefix, s3tree.Options{Holder: "b", LeaseTTL: time.Minute, Now: clk.Now})
+	const repo = "9/x86_64"
+	want := map[string]string{}
+	add := func(tr tree.Tree, name string) {
+		t.Helper()
+		spec := testrpm.Spec{Name: name, Arch: "x86_64"}
+		body := testrpm.Build(t, spec)
+		if _, err := placeBytes(t, tr, body, spec.FileName(), false, repo); err != nil {
+			t.Fatal(err)
+		}
+		want[spec.FileName()] = sha(body)
+	}
+	add(a, "first")
+	publish(t, a, repo) // the generation both will begin from
+	add(a, "mine")
+
+	var bErr error
+	var theirs []byte
+	races := 0
+	s3tree.SetBeforeRepomd(a, func(string) {
+		races++
+		s3tree.SetBeforeRepomd(a, nil) // the redo below runs without the stall
+		clk.Advance(2 * time.Minute)   // a stalls past its lease
+		// b has an upload of its own, which a's generation lacks (with equal bytes, a's PUT meeting b's
+		// repomd.xml would count as its own retry, rightly: nothing would be lost).
+		add(b, "theirs")
+		_, _, bErr = tryPublish(t, b, repo)
+		theirs = readMeta(t, b, repo, "repomd.xml")
+	})
+	_, _, aErr := tryPublish(t, a, repo)
+	if races != 1 {
+		t.Fatalf("the seam ran %d times, want 1", races)
+	}
+	if bErr != nil || !errors.Is(aErr, tree.ErrConflict) {
+		t.Fatalf("race: a %v, b %v; want b to win and a to get ErrConflict", aErr, bErr)
+	}
+	if got := readMeta(t, a, repo, "repomd.xml"); !bytes.Equal(got, theirs) {
+		t.Fatal("the loser overwrote the winner's repomd.xml")
+	}
+	if got := published(t, b, repo); !mapsEqual(got, want) {
+		t.Fatalf("the winner published %v, want %v", got, want)
+	}
+	// The loser redoes, from the winner's generation, with what changed since.
+	add(a, "later")
+	if _, _, err := tryPublish(t, a, repo); err != nil {
+		t.Fatalf("redo: %v", err)
+	}
+	if got := readMeta(t, b, repo, "repomd.xml"); bytes.Equal(got, theirs) {
+		t.Error("the redo published nothing")
+	}
+	if got := published(t, b, repo); !mapsEqual(got, want) {
+		t.Errorf("after the redo: %v, want %v", got, want)
+	}
+	if ok, err := a.HasPending(ctx, repo); ok || err != nil {
+		t.Errorf("pending after the redo: %t %v", ok, err)
 	}
 }

@@ -437,6 +437,9 @@ func (w *work) Publish(ctx context.Context) error {
 	if err := w.lock.Renew(ctx); err != nil {
 		return err
 	}
+	if t.beforeRepomd != nil {
+		t.beforeRepomd(repo)
+	}
 	key := mdKey(repo, "repomd.xml")
 	if w.etag == "" {
 		_, err = t.st.PutIfAbsent(ctx, key, bytes.NewReader(md), nil)
