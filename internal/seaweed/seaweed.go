@@ -68,9 +68,9 @@ type Options struct {
 	AccessKey, SecretKey string
 }
 
-// Server is a running weed server. Its methods are for the goroutine of the test that started it.
+// Server is a running weed server. Its methods are for the goroutine of the test (or tool) that started it.
 type Server struct {
-	t       testing.TB
+	t       testing.TB // nil when Launched outside a test
 	bin     string
 	opts    Options
 	dataDir string
@@ -102,35 +102,76 @@ func Start(t testing.TB, opts Options) *Server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if (opts.AccessKey == "") != (opts.SecretKey == "") {
-		t.Fatal("seaweed: set both AccessKey and SecretKey, or neither")
-	}
-	base := t.TempDir()
-	s := &Server{t: t, bin: bin, opts: opts, dataDir: filepath.Join(base, "data"), logPath: filepath.Join(base, "weed.log")}
-	if err := os.Mkdir(s.dataDir, 0o755); err != nil {
+	s, err := newServer(bin, t.TempDir(), opts)
+	if err != nil {
 		t.Fatal(err)
 	}
+	s.t = t
 	t.Cleanup(func() {
 		s.Stop()
 		if t.Failed() {
 			t.Logf("seaweed: last lines of %s:\n%s", s.logPath, tail(s.logPath, 40))
 		}
 	})
+	if err := s.boot(); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// Launch starts a weed server outside a test, for tools (cmd/rpm-ingestd-bench): its data and log live in dir,
+// which is kept, so a later Launch on the same dir finds the buckets and objects again (on other ports). The
+// caller must Stop it. NewBucket, Restart and StartAgain are for tests only; use Client to make buckets.
+func Launch(dir string, opts Options) (*Server, error) {
+	bin, err := Binary()
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("seaweed: %w", err)
+	}
+	s, err := newServer(bin, dir, opts)
+	if err != nil {
+		return nil, err
+	}
+	// The unix sockets of the previous server on this data directory (weed does not remove them).
+	for _, n := range []string{"filer.sock", "s3.sock"} {
+		_ = os.Remove(filepath.Join(s.dataDir, n))
+	}
+	if err := s.boot(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func newServer(bin, base string, opts Options) (*Server, error) {
+	if (opts.AccessKey == "") != (opts.SecretKey == "") {
+		return nil, errors.New("seaweed: set both AccessKey and SecretKey, or neither")
+	}
+	s := &Server{bin: bin, opts: opts, dataDir: filepath.Join(base, "data"), logPath: filepath.Join(base, "weed.log")}
+	if err := os.MkdirAll(s.dataDir, 0o755); err != nil {
+		return nil, fmt.Errorf("seaweed: %w", err)
+	}
+	return s, nil
+}
+
+// boot starts the server on free ports and waits until it accepts a PUT, trying other ports startAttempts times.
+func (s *Server) boot() error {
 	var last error
 	for range startAttempts {
+		var err error
 		if s.ports, err = freePorts(); err != nil {
-			t.Fatal(err)
+			return err
 		}
 		if last = s.start(); last == nil {
 			if last = s.waitReady(); last == nil {
-				return s
+				return nil
 			}
 		}
 		s.Stop()
 	}
-	t.Fatalf("seaweed: no server after %d attempts: %v\nlast lines of %s:\n%s", startAttempts, last, s.logPath,
+	return fmt.Errorf("seaweed: no server after %d attempts: %v\nlast lines of %s:\n%s", startAttempts, last, s.logPath,
 		tail(s.logPath, 40))
-	return nil
 }
 
 // Endpoint is the S3 endpoint URL, e.g. http://127.0.0.1:23456.
