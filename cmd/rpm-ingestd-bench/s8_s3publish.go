@@ -3,7 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/json"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -23,10 +24,6 @@ import (
 // s3Repo is the repository the scenario 8 trees are at, relative to the bucket (no prefix) and to repo.top_dir.
 const s3Repo = "9/x86_64"
 
-// s3SeedVersion names the layout of a seeded bucket's snapshot: bump it when seeding changes, so a cached
-// bucket from an older bench is seeded again.
-const s3SeedVersion = 1
-
 // s3Poll is how often the bucket's repomd.xml is HEADed while a publish runs: each HEAD costs SeaweedFS and the
 // bench some CPU on a two-core machine, so it is coarser than scenario 5's 0.5 ms stat(2); it bounds the error
 // of one measurement.
@@ -35,8 +32,12 @@ const s3Poll = 5 * time.Millisecond
 // scenarioS3Publish is scenario 8: the publish of one added package on storage.backend s3 (a bucket on a
 // SeaweedFS the bench starts) against the same publish on fs, on the same tree of N packages, in the same run.
 func (b *bench) scenarioS3Publish() error {
-	// The server's data directory is kept across runs: seeding 10,000 packages is the slow part.
-	srv, err := seaweed.Launch(filepath.Join(b.var_, "s3"), seaweed.Options{})
+	dir, err := b.scratch("s8-weed")
+	if err != nil {
+		return err
+	}
+	defer b.cleanup(dir)
+	srv, err := seaweed.Launch(dir, seaweed.Options{})
 	if err != nil {
 		return err
 	}
@@ -50,7 +51,7 @@ func (b *bench) scenarioS3Publish() error {
 		if err != nil {
 			return err
 		}
-		seed, err := b.ensureBucket(srv, t)
+		seed, err := b.seedBucket(srv, t)
 		if err != nil {
 			return err
 		}
@@ -74,99 +75,95 @@ func (b *bench) scenarioS3Publish() error {
 	return nil
 }
 
-// s3Seed is a bucket holding a scenario 8 tree as `rpm-ingestd migrate` left it: the n packages, the published
-// metadata and the daemon's records. Everything but the packages is kept locally too, so that reset can put the
-// bucket back into exactly that state after a measured publish.
+// s3Seed is a bucket holding a scenario 8 tree in the state a migrated repository is in: the n packages (with
+// their sha256 in the object metadata, as placement stores them) and the tree's published metadata. Everything
+// but the packages is kept locally too, so that reset can put the bucket back into exactly that state after a
+// measured publish.
 type s3Seed struct {
-	store  *objstore.Store
-	bucket string
-	dir   string // local copies of the seeded non-package objects, by key
-	// Keys are every key of the seeded bucket; Packages is how many are packages.
-	Keys     []string `json:"keys"`
-	Packages int      `json:"packages"`
-	Version  int      `json:"version"`
+	store    *objstore.Store
+	bucket   string
+	dir      string   // local copies of the seeded non-package objects, by key
+	keys     []string // every key of the seeded bucket
+	packages int      // how many of them are packages
 }
 
-// ensureBucket returns the seeded bucket of tree t, seeding it once with `rpm-ingestd migrate` (cached with the
-// server's data directory: a later run re-uses it when its snapshot and the bucket agree).
-func (b *bench) ensureBucket(srv *seaweed.Server, t *tree) (*s3Seed, error) {
+// seedConcurrency is how many PUTs seeding sends at once.
+const seedConcurrency = 16
+
+// seedBucket creates a bucket on srv holding tree t: its n packages by parallel PUTs (what `rpm-ingestd migrate`
+// stores, without its per-package HEAD and pending records: about ten times faster at 10,000), then its current
+// metadata (base/) under repodata/.
+func (b *bench) seedBucket(srv *seaweed.Server, t *tree) (*s3Seed, error) {
+	ctx := context.Background()
 	name := fmt.Sprintf("bench-%d", t.n)
+	if _, err := srv.Client().CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(name)}); err != nil {
+		return nil, fmt.Errorf("create bucket %s: %w", name, err)
+	}
 	st, err := objstore.New(objstore.Options{Endpoint: srv.Endpoint(), Bucket: name, Region: seaweed.Region, PathStyle: true,
 		Getenv: func(string) string { return "" }, Timeout: time.Minute})
 	if err != nil {
 		return nil, err
 	}
-	seed := &s3Seed{store: st, bucket: name, dir: filepath.Join(b.var_, "s3", name)}
-	snap := filepath.Join(b.var_, "s3", name+".json")
-	if data, err := os.ReadFile(snap); err == nil && json.Unmarshal(data, seed) == nil && seed.Version == s3SeedVersion {
-		err := seed.reset(context.Background())
-		if err == nil {
-			return seed, nil
+	dir, err := b.scratch("s8-seed-" + fmt.Sprint(t.n))
+	if err != nil {
+		return nil, err
+	}
+	seed := &s3Seed{store: st, bucket: name, dir: dir}
+	pkgs, err := os.ReadDir(filepath.Join(t.repo, "Packages"))
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	for _, e := range pkgs {
+		if e.Name() != t.add.fileName() && e.Name() != t.warm.fileName() {
+			names = append(names, e.Name())
 		}
-		fmt.Fprintf(b.out, "  the cached bucket %s is unusable (%v): seeding it again\n", name, err)
 	}
-	os.Remove(snap)
-	ctx := context.Background()
-	cl := srv.Client()
-	if _, err := cl.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(name)}); err != nil && !strings.Contains(err.Error(), "BucketAlready") {
-		return nil, fmt.Errorf("create bucket %s: %w", name, err)
+	if len(names) != t.n {
+		return nil, fmt.Errorf("%s holds %d packages besides the added ones, want %d", t.repo, len(names), t.n)
 	}
-	// Start from an empty bucket: a half-seeded one from an interrupted run is emptied first.
-	if err := seed.deleteWhere(ctx, func(string) bool { return true }); err != nil {
+	fmt.Fprintf(b.out, "  seeding the bucket %s with the %d-package tree (%d PUTs at once) ...\n", name, t.n, seedConcurrency)
+	start := time.Now()
+	if err := parallel(seedConcurrency, names, func(n string) error {
+		data, err := os.ReadFile(filepath.Join(t.repo, "Packages", n))
+		if err != nil {
+			return err
+		}
+		sum := sha256.Sum256(data)
+		_, err = st.Put(ctx, s3Repo+"/Packages/"+n, bytes.NewReader(data), map[string]string{"sha256": hex.EncodeToString(sum[:])})
+		return err
+	}); err != nil {
 		return nil, err
 	}
-	if err := t.resetCold(); err != nil {
-		return nil, err
-	}
-	dir, err := b.scratch("s8-migrate")
+	md, err := os.ReadDir(t.base)
 	if err != nil {
 		return nil, err
 	}
-	defer b.cleanup(dir)
-	conf := filepath.Join(dir, "config.yml")
-	if err := os.WriteFile(conf, []byte(fmt.Sprintf(`# Written by rpm-ingestd-bench to seed a bucket.
-repo:
-  top_dir: %s
-  layout: "{{.OSRelease}}/{{.Arch}}"
-  arches: [x86_64]
-  dist_tags: [el]
-%s`, filepath.Join(dir, "work"), s3Storage(srv, name))), 0o644); err != nil {
-		return nil, err
+	for _, f := range md {
+		key := s3Repo + "/repodata/" + f.Name()
+		p := seed.localPath(key)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			return nil, err
+		}
+		if err := copyFile(filepath.Join(t.base, f.Name()), p); err != nil {
+			return nil, err
+		}
 	}
-	fmt.Fprintf(b.out, "  seeding the bucket %s with the %d-package tree by rpm-ingestd migrate (cached in %s) ...\n", name, t.n, filepath.Join(b.var_, "s3"))
-	w, _, err := timedRun(dir, b.bin, "migrate", "-c", conf, "--from", t.top)
-	if err != nil {
-		return nil, err
-	}
-	fmt.Fprintf(b.out, "    done in %s\n", ms(w))
-	if err := t.reset(); err != nil {
-		return nil, err
-	}
-	// The snapshot: every key, and a local copy of every one that is not a package.
-	os.RemoveAll(seed.dir)
 	infos, err := st.List(ctx, "")
 	if err != nil {
 		return nil, err
 	}
-	seed.Keys, seed.Packages, seed.Version = nil, 0, s3SeedVersion
 	for _, i := range infos {
-		seed.Keys = append(seed.Keys, i.Key)
+		seed.keys = append(seed.keys, i.Key)
 		if isPackageKey(i.Key) {
-			seed.Packages++
-			continue
-		}
-		if err := seed.download(ctx, i.Key); err != nil {
-			return nil, err
+			seed.packages++
 		}
 	}
-	if seed.Packages != t.n {
-		return nil, fmt.Errorf("migrate left %d packages in the bucket, want %d", seed.Packages, t.n)
+	for _, f := range md {
+		seed.keys = append(seed.keys, s3Repo+"/repodata/"+f.Name())
 	}
-	data, err := json.Marshal(seed)
-	if err != nil {
-		return nil, err
-	}
-	return seed, os.WriteFile(snap, data, 0o644)
+	fmt.Fprintf(b.out, "    done in %s\n", ms(time.Since(start)))
+	return seed, seed.reset(ctx)
 }
 
 func isPackageKey(k string) bool { return strings.HasPrefix(k, s3Repo+"/Packages/") }
@@ -185,45 +182,13 @@ func s3Storage(srv *seaweed.Server, bucket string) string {
 
 func (s *s3Seed) localPath(key string) string { return filepath.Join(s.dir, filepath.FromSlash(key)) }
 
-func (s *s3Seed) download(ctx context.Context, key string) error {
-	body, _, err := s.store.Get(ctx, key)
-	if err != nil {
-		return err
-	}
-	defer body.Close()
-	data, err := io.ReadAll(body)
-	if err != nil {
-		return err
-	}
-	p := s.localPath(key)
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-		return err
-	}
-	return os.WriteFile(p, data, 0o644)
-}
-
-// deleteWhere deletes every key of the bucket that drop selects, eight at a time.
-func (s *s3Seed) deleteWhere(ctx context.Context, drop func(string) bool) error {
-	infos, err := s.store.List(ctx, "")
-	if err != nil {
-		return err
-	}
-	var keys []string
-	for _, i := range infos {
-		if drop(i.Key) {
-			keys = append(keys, i.Key)
-		}
-	}
-	return parallel(8, keys, func(k string) error { return s.store.Delete(ctx, k) })
-}
-
 // reset puts the bucket back into the seeded state: the keys a measured run added go (the added packages, pending
 // objects, the lease, new metadata generations and records), and every seeded object that is not a package is
 // written again from its local copy (a run may have replaced repomd.xml or pruned old records). It fails when a
 // seeded package is missing, so a lost bucket is seeded again.
 func (s *s3Seed) reset(ctx context.Context) error {
-	seeded := make(map[string]bool, len(s.Keys))
-	for _, k := range s.Keys {
+	seeded := make(map[string]bool, len(s.keys))
+	for _, k := range s.keys {
 		seeded[k] = true
 	}
 	infos, err := s.store.List(ctx, "")
@@ -240,14 +205,14 @@ func (s *s3Seed) reset(ctx context.Context) error {
 			pkgs++
 		}
 	}
-	if pkgs != s.Packages {
-		return fmt.Errorf("the bucket holds %d of the %d seeded packages", pkgs, s.Packages)
+	if pkgs != s.packages {
+		return fmt.Errorf("the bucket holds %d of the %d seeded packages", pkgs, s.packages)
 	}
 	if err := parallel(8, drop, func(k string) error { return s.store.Delete(ctx, k) }); err != nil {
 		return err
 	}
 	var put []string
-	for _, k := range s.Keys {
+	for _, k := range s.keys {
 		if !isPackageKey(k) {
 			put = append(put, k)
 		}

@@ -119,24 +119,19 @@ func Start(t testing.TB, opts Options) *Server {
 	return s
 }
 
-// Launch starts a weed server outside a test, for tools (cmd/rpm-ingestd-bench): its data and log live in dir,
-// which is kept, so a later Launch on the same dir finds the buckets and objects again (on other ports). The
-// caller must Stop it. NewBucket, Restart and StartAgain are for tests only; use Client to make buckets.
+// Launch starts a weed server outside a test, for tools (cmd/rpm-ingestd-bench), and waits until it accepts a
+// PUT. Its data and log live in dir, which should be empty: weed names its master's state after the master's
+// port, so a server on another port does not take over an old data directory (its volumes refuse to grow). The
+// caller must Stop it and remove dir. NewBucket, Restart and StartAgain are for tests only; use Client to make
+// buckets.
 func Launch(dir string, opts Options) (*Server, error) {
 	bin, err := Binary()
 	if err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("seaweed: %w", err)
-	}
 	s, err := newServer(bin, dir, opts)
 	if err != nil {
 		return nil, err
-	}
-	// The unix sockets of the previous server on this data directory (weed does not remove them).
-	for _, n := range []string{"filer.sock", "s3.sock"} {
-		_ = os.Remove(filepath.Join(s.dataDir, n))
 	}
 	if err := s.boot(); err != nil {
 		return nil, err
