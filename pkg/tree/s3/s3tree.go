@@ -76,6 +76,7 @@ type Tree struct {
 	log       *zap.Logger
 
 	names nameLocks
+	cache caches // the publish cache (cache.go)
 }
 
 var _ tree.Tree = (*Tree)(nil)
