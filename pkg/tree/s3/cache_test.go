@@ -100,7 +100,7 @@ func testPublishCache(t *testing.T, e *env) {
 		}
 	}
 	listings := func() int { return cnt.count("GET /"+e.bucket, "list-type=2", "prefix="+prefix+"/"+repo+"/Packages/") }
-	mdGets := func() int { return cnt.count("GET /"+e.bucket+"/"+prefix+"/"+repo+"/repodata/") }
+	mdGets := func() int { return cnt.count("GET /" + e.bucket + "/" + prefix + "/" + repo + "/repodata/") }
 
 	add(a, "alpha")
 	add(a, "bravo")
