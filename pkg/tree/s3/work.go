@@ -447,10 +447,12 @@ func (t *Tree) parallel(ctx context.Context, items []string, fn func(context.Con
 }
 
 // Publish uploads Output()/repodata: the data files the new repomd.xml names (those the starting one did not
-// name; content-named, so a name names one content), then repomd.xml.asc and repomd.xml.key when present, then —
-// after renewing the lease — repomd.xml with If-Match on the ETag Begin read (If-None-Match: * when there was
-// none). A 412 is ErrConflict unless the stored repomd.xml is byte for byte ours (our own retried PUT). Then it
-// prunes metadata files that no repomd.xml current within the retention age named.
+// name, content-named, so a name names one content; and, when Begin used the publish cache, those a HEAD finds
+// gone), in parallel with the generation and ETag records, then repomd.xml.asc and repomd.xml.key when present,
+// then — after renewing the lease — repomd.xml with If-Match on the ETag Begin read (If-None-Match: * when there
+// was none). A 412 is ErrConflict unless the stored repomd.xml is byte for byte ours (our own retried PUT). Then
+// it remembers the generation in the publish cache and prunes metadata files that no repomd.xml current within
+// the retention age named.
 func (w *work) Publish(ctx context.Context) error {
 	if w.done {
 		return fmt.Errorf("%w: published already", tree.ErrInvalid)
@@ -496,8 +498,38 @@ func (w *work) Publish(ctx context.Context) error {
 	}); err != nil {
 		return err
 	}
-	if err := t.parallel(ctx, upload, func(ctx context.Context, n string) error {
-		return t.putFile(ctx, mdKey(repo, n), w.outFile(n))
+	// The ETags of the packages this generation was built from: what createrepo_c read (downloaded) or reused
+	// (unchanged since the previous generation).
+	etags := make(map[string]string, len(w.pkgs))
+	for _, p := range w.pkgs {
+		if p.ETag != "" {
+			etags[p.Name] = p.ETag
+		}
+	}
+	eb, err := json.Marshal(etags)
+	if err != nil {
+		return err
+	}
+	// The data files and the two records go up together (all before repomd.xml, none names another): the
+	// superseded repomd.xml as a generation record, which protects what it names for the retention age before it
+	// is superseded, and the ETag record.
+	const genJob, etagsJob = "\x00generation", "\x00etags"
+	jobs := slices.Clone(upload)
+	if w.old != nil {
+		jobs = append(jobs, genJob)
+	}
+	jobs = append(jobs, etagsJob)
+	if err := t.parallel(ctx, jobs, func(ctx context.Context, n string) error {
+		var err error
+		switch n {
+		case genJob:
+			_, err = t.st.Put(ctx, generationPrefix(repo)+t.timeKey()+".xml", bytes.NewReader(w.old), nil)
+		case etagsJob:
+			_, err = t.st.Put(ctx, etagsKey(repo, md), bytes.NewReader(eb), nil)
+		default:
+			return t.putFile(ctx, mdKey(repo, n), w.outFile(n))
+		}
+		return mapErr(err)
 	}); err != nil {
 		return err
 	}
@@ -511,28 +543,7 @@ func (w *work) Publish(ctx context.Context) error {
 			sidecars = append(sidecars, n)
 		}
 	}
-	if w.old != nil {
-		// Protect what the superseded repomd.xml names for the retention age, before it is superseded.
-		if _, err := t.st.Put(ctx, generationPrefix(repo)+t.timeKey()+".xml", bytes.NewReader(w.old), nil); err != nil {
-			return mapErr(err)
-		}
-	}
-	// The ETags of the packages this generation was built from: what createrepo_c read (downloaded) or reused
-	// (unchanged since the previous generation).
-	etags := make(map[string]string, len(w.pkgs))
-	for _, p := range w.pkgs {
-		if p.ETag != "" {
-			etags[p.Name] = p.ETag
-		}
-	}
-	eb, err := json.Marshal(etags)
-	if err != nil {
-		return err
-	}
-	if _, err := t.st.Put(ctx, etagsKey(repo, md), bytes.NewReader(eb), nil); err != nil {
-		return mapErr(err)
-	}
-	phase("records")
+	phase("sidecars")
 	if err := w.lock.Renew(ctx); err != nil {
 		return err
 	}
