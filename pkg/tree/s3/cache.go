@@ -43,6 +43,10 @@ const cacheMaxAge = 10 * time.Minute
 // maxDeltaPending is how many pending objects Begin reads to update the cached listing; with more it lists.
 const maxDeltaPending = 512
 
+// maxPendingBody bounds the pending objects Begin reads (a Place of 64 packages writes about 4 KiB); a bigger one
+// is not ours, and the publish lists Packages/ instead.
+const maxPendingBody = 1 << 20
+
 // repoCache is one repository's last publish by this process.
 type repoCache struct {
 	etag  string   // repomd.xml's ETag as our conditional PUT returned it
@@ -62,7 +66,7 @@ type caches struct {
 	m  map[string]*repoCache
 }
 
-// get returns repo's cache (nil when none).
+// cacheOf returns repo's cache (nil when none).
 func (t *Tree) cacheOf(repo string) *repoCache {
 	t.cache.mu.Lock()
 	defer t.cache.mu.Unlock()
@@ -111,7 +115,7 @@ func (t *Tree) deltaListing(ctx context.Context, repo string, c *repoCache) (pkg
 	var keys []string
 	unknown := false
 	err = t.st.Walk(ctx, pendingPrefix(repo), func(i objstore.Info) error {
-		if i.Size == 0 {
+		if i.Size == 0 || i.Size > maxPendingBody {
 			unknown = true
 			return errStop
 		}
