@@ -98,8 +98,8 @@ type s3Seed struct {
 const seedConcurrency = 16
 
 // seedBucket creates a bucket on srv holding tree t: its n packages by parallel PUTs (what `rpm-ingestd migrate`
-// stores, without its per-package HEAD and pending records: about ten times faster at 10,000), then its current
-// metadata (base/) under repodata/.
+// stores, without its sequential per-package HEAD and Place and its pending records), then its current metadata
+// (base/) under repodata/.
 func (b *bench) seedBucket(srv *seaweed.Server, t *tree) (*s3Seed, error) {
 	ctx := context.Background()
 	name := fmt.Sprintf("bench-%d", t.n)
