@@ -282,28 +282,35 @@ func scanPrimaryNames(p string) ([]string, error) {
 	case !strings.HasSuffix(p, ".xml"):
 		return nil, fmt.Errorf("s3tree: %s: not gzip or plain xml", filepath.Base(p))
 	}
-	data, err := io.ReadAll(bufio.NewReaderSize(r, 1<<20))
-	if err != nil {
-		return nil, err
-	}
-	packages := bytes.Count(data, []byte("<package "))
+	// Line by line, not the whole file at once (some 40 MB at 50,000 packages): createrepo_c writes one element
+	// per line; anything else makes the counts disagree below, and the cache is dropped.
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 0, 64<<10), 16<<20)
 	const mark = `<location href="Packages/`
+	packages := 0
 	var names []string
-	for {
-		i := bytes.Index(data, []byte(mark))
-		if i < 0 {
-			break
+	for sc.Scan() {
+		line := sc.Bytes()
+		packages += bytes.Count(line, []byte("<package "))
+		for {
+			i := bytes.Index(line, []byte(mark))
+			if i < 0 {
+				break
+			}
+			line = line[i+len(mark):]
+			j := bytes.IndexByte(line, '"')
+			if j < 0 {
+				return nil, errors.New("s3tree: unterminated location")
+			}
+			n := string(line[:j])
+			if !segRe.MatchString(n) {
+				return nil, fmt.Errorf("s3tree: primary lists %q", n)
+			}
+			names = append(names, n)
 		}
-		data = data[i+len(mark):]
-		j := bytes.IndexByte(data, '"')
-		if j < 0 {
-			return nil, errors.New("s3tree: unterminated location")
-		}
-		n := string(data[:j])
-		if !segRe.MatchString(n) {
-			return nil, fmt.Errorf("s3tree: primary lists %q", n)
-		}
-		names = append(names, n)
+	}
+	if err := sc.Err(); err != nil {
+		return nil, err
 	}
 	if len(names) != packages {
 		return nil, fmt.Errorf("s3tree: primary has %d packages and %d locations in Packages/", packages, len(names))
