@@ -34,8 +34,9 @@ import (
 // it changes them and again after, and a publish consumes only the pending objects it claimed before its
 // listing, so every change the cached listing lacks is named by a pending object that still exists. A pending
 // object that names nothing (RecordPending, or written by an older version), too many of them, or a cached
-// listing older than cacheMaxAge (a daemon that died between its PUT and its second pending object leaves a
-// package no pending object names) make the publish list Packages/ in full.
+// listing older than cacheMaxAge (a daemon that died between its PUT and its second pending object, or a Place
+// or Remove that failed half-way, leaves a change no pending object names) make the publish list Packages/ in
+// full.
 
 // cacheMaxAge bounds how long a listing is carried forward by pending objects before Packages/ is listed again.
 const cacheMaxAge = 10 * time.Minute
