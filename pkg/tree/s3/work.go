@@ -104,14 +104,8 @@ func (t *Tree) Begin(ctx context.Context, l tree.Lock) (tree.Work, error) {
 
 func (w *work) begin(ctx context.Context) error {
 	t, repo := w.t, w.lock.repo
-	mark := time.Now()
-	var phases []zap.Field
-	phase := func(name string) {
-		now := time.Now()
-		phases = append(phases, zap.Duration(name, now.Sub(mark)))
-		mark = now
-	}
-	defer func() { t.log.Debug("s3tree: begin phases", append(phases, zap.String("repo", repo))...) }()
+	phase, logPhases := phases()
+	defer func() { t.log.Debug("s3tree: begin phases", logPhases(zap.String("repo", repo))...) }()
 	for _, d := range []string{filepath.Join(w.Dir(), "Packages"), filepath.Join(w.Dir(), "repodata"),
 		filepath.Join(w.Output(), "repodata")} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
@@ -250,6 +244,20 @@ func (w *work) begin(ctx context.Context) error {
 		mu.Unlock()
 		return nil
 	})
+}
+
+// phases times the steps of a Begin or Publish for the debug log (where a publish spends its time, per step):
+// phase(name) ends the step name; fields returns the durations so far, plus extra.
+func phases() (phase func(name string), fields func(extra ...zap.Field) []zap.Field) {
+	mark := time.Now()
+	var fs []zap.Field
+	return func(name string) {
+			now := time.Now()
+			fs = append(fs, zap.Duration(name, now.Sub(mark)))
+			mark = now
+		}, func(extra ...zap.Field) []zap.Field {
+			return append(slices.Clone(fs), extra...)
+		}
 }
 
 // download seeds the work with the published metadata: repomd.xml and every file it names, GET in parallel, and
@@ -458,14 +466,8 @@ func (w *work) Publish(ctx context.Context) error {
 		return fmt.Errorf("%w: published already", tree.ErrInvalid)
 	}
 	t, repo := w.t, w.lock.repo
-	mark := time.Now()
-	var phases []zap.Field
-	phase := func(name string) {
-		now := time.Now()
-		phases = append(phases, zap.Duration(name, now.Sub(mark)))
-		mark = now
-	}
-	defer func() { t.log.Debug("s3tree: publish phases", append(phases, zap.String("repo", repo))...) }()
+	phase, logPhases := phases()
+	defer func() { t.log.Debug("s3tree: publish phases", logPhases(zap.String("repo", repo))...) }()
 	md, err := os.ReadFile(w.outFile("repomd.xml"))
 	if err != nil {
 		return fmt.Errorf("s3tree: publish: %w", err)
