@@ -55,6 +55,7 @@ func (b *bench) scenarioS3Publish() error {
 		if err != nil {
 			return err
 		}
+		defer b.cleanup(seed.dir)
 		// The repetitions alternate between the backends, so that a change of load on the shared machine
 		// weighs on both alike.
 		var fsVis, fsRun, s3Vis, s3Run, s3Cold []time.Duration
