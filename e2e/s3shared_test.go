@@ -25,7 +25,7 @@ func sharedSeaweed(t *testing.T) *seaweed.Server {
 	sharedWeed.once.Do(func() {
 		dir := filepath.Join(workRoot, "weed")
 		if sharedWeed.err = os.Mkdir(dir, 0o755); sharedWeed.err == nil {
-			sharedWeed.srv, sharedWeed.err = seaweed.StartShared(dir, seaweed.Options{})
+			sharedWeed.srv, sharedWeed.err = seaweed.Launch(dir, seaweed.Options{})
 		}
 	})
 	if sharedWeed.err != nil {

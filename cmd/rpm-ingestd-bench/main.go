@@ -34,18 +34,19 @@ type sizes struct {
 	coalesceN   int // scenario 4's uploads
 	coalesceDur time.Duration
 	repoSizes   []int // scenario 5
+	s3Sizes     []int // scenario 8
 }
 
 // fullSizes are the counts: the full run takes about six minutes here, under the 20 allowed.
 func fullSizes() sizes {
 	return sizes{headerN: 2000, nginxSmallN: 1000, nginxBigN: 64, bigSize: 256 << 20, coalesceN: 200,
-		coalesceDur: 10 * time.Second, repoSizes: []int{1000, 10000, 50000}}
+		coalesceDur: 10 * time.Second, repoSizes: []int{1000, 10000, 50000}, s3Sizes: []int{1000, 10000}}
 }
 
 // quickSizes keep one small repository and fewer, smaller uploads: well under two minutes.
 func quickSizes() sizes {
 	return sizes{quick: true, headerN: 400, nginxSmallN: 200, nginxBigN: 16, bigSize: 64 << 20, coalesceN: 50,
-		coalesceDur: 3 * time.Second, repoSizes: []int{1000}}
+		coalesceDur: 3 * time.Second, repoSizes: []int{1000}, s3Sizes: []int{1000}}
 }
 
 // bench is one run: where things are, what it found, and the table it builds.
@@ -125,6 +126,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		{"4", b.scenarioCoalesce},
 		{"5", b.scenarioRepoSize},
 		{"6", b.scenarioVisible},
+		{"8", b.scenarioS3Publish}, // 7 is the footprint, measured in scenario 1
 	}
 	failed := 0
 	for _, s := range scenarios {

@@ -209,4 +209,10 @@ const scenarioDoc = `## What each scenario measures
    nginx (after one warm-up upload the same way) against bare createrepo_c on the same repository (the
    1,000-package tree of scenario 5) plus one HTTP round trip through nginx (curl GET of repomd.xml).
 7. **Footprint**: the daemon's VmRSS idle after start, and its peak (VmHWM) during scenario 1 at concurrency 32.
+8. **Publish on S3 against fs** (issue 21): scenario 5's tree of N packages also in a bucket of a SeaweedFS the bench
+   starts (seeded by parallel PUTs with the sha256 metadata placement writes, plus the current metadata). A
+   daemon with storage.backend s3 takes the warm-up upload, then one more, as in scenario 5; measured from the
+   run's last_start to the bucket's repomd.xml having a new ETag (HEAD every 5 ms), against scenario 5's measure
+   on fs for the same tree, repetitions alternating between the two. The bucket is reset to its seeded state
+   between repetitions.
 `

@@ -227,6 +227,11 @@ func checkListed(t *tree) error {
 // start also reads the published metadata once, which a long-running daemon has long done. It returns that
 // first run's duration.
 func (b *bench) warmUp(d *daemon, t *tree, spool string) (time.Duration, error) {
+	return b.warmUpAt(d, t, spool, t.repo)
+}
+
+// warmUpAt is warmUp for a daemon whose repository directory (as /api/v1/repos names it) is repoDir.
+func (b *bench) warmUpAt(d *daemon, t *tree, spool, repoDir string) (time.Duration, error) {
 	name := filepath.Join(spool, "pre", "warm")
 	if err := os.MkdirAll(filepath.Dir(name), 0o700); err != nil {
 		return 0, err
@@ -237,12 +242,12 @@ func (b *bench) warmUp(d *daemon, t *tree, spool string) (time.Duration, error) 
 	if err := do(d.client, func(int) (*httpRequest, error) { return headerPut("http://rpm-ingestd", name, "9") }, 0, []int{201}); err != nil {
 		return 0, err
 	}
-	st, err := d.waitSettled(t.repo, 1, 10*time.Minute)
+	st, err := d.waitSettled(repoDir, 1, 10*time.Minute)
 	if err != nil {
 		return 0, err
 	}
 	if st.LastStart == nil || st.LastEnd == nil {
-		return 0, fmt.Errorf("/api/v1/repos has no last_start/last_end for %s", t.repo)
+		return 0, fmt.Errorf("/api/v1/repos has no last_start/last_end for %s", repoDir)
 	}
 	return st.LastEnd.Sub(*st.LastStart), nil
 }

@@ -25,6 +25,8 @@ type daemonConf struct {
 	// htpasswd is server.htpasswd ("" for none). Behind the shipped nginx it is required: nginx asks the daemon
 	// about every login (auth_request). withHtpasswd makes one.
 	htpasswd string
+	// extra is YAML appended to the configuration (scenario 8: the storage section).
+	extra string
 }
 
 // daemon is a running bin/rpm-ingestd.
@@ -69,7 +71,7 @@ indexer:
 log:
   level: info
   format: json
-`, d.socket, c.spool, c.direct, htpasswdKey(c.htpasswd), c.top, c.quiet, c.maxDelay)
+%s`, d.socket, c.spool, c.direct, htpasswdKey(c.htpasswd), c.top, c.quiet, c.maxDelay, c.extra)
 	confPath := filepath.Join(c.dir, "config.yml")
 	if err := os.WriteFile(confPath, []byte(cfg), 0o644); err != nil {
 		return nil, err

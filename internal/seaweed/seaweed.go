@@ -68,11 +68,11 @@ type Options struct {
 	AccessKey, SecretKey string
 }
 
-// Server is a running weed server. Its methods are for the goroutine of the test that started it; a shared server
-// (StartShared) may be used by many tests at once through Endpoint, Client, LogPath and NewBucketFor, and its
+// Server is a running weed server. Its methods are for the goroutine of the test (or tool) that started it; a shared server
+// (Launch) may be used by many tests at once through Endpoint, Client, LogPath and NewBucketFor, and its
 // owner alone stops it.
 type Server struct {
-	t       testing.TB
+	t       testing.TB // nil when Launched outside a test
 	bin     string
 	opts    Options
 	dataDir string
@@ -104,50 +104,58 @@ func Start(t testing.TB, opts Options) *Server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if (opts.AccessKey == "") != (opts.SecretKey == "") {
-		t.Fatal("seaweed: set both AccessKey and SecretKey, or neither")
-	}
-	base := t.TempDir()
-	s := &Server{t: t, bin: bin, opts: opts, dataDir: filepath.Join(base, "data"), logPath: filepath.Join(base, "weed.log")}
-	if err := os.Mkdir(s.dataDir, 0o755); err != nil {
+	s, err := newServer(bin, t.TempDir(), opts)
+	if err != nil {
 		t.Fatal(err)
 	}
+	s.t = t
 	t.Cleanup(func() {
 		s.Stop()
 		if t.Failed() {
 			t.Logf("seaweed: last lines of %s:\n%s", s.logPath, tail(s.logPath, 40))
 		}
 	})
-	if err := s.launch(); err != nil {
+	if err := s.boot(); err != nil {
 		t.Fatal(err)
 	}
 	return s
 }
 
-// StartShared starts a weed server that belongs to no test, for the tests of one binary to share (started once,
-// from TestMain or a sync.Once): its data and log go under dir, which must exist, and the caller stops it with
-// Stop when the tests are done. Tests take their own buckets with NewBucketFor, so they stay independent; a
-// test that stops, kills or restarts its server needs a private one (Start).
-func StartShared(dir string, opts Options) (*Server, error) {
+// Launch starts a weed server that belongs to no test, and waits until it accepts a PUT: for tools
+// (cmd/rpm-ingestd-bench), and for the tests of one binary to share (started once, from TestMain or a
+// sync.Once; each test takes its own bucket with NewBucketFor, and a test that stops, kills or restarts its
+// server needs a private one, Start). Its data and log live in dir, which should be empty: weed names its
+// master's state after the master's port, so a server on another port does not take over an old data directory
+// (its volumes refuse to grow). The caller must Stop it and remove dir. NewBucket, Restart and StartAgain are for
+// the test that started a server; use NewBucketFor or Client to make buckets.
+func Launch(dir string, opts Options) (*Server, error) {
 	bin, err := Binary()
 	if err != nil {
 		return nil, err
 	}
-	if (opts.AccessKey == "") != (opts.SecretKey == "") {
-		return nil, errors.New("seaweed: set both AccessKey and SecretKey, or neither")
-	}
-	s := &Server{bin: bin, opts: opts, dataDir: filepath.Join(dir, "data"), logPath: filepath.Join(dir, "weed.log")}
-	if err := os.Mkdir(s.dataDir, 0o755); err != nil {
+	s, err := newServer(bin, dir, opts)
+	if err != nil {
 		return nil, err
 	}
-	if err := s.launch(); err != nil {
+	if err := s.boot(); err != nil {
 		return nil, err
 	}
 	return s, nil
 }
 
-// launch starts weed on free ports and waits until it is ready, trying other ports startAttempts times.
-func (s *Server) launch() error {
+func newServer(bin, base string, opts Options) (*Server, error) {
+	if (opts.AccessKey == "") != (opts.SecretKey == "") {
+		return nil, errors.New("seaweed: set both AccessKey and SecretKey, or neither")
+	}
+	s := &Server{bin: bin, opts: opts, dataDir: filepath.Join(base, "data"), logPath: filepath.Join(base, "weed.log")}
+	if err := os.MkdirAll(s.dataDir, 0o755); err != nil {
+		return nil, fmt.Errorf("seaweed: %w", err)
+	}
+	return s, nil
+}
+
+// boot starts the server on free ports and waits until it accepts a PUT, trying other ports startAttempts times.
+func (s *Server) boot() error {
 	var last error
 	for range startAttempts {
 		var err error
@@ -193,7 +201,7 @@ func (s *Server) credentials() aws.CredentialsProvider {
 }
 
 // NewBucket creates a bucket with a unique name and returns the name; it fails the test that started the
-// server. A shared server (StartShared) has no such test: use NewBucketFor.
+// server. A shared server (Launch) has no such test: use NewBucketFor.
 func (s *Server) NewBucket() string {
 	s.t.Helper()
 	return s.NewBucketFor(s.t)

@@ -1,6 +1,7 @@
 package s3tree
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -136,7 +137,11 @@ func (t *Tree) Place(ctx context.Context, units []tree.Unit, opts tree.PlaceOpti
 			return res, err
 		}
 	}
-	if err := t.recordAll(ctx, repos, &res); err != nil {
+	changed := map[string][]string{} // repository → the names this placement may change there
+	for _, tg := range targets {
+		changed[tg.ref.Repo] = append(changed[tg.ref.Repo], tg.ref.Name)
+	}
+	if err := t.recordAll(ctx, repos, changed, &res); err != nil {
 		return res, err
 	}
 	// The sha256 markers (FindSHA256) go before the packages, like the pending records: every daemon can then
@@ -220,7 +225,7 @@ func (t *Tree) Place(ctx context.Context, units []tree.Unit, opts tree.PlaceOpti
 		return res, mapErr(err)
 	}
 	res.Status = status
-	return res, t.recordAll(ctx, repos, nil)
+	return res, t.recordAll(ctx, repos, changed, nil)
 }
 
 // judge HEADs a target and sets its action; an *ExistsError when it holds other bytes and !overwrite.
@@ -251,10 +256,11 @@ func (t *Tree) judge(ctx context.Context, tg *target, sum string, overwrite bool
 func body(s tree.Staged) io.ReadSeeker  { return io.NewSectionReader(s, 0, s.Size()) }
 func meta(sum string) map[string]string { return map[string]string{"sha256": sum} }
 
-// recordAll writes a pending object for every repository; into res.Pending when res is not nil.
-func (t *Tree) recordAll(ctx context.Context, repos []string, res *tree.Placed) error {
+// recordAll writes a pending object for every repository, naming the packages changed there; into res.Pending
+// when res is not nil.
+func (t *Tree) recordAll(ctx context.Context, repos []string, changed map[string][]string, res *tree.Placed) error {
 	for _, r := range repos {
-		if err := t.RecordPending(ctx, r); err != nil {
+		if err := t.recordNames(ctx, r, changed[r]); err != nil {
 			return err
 		}
 		if res != nil {
@@ -288,9 +294,13 @@ func (t *Tree) Remove(ctx context.Context, refs []tree.Ref) ([]string, error) {
 		}
 		sums[i] = info.Metadata["sha256"]
 	}
+	changed := map[string][]string{}
+	for _, r := range refs {
+		changed[r.Repo] = append(changed[r.Repo], r.Name)
+	}
 	var pending []string
 	for _, r := range repos {
-		if err := t.RecordPending(ctx, r); err != nil {
+		if err := t.recordNames(ctx, r, changed[r]); err != nil {
 			return pending, err
 		}
 		pending = append(pending, r)
@@ -305,19 +315,30 @@ func (t *Tree) Remove(ctx context.Context, refs []tree.Ref) ([]string, error) {
 		}
 	}
 	for _, r := range repos {
-		if err := t.RecordPending(ctx, r); err != nil {
+		if err := t.recordNames(ctx, r, changed[r]); err != nil {
 			return pending, err
 		}
 	}
 	return pending, nil
 }
 
-// RecordPending writes one new pending object under <repo>/.rpm-ingestd/pending/.
+// RecordPending writes one new pending object under <repo>/.rpm-ingestd/pending/. It names no package: the
+// publish that consumes it lists Packages/ in full.
 func (t *Tree) RecordPending(ctx context.Context, repo string) error {
+	return t.recordNames(ctx, repo, nil)
+}
+
+// recordNames writes one new pending object naming the packages of repo that are changing (pendingBody; empty
+// when names is: an unknown change). A publish with the cached listing HEADs exactly these names (cache.go).
+func (t *Tree) recordNames(ctx context.Context, repo string, names []string) error {
 	if err := checkRepo(repo); err != nil {
 		return err
 	}
-	_, err := t.st.Put(ctx, pendingPrefix(repo)+t.timeKey(), nil, nil)
+	var body io.ReadSeeker
+	if len(names) > 0 {
+		body = bytes.NewReader(pendingBody(names))
+	}
+	_, err := t.st.Put(ctx, pendingPrefix(repo)+t.timeKey(), body, nil)
 	return mapErr(err)
 }
 

@@ -83,6 +83,8 @@ type Tree struct {
 	// beforeRepomd, when set, is called by Publish between its last lease renewal and the conditional PUT of
 	// repomd.xml: a test seam for the race the If-Match exists for (a holder stalled there past its lease).
 	beforeRepomd func(repo string)
+
+	cache caches // the publish cache (cache.go)
 }
 
 var _ tree.Tree = (*Tree)(nil)

@@ -98,6 +98,7 @@ func TestOnSeaweedFS(t *testing.T) {
 	t.Run("ConcurrentOverwritesAcrossDaemons", func(t *testing.T) { testOverwritesAcross(t, e) })
 	t.Run("LockAcrossDaemonsAndTakeover", func(t *testing.T) { testLockTakeover(t, e) })
 	t.Run("CreaterepoPublishOnlyNewLocal", func(t *testing.T) { testCreaterepo(t, e) })
+	t.Run("PublishCache", func(t *testing.T) { testPublishCache(t, e) })
 	t.Run("IndexerThroughTree", func(t *testing.T) { testIndexer(t, e) })
 	t.Run("PublishConflict", func(t *testing.T) { testConflict(t, e) })
 	t.Run("ReadersDuringPublishesAndPruning", func(t *testing.T) { testReaders(t, e) })
@@ -453,7 +454,8 @@ func testCreaterepo(t *testing.T, e *env) {
 		t.Errorf("with the ETag record: %v local, want only %s", local, f)
 	}
 	// Without the ETag record (a generation published by another tool) every listed package is HEADed: the
-	// wrong sha256 now looks like a change, and the run is a full one.
+	// wrong sha256 now looks like a change, and the run is a full one. (A daemon without the publish cache: tr
+	// keeps the record of its own last generation in memory, see testPublishCache.)
 	recs, err := raw.List(ctx, repo+"/.rpm-ingestd/etags/")
 	if err != nil || len(recs) == 0 {
 		t.Fatalf("no ETag records: %v", err)
@@ -464,13 +466,14 @@ func testCreaterepo(t *testing.T, e *env) {
 		}
 	}
 	add("golf", "")
-	if local, _ = publish(t, tr, repo); len(local) != len(want) {
+	if local, _ = publish(t, e.daemon(t, prefix, s3tree.Options{}), repo); len(local) != len(want) {
 		t.Errorf("without the ETag record: %v local, want all %d", local, len(want))
 	}
 	if got := published(t, tr, repo); !mapsEqual(got, want) {
 		t.Fatalf("published %v, want %v", got, want)
 	}
-	// A published data file deleted by hand: the next publish is a full run and repairs the metadata.
+	// A published data file deleted by hand: the next publish (without the publish cache) is a full run and
+	// repairs the metadata.
 	var r struct {
 		Data []struct {
 			Location struct {
@@ -485,7 +488,7 @@ func testCreaterepo(t *testing.T, e *env) {
 		t.Fatal(err)
 	}
 	add("hotel", "")
-	if local, _ = publish(t, tr, repo); len(local) != len(want) {
+	if local, _ = publish(t, e.daemon(t, prefix, s3tree.Options{}), repo); len(local) != len(want) {
 		t.Errorf("with a missing data file: %v local, want all %d", local, len(want))
 	}
 	if got := published(t, tr, repo); !mapsEqual(got, want) {

@@ -35,6 +35,11 @@ type work struct {
 	named []string // the data files it names
 	full  bool     // a package changed under its name: no old metadata was seeded
 	done  bool
+	// primary is the published primary.xml's name → sha256 map Begin judged by (nil: none or unreadable), and
+	// listed when Packages/ was last listed in full for w.pkgs: both go into the publish cache.
+	primary map[string]string
+	listed  time.Time
+	cached  bool // seeded from the publish cache, not downloaded
 }
 
 func (w *work) Dir() string            { return filepath.Join(w.dir, "repo") }
@@ -99,6 +104,8 @@ func (t *Tree) Begin(ctx context.Context, l tree.Lock) (tree.Work, error) {
 
 func (w *work) begin(ctx context.Context) error {
 	t, repo := w.t, w.lock.repo
+	phase, logPhases := phases()
+	defer func() { t.log.Debug("s3tree: begin phases", logPhases(zap.String("repo", repo))...) }()
 	for _, d := range []string{filepath.Join(w.Dir(), "Packages"), filepath.Join(w.Dir(), "repodata"),
 		filepath.Join(w.Output(), "repodata")} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
@@ -106,55 +113,54 @@ func (w *work) begin(ctx context.Context) error {
 		}
 	}
 	var primary map[string]string
-	body, info, err := t.st.Get(ctx, mdKey(repo, "repomd.xml"))
-	switch {
-	case errors.Is(err, objstore.ErrNotFound):
-	case err != nil:
-		return mapErr(err)
-	default:
-		w.old, err = io.ReadAll(body)
-		body.Close()
-		if err != nil {
-			return fmt.Errorf("%w: s3tree: read repomd.xml: %w", tree.ErrUnavailable, err)
-		}
-		w.etag = info.ETag
-		var primaryName string
-		if w.named, primaryName, err = parseRepomd(w.old); err != nil {
-			return err
-		}
-		if err := os.WriteFile(w.outFile("repomd.xml"), w.old, 0o644); err != nil {
-			return fmt.Errorf("s3tree: %w", err)
-		}
-		err := t.parallel(ctx, w.named, func(ctx context.Context, n string) error {
-			_, err := t.download(ctx, mdKey(repo, n), w.outFile(n))
-			return err
-		})
+	// The publish cache (cache.go): this process's last publish, still current when repomd.xml has its ETag.
+	cached := t.cacheOf(repo)
+	if cached != nil {
+		i, err := t.st.Head(ctx, mdKey(repo, "repomd.xml"))
 		switch {
-		case errors.Is(err, tree.ErrNotFound):
-			// The published repomd.xml names a file that is gone (deleted by hand?): readers are broken
-			// already; a full run repairs it.
-			t.log.Warn("s3tree: published metadata incomplete: full createrepo_c run", zap.String("repo", repo), zap.Error(err))
-			w.full = true
-		case err != nil:
-			return err
+		case err != nil && !errors.Is(err, objstore.ErrNotFound):
+			return mapErr(err)
+		case err == nil && i.ETag == cached.etag && w.useCache(cached):
+			primary, w.cached = cached.primary, true
 		default:
-			for _, n := range append([]string{"repomd.xml"}, w.named...) {
-				if err := os.Link(w.outFile(n), filepath.Join(w.Dir(), "repodata", n)); err != nil {
+			t.setCache(repo, nil) // another writer published: download what it published
+			cached = nil
+			for _, d := range []string{filepath.Join(w.Dir(), "repodata"), filepath.Join(w.Output(), "repodata")} {
+				if err := os.RemoveAll(d); err != nil {
+					return fmt.Errorf("s3tree: %w", err)
+				}
+				if err := os.Mkdir(d, 0o755); err != nil {
 					return fmt.Errorf("s3tree: %w", err)
 				}
 			}
 		}
-		if primaryName != "" && !w.full {
-			// Unreadable (another compression or checksum type): changes cannot be told, and createrepo_c
-			// --skip-stat would reuse stale entries, so it is a full run.
-			if primary = readPrimary(w.outFile(primaryName)); primary == nil {
-				w.full = true
-			}
+	}
+	if cached == nil {
+		var err error
+		if primary, err = w.download(ctx); err != nil {
+			return err
 		}
 	}
-	if w.pkgs, err = t.List(ctx, repo); err != nil {
-		return err
+	w.primary = primary
+	phase("metadata")
+	var err error
+	w.listed = t.now()
+	delta := false
+	if cached != nil {
+		var pkgs []tree.Entry
+		if pkgs, delta, err = t.deltaListing(ctx, repo, cached); err != nil {
+			return err
+		}
+		if delta {
+			w.pkgs, w.listed = pkgs, cached.listed
+		}
 	}
+	if !delta {
+		if w.pkgs, err = t.List(ctx, repo); err != nil {
+			return err
+		}
+	}
+	phase("list")
 	slices.SortFunc(w.pkgs, func(a, b tree.Entry) int { return strings.Compare(a.Name, b.Name) })
 
 	// Which packages createrepo_c must read: those the published primary does not list, and (full run) all of
@@ -162,9 +168,13 @@ func (w *work) begin(ctx context.Context) error {
 	// A package whose listed ETag is the one the published generation was built from is unchanged (no request);
 	// the others that primary.xml lists are HEADed and judged by their sha256.
 	var etags map[string]string
-	if primary != nil {
+	switch {
+	case primary != nil && cached != nil:
+		etags = cached.etags
+	case primary != nil:
 		etags = t.readETags(ctx, repo, w.old)
 	}
+	phase("etags")
 	index := map[string]int{}
 	var known []string
 	for i, e := range w.pkgs {
@@ -202,6 +212,8 @@ func (w *work) begin(ctx context.Context) error {
 	}); err != nil {
 		return err
 	}
+	phase("head")
+	defer phase("fetch")
 	var fetch []string
 	for _, e := range w.pkgs {
 		if _, ok := primary[e.Name]; w.full || !ok {
@@ -232,6 +244,73 @@ func (w *work) begin(ctx context.Context) error {
 		mu.Unlock()
 		return nil
 	})
+}
+
+// phases times the steps of a Begin or Publish for the debug log (where a publish spends its time, per step):
+// phase(name) ends the step name; fields returns the durations so far, plus extra.
+func phases() (phase func(name string), fields func(extra ...zap.Field) []zap.Field) {
+	mark := time.Now()
+	var fs []zap.Field
+	return func(name string) {
+			now := time.Now()
+			fs = append(fs, zap.Duration(name, now.Sub(mark)))
+			mark = now
+		}, func(extra ...zap.Field) []zap.Field {
+			return append(slices.Clone(fs), extra...)
+		}
+}
+
+// download seeds the work with the published metadata: repomd.xml and every file it names, GET in parallel, and
+// returns the published primary's map (nil when there is none or it cannot be judged: a full run).
+func (w *work) download(ctx context.Context) (primary map[string]string, err error) {
+	t, repo := w.t, w.lock.repo
+	body, info, err := t.st.Get(ctx, mdKey(repo, "repomd.xml"))
+	switch {
+	case errors.Is(err, objstore.ErrNotFound):
+	case err != nil:
+		return nil, mapErr(err)
+	default:
+		w.old, err = io.ReadAll(body)
+		body.Close()
+		if err != nil {
+			return nil, fmt.Errorf("%w: s3tree: read repomd.xml: %w", tree.ErrUnavailable, err)
+		}
+		w.etag = info.ETag
+		var primaryName string
+		if w.named, primaryName, err = parseRepomd(w.old); err != nil {
+			return nil, err
+		}
+		if err := os.WriteFile(w.outFile("repomd.xml"), w.old, 0o644); err != nil {
+			return nil, fmt.Errorf("s3tree: %w", err)
+		}
+		err = t.parallel(ctx, w.named, func(ctx context.Context, n string) error {
+			_, err := t.download(ctx, mdKey(repo, n), w.outFile(n))
+			return err
+		})
+		switch {
+		case errors.Is(err, tree.ErrNotFound):
+			// The published repomd.xml names a file that is gone (deleted by hand?): readers are broken
+			// already; a full run repairs it.
+			t.log.Warn("s3tree: published metadata incomplete: full createrepo_c run", zap.String("repo", repo), zap.Error(err))
+			w.full = true
+		case err != nil:
+			return nil, err
+		default:
+			for _, n := range append([]string{"repomd.xml"}, w.named...) {
+				if err := os.Link(w.outFile(n), filepath.Join(w.Dir(), "repodata", n)); err != nil {
+					return nil, fmt.Errorf("s3tree: %w", err)
+				}
+			}
+		}
+		if primaryName != "" && !w.full {
+			// Unreadable (another compression or checksum type): changes cannot be told, and createrepo_c
+			// --skip-stat would reuse stale entries, so it is a full run.
+			if primary = readPrimary(w.outFile(primaryName)); primary == nil {
+				w.full = true
+			}
+		}
+	}
+	return primary, nil
 }
 
 // etagsKey is the object that records, for the repomd.xml with these bytes, the ETag of every package its
@@ -376,48 +455,50 @@ func (t *Tree) parallel(ctx context.Context, items []string, fn func(context.Con
 }
 
 // Publish uploads Output()/repodata: the data files the new repomd.xml names (those the starting one did not
-// name; content-named, so a name names one content), then repomd.xml.asc and repomd.xml.key when present, then —
-// after renewing the lease — repomd.xml with If-Match on the ETag Begin read (If-None-Match: * when there was
-// none). A 412 is ErrConflict unless the stored repomd.xml is byte for byte ours (our own retried PUT). Then it
-// prunes metadata files that no repomd.xml current within the retention age named.
+// name, content-named, so a name names one content; and, when Begin used the publish cache, those a HEAD finds
+// gone), in parallel with the generation and ETag records, then repomd.xml.asc and repomd.xml.key when present,
+// then — after renewing the lease — repomd.xml with If-Match on the ETag Begin read (If-None-Match: * when there
+// was none). A 412 is ErrConflict unless the stored repomd.xml is byte for byte ours (our own retried PUT). Then
+// it remembers the generation in the publish cache and prunes metadata files that no repomd.xml current within
+// the retention age named.
 func (w *work) Publish(ctx context.Context) error {
 	if w.done {
 		return fmt.Errorf("%w: published already", tree.ErrInvalid)
 	}
 	t, repo := w.t, w.lock.repo
+	phase, logPhases := phases()
+	defer func() { t.log.Debug("s3tree: publish phases", logPhases(zap.String("repo", repo))...) }()
 	md, err := os.ReadFile(w.outFile("repomd.xml"))
 	if err != nil {
 		return fmt.Errorf("s3tree: publish: %w", err)
 	}
-	names, _, err := parseRepomd(md)
+	names, primaryName, err := parseRepomd(md)
 	if err != nil {
 		return err
 	}
-	var upload []string
+	var upload, carried []string
 	for _, n := range names {
-		if w.full || !slices.Contains(w.named, n) {
+		switch {
+		case w.full || !slices.Contains(w.named, n):
 			upload = append(upload, n)
+		case w.cached:
+			carried = append(carried, n)
 		}
 	}
-	if err := t.parallel(ctx, upload, func(ctx context.Context, n string) error {
-		return t.putFile(ctx, mdKey(repo, n), w.outFile(n))
+	// Begin downloaded every file the starting repomd.xml names, which proves they are there; from the cache it
+	// did not, so the files the new generation carries over are HEADed, and one deleted by hand is uploaded again.
+	var mu sync.Mutex
+	if err := t.parallel(ctx, carried, func(ctx context.Context, n string) error {
+		_, err := t.st.Head(ctx, mdKey(repo, n))
+		if errors.Is(err, objstore.ErrNotFound) {
+			mu.Lock()
+			upload = append(upload, n)
+			mu.Unlock()
+			return nil
+		}
+		return mapErr(err)
 	}); err != nil {
 		return err
-	}
-	var sidecars []string
-	for _, n := range []string{"repomd.xml.asc", "repomd.xml.key"} {
-		if _, err := os.Stat(w.outFile(n)); err == nil {
-			if err := t.putFile(ctx, mdKey(repo, n), w.outFile(n)); err != nil {
-				return err
-			}
-			sidecars = append(sidecars, n)
-		}
-	}
-	if w.old != nil {
-		// Protect what the superseded repomd.xml names for the retention age, before it is superseded.
-		if _, err := t.st.Put(ctx, generationPrefix(repo)+t.timeKey()+".xml", bytes.NewReader(w.old), nil); err != nil {
-			return mapErr(err)
-		}
 	}
 	// The ETags of the packages this generation was built from: what createrepo_c read (downloaded) or reused
 	// (unchanged since the previous generation).
@@ -431,24 +512,57 @@ func (w *work) Publish(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if _, err := t.st.Put(ctx, etagsKey(repo, md), bytes.NewReader(eb), nil); err != nil {
-		return mapErr(err)
+	// The data files and the two records go up together (all before repomd.xml, none names another): the
+	// superseded repomd.xml as a generation record, which protects what it names for the retention age before it
+	// is superseded, and the ETag record.
+	const genJob, etagsJob = "\x00generation", "\x00etags"
+	jobs := slices.Clone(upload)
+	if w.old != nil {
+		jobs = append(jobs, genJob)
 	}
+	jobs = append(jobs, etagsJob)
+	if err := t.parallel(ctx, jobs, func(ctx context.Context, n string) error {
+		var err error
+		switch n {
+		case genJob:
+			_, err = t.st.Put(ctx, generationPrefix(repo)+t.timeKey()+".xml", bytes.NewReader(w.old), nil)
+		case etagsJob:
+			_, err = t.st.Put(ctx, etagsKey(repo, md), bytes.NewReader(eb), nil)
+		default:
+			return t.putFile(ctx, mdKey(repo, n), w.outFile(n))
+		}
+		return mapErr(err)
+	}); err != nil {
+		return err
+	}
+	phase("upload")
+	var sidecars []string
+	for _, n := range []string{"repomd.xml.asc", "repomd.xml.key"} {
+		if _, err := os.Stat(w.outFile(n)); err == nil {
+			if err := t.putFile(ctx, mdKey(repo, n), w.outFile(n)); err != nil {
+				return err
+			}
+			sidecars = append(sidecars, n)
+		}
+	}
+	phase("sidecars")
 	if err := w.lock.Renew(ctx); err != nil {
 		return err
 	}
+	phase("renew")
 	if t.beforeRepomd != nil {
 		t.beforeRepomd(repo)
 	}
 	key := mdKey(repo, "repomd.xml")
+	var newETag string
 	if w.etag == "" {
-		_, err = t.st.PutIfAbsent(ctx, key, bytes.NewReader(md), nil)
+		newETag, err = t.st.PutIfAbsent(ctx, key, bytes.NewReader(md), nil)
 	} else {
-		_, err = t.st.PutIfMatch(ctx, key, w.etag, bytes.NewReader(md), nil)
+		newETag, err = t.st.PutIfMatch(ctx, key, w.etag, bytes.NewReader(md), nil)
 	}
 	if errors.Is(err, objstore.ErrExists) || errors.Is(err, objstore.ErrConflict) || errors.Is(err, objstore.ErrNotFound) {
 		if cur, cerr := t.readAll(ctx, key); cerr == nil && bytes.Equal(cur, md) {
-			err = nil // our own retried PUT met its first attempt
+			err, newETag = nil, "" // our own retried PUT met its first attempt: not cached
 		} else {
 			return fmt.Errorf("%w: %s/repodata/repomd.xml was published by another writer since this publish began: %w",
 				tree.ErrConflict, repo, err)
@@ -458,6 +572,10 @@ func (w *work) Publish(ctx context.Context) error {
 		return mapErr(err)
 	}
 	w.done = true
+	phase("repomd")
+	w.remember(newETag, md, names, primaryName, etags)
+	phase("cache")
+	defer phase("prune")
 	for _, n := range []string{"repomd.xml.asc", "repomd.xml.key"} {
 		if !slices.Contains(sidecars, n) {
 			if err := t.st.Delete(ctx, mdKey(repo, n)); err != nil {
