@@ -164,11 +164,12 @@ func InspectDigested(f *os.File, d *Digests) (*Package, error) {
 	if err != nil {
 		return nil, err
 	}
-	// The library computes the header range on its own; if it disagrees with the guard, the digests below would be
-	// computed over the wrong bytes.
-	if start, end := pkg.HeaderRange(); int64(start) != lay.hdr.start || int64(end) != lay.hdr.end() {
-		return nil, invalidf("header range [%d,%d) disagrees with layout [%d,%d)",
-			start, end, lay.hdr.start, lay.hdr.end())
+	// The library computes the header range on its own, of the headers it was given (the guard's, with the index
+	// cut down to the tags read: decodeReader); if it disagrees, it did not decode the headers the guard checked,
+	// and the digests below would not cover what the metadata came from.
+	start, end := pkg.HeaderRange()
+	if ws, we := lay.decodedRange(); int64(start) != ws || int64(end) != we {
+		return nil, invalidf("header range [%d,%d) disagrees with layout [%d,%d)", start, end, ws, we)
 	}
 
 	// Fields and tags first: a package refused for its name should not cost a pass over a large payload.
@@ -221,7 +222,8 @@ func unchanged(name string, lay *layout, sum fileSums) error {
 // r must return full reads (see layout.reader).
 // readHeaders checks that f is a regular file, runs the guard over its lead and headers from the start, and has
 // the library decode the bytes the guard checked (not a second read of the file: the guard's bounds hold for
-// those bytes only). Inspect and Identify share it.
+// those bytes only), with each header's index cut down to the tags rpmmeta reads (layout.decodeReader). Inspect
+// and Identify share it.
 func readHeaders(f *os.File) (os.FileInfo, layout, *rpm.Package, error) {
 	fi, err := f.Stat()
 	if err != nil {
@@ -244,7 +246,7 @@ func readHeaders(f *os.File) (os.FileInfo, layout, *rpm.Package, error) {
 	if err != nil {
 		return nil, layout{}, nil, err
 	}
-	pkg, err := parse(lay.reader())
+	pkg, err := parse(lay.decodeReader())
 	if err != nil {
 		return nil, layout{}, nil, err
 	}
