@@ -1,10 +1,16 @@
 package rpmmeta
 
 import (
+	"bytes"
+	"errors"
+	"io"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"reflect"
 	"slices"
+	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/rpm-ingestd/rpm-ingestd/internal/testrpm"
@@ -114,16 +120,98 @@ func tagIDs[T any](m map[int]T) map[int]bool {
 	return ids
 }
 
+// smallPackage builds a package like make bench's scenario 1 uploads: 9 KiB of payload that does not compress,
+// about 10 KiB in all.
+func smallPackage(t testing.TB) []byte {
+	body := make([]byte, 9<<10)
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := range body {
+		body[i] = byte(rng.Uint32())
+	}
+	return testrpm.Build(t, testrpm.Spec{Name: "small", Arch: "x86_64", Release: "1.el9",
+		Files: map[string]string{"/usr/share/small/data": string(body)}})
+}
+
 // BenchmarkInspectSmall: Inspect of a package like make bench's scenario 1 uploads (9 KiB of payload), for
 // allocations per inspection (-benchmem).
 func BenchmarkInspectSmall(b *testing.B) {
-	data := testrpm.Build(b, testrpm.Spec{Name: "small", Arch: "x86_64", Release: "1.el9",
-		Files: map[string]string{"/usr/share/small/data": string(make([]byte, 9<<10))}})
+	data := smallPackage(b)
 	f := writeOpen(b, b.TempDir(), data)
 	b.ReportAllocs()
 	for b.Loop() {
 		if _, err := Inspect(f); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// readCalls returns this process's count of read system calls (read, pread64, readv...) from /proc/self/io.
+func readCalls(t *testing.T) int {
+	t.Helper()
+	b, err := os.ReadFile("/proc/self/io")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "syscr: "); ok {
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return n
+		}
+	}
+	t.Fatalf("no syscr in /proc/self/io:\n%s", b)
+	return 0
+}
+
+// TestInspectSmallReadsOnce: a package that fits the guard's read-ahead (scenario 1's 10 KiB uploads) is read from
+// the file once: the hashing pass hashes the bytes the guard read instead of reading the file again. The digests
+// are still checked: a flipped payload byte is refused.
+func TestInspectSmallReadsOnce(t *testing.T) {
+	data := smallPackage(t)
+	if len(data) < 9<<10 || len(data) > 16<<10 {
+		t.Fatalf("the package is %d bytes, want about 10 KiB", len(data))
+	}
+	f := writeOpen(t, t.TempDir(), data)
+	const n = 20
+	before := readCalls(t) + 1 // this call's own read of /proc/self/io
+	for range n {
+		p, err := Inspect(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.Size != int64(len(data)) || p.SHA256 != sha256Hex(data) || p.PayloadChecked != "sha256" {
+			t.Fatalf("Inspect = size %d sha256 %s payload %q", p.Size, p.SHA256, p.PayloadChecked)
+		}
+	}
+	// /proc/self/io is read by the calls themselves: one read each, and the one that ends at EOF.
+	if got := readCalls(t) - before - 1; got > n {
+		t.Errorf("%d read system calls for %d inspections of a %d-byte package, want at most one each", got, n, len(data))
+	}
+	bad := bytes.Clone(data)
+	bad[len(bad)-3] ^= 1
+	if _, err := Inspect(writeOpen(t, t.TempDir(), bad)); !errors.Is(err, ErrInvalidPackage) || !strings.Contains(err.Error(), "payload sha256 digest mismatch") {
+		t.Errorf("Inspect of a flipped payload byte: %v, want a payload digest mismatch", err)
+	}
+}
+
+// TestPartsAt: reading the concatenated parts at any offset and length gives what bytes.Reader gives for the
+// concatenation, EOF included.
+func TestPartsAt(t *testing.T) {
+	parts := partsAt{[]byte("lead"), nil, []byte("s"), []byte{}, []byte("header"), []byte("payload")}
+	whole := bytes.NewReader(bytes.Join(parts, nil))
+	for off := int64(-1); off <= whole.Size()+1; off++ {
+		for size := 0; size <= int(whole.Size())+2; size++ {
+			got, want := make([]byte, size), make([]byte, size)
+			gn, gerr := parts.ReadAt(got, off)
+			wn, werr := whole.ReadAt(want, max(off, 0))
+			if off < 0 {
+				wn, werr = 0, io.EOF // bytes.Reader refuses a negative offset with its own error
+			}
+			if gn != wn || (gerr == nil) != (werr == nil) || !bytes.Equal(got[:gn], want[:wn]) {
+				t.Fatalf("ReadAt(%d bytes, %d) = %d %q %v, want %d %q %v", size, off, gn, got[:gn], gerr, wn, want[:wn], werr)
+			}
 		}
 	}
 }

@@ -91,6 +91,9 @@ type layout struct {
 	sig, hdr headerLayout
 	lead     []byte // the 96 lead bytes
 	pad      []byte // the padding between the signature and main headers
+	// tail is the rest of the file after the main header, the payload, when the guard's read-ahead held all of
+	// it (readHeaders); nil when it did not.
+	tail []byte
 	// decodedSig and decodedHdr are the sizes of the intro and index of each header as decodeReader gave them
 	// to the library.
 	decodedSig, decodedHdr int

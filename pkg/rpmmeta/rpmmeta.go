@@ -138,7 +138,8 @@ const (
 // f must be a plain *os.File on a regular file that nothing writes to while Inspect runs (a spooled upload).
 // Inspect reads it twice: the guard reads the lead and headers, which the library then decodes from memory, and
 // one pass hashes the whole file; if the two reads disagree, Inspect fails with an error that is not
-// ErrInvalidPackage. It seeks f (so it must not be used concurrently on the same f) and leaves its offset
+// ErrInvalidPackage. A small package, whose every byte the guard's read-ahead (16 KiB) already holds, is read
+// once: the hashing pass hashes those bytes. It seeks f (so it must not be used concurrently on the same f) and leaves its offset
 // unspecified. It never panics, and whatever the input its memory use is bounded by the guard's header
 // caps and decode budget (MaxDecodeBytes, for both headers together), not by the file size: headers over the
 // budget are refused with ErrInvalidPackage before the library decodes them.
@@ -183,7 +184,12 @@ func InspectDigested(f *os.File, d *Digests) (*Package, error) {
 	}
 	sum, ok := d.forInspect(fi.Size(), lay.hdr.start, lay.hdr.end(), want.headerHash, want.payloadHash)
 	if !ok {
-		if sum, err = hashFileAt(f, &lay, fi.Size(), lay.hdr.start, lay.hdr.end(), want.headerHash, want.payloadHash); err != nil {
+		var ra io.ReaderAt = f
+		if lay.tail != nil {
+			// The guard read the whole file: hash those bytes instead of reading it again.
+			ra = lay.memFile()
+		}
+		if sum, err = hashFileAt(ra, &lay, fi.Size(), lay.hdr.start, lay.hdr.end(), want.headerHash, want.payloadHash); err != nil {
 			return nil, err
 		}
 	}
@@ -241,6 +247,15 @@ func readHeaders(f *os.File) (os.FileInfo, layout, *rpm.Package, error) {
 	br := guardBufs.Get().(*bufio.Reader)
 	br.Reset(f)
 	lay, err := guard(br, fi.Size())
+	if n := br.Buffered(); err == nil && lay.hdr.end()+int64(n) == fi.Size() {
+		// The read-ahead holds the rest of the file (a small package: it fits the buffer): keep it, and the
+		// hashing pass needs no second read of the file (layout.memFile).
+		rest, _ := br.Peek(n)
+		lay.tail = bytes.Clone(rest)
+		if lay.tail == nil {
+			lay.tail = []byte{}
+		}
+	}
 	br.Reset(nil)
 	guardBufs.Put(br)
 	if err != nil {
