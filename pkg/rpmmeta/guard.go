@@ -1,6 +1,7 @@
 package rpmmeta
 
 import (
+	"bufio"
 	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
@@ -92,8 +93,9 @@ type layout struct {
 	lead     []byte // the 96 lead bytes
 	pad      []byte // the padding between the signature and main headers
 	// tail is the rest of the file after the main header, the payload, when the guard's read-ahead held all of
-	// it (readHeaders); nil when it did not.
-	tail []byte
+	// it and the caller asked for it (readHeaders); nil otherwise. It is tailBuf's buffer: valid until release.
+	tail    []byte
+	tailBuf *bufio.Reader
 	// decodedSig and decodedHdr are the sizes of the intro and index of each header as decodeReader gave them
 	// to the library.
 	decodedSig, decodedHdr int

@@ -8,6 +8,15 @@ func (lay *layout) memFile() io.ReaderAt {
 	return partsAt{lay.lead, lay.sig.raw, lay.pad, lay.hdr.raw, lay.tail}
 }
 
+// release gives the read-ahead buffer that holds the tail back to readHeaders' pool; the tail is gone after.
+func (lay *layout) release() {
+	if lay.tailBuf != nil {
+		lay.tailBuf.Reset(nil)
+		guardBufs.Put(lay.tailBuf)
+		lay.tail, lay.tailBuf = nil, nil
+	}
+}
+
 // partsAt reads the concatenation of its parts.
 type partsAt [][]byte
 

@@ -161,10 +161,11 @@ func Inspect(f *os.File) (*Package, error) {
 // must have written exactly the bytes now in f to the Digester. The guard's read of the lead and headers from f is
 // still compared with the Digester's hash of them.
 func InspectDigested(f *os.File, d *Digests) (*Package, error) {
-	fi, lay, pkg, err := readHeaders(f)
+	fi, lay, pkg, err := readHeaders(f, true)
 	if err != nil {
 		return nil, err
 	}
+	defer lay.release()
 	// The library computes the header range on its own, of the headers it was given (the guard's, with the index
 	// cut down to the tags read: decodeReader); if it disagrees, it did not decode the headers the guard checked,
 	// and the digests below would not cover what the metadata came from.
@@ -229,8 +230,9 @@ func unchanged(name string, lay *layout, sum fileSums) error {
 // readHeaders checks that f is a regular file, runs the guard over its lead and headers from the start, and has
 // the library decode the bytes the guard checked (not a second read of the file: the guard's bounds hold for
 // those bytes only), with each header's index cut down to the tags rpmmeta reads (layout.decodeReader). Inspect
-// and Identify share it.
-func readHeaders(f *os.File) (os.FileInfo, layout, *rpm.Package, error) {
+// and Identify share it. With withTail, the layout keeps the rest of a file that the read-ahead holds whole
+// (layout.tail), and the caller must call its release when done hashing.
+func readHeaders(f *os.File, withTail bool) (os.FileInfo, layout, *rpm.Package, error) {
 	fi, err := f.Stat()
 	if err != nil {
 		return nil, layout{}, nil, fmt.Errorf("rpmmeta: stat: %w", err)
@@ -247,22 +249,26 @@ func readHeaders(f *os.File) (os.FileInfo, layout, *rpm.Package, error) {
 	br := guardBufs.Get().(*bufio.Reader)
 	br.Reset(f)
 	lay, err := guard(br, fi.Size())
-	if n := br.Buffered(); err == nil && lay.hdr.end()+int64(n) == fi.Size() {
-		// The read-ahead holds the rest of the file (a small package: it fits the buffer): keep it, and the
-		// hashing pass needs no second read of the file (layout.memFile).
-		rest, _ := br.Peek(n)
-		lay.tail = bytes.Clone(rest)
+	if err != nil {
+		br.Reset(nil)
+		guardBufs.Put(br)
+		return nil, layout{}, nil, err
+	}
+	if n := br.Buffered(); withTail && lay.hdr.end()+int64(n) == fi.Size() {
+		// The read-ahead holds the rest of the file (a small package: it fits the buffer): the hashing pass
+		// hashes it (layout.memFile) instead of reading the file again. It stays the buffer's until release.
+		lay.tail, _ = br.Peek(n)
 		if lay.tail == nil {
 			lay.tail = []byte{}
 		}
-	}
-	br.Reset(nil)
-	guardBufs.Put(br)
-	if err != nil {
-		return nil, layout{}, nil, err
+		lay.tailBuf = br
+	} else {
+		br.Reset(nil)
+		guardBufs.Put(br)
 	}
 	pkg, err := parse(lay.decodeReader())
 	if err != nil {
+		lay.release()
 		return nil, layout{}, nil, err
 	}
 	return fi, lay, pkg, nil
