@@ -271,8 +271,8 @@ func checkHeader(r io.Reader, start int64, what string, size int64, spent uint64
 	if err := overBudget(what, spent+headerCost(h.il, h.dl)+countsCost(index, h.dl)); err != nil {
 		return h, err
 	}
-	// The header's bytes are kept in one buffer: the library decodes this very copy, and the main header's is
-	// what its signatures sign (Package.HeaderBytes). Only the index, at most 1 MiB, is copied twice.
+	// The header's bytes are kept in one buffer: the library decodes this very store (decodeReader), and the main
+	// header's is what its signatures sign (Package.HeaderBytes). Only the index, at most 1 MiB, is copied twice.
 	h.raw = make([]byte, h.end()-h.start)
 	copy(h.raw, intro[:])
 	copy(h.raw[introSize:], index)
