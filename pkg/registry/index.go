@@ -312,16 +312,37 @@ func (ix *Index) Placed(rec Record) {
 		return
 	}
 	r := &rec
+	// The paths the index does not hold yet are stat'ed before the write lock: a stat is system calls (on s3 a
+	// request), and every upload records here, so under the lock it would hold up every other upload's record
+	// and every reader. A path removed or placed meanwhile is handled as before: an entry exists afterwards,
+	// described by what the stat found or, failing that, by rec.
+	infos := make([]fs.FileInfo, len(rec.Paths))
+	ix.mu.RLock()
+	missing := make([]bool, len(rec.Paths))
+	for i, p := range rec.Paths {
+		missing[i] = ix.files[p] == nil
+	}
+	ix.mu.RUnlock()
+	for i, p := range rec.Paths {
+		if missing[i] {
+			infos[i] = ix.statInfo(p)
+		}
+	}
+
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
-	for _, p := range rec.Paths {
+	for i, p := range rec.Paths {
 		f := ix.files[p]
 		if f == nil {
-			f = ix.statFile(p)
-			if f == nil {
-				// Stat failed (it was linked a moment ago): describe it from the record.
-				f = ix.newFile(p, recordInfo{r})
+			fi := infos[i]
+			if fi == nil && !missing[i] {
+				fi = ix.statInfo(p) // the entry went away after the check above: rare, so under the lock
 			}
+			if fi == nil {
+				// Stat failed (it was linked a moment ago): describe it from the record.
+				fi = recordInfo{r}
+			}
+			f = ix.newFile(p, fi)
 			ix.insert(f)
 		}
 		if f.rec == nil || f.rec.SHA256 != rec.SHA256 {
@@ -331,20 +352,21 @@ func (ix *Index) Placed(rec Record) {
 	}
 }
 
-// statFile describes the file at rel from the disk; nil if it is not a regular file there.
-func (ix *Index) statFile(rel string) *file {
+// statInfo describes the file at rel from the disk (or the tree); nil if it is not a regular file there. It
+// needs no lock.
+func (ix *Index) statInfo(rel string) fs.FileInfo {
 	if ix.tree != nil {
 		st, err := ix.tree.Stat(context.Background(), tree.Ref{Repo: path.Dir(path.Dir(rel)), Name: path.Base(rel)})
 		if err != nil {
 			return nil
 		}
-		return ix.newFile(rel, stampInfo{st})
+		return stampInfo{st}
 	}
 	fi, err := os.Stat(filepath.Join(ix.top, filepath.FromSlash(rel)))
 	if err != nil || !fi.Mode().IsRegular() {
 		return nil
 	}
-	return ix.newFile(rel, fi)
+	return fi
 }
 
 // recordInfo is the fs.FileInfo a record implies, for a file that cannot be stat'ed.

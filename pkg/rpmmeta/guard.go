@@ -1,12 +1,14 @@
 package rpmmeta
 
 import (
+	"bufio"
 	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 )
 
 // The guard exists because cavaliergopher/rpm trusts its input: crafted headers of ~150 bytes make it panic, and an
@@ -90,6 +92,13 @@ type layout struct {
 	sig, hdr headerLayout
 	lead     []byte // the 96 lead bytes
 	pad      []byte // the padding between the signature and main headers
+	// tail is the rest of the file after the main header, the payload, when the guard's read-ahead held all of
+	// it and the caller asked for it (readHeaders); nil otherwise. It is tailBuf's buffer: valid until release.
+	tail    []byte
+	tailBuf *bufio.Reader
+	// decodedSig and decodedHdr are the sizes of the intro and index of each header as decodeReader gave them
+	// to the library.
+	decodedSig, decodedHdr int
 }
 
 // reader returns the bytes the guard checked, file range [0, hdr.end()), as one stream for the library. Each part
@@ -99,6 +108,65 @@ func (lay *layout) reader() io.Reader {
 	return io.MultiReader(bytes.NewReader(lay.lead), bytes.NewReader(lay.sig.raw), bytes.NewReader(lay.pad),
 		bytes.NewReader(lay.hdr.raw))
 }
+
+// Tags whose values rpmmeta reads from the library's decode (metadata, sourceAgrees, expectations), by header.
+// The library decodes every entry it is given into a Tag, a boxed value slice and a map slot: for a small package
+// about 130 allocations, most of them for tags nothing reads (file lists, dependencies, changelog). So it is given
+// only the entries of these tags (decodeReader). TestDecodedTagsSuffice holds the lists to what the code reads.
+var (
+	sigTagsRead = []uint32{sigTagDSA, sigTagRSA, sigTagSHA1, sigTagLongSize, sigTagSHA256, sigTagSize, sigTagPGP,
+		sigTagMD5, sigTagGPG, tagSourcePackage}
+	hdrTagsRead = []uint32{tagName, tagVersion, tagRelease, tagEpoch, tagSummary, tagArch, tagSourceRPM,
+		tagSourcePackage, tagPayloadDigest, tagPayloadDigestAlgo}
+)
+
+// Main header tags the library's accessors read (Name, Version, Release, Summary, Architecture, SourceRPM).
+const (
+	tagName      = 1000
+	tagVersion   = 1001
+	tagRelease   = 1002
+	tagSummary   = 1004
+	tagArch      = 1022
+	tagSourceRPM = 1044
+)
+
+// decodeReader is reader with each header's index cut down to the entries of the tags rpmmeta reads (sigTagsRead,
+// hdrTagsRead), in their order, so that a tag present twice still decodes to its last entry as before. The stores
+// are the checked ones, unchanged and not copied, so every kept entry points where the guard checked it; only the
+// index count in each intro differs. The parts are returned whole, as by reader. The library's own header sizes
+// are then those of the cut headers: decodedRange gives the range it must report.
+func (lay *layout) decodeReader() io.Reader {
+	sigIndex := cutIndex(lay.sig, sigTagsRead)
+	hdrIndex := cutIndex(lay.hdr, hdrTagsRead)
+	lay.decodedSig, lay.decodedHdr = len(sigIndex), len(hdrIndex)
+	return io.MultiReader(bytes.NewReader(lay.lead), bytes.NewReader(sigIndex), bytes.NewReader(lay.sig.store()),
+		bytes.NewReader(lay.pad), bytes.NewReader(hdrIndex), bytes.NewReader(lay.hdr.store()))
+}
+
+// decodedRange is the main header's range as the library reports it (rpm.Package.HeaderRange) after reading
+// decodeReader: the cut signature header and padding before it, the cut main header's intro, index and store.
+func (lay *layout) decodedRange() (start, end int64) {
+	start = leadSize + int64(lay.decodedSig) + int64(lay.sig.dl) + int64(len(lay.pad))
+	return start, start + int64(lay.decodedHdr) + int64(lay.hdr.dl)
+}
+
+// cutIndex returns the intro and those index entries of h whose tag is in keep, with the intro's count changed
+// to match.
+func cutIndex(h headerLayout, keep []uint32) []byte {
+	index := h.raw[introSize : introSize+int(h.il)*entrySize]
+	out := make([]byte, introSize, introSize+len(keep)*entrySize)
+	copy(out, h.raw[:introSize])
+	for i := 0; i < len(index); i += entrySize {
+		if slices.Contains(keep, binary.BigEndian.Uint32(index[i:i+4])) {
+			out = append(out, index[i:i+entrySize]...)
+		}
+	}
+	binary.BigEndian.PutUint32(out[8:12], uint32((len(out)-introSize)/entrySize))
+	return out
+}
+
+// store returns the header's store, as checked.
+func (h headerLayout) store() []byte { return h.raw[introSize+int(h.il)*entrySize:] }
 
 // headHash returns the SHA-256 of the bytes the guard checked, for comparison with the file's bytes in the same
 // range when Inspect hashes the file.
@@ -203,8 +271,8 @@ func checkHeader(r io.Reader, start int64, what string, size int64, spent uint64
 	if err := overBudget(what, spent+headerCost(h.il, h.dl)+countsCost(index, h.dl)); err != nil {
 		return h, err
 	}
-	// The header's bytes are kept in one buffer: the library decodes this very copy, and the main header's is
-	// what its signatures sign (Package.HeaderBytes). Only the index, at most 1 MiB, is copied twice.
+	// The header's bytes are kept in one buffer: the library decodes this very store (decodeReader), and the main
+	// header's is what its signatures sign (Package.HeaderBytes). Only the index, at most 1 MiB, is copied twice.
 	h.raw = make([]byte, h.end()-h.start)
 	copy(h.raw, intro[:])
 	copy(h.raw[introSize:], index)

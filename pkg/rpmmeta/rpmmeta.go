@@ -138,7 +138,8 @@ const (
 // f must be a plain *os.File on a regular file that nothing writes to while Inspect runs (a spooled upload).
 // Inspect reads it twice: the guard reads the lead and headers, which the library then decodes from memory, and
 // one pass hashes the whole file; if the two reads disagree, Inspect fails with an error that is not
-// ErrInvalidPackage. It seeks f (so it must not be used concurrently on the same f) and leaves its offset
+// ErrInvalidPackage. A small package, whose every byte the guard's read-ahead (16 KiB) already holds, is read
+// once: the hashing pass hashes those bytes. It seeks f (so it must not be used concurrently on the same f) and leaves its offset
 // unspecified. It never panics, and whatever the input its memory use is bounded by the guard's header
 // caps and decode budget (MaxDecodeBytes, for both headers together), not by the file size: headers over the
 // budget are refused with ErrInvalidPackage before the library decodes them.
@@ -160,15 +161,17 @@ func Inspect(f *os.File) (*Package, error) {
 // must have written exactly the bytes now in f to the Digester. The guard's read of the lead and headers from f is
 // still compared with the Digester's hash of them.
 func InspectDigested(f *os.File, d *Digests) (*Package, error) {
-	fi, lay, pkg, err := readHeaders(f)
+	fi, lay, pkg, err := readHeaders(f, true)
 	if err != nil {
 		return nil, err
 	}
-	// The library computes the header range on its own; if it disagrees with the guard, the digests below would be
-	// computed over the wrong bytes.
-	if start, end := pkg.HeaderRange(); int64(start) != lay.hdr.start || int64(end) != lay.hdr.end() {
-		return nil, invalidf("header range [%d,%d) disagrees with layout [%d,%d)",
-			start, end, lay.hdr.start, lay.hdr.end())
+	defer lay.release()
+	// The library computes the header range on its own, of the headers it was given (the guard's, with the index
+	// cut down to the tags read: decodeReader); if it disagrees, it did not decode the headers the guard checked,
+	// and the digests below would not cover what the metadata came from.
+	start, end := pkg.HeaderRange()
+	if ws, we := lay.decodedRange(); int64(start) != ws || int64(end) != we {
+		return nil, invalidf("header range [%d,%d) disagrees with layout [%d,%d)", start, end, ws, we)
 	}
 
 	// Fields and tags first: a package refused for its name should not cost a pass over a large payload.
@@ -182,7 +185,12 @@ func InspectDigested(f *os.File, d *Digests) (*Package, error) {
 	}
 	sum, ok := d.forInspect(fi.Size(), lay.hdr.start, lay.hdr.end(), want.headerHash, want.payloadHash)
 	if !ok {
-		if sum, err = hashFileAt(f, &lay, fi.Size(), lay.hdr.start, lay.hdr.end(), want.headerHash, want.payloadHash); err != nil {
+		var ra io.ReaderAt = f
+		if lay.tail != nil {
+			// The guard read the whole file: hash those bytes instead of reading it again.
+			ra = lay.memFile()
+		}
+		if sum, err = hashFileAt(ra, &lay, fi.Size(), lay.hdr.start, lay.hdr.end(), want.headerHash, want.payloadHash); err != nil {
 			return nil, err
 		}
 	}
@@ -221,8 +229,10 @@ func unchanged(name string, lay *layout, sum fileSums) error {
 // r must return full reads (see layout.reader).
 // readHeaders checks that f is a regular file, runs the guard over its lead and headers from the start, and has
 // the library decode the bytes the guard checked (not a second read of the file: the guard's bounds hold for
-// those bytes only). Inspect and Identify share it.
-func readHeaders(f *os.File) (os.FileInfo, layout, *rpm.Package, error) {
+// those bytes only), with each header's index cut down to the tags rpmmeta reads (layout.decodeReader). Inspect
+// and Identify share it. With withTail, the layout keeps the rest of a file that the read-ahead holds whole
+// (layout.tail), and the caller must call its release when done hashing.
+func readHeaders(f *os.File, withTail bool) (os.FileInfo, layout, *rpm.Package, error) {
 	fi, err := f.Stat()
 	if err != nil {
 		return nil, layout{}, nil, fmt.Errorf("rpmmeta: stat: %w", err)
@@ -239,13 +249,26 @@ func readHeaders(f *os.File) (os.FileInfo, layout, *rpm.Package, error) {
 	br := guardBufs.Get().(*bufio.Reader)
 	br.Reset(f)
 	lay, err := guard(br, fi.Size())
-	br.Reset(nil)
-	guardBufs.Put(br)
 	if err != nil {
+		br.Reset(nil)
+		guardBufs.Put(br)
 		return nil, layout{}, nil, err
 	}
-	pkg, err := parse(lay.reader())
+	if n := br.Buffered(); withTail && lay.hdr.end()+int64(n) == fi.Size() {
+		// The read-ahead holds the rest of the file (a small package: it fits the buffer): the hashing pass
+		// hashes it (layout.memFile) instead of reading the file again. It stays the buffer's until release.
+		lay.tail, _ = br.Peek(n)
+		if lay.tail == nil {
+			lay.tail = []byte{}
+		}
+		lay.tailBuf = br
+	} else {
+		br.Reset(nil)
+		guardBufs.Put(br)
+	}
+	pkg, err := parse(lay.decodeReader())
 	if err != nil {
+		lay.release()
 		return nil, layout{}, nil, err
 	}
 	return fi, lay, pkg, nil
