@@ -7,6 +7,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -20,6 +21,9 @@ type snapEntry struct {
 	size    int64
 	modTime time.Time
 	mode    fs.FileMode // of the entry itself (a symlink is not followed)
+	// ctime is the inode's change time: every change to the file (its bytes, its metadata, a rename or a link
+	// to it) sets it to the filesystem's clock, and no process can set it back (see changedSince).
+	ctime time.Time
 }
 
 func (e snapEntry) equal(o snapEntry) bool { return e.size == o.size && e.modTime.Equal(o.modTime) }
@@ -67,7 +71,8 @@ func snapshot(dir string) (map[string]snapEntry, error) {
 				if err != nil {
 					return &fs.PathError{Op: "lstat", Path: filepath.Join(dir, names[i]), Err: err}
 				}
-				entries[i], found[i] = snapEntry{size: st.Size, modTime: time.Unix(st.Mtim.Unix()), mode: fileMode(st.Mode)}, true
+				entries[i], found[i] = snapEntry{size: st.Size, modTime: time.Unix(st.Mtim.Unix()), mode: fileMode(st.Mode),
+					ctime: time.Unix(st.Ctim.Unix())}, true
 			}
 			return nil
 		}
@@ -105,6 +110,19 @@ func fileMode(m uint32) fs.FileMode {
 	return fs.ModeIrregular
 }
 
+// kind is the part of a mode snapshot and a names listing both tell: regular, symlink, directory or other.
+func kind(m fs.FileMode) fs.FileMode {
+	switch {
+	case m.IsRegular():
+		return 0
+	case m&fs.ModeSymlink != 0:
+		return fs.ModeSymlink
+	case m.IsDir():
+		return fs.ModeDir
+	}
+	return fs.ModeIrregular
+}
+
 // packageEntries turns a snapshot of dir (a Packages/) into what createrepo_c indexes there: the *.rpm entries
 // that are regular files, symlinks by their target (createrepo_c follows them), hidden ones included; dangling
 // symlinks and anything else are left out. Only symlinks cost a stat.
@@ -131,4 +149,97 @@ func packageEntries(dir string, snap map[string]snapEntry) ([]tree.Entry, error)
 		out = append(out, tree.Entry{Name: name, Stamp: tree.Stamp{Size: size, ModTime: mtime}})
 	}
 	return out, nil
+}
+
+// names is a listing of a directory by name and entry type only, as getdents(2) returns them (no stat per
+// entry), sorted by name.
+type names struct {
+	dev     uint64 // the directory's device: what the begin mark must be on (see BeginRetaining)
+	entries []fs.DirEntry
+}
+
+// listNames lists dir without looking at the entries themselves: the directory's own records give names and
+// types (d_type; a filesystem that does not record it costs one lstat for each entry, as os.ReadDir does). A
+// missing dir is empty.
+func listNames(dir string) (names, error) {
+	d, err := os.Open(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return names{}, nil
+	}
+	if err != nil {
+		return names{}, fmt.Errorf("list %s: %w", dir, err)
+	}
+	defer d.Close()
+	var st unix.Stat_t
+	if err := unix.Fstat(int(d.Fd()), &st); err != nil {
+		return names{}, fmt.Errorf("list %s: %w", dir, err)
+	}
+	entries, err := d.ReadDir(-1)
+	if err != nil {
+		return names{}, fmt.Errorf("list %s: %w", dir, err)
+	}
+	slices.SortFunc(entries, func(a, b fs.DirEntry) int { return strings.Compare(a.Name(), b.Name()) })
+	return names{dev: st.Dev, entries: entries}, nil
+}
+
+// packageNames is what createrepo_c indexes in a names listing of dir (a Packages/), sorted: the *.rpm entries
+// that are regular files, and symlinks whose target is one (createrepo_c follows them; only they cost a stat,
+// which also gives their stamps). Regular files get no stamp here.
+func packageNames(dir string, l names) ([]tree.Entry, error) {
+	out := make([]tree.Entry, 0, len(l.entries))
+	for _, e := range l.entries {
+		name := e.Name()
+		if !strings.HasSuffix(name, ".rpm") {
+			continue
+		}
+		var st tree.Stamp
+		switch t := e.Type(); {
+		case t.IsRegular():
+		case t&fs.ModeSymlink != 0:
+			info, err := os.Stat(filepath.Join(dir, name))
+			if errors.Is(err, fs.ErrNotExist) {
+				continue // dangling: createrepo_c skips it too
+			}
+			if err != nil {
+				return nil, fmt.Errorf("list %s: %w", dir, err)
+			}
+			if !info.Mode().IsRegular() {
+				continue
+			}
+			st = stampOf(info)
+		default:
+			continue
+		}
+		out = append(out, tree.Entry{Name: name, Stamp: st})
+	}
+	return out, nil
+}
+
+// changedSince reports whether dir changed after a names listing of it was taken, judged by a snapshot taken
+// later: an entry appeared, vanished or changed type, or an entry (or a symlinked package's target) has a change
+// time at or after mark. mark is a change time the same filesystem gave after the listing, so a change after
+// it, whatever it was (new bytes under the old name, size and mtime included), has a change time at or after it:
+// the filesystem's clock does not go back, and no system call sets a ctime. Equal counts as changed (the clock's
+// resolution may be coarse), which may flag a file placed just before the listing; that costs one more run.
+func changedSince(dir string, l names, after map[string]snapEntry, mark time.Time) (bool, error) {
+	if len(after) != len(l.entries) {
+		return true, nil
+	}
+	for _, e := range l.entries {
+		a, ok := after[e.Name()]
+		if !ok || kind(a.mode) != kind(e.Type()) || !a.ctime.Before(mark) {
+			return true, nil
+		}
+		if a.mode&fs.ModeSymlink != 0 && strings.HasSuffix(e.Name(), ".rpm") {
+			var st unix.Stat_t
+			err := unix.Stat(filepath.Join(dir, e.Name()), &st)
+			if err != nil && !errors.Is(err, unix.ENOENT) {
+				return false, fmt.Errorf("list %s: %w", dir, &fs.PathError{Op: "stat", Path: filepath.Join(dir, e.Name()), Err: err})
+			}
+			if err != nil || !time.Unix(st.Ctim.Unix()).Before(mark) {
+				return true, nil
+			}
+		}
+	}
+	return false, nil
 }
