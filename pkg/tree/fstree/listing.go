@@ -155,31 +155,94 @@ func packageEntries(dir string, snap map[string]snapEntry) ([]tree.Entry, error)
 // entry), sorted by name.
 type names struct {
 	dev     uint64 // the directory's device: what the begin mark must be on (see BeginRetaining)
-	entries []fs.DirEntry
+	entries []dirent
 }
 
+// dirent is one directory entry: its name and its kind (see kind).
+type dirent struct {
+	name string
+	kind fs.FileMode
+}
+
+// direntBuf is listNames' getdents buffer: a 10,000-entry Packages/ is about 550 KB of records.
+const direntBuf = 256 << 10
+
 // listNames lists dir without looking at the entries themselves: the directory's own records give names and
-// types (d_type; a filesystem that does not record it costs one lstat for each entry, as os.ReadDir does). A
-// missing dir is empty.
+// types (d_type; an entry whose filesystem does not record it costs one lstat). A missing dir is empty. It reads
+// the records itself rather than through os.ReadDir, which costs an allocation and an interface per entry: at
+// 10,000 packages that halves the listing (about 5 → 2.5 ms here, most of the rest being the kernel's).
 func listNames(dir string) (names, error) {
-	d, err := os.Open(dir)
-	if errors.Is(err, fs.ErrNotExist) {
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if errors.Is(err, unix.ENOENT) {
 		return names{}, nil
 	}
 	if err != nil {
-		return names{}, fmt.Errorf("list %s: %w", dir, err)
+		return names{}, fmt.Errorf("list %s: %w", dir, &fs.PathError{Op: "open", Path: dir, Err: err})
 	}
-	defer d.Close()
+	defer unix.Close(fd)
 	var st unix.Stat_t
-	if err := unix.Fstat(int(d.Fd()), &st); err != nil {
-		return names{}, fmt.Errorf("list %s: %w", dir, err)
+	if err := unix.Fstat(fd, &st); err != nil {
+		return names{}, fmt.Errorf("list %s: %w", dir, &fs.PathError{Op: "fstat", Path: dir, Err: err})
 	}
-	entries, err := d.ReadDir(-1)
-	if err != nil {
-		return names{}, fmt.Errorf("list %s: %w", dir, err)
+	out := names{dev: st.Dev}
+	buf := make([]byte, direntBuf)
+	for {
+		n, err := unix.Getdents(fd, buf)
+		for err == unix.EINTR {
+			n, err = unix.Getdents(fd, buf)
+		}
+		if err != nil {
+			return names{}, fmt.Errorf("list %s: %w", dir, &fs.PathError{Op: "getdents", Path: dir, Err: err})
+		}
+		if n <= 0 {
+			break
+		}
+		// One string for the whole batch; the names are slices of it, not an allocation each.
+		batch := string(buf[:n])
+		for off := 0; off < n; {
+			// struct linux_dirent64: ino u64, off s64, reclen u16, type u8, then the NUL-terminated name.
+			reclen := int(buf[off+16]) | int(buf[off+17])<<8
+			typ := buf[off+18]
+			name := batch[off+19 : off+reclen]
+			if i := strings.IndexByte(name, 0); i >= 0 {
+				name = name[:i]
+			}
+			off += reclen
+			if name == "." || name == ".." {
+				continue
+			}
+			k, err := direntKind(dir, name, typ)
+			if errors.Is(err, fs.ErrNotExist) {
+				continue // removed meanwhile
+			}
+			if err != nil {
+				return names{}, fmt.Errorf("list %s: %w", dir, err)
+			}
+			out.entries = append(out.entries, dirent{name: name, kind: k})
+		}
 	}
-	slices.SortFunc(entries, func(a, b fs.DirEntry) int { return strings.Compare(a.Name(), b.Name()) })
-	return names{dev: st.Dev, entries: entries}, nil
+	slices.SortFunc(out.entries, func(a, b dirent) int { return strings.Compare(a.name, b.name) })
+	return out, nil
+}
+
+// direntKind is the kind of a directory entry from its d_type, or from an lstat when the filesystem left it
+// unknown.
+func direntKind(dir, name string, typ uint8) (fs.FileMode, error) {
+	switch typ {
+	case unix.DT_REG:
+		return 0, nil
+	case unix.DT_LNK:
+		return fs.ModeSymlink, nil
+	case unix.DT_DIR:
+		return fs.ModeDir, nil
+	case unix.DT_UNKNOWN:
+		info, err := os.Lstat(filepath.Join(dir, name))
+		if err != nil {
+			return 0, err
+		}
+		return kind(info.Mode()), nil
+	}
+	return fs.ModeIrregular, nil
 }
 
 // packageNames is what createrepo_c indexes in a names listing of dir (a Packages/), sorted: the *.rpm entries
@@ -188,14 +251,14 @@ func listNames(dir string) (names, error) {
 func packageNames(dir string, l names) ([]tree.Entry, error) {
 	out := make([]tree.Entry, 0, len(l.entries))
 	for _, e := range l.entries {
-		name := e.Name()
+		name := e.name
 		if !strings.HasSuffix(name, ".rpm") {
 			continue
 		}
 		var st tree.Stamp
-		switch t := e.Type(); {
-		case t.IsRegular():
-		case t&fs.ModeSymlink != 0:
+		switch e.kind {
+		case 0:
+		case fs.ModeSymlink:
 			info, err := os.Stat(filepath.Join(dir, name))
 			if errors.Is(err, fs.ErrNotExist) {
 				continue // dangling: createrepo_c skips it too
@@ -226,15 +289,15 @@ func changedSince(dir string, l names, after map[string]snapEntry, mark time.Tim
 		return true, nil
 	}
 	for _, e := range l.entries {
-		a, ok := after[e.Name()]
-		if !ok || kind(a.mode) != kind(e.Type()) || !a.ctime.Before(mark) {
+		a, ok := after[e.name]
+		if !ok || kind(a.mode) != e.kind || !a.ctime.Before(mark) {
 			return true, nil
 		}
-		if a.mode&fs.ModeSymlink != 0 && strings.HasSuffix(e.Name(), ".rpm") {
+		if a.mode&fs.ModeSymlink != 0 && strings.HasSuffix(e.name, ".rpm") {
 			var st unix.Stat_t
-			err := unix.Stat(filepath.Join(dir, e.Name()), &st)
+			err := unix.Stat(filepath.Join(dir, e.name), &st)
 			if err != nil && !errors.Is(err, unix.ENOENT) {
-				return false, fmt.Errorf("list %s: %w", dir, &fs.PathError{Op: "stat", Path: filepath.Join(dir, e.Name()), Err: err})
+				return false, fmt.Errorf("list %s: %w", dir, &fs.PathError{Op: "stat", Path: filepath.Join(dir, e.name), Err: err})
 			}
 			if err != nil || !time.Unix(st.Ctim.Unix()).Before(mark) {
 				return true, nil
