@@ -199,10 +199,16 @@ func (t *Tree) BeginRetaining(ctx context.Context, l tree.Lock, retain time.Dura
 		}
 		t.log.Warn("removed stale createrepo lock directory", zap.String("repo", dir), zap.String("path", stale))
 	}
-	if err := RefreshMetadataTimes(dir, t.Now()); err != nil {
+	// The published repomd.xml, read once for the mtime refresh and the seeding.
+	files, readErr := readRepomd(dir)
+	mdErr := readErr
+	if readErr == nil {
+		mdErr = refreshTimes(dir, files, t.Now())
+	}
+	if mdErr != nil {
 		// Not fatal: the worst case is that old metadata is dropped at once, which is createrepo_c's own
 		// default behaviour.
-		t.log.Warn("cannot refresh metadata mtimes, old metadata may vanish at once", zap.String("repo", dir), zap.Error(err))
+		t.log.Warn("cannot refresh metadata mtimes, old metadata may vanish at once", zap.String("repo", dir), zap.Error(mdErr))
 	}
 	// Names only: createrepo_c needs the --pkglist, not the stamps, and they are taken after the exchange (see
 	// Publish), off the time readers wait for the new metadata.
@@ -217,7 +223,11 @@ func (t *Tree) BeginRetaining(ctx context.Context, l tree.Lock, retain time.Dura
 	}
 	var seed map[string]bool
 	if retain > 0 {
-		if seed, err = currentGeneration(dir); err != nil {
+		seed, err = currentGeneration(files, files != nil) // files is nil only without a repomd.xml
+		if readErr != nil {
+			err = readErr
+		}
+		if err != nil {
 			t.log.Warn("cannot read the published repomd.xml; seeding every metadata file", zap.String("repo", dir), zap.Error(err))
 			seed = nil
 		}
@@ -240,21 +250,13 @@ func (t *Tree) BeginRetaining(ctx context.Context, l tree.Lock, retain time.Dura
 	return w, nil
 }
 
-// currentGeneration returns the file names in repoDir/repodata that make up the published generation:
-// repomd.xml and the files it names (plain repodata/<name> entries only). No repomd.xml: an empty set.
-func currentGeneration(repoDir string) (map[string]bool, error) {
-	b, err := os.ReadFile(filepath.Join(repoDir, "repodata", "repomd.xml"))
-	if errors.Is(err, fs.ErrNotExist) {
-		return map[string]bool{}, nil
+// currentGeneration returns the file names in repodata/ that make up the published generation: repomd.xml and
+// the files its entries name (plain repodata/<name> entries only). No repomd.xml (no entries): an empty set.
+func currentGeneration(files []tree.MetadataFile, hasRepomd bool) (map[string]bool, error) {
+	names := map[string]bool{}
+	if hasRepomd {
+		names["repomd.xml"] = true
 	}
-	if err != nil {
-		return nil, err
-	}
-	files, err := tree.ParseRepomd(b)
-	if err != nil {
-		return nil, fmt.Errorf("parse repomd.xml: %w", err)
-	}
-	names := map[string]bool{"repomd.xml": true}
 	for _, d := range files {
 		name, ok := tree.RepodataName(d.Href)
 		if !ok {
@@ -369,18 +371,32 @@ func Exchange(repoDir, out string, log *zap.Logger) error {
 // --retain-old-md-by-age counts from the moment they are superseded. Contents are untouched; only files inside
 // repodata/ are considered. A missing repomd.xml is fine.
 func RefreshMetadataTimes(repoDir string, now time.Time) error {
-	repodata := filepath.Join(repoDir, "repodata")
-	b, err := os.ReadFile(filepath.Join(repodata, "repomd.xml"))
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
+	files, err := readRepomd(repoDir)
 	if err != nil {
 		return err
 	}
+	return refreshTimes(repoDir, files, now)
+}
+
+// readRepomd returns the data entries of repoDir/repodata/repomd.xml; none when there is no repomd.xml.
+func readRepomd(repoDir string) ([]tree.MetadataFile, error) {
+	b, err := os.ReadFile(filepath.Join(repoDir, "repodata", "repomd.xml"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
 	files, err := tree.ParseRepomd(b)
 	if err != nil {
-		return fmt.Errorf("parse repomd.xml: %w", err)
+		return nil, fmt.Errorf("parse repomd.xml: %w", err)
 	}
+	return files, nil
+}
+
+// refreshTimes is RefreshMetadataTimes for the entries files of the current repomd.xml.
+func refreshTimes(repoDir string, files []tree.MetadataFile, now time.Time) error {
+	repodata := filepath.Join(repoDir, "repodata")
 	var errs []error
 	for _, d := range files {
 		// Only plain "repodata/<name>" entries: never touch anything a crafted href could point at outside
