@@ -1,6 +1,7 @@
 package fstree
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -201,7 +202,13 @@ func listNames(dir string) (names, error) {
 		batch := string(buf[:n])
 		for off := 0; off < n; {
 			// struct linux_dirent64: ino u64, off s64, reclen u16, type u8, then the NUL-terminated name.
-			reclen := int(buf[off+16]) | int(buf[off+17])<<8
+			if off+19 > n {
+				return names{}, fmt.Errorf("list %s: short getdents record", dir)
+			}
+			reclen := int(binary.NativeEndian.Uint16(buf[off+16:]))
+			if reclen <= 19 || off+reclen > n {
+				return names{}, fmt.Errorf("list %s: bad getdents record length %d", dir, reclen)
+			}
 			typ := buf[off+18]
 			name := batch[off+19 : off+reclen]
 			if i := strings.IndexByte(name, 0); i >= 0 {

@@ -2,8 +2,10 @@ package fstree
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -197,5 +199,55 @@ func TestPublishRecordsChangesDuringRun(t *testing.T) {
 				t.Errorf("pending change recorded: %t, want %t", got, tc.want)
 			}
 		})
+	}
+}
+
+// TestListNamesMatchesReadDir: the names listing that reads getdents records itself lists what os.ReadDir
+// lists, sorted, with the same kinds, across several getdents batches (more record bytes than its buffer).
+func TestListNamesMatchesReadDir(t *testing.T) {
+	dir := t.TempDir()
+	long := strings.Repeat("x", 60)
+	n := direntBuf/(19+len(long)+12) + 500 // record bytes beyond one buffer
+	for i := range n {
+		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("p%06d-%s.rpm", i, long)), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Symlink("p000000-"+long+".rpm", filepath.Join(dir, "link.rpm")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(dir, "sub.rpm"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mkfifo(filepath.Join(dir, "fifo.rpm"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	got, err := listNames(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := os.ReadDir(dir) // sorted by name
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got.entries) != len(want) {
+		t.Fatalf("listNames: %d entries, os.ReadDir %d", len(got.entries), len(want))
+	}
+	for i, w := range want {
+		if g := got.entries[i]; g.name != w.Name() || g.kind != kind(w.Type()) {
+			t.Fatalf("entry %d: listNames %q %v, os.ReadDir %q %v", i, g.name, g.kind, w.Name(), kind(w.Type()))
+		}
+	}
+	var st unix.Stat_t
+	if err := unix.Stat(dir, &st); err != nil || got.dev != st.Dev {
+		t.Errorf("listNames device %d, stat %d (%v)", got.dev, st.Dev, err)
+	}
+	// What createrepo_c indexes: the regular *.rpm files and the symlink to one, not the directory or the FIFO.
+	pkgs, err := packageNames(dir, got)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pkgs) != n+1 {
+		t.Errorf("packageNames: %d packages, want %d", len(pkgs), n+1)
 	}
 }
