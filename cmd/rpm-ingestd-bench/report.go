@@ -198,8 +198,9 @@ const scenarioDoc = `## What each scenario measures
 5. **Publish cost against repository size**: a tree of N packages with current metadata. A fresh daemon first
    takes one warm-up upload and publishes it (its first run after start also reads the published metadata
    once, which a long-running daemon has long done; that first run is shown too), then one more package is
-   added through it. Measured: from the end of the quiet period (the run's last_start in /api/v1/repos) to
-   repodata/repomd.xml being replaced (polled every 0.5 ms; checked in primary.xml). The target compares it, on
+   added through it. Measured: from the end of the quiet period (the run's last_start in /api/v1/repos, stamped
+   when a worker takes the run, before its lock) to repodata/repomd.xml being replaced (seen through inotify,
+   with no polling beside the run; checked in primary.xml). The target compares it, on
    the same tree reset to the same warm state, with the daemon's own createrepo_c command run bare: the same
    flags, --outputdir seeded with the current metadata and the sorted --pkglist, both made before the clock
    starts (so the difference is the daemon's own work per run). Also shown: bare

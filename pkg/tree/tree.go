@@ -278,7 +278,9 @@ type Work interface {
 	// must read (fs: all of them, the live repository; s3: only those new or changed since the published
 	// metadata, which --update --skip-stat reuses for the rest).
 	Dir() string
-	// Packages lists the repository's packages as this publish covers them (the full --pkglist, sorted).
+	// Packages lists the repository's packages as this publish covers them (the full --pkglist, sorted). Their
+	// names are known from Begin on; their stamps only once Publish returned (fs lists names alone before
+	// createrepo_c and takes the stamps after the exchange).
 	Packages() []Entry
 	// Incremental tells the caller how to run createrepo_c on Dir. false (fs): Dir()/Packages holds every package
 	// of Packages(), and a plain run (--update, which re-reads a file whose size or mtime changed) is right.

@@ -7,7 +7,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"time"
 
@@ -101,7 +100,10 @@ type work struct {
 	lock   *fsLock
 	dir    string
 	out    string
-	before map[string]snapEntry // Packages/ when Begin listed it
+	listed names     // Packages/ by name and type, as Begin listed it
+	mark   time.Time // a change time the filesystem of Packages/ gave after that listing (see BeginRetaining)
+	// before is Packages/ with stamps, taken by Begin only when it has no mark (Output on another filesystem).
+	before map[string]snapEntry
 	pkgs   []tree.Entry
 	retain time.Duration // > 0: Publish links superseded metadata younger than this into Output (BeginRetaining)
 }
@@ -113,10 +115,12 @@ func (w *work) Incremental() bool      { return false } // Dir is the live repos
 func (w *work) Close() error           { return os.RemoveAll(w.out) }
 
 // Publish links the superseded metadata files still within the retention age into Output (BeginRetaining),
-// exchanges Output/repodata with the published repodata/ (RENAME_EXCHANGE) and lists Packages/ again: when it
-// changed since Begin (a package copied in by hand, or one whose placement found the dirty marker present before
-// the claim and linked its file after Begin listed), it records a pending change, so the next publish covers it
-// whatever ConsumePending then removes.
+// exchanges Output/repodata with the published repodata/ (RENAME_EXCHANGE) and then, with readers already on the
+// new generation, lists Packages/ once with a stat of every entry: when it changed since Begin's listing (an
+// entry appeared, vanished, or has a change time at or after Begin's mark: a package copied in or replaced by
+// hand, or one whose placement found the dirty marker present before the claim and linked its file after Begin
+// listed), it records a pending change, so the next publish covers it whatever ConsumePending then removes. The
+// same listing gives the Packages' stamps.
 func (w *work) Publish(context.Context) error {
 	if w.retain > 0 {
 		if err := retainOld(w.dir, w.out, w.retain, w.t.Now()); err != nil {
@@ -126,14 +130,37 @@ func (w *work) Publish(context.Context) error {
 	if err := Exchange(w.dir, w.out, w.t.log); err != nil {
 		return err
 	}
-	after, err := snapshot(filepath.Join(w.dir, packagesDir))
+	pkgDir := filepath.Join(w.dir, packagesDir)
+	after, err := snapshot(pkgDir)
 	if err != nil {
 		return err
 	}
-	if !snapshotsEqual(w.before, after) {
+	var changed bool
+	if w.before != nil {
+		changed = !snapshotsEqual(w.before, after)
+		w.fillStamps(w.before)
+	} else {
+		if changed, err = changedSince(pkgDir, w.listed, after, w.mark); err != nil {
+			return err
+		}
+		w.fillStamps(after)
+	}
+	if changed {
 		return classify(w.t.markDirty(w.dir), "mark repository dirty")
 	}
 	return nil
+}
+
+// fillStamps gives the regular files among the Packages the size and mtime snap has for them (symlinked ones got
+// their target's at Begin). A package gone from snap keeps a zero stamp: its metadata is published, its file is
+// not there any more, and the change is pending.
+func (w *work) fillStamps(snap map[string]snapEntry) {
+	for i := range w.pkgs {
+		e := &w.pkgs[i]
+		if s, ok := snap[e.Name]; ok && s.mode.IsRegular() && e.ModTime.IsZero() {
+			e.Size, e.ModTime = s.size, s.modTime
+		}
+	}
 }
 
 // Begin prepares a publish in the repository directory (BeginRetaining with no retention: createrepo_c keeps
@@ -144,9 +171,11 @@ func (t *Tree) Begin(ctx context.Context, l tree.Lock) (tree.Work, error) {
 
 // BeginRetaining prepares a publish in the repository directory: it removes a stale .repodata/ left by a killed
 // createrepo_c (the lock proves no run of ours owns it), refreshes the mtime of the files the current repomd.xml
-// names (so a retention age counts from the moment they are superseded), lists Packages/ once (the Work's
-// Packages, and the "before" its Publish compares with) and seeds <repo>/.rpm-ingestd-out/repodata with hard
-// links to the current repodata/.
+// names (so a retention age counts from the moment they are superseded), lists Packages/ by name only (the Work's
+// Packages, and the "before" its Publish compares with: getdents, no stat per package, which at 50,000 packages
+// was most of the daemon's own part of a publish), seeds <repo>/.rpm-ingestd-out/repodata with hard links to the
+// current repodata/, and takes that directory's change time as the mark Publish judges changes by. The Packages'
+// stamps (size, mtime) are known once Publish has run.
 //
 // With retain > 0 the Work keeps superseded metadata itself, as createrepo_c's --retain-old-md-by-age=<retain>
 // would but with hard links (createrepo_c 0.17 runs "cp -r --preserve=all" per retained file, a fork and a full
@@ -170,24 +199,35 @@ func (t *Tree) BeginRetaining(ctx context.Context, l tree.Lock, retain time.Dura
 		}
 		t.log.Warn("removed stale createrepo lock directory", zap.String("repo", dir), zap.String("path", stale))
 	}
-	if err := RefreshMetadataTimes(dir, t.Now()); err != nil {
+	// The published repomd.xml, read once for the mtime refresh and the seeding.
+	files, readErr := readRepomd(dir)
+	mdErr := readErr
+	if readErr == nil {
+		mdErr = refreshTimes(dir, files, t.Now())
+	}
+	if mdErr != nil {
 		// Not fatal: the worst case is that old metadata is dropped at once, which is createrepo_c's own
 		// default behaviour.
-		t.log.Warn("cannot refresh metadata mtimes, old metadata may vanish at once", zap.String("repo", dir), zap.Error(err))
+		t.log.Warn("cannot refresh metadata mtimes, old metadata may vanish at once", zap.String("repo", dir), zap.Error(mdErr))
 	}
+	// Names only: createrepo_c needs the --pkglist, not the stamps, and they are taken after the exchange (see
+	// Publish), off the time readers wait for the new metadata.
 	pkgDir := filepath.Join(dir, packagesDir)
-	before, err := snapshot(pkgDir)
+	listed, err := listNames(pkgDir)
 	if err != nil {
 		return nil, err
 	}
-	pkgs, err := packageEntries(pkgDir, before)
+	pkgs, err := packageNames(pkgDir, listed)
 	if err != nil {
 		return nil, err
 	}
-	slices.SortFunc(pkgs, func(a, b tree.Entry) int { return strings.Compare(a.Name, b.Name) })
 	var seed map[string]bool
 	if retain > 0 {
-		if seed, err = currentGeneration(dir); err != nil {
+		seed, err = currentGeneration(files, files != nil) // files is nil only without a repomd.xml
+		if readErr != nil {
+			err = readErr
+		}
+		if err != nil {
 			t.log.Warn("cannot read the published repomd.xml; seeding every metadata file", zap.String("repo", dir), zap.Error(err))
 			seed = nil
 		}
@@ -196,24 +236,27 @@ func (t *Tree) BeginRetaining(ctx context.Context, l tree.Lock, retain time.Dura
 	if err := PrepareOutput(dir, out, seed); err != nil {
 		return nil, err
 	}
-	return &work{t: t, lock: lock, dir: dir, out: out, before: before, pkgs: pkgs, retain: retain}, nil
-}
-
-// currentGeneration returns the file names in repoDir/repodata that make up the published generation:
-// repomd.xml and the files it names (plain repodata/<name> entries only). No repomd.xml: an empty set.
-func currentGeneration(repoDir string) (map[string]bool, error) {
-	b, err := os.ReadFile(filepath.Join(repoDir, "repodata", "repomd.xml"))
-	if errors.Is(err, fs.ErrNotExist) {
-		return map[string]bool{}, nil
-	}
-	if err != nil {
+	w := &work{t: t, lock: lock, dir: dir, out: out, listed: listed, pkgs: pkgs, retain: retain}
+	// The mark: Output/repodata's change time, which PrepareOutput has just set, after the listing, on the
+	// filesystem's own clock. A file of Packages/ changed after it has a change time at or after it. When Output is
+	// on another filesystem than Packages/ (a mount point), the clocks may differ: stat every package now instead,
+	// and compare sizes and mtimes after the exchange, as before there was a mark.
+	var st unix.Stat_t
+	if err := unix.Stat(filepath.Join(out, "repodata"), &st); err == nil && st.Dev == listed.dev {
+		w.mark = time.Unix(st.Ctim.Unix())
+	} else if w.before, err = snapshot(pkgDir); err != nil {
 		return nil, err
 	}
-	files, err := tree.ParseRepomd(b)
-	if err != nil {
-		return nil, fmt.Errorf("parse repomd.xml: %w", err)
+	return w, nil
+}
+
+// currentGeneration returns the file names in repodata/ that make up the published generation: repomd.xml and
+// the files its entries name (plain repodata/<name> entries only). No repomd.xml (no entries): an empty set.
+func currentGeneration(files []tree.MetadataFile, hasRepomd bool) (map[string]bool, error) {
+	names := map[string]bool{}
+	if hasRepomd {
+		names["repomd.xml"] = true
 	}
-	names := map[string]bool{"repomd.xml": true}
 	for _, d := range files {
 		name, ok := tree.RepodataName(d.Href)
 		if !ok {
@@ -328,18 +371,32 @@ func Exchange(repoDir, out string, log *zap.Logger) error {
 // --retain-old-md-by-age counts from the moment they are superseded. Contents are untouched; only files inside
 // repodata/ are considered. A missing repomd.xml is fine.
 func RefreshMetadataTimes(repoDir string, now time.Time) error {
-	repodata := filepath.Join(repoDir, "repodata")
-	b, err := os.ReadFile(filepath.Join(repodata, "repomd.xml"))
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
+	files, err := readRepomd(repoDir)
 	if err != nil {
 		return err
 	}
+	return refreshTimes(repoDir, files, now)
+}
+
+// readRepomd returns the data entries of repoDir/repodata/repomd.xml; none when there is no repomd.xml.
+func readRepomd(repoDir string) ([]tree.MetadataFile, error) {
+	b, err := os.ReadFile(filepath.Join(repoDir, "repodata", "repomd.xml"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
 	files, err := tree.ParseRepomd(b)
 	if err != nil {
-		return fmt.Errorf("parse repomd.xml: %w", err)
+		return nil, fmt.Errorf("parse repomd.xml: %w", err)
 	}
+	return files, nil
+}
+
+// refreshTimes is RefreshMetadataTimes for the entries files of the current repomd.xml.
+func refreshTimes(repoDir string, files []tree.MetadataFile, now time.Time) error {
+	repodata := filepath.Join(repoDir, "repodata")
 	var errs []error
 	for _, d := range files {
 		// Only plain "repodata/<name>" entries: never touch anything a crafted href could point at outside

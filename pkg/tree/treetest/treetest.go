@@ -688,6 +688,13 @@ func publishGen(t *testing.T, tr tree.Tree, repo string, gen int) {
 	if err := w.Publish(ctx); err != nil {
 		t.Fatalf("publish generation %d: %v", gen, err)
 	}
+	// After Publish every package has its stamp (fs takes them after the exchange).
+	for _, e := range w.Packages() {
+		st, err := tr.Stat(ctx, tree.Ref{Repo: repo, Name: e.Name})
+		if err != nil || st.Size != e.Size || st.ModTime.Unix() != e.ModTime.Unix() {
+			t.Errorf("after publish, package %s has stamp %+v; stored: %+v, %v", e.Name, e.Stamp, st, err)
+		}
+	}
 }
 
 func testPublish(t *testing.T, tr tree.Tree) {
@@ -707,7 +714,8 @@ func testPublish(t *testing.T, tr tree.Tree) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ps := w.Packages(); len(ps) != 1 || ps[0].Name != name || ps[0].Size != 1 {
+	// The names are known at Begin (the --pkglist); the stamps only once Publish returned (publishGen checks them).
+	if ps := w.Packages(); len(ps) != 1 || ps[0].Name != name {
 		t.Errorf("work packages %+v", ps)
 	}
 	// The work directory holds the packages createrepo_c must read.
