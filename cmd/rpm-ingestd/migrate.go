@@ -3,8 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -259,26 +257,13 @@ func readPackages(dir string) ([]localPkg, error) {
 		if fi, err := os.Stat(p); err != nil || !fi.Mode().IsRegular() {
 			continue
 		}
-		sum, err := fileSHA256(p)
+		sum, err := pkgtree.FileSHA256(p)
 		if err != nil {
 			return nil, err
 		}
 		out = append(out, localPkg{name: name, path: p, sha: sum})
 	}
 	return out, nil
-}
-
-func fileSHA256(p string) (string, error) {
-	f, err := os.Open(p)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // place puts a batch of packages into repo as one decision. When another writer created one of the names with

@@ -5,8 +5,6 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -223,7 +221,7 @@ func (w *work) remember(etag string, md []byte, names []string, primaryName stri
 	}
 	primary := make(map[string]string, len(listed))
 	for _, n := range listed {
-		if sum, err := fileSHA(filepath.Join(w.Dir(), "Packages", n)); err == nil {
+		if sum, err := tree.FileSHA256(filepath.Join(w.Dir(), "Packages", n)); err == nil {
 			primary[n] = sum // createrepo_c read this file
 		} else if sum, ok := w.primary[n]; ok && !w.full && errors.Is(err, os.ErrNotExist) {
 			primary[n] = sum // its seeded entry was reused
@@ -246,20 +244,6 @@ func (w *work) remember(etag string, md []byte, names []string, primaryName stri
 	}
 	c := &repoCache{etag: etag, md: md, named: names, dir: dir, primary: primary, etags: etags, pkgs: w.pkgs, listed: w.listed}
 	t.setCache(repo, c)
-}
-
-// fileSHA is the sha256 of a local file.
-func fileSHA(p string) (string, error) {
-	f, err := os.Open(p)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // scanPrimaryNames returns the package file names in Packages/ that primary.xml(.gz) at p lists, by their

@@ -1,0 +1,23 @@
+package tree
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"io"
+	"os"
+)
+
+// FileSHA256 returns the hex SHA-256 of the local file at path: the identity a stored package is judged by (its
+// sha256 in the tree, in the audit trail and in primary.xml).
+func FileSHA256(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
