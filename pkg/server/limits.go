@@ -237,3 +237,40 @@ func (s *Server) Wait(ctx context.Context) error {
 		return fmt.Errorf("%d request handlers still running: %w", s.InFlight(), ctx.Err())
 	}
 }
+
+// Shared lookups: GET /api/v1/uploads/{sha256} is open to anyone (nginx serves it without a login), and a sha256 this
+// daemon does not know costs a listing request to a shared bucket. Such lookups are bounded per daemon, so that a
+// client asking for random sums cannot turn every request into a bucket request (each one billed by a cloud S3).
+// CI jobs polling their own uploads through another daemon stay far below it.
+const (
+	sharedLookupRate  = 50  // per second, on average
+	sharedLookupBurst = 100 // at once
+)
+
+// rateBudget is a token bucket: at most burst takes at once, refilled at perSecond. Safe for concurrent use.
+type rateBudget struct {
+	perSecond, burst float64
+
+	mu     sync.Mutex
+	tokens float64
+	last   time.Time
+}
+
+// take spends one token at now, reporting whether there was one.
+func (b *rateBudget) take(now time.Time) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.last.IsZero() {
+		b.tokens = b.burst
+	} else if now.After(b.last) {
+		b.tokens = min(b.burst, b.tokens+now.Sub(b.last).Seconds()*b.perSecond)
+	}
+	if now.After(b.last) {
+		b.last = now
+	}
+	if b.tokens < 1 {
+		return false
+	}
+	b.tokens--
+	return true
+}

@@ -153,6 +153,7 @@ type Server struct {
 	promHandler http.Handler // GET /metrics
 	stopping    atomic.Bool  // set by ShuttingDown; /readyz answers 503
 	wait        waiting      // uploads waiting for visibility, and the uploads remembered for their status
+	lookups     *rateBudget  // lookups of unknown sha256s in a shared tree (limits.go)
 }
 
 // New builds a Server. With ServeRepo it opens TopDir for read-only serving.
@@ -161,7 +162,7 @@ func New(opts Options, ing Ingester, idx Indexer, log *zap.Logger) (*Server, err
 		return nil, errors.New("server: Options.Auth is required")
 	}
 	s := &Server{opts: opts, ing: ing, idx: idx, log: log, now: time.Now, slots: newSlots(opts.MaxConcurrentUploads), wait: newWaiting(),
-		refusals: opts.Refusals}
+		refusals: opts.Refusals, lookups: &rateBudget{perSecond: sharedLookupRate, burst: sharedLookupBurst}}
 	if s.refusals == nil {
 		s.refusals = auth.NewLimiter(DefaultRefusalLimit, DefaultRefusalWindow, nil)
 	}

@@ -310,6 +310,10 @@ func (s *Server) findShared(ctx context.Context, sum string) ([]string, error) {
 	if !ok {
 		return nil, nil
 	}
+	if !s.lookups.take(s.now()) {
+		return nil, fmt.Errorf("%w: too many lookups of uploads this daemon does not know (over %d a second, each a request to the bucket); retry in a few seconds",
+			errBusy, sharedLookupRate)
+	}
 	refs, err := f.FindSHA256(ctx, sum)
 	if err != nil {
 		return nil, fmt.Errorf("find sha256 %s in the tree: %w", sum, err)

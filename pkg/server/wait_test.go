@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -502,5 +503,48 @@ func TestUploadStatusFindsAnotherDaemonsUpload(t *testing.T) {
 				t.Errorf("answer names no copy: %s", rec.Body)
 			}
 		})
+	}
+}
+
+// countingFinder is a shared tree that knows no sha256 and counts the lookups that reach it.
+type countingFinder struct {
+	tree.Tree
+	calls atomic.Int32
+}
+
+func (c *countingFinder) FindSHA256(context.Context, string) ([]tree.Ref, error) {
+	c.calls.Add(1)
+	return nil, nil
+}
+
+// TestUploadStatusSharedLookupsBounded: GET /api/v1/uploads/{sha256} is open to anyone, and an unknown sha256
+// costs a bucket listing; a client asking for random sums gets at most sharedLookupBurst of them at once and
+// sharedLookupRate a second after that, then 503 with Retry-After, and the bucket is not asked.
+func TestUploadStatusSharedLookupsBounded(t *testing.T) {
+	tr := &countingFinder{Tree: testTree(t, t.TempDir())}
+	f := newWaitFixture(t, newFakePublisher(false), func(o *Options) { o.Tree = tr })
+	now := time.Unix(1_700_000_000, 0)
+	f.s.now = func() time.Time { return now }
+	ask := func(i int) *httptest.ResponseRecorder {
+		return f.do(t, "GET", "/api/v1/uploads/"+fmt.Sprintf("%064x", i), nil, nil)
+	}
+	codes := map[int]int{}
+	for i := range sharedLookupBurst + 20 {
+		rec := ask(i)
+		codes[rec.Code]++
+		if rec.Code == http.StatusServiceUnavailable && (rec.Header().Get("Retry-After") == "" || !strings.Contains(rec.Body.String(), "too many lookups")) {
+			t.Fatalf("refused lookup: %d %q, Retry-After %q", rec.Code, rec.Body, rec.Header().Get("Retry-After"))
+		}
+	}
+	if codes[http.StatusNotFound] != sharedLookupBurst || codes[http.StatusServiceUnavailable] != 20 || int(tr.calls.Load()) != sharedLookupBurst {
+		t.Fatalf("answers %v, bucket asked %d times; want %d × 404 (asked) and 20 × 503 (not asked)", codes, tr.calls.Load(), sharedLookupBurst)
+	}
+	now = now.Add(time.Second) // refilled by sharedLookupRate
+	codes = map[int]int{}
+	for i := range sharedLookupRate + 5 {
+		codes[ask(1000+i).Code]++
+	}
+	if codes[http.StatusNotFound] != sharedLookupRate || codes[http.StatusServiceUnavailable] != 5 {
+		t.Fatalf("a second later: answers %v, want %d × 404 and 5 × 503", codes, sharedLookupRate)
 	}
 }
