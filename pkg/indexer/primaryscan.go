@@ -193,12 +193,7 @@ func (s *scanner) run() (pkgSet, pkgSums, error) {
 			}
 			if depth == 2 && inPkg {
 				inPkg = false
-				if keepHref(href) {
-					set[href] = st
-					if v := strings.ToLower(strings.TrimSpace(string(sum))); v != "" {
-						sums[href] = v
-					}
-				}
+				addPackage(set, sums, href, st, sum)
 			}
 			depth--
 			continue
@@ -296,12 +291,7 @@ func (s *scanner) run() (pkgSet, pkgSums, error) {
 			}
 			if depth == 2 && inPkg {
 				inPkg = false
-				if keepHref(href) {
-					set[href] = st
-					if v := strings.ToLower(strings.TrimSpace(string(sum))); v != "" {
-						sums[href] = v
-					}
-				}
+				addPackage(set, sums, href, st, sum)
 			}
 			s.names = s.names[:len(s.names)-len(name)-1]
 			depth--

@@ -324,12 +324,7 @@ func parsePrimary(r io.Reader) (pkgSet, pkgSums, error) {
 			}
 			if depth == 2 && inPkg {
 				inPkg = false
-				if keepHref(href) {
-					set[href] = st
-					if v := strings.ToLower(strings.TrimSpace(string(sum))); v != "" {
-						sums[href] = v
-					}
-				}
+				addPackage(set, sums, href, st, sum)
 			}
 			depth--
 		}
@@ -353,6 +348,18 @@ func readPkgField(t xml.StartElement, href *string, st *stamp) error {
 		}
 	}
 	return nil
+}
+
+// addPackage records a <package> of primary.xml that ended: its stamp in set and its sha256 (as found in its
+// <checksum type="sha256">) in sums, when href is one the published set tracks.
+func addPackage(set pkgSet, sums pkgSums, href string, st stamp, sum []byte) {
+	if !keepHref(href) {
+		return
+	}
+	set[href] = st
+	if v := strings.ToLower(strings.TrimSpace(string(sum))); v != "" {
+		sums[href] = v
+	}
 }
 
 // keepHref reports whether href is a package directly in Packages/, the part
