@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/rpm-ingestd/rpm-ingestd/pkg/tree/treetest"
 )
 
 // ctimeOf is path's change time (the entry itself, symlinks not followed).
@@ -83,16 +85,8 @@ func newMarkRepo(t *testing.T) (*Tree, string) {
 func TestBeginListsNamesOnly(t *testing.T) {
 	tr, pkgs := newMarkRepo(t)
 	ctx := context.Background()
-	l, err := tr.TryLock(ctx, "r")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Release()
-	w, err := tr.Begin(ctx, l)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Close()
+	w, done := treetest.Begin(t, tr, "r")
+	defer done()
 	got := w.Packages()
 	if len(got) != 3 || got[0].Name != "a.rpm" || got[1].Name != "b.rpm" || got[2].Name != "l.rpm" {
 		t.Fatalf("Begin's packages %+v, want a.rpm, b.rpm, l.rpm in that order", got)
@@ -181,16 +175,8 @@ func TestPublishRecordsChangesDuringRun(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			tr, pkgs := newMarkRepo(t)
 			ctx := context.Background()
-			l, err := tr.TryLock(ctx, "r")
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer l.Release()
-			w, err := tr.Begin(ctx, l)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer w.Close()
+			w, done := treetest.Begin(t, tr, "r")
+			defer done()
 			tc.change(t, pkgs)
 			if err := w.Publish(ctx); err != nil {
 				t.Fatal(err)

@@ -545,16 +545,8 @@ func testConflict(t *testing.T, e *env) {
 		l.Release()
 	}
 	// Redo from Begin succeeds.
-	l, err := tr.TryLock(ctx, repo)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Release()
-	w, err := tr.Begin(ctx, l)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Close()
+	w, done := treetest.Begin(t, tr, repo)
+	defer done()
 	writeGen(t, w.Output(), "redo")
 	if err := w.Publish(ctx); err != nil {
 		t.Fatalf("redo: %v", err)
@@ -575,16 +567,8 @@ func testReaders(t *testing.T, e *env) {
 	const repo = "9/x86_64"
 	gen := func(i int) {
 		t.Helper()
-		l, err := pub.TryLock(ctx, repo)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer l.Release()
-		w, err := pub.Begin(ctx, l)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer w.Close()
+		w, done := treetest.Begin(t, pub, repo)
+		defer done()
 		stable := fmt.Sprintf("stable-%d.xml", i/25)
 		if err := os.WriteFile(filepath.Join(w.Output(), "repodata", stable), []byte(stable), 0o644); err != nil {
 			t.Fatal(err)
@@ -798,16 +782,8 @@ func testSignatures(t *testing.T, e *env) {
 	const repo = "9/x86_64"
 	gen := func(tag string, sign bool) {
 		t.Helper()
-		l, err := tr.TryLock(ctx, repo)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer l.Release()
-		w, err := tr.Begin(ctx, l)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer w.Close()
+		w, done := treetest.Begin(t, tr, repo)
+		defer done()
 		for _, n := range []string{"repomd.xml.asc", "repomd.xml.key"} {
 			if _, err := os.Stat(filepath.Join(w.Output(), "repodata", n)); !os.IsNotExist(err) {
 				t.Errorf("%s seeded into the output (%v)", n, err)

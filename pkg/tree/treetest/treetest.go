@@ -649,20 +649,31 @@ func hrefs(b []byte) ([]string, error) {
 	return out, nil
 }
 
-// publishGen publishes generation gen of repo: a data file named by its content, and a repomd.xml naming it. As
-// createrepo_c does with --retain-old-md-by-age, the previous generation's files (seeded into Output) are kept.
-func publishGen(t *testing.T, tr tree.Tree, repo string, gen int) {
+// Begin takes repo's publish lock on tr and begins a publish under it, failing the test on an error; done closes
+// the work and releases the lock.
+func Begin(t testing.TB, tr tree.Tree, repo string) (w tree.Work, done func()) {
 	t.Helper()
 	l, err := tr.TryLock(ctx, repo)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Release()
-	w, err := tr.Begin(ctx, l)
+	w, err = tr.Begin(ctx, l)
 	if err != nil {
+		l.Release()
 		t.Fatal(err)
 	}
-	defer w.Close()
+	return w, func() {
+		w.Close()
+		l.Release()
+	}
+}
+
+// publishGen publishes generation gen of repo: a data file named by its content, and a repomd.xml naming it. As
+// createrepo_c does with --retain-old-md-by-age, the previous generation's files (seeded into Output) are kept.
+func publishGen(t *testing.T, tr tree.Tree, repo string, gen int) {
+	t.Helper()
+	w, done := Begin(t, tr, repo)
+	defer done()
 	rd := filepath.Join(w.Output(), "repodata")
 	if err := os.MkdirAll(rd, 0o755); err != nil {
 		t.Fatal(err)
