@@ -27,6 +27,7 @@ import (
 	"github.com/rpm-ingestd/rpm-ingestd/internal/seaweed"
 	"github.com/rpm-ingestd/rpm-ingestd/internal/testrpm"
 	"github.com/rpm-ingestd/rpm-ingestd/pkg/objstore"
+	"github.com/rpm-ingestd/rpm-ingestd/pkg/tree"
 )
 
 // The multi-daemon tests of issue 21: several rpm-ingestd processes (separate work directories and listen
@@ -232,21 +233,14 @@ func primaryOf(ctx context.Context, st *objstore.Store, repo string) (map[string
 
 // repomdFiles are the hrefs repomd.xml names (relative to the repository) and the primary's.
 func repomdFiles(md []byte) (hrefs []string, primary string, err error) {
-	var doc struct {
-		Data []struct {
-			Type     string `xml:"type,attr"`
-			Location struct {
-				Href string `xml:"href,attr"`
-			} `xml:"location"`
-		} `xml:"data"`
-	}
-	if err := xml.Unmarshal(md, &doc); err != nil {
+	files, err := tree.ParseRepomd(md)
+	if err != nil {
 		return nil, "", fmt.Errorf("repomd.xml: %w", err)
 	}
-	for _, d := range doc.Data {
-		hrefs = append(hrefs, d.Location.Href)
-		if d.Type == "primary" {
-			primary = d.Location.Href
+	for _, f := range files {
+		hrefs = append(hrefs, f.Href)
+		if f.Type == "primary" {
+			primary = f.Href
 		}
 	}
 	return hrefs, primary, nil

@@ -2,7 +2,6 @@ package main
 
 import (
 	"compress/gzip"
-	"encoding/xml"
 	"errors"
 	"fmt"
 	"io"
@@ -10,6 +9,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	pkgtree "github.com/rpm-ingestd/rpm-ingestd/pkg/tree"
 )
 
 // treePool holds the small packages the big repositories of scenario 5 are made of (3 KiB payload: the metadata
@@ -144,33 +145,25 @@ func (t *tree) addPackage() error {
 
 // primaryCount returns how many packages the primary metadata of repoDir lists, and whether name is one.
 func primaryCount(repoDir, name string) (int, bool, error) {
-	rf, err := os.Open(filepath.Join(repoDir, "repodata", "repomd.xml"))
+	b, err := os.ReadFile(filepath.Join(repoDir, "repodata", "repomd.xml"))
 	if err != nil {
 		return 0, false, err
 	}
-	defer rf.Close()
-	var md struct {
-		Data []struct {
-			Type     string `xml:"type,attr"`
-			Location struct {
-				Href string `xml:"href,attr"`
-			} `xml:"location"`
-		} `xml:"data"`
-	}
-	if err := xml.NewDecoder(rf).Decode(&md); err != nil {
+	files, err := pkgtree.ParseRepomd(b)
+	if err != nil {
 		return 0, false, fmt.Errorf("repomd.xml: %w", err)
 	}
-	for _, d := range md.Data {
+	for _, d := range files {
 		if d.Type != "primary" {
 			continue
 		}
-		f, err := os.Open(filepath.Join(repoDir, d.Location.Href))
+		f, err := os.Open(filepath.Join(repoDir, d.Href))
 		if err != nil {
 			return 0, false, err
 		}
 		defer f.Close()
 		var r io.Reader = f
-		if strings.HasSuffix(d.Location.Href, ".gz") {
+		if strings.HasSuffix(d.Href, ".gz") {
 			z, err := gzip.NewReader(f)
 			if err != nil {
 				return 0, false, err
