@@ -68,10 +68,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 	cfg, defaulted, err := loadConfig(cfgPath)
 	if err != nil {
-		fmt.Fprintf(stderr, "rpm-ingestd: invalid configuration:\n")
-		for _, line := range strings.Split(err.Error(), "\n") {
-			fmt.Fprintf(stderr, "  - %s\n", line)
-		}
+		printConfigErrors(stderr, "rpm-ingestd", err)
 		return 2
 	}
 	if *checkConfig {
@@ -118,6 +115,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// printConfigErrors writes loadConfig's error for the command cmd: every problem on its own line.
+func printConfigErrors(w io.Writer, cmd string, err error) {
+	fmt.Fprintf(w, "%s: invalid configuration:\n", cmd)
+	for _, line := range strings.Split(err.Error(), "\n") {
+		fmt.Fprintf(w, "  - %s\n", line)
+	}
 }
 
 // loadConfig loads path. When path is the default and does not exist, the built-in defaults apply (defaulted

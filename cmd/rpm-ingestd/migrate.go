@@ -58,10 +58,7 @@ func migrate(args []string, stdout, stderr io.Writer) int {
 	}
 	cfg, _, err := loadConfig(cfgPath)
 	if err != nil {
-		fmt.Fprintf(stderr, "rpm-ingestd migrate: invalid configuration:\n")
-		for _, line := range strings.Split(err.Error(), "\n") {
-			fmt.Fprintf(stderr, "  - %s\n", line)
-		}
+		printConfigErrors(stderr, "rpm-ingestd migrate", err)
 		return 2
 	}
 	if cfg.Storage.Backend != config.BackendS3 {
