@@ -283,7 +283,8 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 	if err != nil {
 		return err
 	}
-	webHandler, err := web.New(web.Options{Source: webSource{cfg: cfg, sched: sched, index: index, audited: audit != nil, tree: tr}}, log.Named("web"))
+	webHandler, err := web.New(web.Options{Source: webSource{cfg: cfg, sched: sched, index: index, audited: audit != nil, tree: tr,
+		summaries: newSummaryCache()}}, log.Named("web"))
 	if err != nil {
 		return err
 	}

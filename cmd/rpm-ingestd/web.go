@@ -7,6 +7,8 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/rpm-ingestd/rpm-ingestd/pkg/config"
 	"github.com/rpm-ingestd/rpm-ingestd/pkg/indexer"
@@ -24,6 +26,8 @@ type webSource struct {
 	index   *registry.Index
 	audited bool // log.audit_file is on: the recent uploads survive restarts and the page shows them
 	tree    pkgtree.Tree
+	// summaries bounds the package pages' header reads (nil: every page reads, for tests of headerSummary alone).
+	summaries *summaryCache
 }
 
 func (s webSource) Repos() []web.Repo {
@@ -92,8 +96,64 @@ func (s webSource) Package(p string) (web.Package, bool) {
 		return web.Package{}, false
 	}
 	out := s.pkg(e)
-	out.Summary = headerSummary(context.Background(), s.tree, e.Path)
+	out.Summary = s.summaries.summary(context.Background(), s.tree, e.Path)
 	return out, true
+}
+
+// summaryCache bounds what the package pages cost the tree. They are open to anyone, and reading a summary opens
+// the package (on s3 a GET of the whole object, up to summaryMaxSize, spooled to local disk): so a summary is read
+// once per stored version (the Stat's size, mtime and ETag), and one read runs at a time; a page asked for while
+// another read runs shows no summary rather than start a second download. At most maxSummaries are remembered
+// (then the memory starts over): a client walking every package's page costs one read of each.
+type summaryCache struct {
+	busy chan struct{} // one slot: the read in progress
+	mu   sync.Mutex
+	m    map[summaryKey]string
+}
+
+type summaryKey struct {
+	rel  string
+	size int64
+	mod  time.Time
+	etag string
+}
+
+const maxSummaries = 4096
+
+func newSummaryCache() *summaryCache {
+	return &summaryCache{busy: make(chan struct{}, 1), m: map[summaryKey]string{}}
+}
+
+// summary is headerSummary through the cache; a nil cache reads every time.
+func (c *summaryCache) summary(ctx context.Context, tr pkgtree.Tree, rel string) string {
+	if c == nil {
+		return headerSummary(ctx, tr, rel)
+	}
+	ref, st, ok := summaryStat(ctx, tr, rel)
+	if !ok {
+		return ""
+	}
+	k := summaryKey{rel, st.Size, st.ModTime, st.ETag}
+	c.mu.Lock()
+	s, known := c.m[k]
+	c.mu.Unlock()
+	if known {
+		return s
+	}
+	select {
+	case c.busy <- struct{}{}:
+	default:
+		return "" // another page's read is under way
+	}
+	defer func() { <-c.busy }()
+	s = readSummary(ctx, tr, ref)
+	c.mu.Lock()
+	if len(c.m) >= maxSummaries {
+		clear(c.m)
+	}
+	c.m[k] = s
+	c.mu.Unlock()
+	return s
 }
 
 // summaryMaxSize bounds the package a page reads its summary from: on s3 tree.Open fetches the whole object, and
@@ -107,14 +167,29 @@ const summaryMaxSize = 128 << 20
 // and headers are parsed, under the same bounds as at upload (rpmmeta.Identify), and only for the one package
 // page, never for a list. Any failure leaves the summary out.
 func headerSummary(ctx context.Context, tr pkgtree.Tree, rel string) string {
+	ref, _, ok := summaryStat(ctx, tr, rel)
+	if !ok {
+		return ""
+	}
+	return readSummary(ctx, tr, ref)
+}
+
+// summaryStat locates rel in the tree and stats it: ok false when it is no package there or too large to read.
+func summaryStat(ctx context.Context, tr pkgtree.Tree, rel string) (pkgtree.Ref, pkgtree.Stamp, bool) {
 	repo, name, ok := strings.Cut(rel, "/Packages/")
 	if !ok || strings.Contains(name, "/") {
-		return ""
+		return pkgtree.Ref{}, pkgtree.Stamp{}, false
 	}
 	ref := pkgtree.Ref{Repo: repo, Name: name}
-	if st, err := tr.Stat(ctx, ref); err != nil || st.Size > summaryMaxSize {
-		return ""
+	st, err := tr.Stat(ctx, ref)
+	if err != nil || st.Size > summaryMaxSize {
+		return pkgtree.Ref{}, pkgtree.Stamp{}, false
 	}
+	return ref, st, true
+}
+
+// readSummary opens ref (stat by summaryStat) and reads the summary from its header; "" on any failure.
+func readSummary(ctx context.Context, tr pkgtree.Tree, ref pkgtree.Ref) string {
 	obj, err := tr.Open(ctx, ref)
 	if err != nil {
 		return ""
