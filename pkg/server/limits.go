@@ -238,10 +238,10 @@ func (s *Server) Wait(ctx context.Context) error {
 	}
 }
 
-// Shared lookups: GET /api/v1/uploads/{sha256} is open to anyone (nginx serves it without a login), and a sha256 this
-// daemon does not know costs a listing request to a shared bucket. Such lookups are bounded per daemon, so that a
-// client asking for random sums cannot turn every request into a bucket request (each one billed by a cloud S3).
-// CI jobs polling their own uploads through another daemon stay far below it.
+// Shared lookups: GET /api/v1/uploads/{sha256} is open to anyone (nginx serves it without a login). On a shared
+// bucket a sha256 this daemon does not know costs a listing request, and each known copy a HEAD (published sums
+// are public in primary.xml). Such requests are bounded per daemon, so that a client cannot turn every request
+// into bucket requests (each one billed by a cloud S3). CI jobs polling their own uploads stay far below it.
 const (
 	sharedLookupRate  = 50  // per second, on average
 	sharedLookupBurst = 100 // at once

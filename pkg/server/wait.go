@@ -261,15 +261,17 @@ func (s *Server) uploadStatus(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	seen := map[string]bool{}
-	cs := s.storedCopies(r.Context(), sum, s.lookup(sum), seen)
-	if len(cs) == 0 {
+	cs, err := s.storedCopies(r.Context(), sum, s.lookup(sum), seen)
+	if err == nil && len(cs) == 0 {
 		// Not known to this daemon: on a tree that several daemons share, another one may have taken it.
-		paths, err := s.findShared(r.Context(), sum)
-		if err != nil {
-			s.writeError(w, r, errorStatus(err), err) // tree.ErrUnavailable: 503, the storage is down
-			return
+		var paths []string
+		if paths, err = s.findShared(r.Context(), sum); err == nil {
+			cs, err = s.storedCopies(r.Context(), sum, paths, seen)
 		}
-		cs = s.storedCopies(r.Context(), sum, paths, seen)
+	}
+	if err != nil {
+		s.writeError(w, r, errorStatus(err), err) // errBusy or tree.ErrUnavailable: 503
+		return
 	}
 	if len(cs) == 0 {
 		s.writeError(w, r, http.StatusNotFound, fmt.Errorf("%w: no package with sha256 %s is known here", errUnknownUpload, sum))
@@ -283,8 +285,9 @@ func (s *Server) uploadStatus(w http.ResponseWriter, r *http.Request) {
 }
 
 // storedCopies turns the paths found for sum into the copies that are still stored with these bytes, skipping
-// those in seen (and adding the rest to it).
-func (s *Server) storedCopies(ctx context.Context, sum string, paths []string, seen map[string]bool) []pkgCopy {
+// those in seen (and adding the rest to it). On a shared tree each check is a bucket request, spent from the
+// lookup budget like findShared's listing: the sha256 of every published package is public in primary.xml.
+func (s *Server) storedCopies(ctx context.Context, sum string, paths []string, seen map[string]bool) ([]pkgCopy, error) {
 	var cs []pkgCopy
 	for _, p := range paths {
 		c, ok := s.copyOf(p)
@@ -293,6 +296,9 @@ func (s *Server) storedCopies(ctx context.Context, sum string, paths []string, s
 		}
 		seen[c.path] = true
 		c.sum = sum
+		if err := s.spendLookup(); err != nil {
+			return nil, err
+		}
 		// Deleted or replaced since (retention, a manual rm, overwrite): not a copy any more, whatever the
 		// lookup remembers.
 		if !s.stored(ctx, c.path, sum) {
@@ -300,7 +306,20 @@ func (s *Server) storedCopies(ctx context.Context, sum string, paths []string, s
 		}
 		cs = append(cs, c)
 	}
-	return cs
+	return cs, nil
+}
+
+// spendLookup takes one bucket request from the lookup budget on a tree several daemons share (tree.Finder); on
+// a tree one daemon owns (fs) lookups are local and free. Out of budget: errBusy, a 503 with Retry-After.
+func (s *Server) spendLookup() error {
+	if _, shared := s.opts.Tree.(tree.Finder); !shared {
+		return nil
+	}
+	if !s.lookups.take(s.now()) {
+		return fmt.Errorf("%w: too many lookups of uploads in the bucket (over %d a second, each a request to it); retry in a few seconds",
+			errBusy, sharedLookupRate)
+	}
+	return nil
 }
 
 // findShared asks the tree for the copies of sum when several daemons share it (tree.Finder: s3's sha256
@@ -310,9 +329,8 @@ func (s *Server) findShared(ctx context.Context, sum string) ([]string, error) {
 	if !ok {
 		return nil, nil
 	}
-	if !s.lookups.take(s.now()) {
-		return nil, fmt.Errorf("%w: too many lookups of uploads this daemon does not know (over %d a second, each a request to the bucket); retry in a few seconds",
-			errBusy, sharedLookupRate)
+	if err := s.spendLookup(); err != nil {
+		return nil, err
 	}
 	refs, err := f.FindSHA256(ctx, sum)
 	if err != nil {

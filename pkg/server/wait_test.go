@@ -548,3 +548,49 @@ func TestUploadStatusSharedLookupsBounded(t *testing.T) {
 		t.Fatalf("a second later: answers %v, want %d × 404 and 5 × 503", codes, sharedLookupRate)
 	}
 }
+
+// statCounting is a shared tree that counts its Stat calls (bucket HEADs on s3).
+type statCounting struct {
+	sharedTree
+	stats atomic.Int32
+}
+
+func (s *statCounting) Stat(ctx context.Context, ref tree.Ref) (tree.Stamp, error) {
+	s.stats.Add(1)
+	return s.sharedTree.Stat(ctx, ref)
+}
+
+// TestUploadStatusKnownSumBounded: the sha256 of every published package is public (primary.xml), and on a shared
+// tree checking a known copy is a bucket HEAD too: polling a known sum spends the same budget as an unknown one, so
+// anonymous requests cannot buy unbounded bucket requests either way.
+func TestUploadStatusKnownSumBounded(t *testing.T) {
+	sum := strings.Repeat("ab", 32)
+	ref := tree.Ref{Repo: "9/x86_64", Name: "x-1-1.el9.x86_64.rpm"}
+	remote := t.TempDir()
+	p := filepath.Join(remote, filepath.FromSlash(ref.Path()))
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tr := &statCounting{sharedTree: sharedTree{Tree: testTree(t, remote), sums: map[tree.Ref]string{ref: sum}}}
+	f := newWaitFixture(t, newFakePublisher(false), func(o *Options) {
+		o.Tree = tr
+		o.Lookup = func(s string) []string {
+			if s == sum {
+				return []string{ref.Path()}
+			}
+			return nil
+		}
+	})
+	now := time.Unix(1_700_000_000, 0)
+	f.s.now = func() time.Time { return now }
+	codes := map[int]int{}
+	for range sharedLookupBurst + 20 {
+		codes[f.do(t, "GET", "/api/v1/uploads/"+sum, nil, nil).Code]++
+	}
+	if codes[http.StatusOK] != sharedLookupBurst || codes[http.StatusServiceUnavailable] != 20 || int(tr.stats.Load()) != sharedLookupBurst {
+		t.Fatalf("answers %v, bucket HEADs %d; want %d × 200 and 20 × 503, one HEAD per 200", codes, tr.stats.Load(), sharedLookupBurst)
+	}
+}
