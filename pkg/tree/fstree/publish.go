@@ -171,11 +171,11 @@ func (t *Tree) Begin(ctx context.Context, l tree.Lock) (tree.Work, error) {
 
 // BeginRetaining prepares a publish in the repository directory: it removes a stale .repodata/ left by a killed
 // createrepo_c (the lock proves no run of ours owns it), refreshes the mtime of the files the current repomd.xml
-// names (so a retention age counts from the moment they are superseded), lists Packages/ by name only (the Work's
-// Packages, and the "before" its Publish compares with: getdents, no stat per package, which at 50,000 packages
-// was most of the daemon's own part of a publish), seeds <repo>/.rpm-ingestd-out/repodata with hard links to the
-// current repodata/, and takes that directory's change time as the mark Publish judges changes by. The Packages'
-// stamps (size, mtime) are known once Publish has run.
+// names (so a retention age counts from the moment they are superseded), seeds <repo>/.rpm-ingestd-out/repodata
+// with hard links to the current repodata/ and takes that directory's change time as the mark Publish judges
+// changes by, then lists Packages/ by name only (the Work's Packages, and the "before" its Publish compares with:
+// getdents, no stat per package, which at 50,000 packages was most of the daemon's own part of a publish). The
+// Packages' stamps (size, mtime) are known once Publish has run.
 //
 // With retain > 0 the Work keeps superseded metadata itself, as createrepo_c's --retain-old-md-by-age=<retain>
 // would but with hard links (createrepo_c 0.17 runs "cp -r --preserve=all" per retained file, a fork and a full
@@ -210,18 +210,8 @@ func (t *Tree) BeginRetaining(ctx context.Context, l tree.Lock, retain time.Dura
 		// default behaviour.
 		t.log.Warn("cannot refresh metadata mtimes, old metadata may vanish at once", zap.String("repo", dir), zap.Error(mdErr))
 	}
-	// Names only: createrepo_c needs the --pkglist, not the stamps, and they are taken after the exchange (see
-	// Publish), off the time readers wait for the new metadata.
-	pkgDir := filepath.Join(dir, packagesDir)
-	listed, err := listNames(pkgDir)
-	if err != nil {
-		return nil, err
-	}
-	pkgs, err := packageNames(pkgDir, listed)
-	if err != nil {
-		return nil, err
-	}
 	var seed map[string]bool
+	var err error
 	if retain > 0 {
 		seed, err = currentGeneration(files, files != nil) // files is nil only without a repomd.xml
 		if readErr != nil {
@@ -236,13 +226,26 @@ func (t *Tree) BeginRetaining(ctx context.Context, l tree.Lock, retain time.Dura
 	if err := PrepareOutput(dir, out, seed); err != nil {
 		return nil, err
 	}
-	w := &work{t: t, lock: lock, dir: dir, out: out, listed: listed, pkgs: pkgs, retain: retain}
-	// The mark: Output/repodata's change time, which PrepareOutput has just set, after the listing, on the
-	// filesystem's own clock. A file of Packages/ changed after it has a change time at or after it. When Output is
-	// on another filesystem than Packages/ (a mount point), the clocks may differ: stat every package now instead,
-	// and compare sizes and mtimes after the exchange, as before there was a mark.
+	// The mark: Output/repodata's change time, which PrepareOutput has just set, before the listing, on the
+	// filesystem's own clock. A file of Packages/ changed after the mark (during the listing or later) has a change
+	// time at or after it; one changed between the mark and the listing only costs one more run.
 	var st unix.Stat_t
-	if err := unix.Stat(filepath.Join(out, "repodata"), &st); err == nil && st.Dev == listed.dev {
+	markErr := unix.Stat(filepath.Join(out, "repodata"), &st)
+	// Names only: createrepo_c needs the --pkglist, not the stamps, and they are taken after the exchange (see
+	// Publish), off the time readers wait for the new metadata.
+	pkgDir := filepath.Join(dir, packagesDir)
+	listed, err := listNames(pkgDir)
+	if err != nil {
+		return nil, err
+	}
+	pkgs, err := packageNames(pkgDir, listed)
+	if err != nil {
+		return nil, err
+	}
+	w := &work{t: t, lock: lock, dir: dir, out: out, listed: listed, pkgs: pkgs, retain: retain}
+	// When Output is on another filesystem than Packages/ (a mount point), the clocks may differ: stat every
+	// package now instead, and compare sizes and mtimes after the exchange, as before there was a mark.
+	if markErr == nil && st.Dev == listed.dev {
 		w.mark = time.Unix(st.Ctim.Unix())
 	} else if w.before, err = snapshot(pkgDir); err != nil {
 		return nil, err
