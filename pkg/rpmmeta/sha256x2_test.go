@@ -1,0 +1,74 @@
+package rpmmeta
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"math/rand/v2"
+	"testing"
+)
+
+// TestSHA256Pair checks the interleaved SHA-256 against crypto/sha256: two streams of random lengths, the second
+// a suffix of the first (as the payload is of the file) or unrelated, written in pieces of random sizes
+// (including empty ones and pieces that end inside a block), for every padding case (lengths around 55, 56, 63,
+// 64 bytes modulo 64).
+func TestSHA256Pair(t *testing.T) {
+	if !pairHashing {
+		t.Skip("no SHA extensions on this CPU: the pair hashing is not used here") // the fallback is crypto/sha256
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	data := make([]byte, 1<<20)
+	for i := range data {
+		data[i] = byte(rng.Uint32())
+	}
+	lengths := []int{0, 1, 55, 56, 57, 63, 64, 65, 119, 120, 127, 128, 129, 1000, 4096 + 55, 65536 + 63, 1 << 20}
+	for range 200 {
+		lengths = append(lengths, rng.IntN(1<<20))
+	}
+	for _, n := range lengths {
+		a := data[:n]
+		var b []byte
+		switch rng.IntN(3) {
+		case 0:
+			b = a[rng.IntN(n+1):] // a suffix: the payload of the file
+		case 1:
+			at := rng.IntN(len(data) - n/2)
+			b = data[at : at+n/2] // another stream
+		}
+		sa, sb := newSHA256State(), newSHA256State()
+		offA, offB := 0, 0
+		for offA < len(a) || offB < len(b) {
+			ka := min(len(a)-offA, rng.IntN(3)*rng.IntN(70000)+rng.IntN(130))
+			kb := min(len(b)-offB, rng.IntN(3)*rng.IntN(70000)+rng.IntN(130))
+			writePair(sa, sb, a[offA:offA+ka], b[offB:offB+kb])
+			offA, offB = offA+ka, offB+kb
+		}
+		wa, wb := sha256.Sum256(a), sha256.Sum256(b)
+		if got := sa.sum(); !bytes.Equal(got, wa[:]) {
+			t.Fatalf("length %d: first stream %x, crypto/sha256 %x", n, got, wa)
+		}
+		if got := sb.sum(); !bytes.Equal(got, wb[:]) {
+			t.Fatalf("length %d: second stream (%d bytes) %x, crypto/sha256 %x", n, len(b), got, wb)
+		}
+	}
+}
+
+func BenchmarkSHA256Pair(b *testing.B) {
+	if !pairHashing {
+		b.Skip("no SHA extensions")
+	}
+	buf := make([]byte, 256<<10)
+	b.SetBytes(int64(len(buf)))
+	b.Run("pair", func(b *testing.B) {
+		x, y := newSHA256State(), newSHA256State()
+		for b.Loop() {
+			writePair(x, y, buf, buf[100:])
+		}
+	})
+	b.Run("crypto-twice", func(b *testing.B) {
+		x, y := sha256.New(), sha256.New()
+		for b.Loop() {
+			x.Write(buf)
+			y.Write(buf[100:])
+		}
+	})
+}
