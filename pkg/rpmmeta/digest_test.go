@@ -40,6 +40,25 @@ func bigPackage(t testing.TB) []byte {
 // Digester in pieces of every size from 1 byte to larger than a chunk, InspectDigested returns exactly what Inspect
 // returns, and the Digester's layout is the guard's (so the streamed digests are the ones used, not a re-read).
 func TestInspectDigestedMatchesInspect(t *testing.T) {
+	// Both hashing paths: the interleaved pair (where the CPU has the SHA extensions) and crypto/sha256 on two
+	// goroutines.
+	modes := []bool{false}
+	if pairHashing {
+		modes = append(modes, true)
+	}
+	for _, pair := range modes {
+		t.Run(map[bool]string{true: "pair", false: "crypto"}[pair], func(t *testing.T) {
+			defer func(was bool) { pairHashing = was }(pairHashing)
+			pairHashing = pair
+			if d := NewDigester(); (d.pair != nil) != pair {
+				t.Fatalf("pairHashing %v, but the Digester's pair is %v", pair, d.pair)
+			}
+			testInspectDigestedMatchesInspect(t)
+		})
+	}
+}
+
+func testInspectDigestedMatchesInspect(t *testing.T) {
 	small, err := os.ReadFile(filepath.Join(fixtureDir, "hello-1.0-1.el9.x86_64.rpm"))
 	if err != nil {
 		t.Fatal(err)
