@@ -216,4 +216,3 @@ func TestLargeUploadStagedCompleteBeforeDecision(t *testing.T) {
 		})
 	}
 }
-
