@@ -89,3 +89,48 @@ func TestOversizedSpoolNotWrittenBack(t *testing.T) {
 		t.Errorf("only %d of %d pages dirty: writeback of a file over the cap was started", d, size/4096)
 	}
 }
+
+// dirtyWatcher is a body that, before each read, counts the dirty pages of the direct upload's spool file (the
+// only .part file in the spool) and keeps the largest count.
+type dirtyWatcher struct {
+	t     *testing.T
+	r     *bytes.Reader
+	spool string
+	max   uint64
+}
+
+func (w *dirtyWatcher) Read(p []byte) (int, error) {
+	names, _ := filepath.Glob(filepath.Join(w.spool, spoolPattern))
+	if len(names) == 1 {
+		if f, err := os.Open(names[0]); err == nil {
+			w.max = max(w.max, dirtyPages(w.t, f))
+			f.Close()
+		}
+	}
+	return w.r.Read(p[:min(len(p), 64<<10)])
+}
+
+// TestDirectUploadWrittenBackAsReceived: while a large direct upload is received, writeback is started every
+// writebackEvery bytes, so that no more than that (and the piece being written) is ever merely dirty: the fsync
+// before placement then waits for the last 2 MiB at most, not for up to 8 MiB as before.
+func TestDirectUploadWrittenBackAsReceived(t *testing.T) {
+	data := make([]byte, 24<<20)
+	rng := rand.New(rand.NewPCG(7, 8))
+	for i := range data {
+		data[i] = byte(rng.Uint32())
+	}
+	e := newEnv(t, func(o *Options) { o.MaxSize = 64 << 20 })
+	w := &dirtyWatcher{t: t, r: bytes.NewReader(data), spool: e.spool}
+	f, remove, sp, err := e.in.open(Request{Body: w})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { f.Close(); remove() }()
+	if sp.size != int64(len(data)) {
+		t.Fatalf("size %d, want %d", sp.size, len(data))
+	}
+	const limit = (2<<20 + 256<<10) / 4096 // 2 MiB, and the chunk being written
+	if w.max == 0 || w.max > limit {
+		t.Errorf("up to %d pages (%d KiB) of the spool file were dirty during the upload, want between 1 and %d", w.max, w.max*4, limit)
+	}
+}
