@@ -1,0 +1,130 @@
+#!/usr/bin/env python3
+"""Generates sha256x2_amd64.s from Go's own SHA-NI block function.
+
+Usage: python3 sha256x2_gen.py > sha256x2_amd64.s   (reads $(go env GOROOT)/src/crypto/internal/fips140/sha256/sha256block_amd64.s)
+
+sha256Block1 is Go's blockSHANI with the VEX moves (VMOVDQA, VMOVDQU) written as their SSE forms (MOVO, MOVOU) and
+the block count passed instead of a slice. sha256Block2 runs the same rounds for two messages: the loop body is cut
+into its 16 steps (each loads X0 with the next four message words plus constants and runs four rounds), and each
+step is emitted for the first message (registers X1-X7, data at SI) and then for the second (X9-X15, data at BX).
+X0, the round instruction's implicit operand, and X8, the byte-swap mask, are shared; the saved states are kept on
+the stack. The result is checked against crypto/sha256 by TestSHA256Pair.
+"""
+import subprocess
+
+src = subprocess.check_output(['go', 'env', 'GOROOT']).decode().strip() + \
+    '/src/crypto/internal/fips140/sha256/sha256block_amd64.s'
+lines = open(src).read().split('\n')
+
+
+def section(start, end):
+    out, on = [], False
+    for l in lines:
+        if l.startswith(start):
+            on = True
+        if on:
+            out.append(l)
+        if on and l.startswith(end):
+            break
+    return out
+
+
+# sha256Block1: blockSHANI itself.
+fn = section('TEXT ·blockSHANI', '\tRET')
+block1 = '\n'.join(fn)
+block1 = block1.replace('TEXT ·blockSHANI(SB), $0-32',
+                        '// func sha256Block1(d *[8]uint32, p *byte, n int)\nTEXT ·sha256Block1(SB), NOSPLIT, $0-24')
+block1 = block1.replace('''	MOVQ    dig+0(FP), DI
+	MOVQ    p_base+8(FP), SI
+	MOVQ    p_len+16(FP), DX
+	SHRQ    $0x06, DX
+	SHLQ    $0x06, DX
+	CMPQ    DX, $0x00''', '''	MOVQ    d+0(FP), DI
+	MOVQ    p+8(FP), SI
+	MOVQ    n+16(FP), DX
+	SHLQ    $0x06, DX
+	CMPQ    DX, $0x00''')
+block1 = block1.replace('VMOVDQA flip_mask<>+0(SB), X8', 'MOVOU   flip_mask<>+0(SB), X8')
+block1 = block1.replace('VMOVDQA ', 'MOVO    ').replace('VMOVDQU ', 'MOVOU   ')
+
+# sha256Block2: the loop body of blockSHANI, cut into steps, each emitted for both messages.
+body, on = [], False
+for l in fn:
+    if '// do rounds 0-59' in l:
+        on = True
+        continue
+    if '// add current hash values' in l:
+        break
+    if on and l.strip() and not l.strip().startswith('//'):
+        body.append(l.strip())
+steps, cur = [], []
+for ins in body:
+    op, args = ins.split(None, 1)
+    a = [x.strip() for x in args.split(',')]
+    if op in ('VMOVDQU', 'VMOVDQA') and a[-1] == 'X0' and cur:
+        steps.append(cur)
+        cur = []
+    cur.append(ins)
+steps.append(cur)
+assert len(steps) == 16, len(steps)
+
+SECOND = {'X1': 'X9', 'X2': 'X10', 'X3': 'X11', 'X4': 'X12', 'X5': 'X13', 'X6': 'X14', 'X7': 'X15'}
+
+
+def conv(ins, second):
+    op, args = ins.split(None, 1)
+    op = {'VMOVDQA': 'MOVO', 'VMOVDQU': 'MOVOU'}.get(op, op)
+    a = [x.strip() for x in args.split(',')]
+    if second:
+        a = [SECOND.get(x, x).replace('(SI)', '(BX)').replace('(DI)', '(R8)') for x in a]
+    return '\t%s %s' % (op, ', '.join(a))
+
+
+out = ['// func sha256Block2(d1, d2 *[8]uint32, p1, p2 *byte, n int)',
+       'TEXT ·sha256Block2(SB), NOSPLIT, $64-40',
+       '\tMOVQ d1+0(FP), DI', '\tMOVQ d2+8(FP), R8', '\tMOVQ p1+16(FP), SI', '\tMOVQ p2+24(FP), BX',
+       '\tMOVQ n+32(FP), DX', '\tCMPQ DX, $0', '\tJEQ done', '\tSHLQ $6, DX', '\tADDQ SI, DX']
+prologue = ['MOVOU (DI), X1', 'MOVOU 16(DI), X2', 'PSHUFD $0xb1, X1, X1', 'PSHUFD $0x1b, X2, X2', 'MOVO X1, X7',
+            'PALIGNR $0x08, X2, X1', 'PBLENDW $0xf0, X7, X2']
+out += [conv(p, False) for p in prologue] + [conv(p, True) for p in prologue]
+out += ['\tMOVOU flip_mask<>+0(SB), X8', '\tLEAQ K256<>+0(SB), AX', 'loop:',
+        '\tMOVOU X1, 0(SP)', '\tMOVOU X2, 16(SP)', '\tMOVOU X9, 32(SP)', '\tMOVOU X10, 48(SP)']
+for s in steps:
+    out += [conv(i, False) for i in s] + [conv(i, True) for i in s]
+out += ['\tMOVOU 0(SP), X0', '\tPADDD X0, X1', '\tMOVOU 16(SP), X0', '\tPADDD X0, X2',
+        '\tMOVOU 32(SP), X0', '\tPADDD X0, X9', '\tMOVOU 48(SP), X0', '\tPADDD X0, X10',
+        '\tADDQ $0x40, SI', '\tADDQ $0x40, BX', '\tCMPQ DX, SI', '\tJNE loop']
+epilogue = ['PSHUFD $0x1b, X1, X1', 'PSHUFD $0xb1, X2, X2', 'MOVO X1, X7', 'PBLENDW $0xf0, X2, X1',
+            'PALIGNR $0x08, X7, X2', 'MOVOU X1, (DI)', 'MOVOU X2, 16(DI)']
+out += [conv(p, False) for p in epilogue] + [conv(p, True) for p in epilogue]
+out += ['done:', '\tRET']
+block2 = '\n'.join(out)
+
+cpuid = '''// func cpuidSHA() bool: CPUID leaf 7 EBX bit 29 (SHA extensions)
+TEXT ·cpuidSHA(SB), NOSPLIT, $0-1
+	MOVL $0, AX
+	CPUID
+	CMPL AX, $7
+	JLT no
+	MOVL $7, AX
+	MOVL $0, CX
+	CPUID
+	SHRL $29, BX
+	ANDL $1, BX
+	MOVB BX, ret+0(FP)
+	RET
+no:
+	MOVB $0, ret+0(FP)
+	RET'''
+
+data = '\n'.join(section('DATA flip_mask', 'GLOBL flip_mask') + section('DATA K256', 'GLOBL K256'))
+
+text = '''// Code generated by sha256x2_gen.py from Go's crypto/internal/fips140/sha256/sha256block_amd64.s (blockSHANI;
+// BSD licence, see Go's LICENSE). DO NOT EDIT.
+
+//go:build amd64
+
+#include "textflag.h"
+
+''' + block1 + '\n\n' + block2 + '\n\n' + cpuid + '\n\n' + data + '\n'
+print(text.replace('flip_mask<>', 'sha256x2Flip<>').replace('K256<>', 'sha256x2K<>'), end='')
