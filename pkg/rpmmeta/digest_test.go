@@ -2,12 +2,15 @@ package rpmmeta
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/hex"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/rpm-ingestd/rpm-ingestd/internal/testrpm"
 )
@@ -182,4 +185,35 @@ func flip(b []byte, i int) []byte {
 	c := append([]byte(nil), b...)
 	c[i] ^= 1
 	return c
+}
+
+// TestDigesterHashesOnOneGoroutine: where the CPU has the SHA extensions, a large stream's two SHA-256 passes run
+// interleaved on one goroutine (two before), and it ends with Sum; the digests are those of crypto/sha256.
+func TestDigesterHashesOnOneGoroutine(t *testing.T) {
+	if !pairHashing {
+		t.Skip("no SHA extensions on this CPU: two goroutines with crypto/sha256")
+	}
+	data := bigPackage(t)
+	before := runtime.NumGoroutine()
+	d := NewDigester()
+	d.Write(data[:2<<20]) // past parallelFrom: the hashing goroutines run
+	during := runtime.NumGoroutine() - before
+	d.Write(data[2<<20:])
+	sums := d.Sum()
+	if during != 1 {
+		t.Errorf("%d goroutines hashing, want 1", during)
+	}
+	for i := 0; runtime.NumGoroutine() > before; i++ {
+		if i == 1000 {
+			t.Fatalf("%d goroutines after Sum, %d before", runtime.NumGoroutine(), before)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if hexOf(sums.SHA256()) != sha256Hex(data) {
+		t.Errorf("SHA-256 %x, want %s", sums.SHA256(), sha256Hex(data))
+	}
+	lay := layoutOf(t, data)
+	if want := sha256.Sum256(data[lay.hdr.end():]); !bytes.Equal(sums.payload, want[:]) {
+		t.Errorf("payload SHA-256 %x, want %x", sums.payload, want)
+	}
 }
