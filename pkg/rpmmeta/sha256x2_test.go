@@ -72,3 +72,39 @@ func BenchmarkSHA256Pair(b *testing.B) {
 		}
 	})
 }
+
+// TestHashFileAtPairMatchesCrypto: the large-file pass gives the same sums with the interleaved pair as with
+// crypto/sha256 on two goroutines, for every header digest (none, SHA-1, SHA-256) and payload digest (none,
+// SHA-256, and the legacy MD5, which the pair leaves to the old path), with and without the head comparison.
+func TestHashFileAtPairMatchesCrypto(t *testing.T) {
+	if !pairHashing {
+		t.Skip("no SHA extensions on this CPU: the pair hashing is not used here")
+	}
+	data := bigPackage(t)
+	lay := layoutOf(t, data)
+	size, start, end := int64(len(data)), lay.hdr.start, lay.hdr.end()
+	for _, hh := range []string{"", "sha1", "sha256"} {
+		for _, ph := range []string{"", "sha256", "md5"} {
+			for _, cmp := range []*layout{nil, &lay} {
+				sums := map[bool]fileSums{}
+				for _, pair := range []bool{false, true} {
+					pairHashing = pair
+					s, err := hashFileAt(bytes.NewReader(data), cmp, size, start, end, hh, ph)
+					pairHashing = true
+					if err != nil {
+						t.Fatal(err)
+					}
+					sums[pair] = s
+				}
+				a, b := sums[false], sums[true]
+				if a.size != b.size || !bytes.Equal(a.whole, b.whole) || !bytes.Equal(a.head, b.head) || a.headCompared != b.headCompared ||
+					a.headDiffers != b.headDiffers || !bytes.Equal(a.header, b.header) || !bytes.Equal(a.payload, b.payload) {
+					t.Errorf("header %q payload %q compare %v: crypto %+v, pair %+v", hh, ph, cmp != nil, a, b)
+				}
+				if want := sha256.Sum256(data); !bytes.Equal(b.whole, want[:]) {
+					t.Errorf("header %q payload %q: whole %x, want %x", hh, ph, b.whole, want)
+				}
+			}
+		}
+	}
+}
