@@ -18,7 +18,7 @@ import (
 type openCountingTree struct {
 	pkgtree.Tree
 	opens   atomic.Int32
-	hold    atomic.Bool   // the next Open signals on entered and waits for release
+	hold    atomic.Bool // the next Open signals on entered and waits for release
 	entered chan struct{}
 	release chan struct{}
 }
