@@ -31,6 +31,7 @@ run: deps-run build ## build and start the embedded default: uploads and the rep
 	$(BIN) -c $(CONFIG)
 
 test: deps ## install what the tests need, then run every test (unit, integration, end-to-end, selinux, unit file)
+	@test -z "$$(gofmt -l $(GOFILES))" || { gofmt -l $(GOFILES); echo "gofmt: files above need formatting"; exit 1; }
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 10m ./cmd/... ./pkg/... ./internal/...
 	$(MAKE) --no-print-directory rules
