@@ -49,9 +49,10 @@ type Tree struct {
 	ready     sync.Map      // Packages/ directories (absolute) made sure of durably: prepare skips them
 	markDirty func(repoDir string) error
 	log       *zap.Logger
+	fdLinks   bool // a name can be linked from an open descriptor (/proc/self/fd): Stage stages lazily
 
 	// Test seams: the filesystem calls whose failure or timing tests provoke. Set them before first use.
-	Link    func(oldname, newname string) error // os.Link
+	Link    func(oldname, newname string) error // os.Link; an old name /proc/self/fd/N is followed (see link)
 	SyncDir func(dir string) error              // durable.SyncDir
 	Now     func() time.Time                    // time.Now: replacement mtimes, metadata mtime refresh
 
@@ -83,7 +84,7 @@ func New(opts Options) (*Tree, error) {
 		return nil, fmt.Errorf("open top dir: %w", err)
 	}
 	t := &Tree{top: top, staging: stage, locks: locks, topDir: topDir, markDirty: opts.MarkDirty, log: opts.Log,
-		Link: os.Link, SyncDir: durable.SyncDir, Now: time.Now}
+		Link: link, SyncDir: durable.SyncDir, Now: time.Now, fdLinks: stage.probeFDLinks()}
 	t.dirSync = newGroupSync(func(dir string) error { return t.SyncDir(dir) }) // SyncDir read at call time: a seam
 	if t.markDirty == nil {
 		t.markDirty = MarkDirty
