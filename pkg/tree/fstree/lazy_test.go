@@ -60,7 +60,9 @@ func (e *lazyEnv) place(t *testing.T, s *staged, sum string, overwrite bool) (tr
 		Repos: []string{"9/x86_64"}}}, tree.PlaceOptions{Overwrite: overwrite})
 }
 
-func (e *lazyEnv) dst() string { return filepath.Join(e.tr.top, "9/x86_64/Packages/p-1-1.el9.x86_64.rpm") }
+func (e *lazyEnv) dst() string {
+	return filepath.Join(e.tr.top, "9/x86_64/Packages/p-1-1.el9.x86_64.rpm")
+}
 
 // assertStagingEmpty fails when this process's staging directory holds anything but its lock.
 func (e *lazyEnv) assertStagingEmpty(t *testing.T) {
