@@ -50,6 +50,8 @@ type Tree struct {
 	markDirty func(repoDir string) error
 	log       *zap.Logger
 	fdLinks   bool // a name can be linked from an open descriptor (/proc/self/fd): Stage stages lazily
+	// plainMarker: markDirty is MarkDirty, so a repository whose DirtyMarker exists needs no marking (markedAlready).
+	plainMarker bool
 
 	// Test seams: the filesystem calls whose failure or timing tests provoke. Set them before first use.
 	Link    func(oldname, newname string) error // os.Link; an old name /proc/self/fd/N is followed (see link)
@@ -87,7 +89,7 @@ func New(opts Options) (*Tree, error) {
 		Link: link, SyncDir: durable.SyncDir, Now: time.Now, fdLinks: stage.probeFDLinks()}
 	t.dirSync = newGroupSync(func(dir string) error { return t.SyncDir(dir) }) // SyncDir read at call time: a seam
 	if t.markDirty == nil {
-		t.markDirty = MarkDirty
+		t.markDirty, t.plainMarker = MarkDirty, true
 	}
 	if t.log == nil {
 		t.log = zap.NewNop()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -234,4 +235,37 @@ func TestLinkFollowsOnlyDescriptors(t *testing.T) {
 	if err != nil || !os.SameFile(a, b) {
 		t.Errorf("the descriptor's name was not followed to its file: %v, %v", b, err)
 	}
+}
+
+// TestPlaceMarkedRepoJudgesByLink: into a repository whose dirty marker exists, one file is not looked at before
+// its link (issue 20); the link's EEXIST judges it instead, with the same answers: a conflict (nothing changed,
+// nothing reported pending, as a refusal records nothing), the same bytes (Present), overwrite (Replaced).
+func TestPlaceMarkedRepoJudgesByLink(t *testing.T) {
+	e := newLazyEnv(t)
+	s1, _, sum1 := e.stage(t, "u1", "first")
+	if res, err := e.place(t, s1, sum1, false); err != nil || res.Status != tree.Created {
+		t.Fatalf("%+v, %v", res, err)
+	}
+	if !e.tr.markedAlready("9/x86_64") {
+		t.Fatal("the placement left no dirty marker: the test does not reach the fast path")
+	}
+	s2, _, sum2 := e.stage(t, "u2", "second")
+	res, err := e.place(t, s2, sum2, false)
+	var ee *tree.ExistsError
+	if !errors.As(err, &ee) || ee.Stored != sum1 || len(res.Pending) != 0 {
+		t.Fatalf("%+v, %v: want an *ExistsError naming the stored sha256 and nothing pending", res, err)
+	}
+	assertContent(t, e.dst(), "first")
+	s3, _, sum3 := e.stage(t, "u3", "first")
+	if res, err := e.place(t, s3, sum3, false); err != nil || res.Status != tree.Present {
+		t.Fatalf("same bytes: %+v, %v", res, err)
+	}
+	if res, err := e.place(t, s2, sum2, true); err != nil || res.Status != tree.Replaced || len(res.Pending) != 1 {
+		t.Fatalf("overwrite: %+v, %v", res, err)
+	}
+	assertContent(t, e.dst(), "second")
+	for _, s := range []*staged{s1, s2, s3} {
+		s.Close()
+	}
+	e.assertStagingEmpty(t)
 }

@@ -77,22 +77,34 @@ func (t *Tree) placeUnits(units []unit, names []string, out *outcome, opts tree.
 
 	// Judge every target before touching any, so a refused noarch package (or one refused file of a promoted
 	// build) is placed nowhere; each stored file is hashed once, here.
+	//
+	// Except for the commonest placement, one file into one repository whose dirty marker exists already
+	// (markedAlready; issue 20): there the target is not looked at first (an open that fails with ENOENT for
+	// every new upload). Its link (if-absent) judges it instead: EEXIST makes link() look at and judge the
+	// stored file exactly as the pre-check would have, and nothing else has been touched yet. There is nothing to
+	// keep all-or-nothing with one target, and prepare has nothing to write: the marker is there, as durable as
+	// MarkDirty leaves it, before the link, which is all MarkDirty's no-op asks. A marker absent (the first upload
+	// after a publish) or any other placement takes the judged path, unchanged. A conflict on the fast path
+	// reports no pending repository, as the judged path's refusal does: it recorded nothing.
+	fast := len(units) == 1 && len(units[0].refs) == 1 && t.markedAlready(units[0].refs[0].Repo)
 	targets := make([][]target, len(units))
 	var repos, dsts []string
 	for i, u := range units {
 		for _, ref := range u.refs {
-			tg, err := stored(ref, t.pkgPath(ref))
-			if err != nil {
-				return err
-			}
-			if err := judge(tg, u.sum, opts.Overwrite); err != nil {
-				return err
+			tg := target{ref: ref, dst: t.pkgPath(ref)}
+			if !fast {
+				if tg, err = stored(ref, tg.dst); err != nil {
+					return err
+				}
+				if err := judge(tg, u.sum, opts.Overwrite); err != nil {
+					return err
+				}
 			}
 			targets[i] = append(targets[i], tg)
 			repos, dsts = append(repos, ref.Repo), append(dsts, tg.dst)
 		}
 	}
-	if err := t.prepare(repos, dsts, out); err != nil {
+	if err := t.prepare(repos, dsts, out, fast); err != nil {
 		return err
 	}
 	pls := make([]*placement, len(units))
@@ -124,6 +136,9 @@ func (t *Tree) placeUnits(units []unit, names []string, out *outcome, opts tree.
 			if !tg.exists {
 				if err := pl.link(tg, out); err != nil {
 					undo()
+					if ee := (*tree.ExistsError)(nil); fast && errors.As(err, &ee) {
+						out.dirty = nil // refused before anything was done: the marker was there already
+					}
 					return err
 				}
 			}
@@ -166,10 +181,10 @@ func (t *Tree) placeUnits(units []unit, names []string, out *outcome, opts tree.
 	return t.markRepos(out.dirty)
 }
 
-// prepare creates each target's Packages/ durably and marks its repository dirty, recording it in out.dirty.
-// A Packages/ this tree has already made sure of is not looked at again (t.ready): link recreates one removed
-// since when the link fails for want of it.
-func (t *Tree) prepare(repos, dsts []string, out *outcome) error {
+// prepare creates each target's Packages/ durably and marks its repository dirty (unless marked: the caller saw
+// the marker), recording it in out.dirty. A Packages/ this tree has already made sure of is not looked at again
+// (t.ready): link recreates one removed since when the link fails for want of it.
+func (t *Tree) prepare(repos, dsts []string, out *outcome, marked bool) error {
 	for _, dst := range dsts {
 		if err := t.ensurePackages(filepath.Dir(dst)); err != nil {
 			return err
@@ -180,7 +195,20 @@ func (t *Tree) prepare(repos, dsts []string, out *outcome) error {
 			out.dirty = append(out.dirty, repo)
 		}
 	}
+	if marked {
+		return nil
+	}
 	return t.markRepos(out.dirty)
+}
+
+// markedAlready reports whether repo's dirty marker exists, where marking is MarkDirty's (which then does nothing
+// but this very lstat).
+func (t *Tree) markedAlready(repo string) bool {
+	if !t.plainMarker {
+		return false
+	}
+	_, err := os.Lstat(filepath.Join(t.RepoDir(repo), DirtyMarker))
+	return err == nil
 }
 
 // ensurePackages creates the Packages/ directory dir durably (durable.MkdirAll), once per directory for the life
