@@ -83,6 +83,7 @@ func New(opts Options) (*Tree, error) {
 	topDir, err := openTop(top)
 	if err != nil {
 		stage.close()
+		locks.close()
 		return nil, fmt.Errorf("open top dir: %w", err)
 	}
 	t := &Tree{top: top, staging: stage, locks: locks, topDir: topDir, markDirty: opts.MarkDirty, log: opts.Log,
@@ -100,6 +101,7 @@ func New(opts Options) (*Tree, error) {
 // Close removes this process's staging directory. Call it when nothing is staged any more.
 func (t *Tree) Close() error {
 	err := t.staging.close()
+	t.locks.close()
 	t.topDir.Close()
 	return err
 }
