@@ -62,7 +62,9 @@ func (l *nameLocks) open(b uint32) (int, error) {
 	return unix.Open(l.path(b), unix.O_RDONLY|unix.O_CREAT|unix.O_CLOEXEC, 0o600)
 }
 
-func (l *nameLocks) path(b uint32) string { return filepath.Join(l.dir, fmt.Sprintf("place-%02d.lock", b)) }
+func (l *nameLocks) path(b uint32) string {
+	return filepath.Join(l.dir, fmt.Sprintf("place-%02d.lock", b))
+}
 
 // close closes every lock file (no lock may be held).
 func (l *nameLocks) close() {
