@@ -50,6 +50,7 @@ type Tree struct {
 	markDirty func(repoDir string) error
 	log       *zap.Logger
 	fdLinks   bool // a name can be linked from an open descriptor (/proc/self/fd): Stage stages lazily
+	emptyPath bool // linkat(AT_EMPTY_PATH) links a descriptor of ours without /proc (see link)
 	// plainMarker: markDirty is MarkDirty, so a repository whose DirtyMarker exists needs no marking (markedAlready).
 	plainMarker bool
 
@@ -87,7 +88,9 @@ func New(opts Options) (*Tree, error) {
 		return nil, fmt.Errorf("open top dir: %w", err)
 	}
 	t := &Tree{top: top, staging: stage, locks: locks, topDir: topDir, markDirty: opts.MarkDirty, log: opts.Log,
-		Link: link, SyncDir: durable.SyncDir, Now: time.Now, fdLinks: stage.probeFDLinks()}
+		SyncDir: durable.SyncDir, Now: time.Now}
+	t.Link = t.link
+	t.fdLinks, t.emptyPath = stage.probeFDLinks()
 	t.dirSync = newGroupSync(func(dir string) error { return t.SyncDir(dir) }) // SyncDir read at call time: a seam
 	if t.markDirty == nil {
 		t.markDirty, t.plainMarker = MarkDirty, true

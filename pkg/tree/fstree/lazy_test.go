@@ -181,7 +181,7 @@ func TestLazyAcrossMounts(t *testing.T) {
 				return &os.LinkError{Op: "link", Old: oldname, New: newname, Err: syscall.EXDEV}
 			}
 		}
-		return link(oldname, newname)
+		return e.tr.link(oldname, newname)
 	}
 	s, f, sum := e.stage(t, "upload", "across")
 	res, err := e.place(t, s, sum, false)
@@ -204,36 +204,48 @@ func TestLazyAcrossMounts(t *testing.T) {
 	e.assertStagingEmpty(t)
 }
 
-// TestLinkFollowsOnlyDescriptors: Tree.Link's default follows a /proc/self/fd name to the open file, and links any
-// other old name as itself: a symbolic link planted as a staged or copied name is never followed.
+// TestLinkFollowsOnlyDescriptors: Tree.Link's default links a /proc/self/fd name's open file (with AT_EMPTY_PATH
+// or through /proc), and any other old name as itself: a symbolic link planted as a staged or copied name is never
+// followed.
 func TestLinkFollowsOnlyDescriptors(t *testing.T) {
-	dir := t.TempDir()
-	target := filepath.Join(dir, "secret")
-	if err := os.WriteFile(target, []byte("x"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	sym := filepath.Join(dir, "sym")
-	if err := os.Symlink(target, sym); err != nil {
-		t.Fatal(err)
-	}
-	if err := link(sym, filepath.Join(dir, "a")); err != nil {
-		t.Fatal(err)
-	}
-	if fi, err := os.Lstat(filepath.Join(dir, "a")); err != nil || fi.Mode()&os.ModeSymlink == 0 {
-		t.Errorf("a plain name was followed: %v, %v", fi, err)
-	}
-	f, err := os.Open(target)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	if err := link(fdPath(f), filepath.Join(dir, "b")); err != nil {
-		t.Fatal(err)
-	}
-	a, _ := os.Stat(target)
-	b, err := os.Lstat(filepath.Join(dir, "b"))
-	if err != nil || !os.SameFile(a, b) {
-		t.Errorf("the descriptor's name was not followed to its file: %v, %v", b, err)
+	e := newLazyEnv(t)
+	for _, emptyPath := range []bool{true, false} {
+		e.tr.emptyPath = emptyPath
+		dir := t.TempDir()
+		target := filepath.Join(dir, "secret")
+		if err := os.WriteFile(target, []byte("x"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		sym := filepath.Join(dir, "sym")
+		if err := os.Symlink(target, sym); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.tr.link(sym, filepath.Join(dir, "a")); err != nil {
+			t.Fatal(err)
+		}
+		if fi, err := os.Lstat(filepath.Join(dir, "a")); err != nil || fi.Mode()&os.ModeSymlink == 0 {
+			t.Errorf("a plain name was followed: %v, %v", fi, err)
+		}
+		f, err := os.Open(target)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		if err := e.tr.link(fdPath(f), filepath.Join(dir, "b")); err != nil {
+			t.Fatal(err)
+		}
+		a, _ := os.Stat(target)
+		b, err := os.Lstat(filepath.Join(dir, "b"))
+		if err != nil || !os.SameFile(a, b) {
+			t.Errorf("emptyPath %v: the descriptor's name was not followed to its file: %v, %v", emptyPath, b, err)
+		}
+		// The errors a caller acts on come through either way: EEXIST, and ENOENT for a missing directory.
+		if err := e.tr.link(fdPath(f), filepath.Join(dir, "b")); !errors.Is(err, os.ErrExist) {
+			t.Errorf("emptyPath %v: existing name: %v", emptyPath, err)
+		}
+		if err := e.tr.link(fdPath(f), filepath.Join(dir, "nodir", "c")); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("emptyPath %v: missing directory: %v", emptyPath, err)
+		}
 	}
 }
 

@@ -212,15 +212,27 @@ func fdPath(f *os.File) string { return procFDPrefix + strconv.Itoa(int(f.Fd()))
 
 const procFDPrefix = "/proc/self/fd/"
 
-// link is Tree.Link's default: os.Link, except that a /proc/self/fd/N name (fdPath) is followed to the open file
-// it stands for. Only our own descriptors are named so; every other old name is linked as itself (never followed).
-func link(oldname, newname string) error {
+// link is Tree.Link's default: os.Link, except that a /proc/self/fd/N name (fdPath) stands for the open file N.
+// Only our own descriptors are named so; every other old name is linked as itself (never followed).
+//
+// The descriptor is linked with AT_EMPTY_PATH where New found that to work (t.emptyPath: Linux 6.10 allows it
+// without privilege for a file this process opened, and always with CAP_DAC_READ_SEARCH): it skips the /proc
+// lookup (/proc, self, fd, N, and a ptrace access check), which under load cost as much as the link itself. Any
+// ENOENT from it (its answer both to "not allowed" and to a missing directory or a file without a name) is
+// retried through /proc/self/fd, whose answer stands.
+func (t *Tree) link(oldname, newname string) error {
 	if !strings.HasPrefix(oldname, procFDPrefix) {
 		return os.Link(oldname, newname)
 	}
-	err := ignoringEINTR(func() error {
-		return unix.Linkat(unix.AT_FDCWD, oldname, unix.AT_FDCWD, newname, unix.AT_SYMLINK_FOLLOW)
-	})
+	var err error = unix.ENOENT
+	if fd, perr := strconv.Atoi(oldname[len(procFDPrefix):]); perr == nil && t.emptyPath {
+		err = ignoringEINTR(func() error { return unix.Linkat(fd, "", unix.AT_FDCWD, newname, unix.AT_EMPTY_PATH) })
+	}
+	if err == unix.ENOENT {
+		err = ignoringEINTR(func() error {
+			return unix.Linkat(unix.AT_FDCWD, oldname, unix.AT_FDCWD, newname, unix.AT_SYMLINK_FOLLOW)
+		})
+	}
 	if err != nil {
 		return &os.LinkError{Op: "link", Old: oldname, New: newname, Err: err}
 	}
@@ -266,7 +278,7 @@ func (t *Tree) Stage(_ context.Context, f *os.File) (tree.Staged, error) {
 // stage links or copies (copied) f into a new staging name.
 func (t *Tree) stage(f *os.File) (name string, copied bool, err error) {
 	name = t.stagingName("stage")
-	err = unix.Linkat(unix.AT_FDCWD, fdPath(f), unix.AT_FDCWD, name, unix.AT_SYMLINK_FOLLOW)
+	err = t.link(fdPath(f), name)
 	if err == nil {
 		return name, false, nil
 	}
@@ -337,14 +349,19 @@ func unwrapPath(err error) error {
 }
 
 // probeFDLinks reports whether a new name can be linked from an open descriptor through /proc/self/fd here (no
-// /proc in a minimal container: Stage then stages every file eagerly, by copy, as before).
-func (s *staging) probeFDLinks() bool {
+// /proc in a minimal container: Stage then stages every file eagerly, by copy, as before), and whether
+// linkat(AT_EMPTY_PATH) can do it without /proc (see Tree.link).
+func (s *staging) probeFDLinks() (fdLinks, emptyPath bool) {
 	probe := filepath.Join(s.dir, "probe-"+pidString)
-	if err := unix.Linkat(unix.AT_FDCWD, fdPath(s.lock), unix.AT_FDCWD, probe, unix.AT_SYMLINK_FOLLOW); err != nil {
-		return false
+	if unix.Linkat(unix.AT_FDCWD, fdPath(s.lock), unix.AT_FDCWD, probe, unix.AT_SYMLINK_FOLLOW) == nil {
+		fdLinks = true
+		os.Remove(probe)
 	}
-	os.Remove(probe)
-	return true
+	if unix.Linkat(int(s.lock.Fd()), "", unix.AT_FDCWD, probe, unix.AT_EMPTY_PATH) == nil {
+		emptyPath = true
+		os.Remove(probe)
+	}
+	return fdLinks, emptyPath
 }
 
 // copyInto writes f's bytes to the new file name, 0644 and fsynced, and removes it again on failure.
