@@ -264,7 +264,7 @@ func TestPlaceMarkedRepoJudgesByLink(t *testing.T) {
 	s2, _, sum2 := e.stage(t, "u2", "second")
 	res, err := e.place(t, s2, sum2, false)
 	var ee *tree.ExistsError
-	if !errors.As(err, &ee) || ee.Stored != sum1 || len(res.Pending) != 0 {
+	if !errors.As(err, &ee) || ee.Stored != sum1 || len(res.Pending) != 0 || res.Status != "" {
 		t.Fatalf("%+v, %v: want an *ExistsError naming the stored sha256 and nothing pending", res, err)
 	}
 	assertContent(t, e.dst(), "first")

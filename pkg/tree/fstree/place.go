@@ -137,7 +137,7 @@ func (t *Tree) placeUnits(units []unit, names []string, out *outcome, opts tree.
 				if err := pl.link(tg, out); err != nil {
 					undo()
 					if ee := (*tree.ExistsError)(nil); fast && errors.As(err, &ee) {
-						out.dirty = nil // refused before anything was done: the marker was there already
+						out.status, out.dirty = "", nil // refused before anything was done, as by the judged path
 					}
 					return err
 				}
