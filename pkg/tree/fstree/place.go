@@ -207,8 +207,8 @@ func (t *Tree) markedAlready(repo string) bool {
 	if !t.plainMarker {
 		return false
 	}
-	_, err := os.Lstat(filepath.Join(t.RepoDir(repo), DirtyMarker))
-	return err == nil
+	var st unix.Stat_t // unix.Lstat: os.Lstat would allocate the FileInfo
+	return unix.Lstat(t.RepoDir(repo)+string(filepath.Separator)+DirtyMarker, &st) == nil
 }
 
 // ensurePackages creates the Packages/ directory dir durably (durable.MkdirAll), once per directory for the life
