@@ -138,8 +138,9 @@ func cleanStaging(base, own string) (int, error) {
 // only the caller's open file until a name is really needed.
 //
 // Lazy staging (issue 20, third pass): a new package name is linked straight from the open descriptor
-// (/proc/self/fd/N, linkFD), so an upload that only creates names makes no staging name at all: no linkat into
-// the staging directory before the placement and no unlinkat after it. Nothing the staging name did is lost:
+// (linkat with AT_EMPTY_PATH, or /proc/self/fd/N: Tree.link), so an upload that only creates names makes no
+// staging name at all: no linkat into the staging directory before the placement and no unlinkat after it.
+// Nothing the staging name did is lost:
 //   - durability: the name linked into Packages/ is the same inode the staging name was, fsynced by Stage, and
 //     the directory is fsynced after the link as before;
 //   - kill -9: a staging name was only a leftover for Cleanup; without one nothing is left behind at all (the spool
