@@ -49,9 +49,13 @@ type Tree struct {
 	ready     sync.Map      // Packages/ directories (absolute) made sure of durably: prepare skips them
 	markDirty func(repoDir string) error
 	log       *zap.Logger
+	fdLinks   bool // a name can be linked from an open descriptor (/proc/self/fd): Stage stages lazily
+	emptyPath bool // linkat(AT_EMPTY_PATH) links a descriptor of ours without /proc (see link)
+	// plainMarker: markDirty is MarkDirty, so a repository whose DirtyMarker exists needs no marking (markedAlready).
+	plainMarker bool
 
 	// Test seams: the filesystem calls whose failure or timing tests provoke. Set them before first use.
-	Link    func(oldname, newname string) error // os.Link
+	Link    func(oldname, newname string) error // os.Link; an old name /proc/self/fd/N is followed (see link)
 	SyncDir func(dir string) error              // durable.SyncDir
 	Now     func() time.Time                    // time.Now: replacement mtimes, metadata mtime refresh
 
@@ -80,13 +84,16 @@ func New(opts Options) (*Tree, error) {
 	topDir, err := openTop(top)
 	if err != nil {
 		stage.close()
+		locks.close()
 		return nil, fmt.Errorf("open top dir: %w", err)
 	}
 	t := &Tree{top: top, staging: stage, locks: locks, topDir: topDir, markDirty: opts.MarkDirty, log: opts.Log,
-		Link: os.Link, SyncDir: durable.SyncDir, Now: time.Now}
+		SyncDir: durable.SyncDir, Now: time.Now}
+	t.Link = t.link
+	t.fdLinks, t.emptyPath = stage.probeFDLinks()
 	t.dirSync = newGroupSync(func(dir string) error { return t.SyncDir(dir) }) // SyncDir read at call time: a seam
 	if t.markDirty == nil {
-		t.markDirty = MarkDirty
+		t.markDirty, t.plainMarker = MarkDirty, true
 	}
 	if t.log == nil {
 		t.log = zap.NewNop()
@@ -97,6 +104,7 @@ func New(opts Options) (*Tree, error) {
 // Close removes this process's staging directory. Call it when nothing is staged any more.
 func (t *Tree) Close() error {
 	err := t.staging.close()
+	t.locks.close()
 	t.topDir.Close()
 	return err
 }

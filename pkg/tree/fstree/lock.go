@@ -20,25 +20,60 @@ const lockBuckets = 64
 // can no longer end up split across arches. Inside the process a mutex per bucket does it; across processes
 // sharing the tree, flock(2) on a bucket file in dir. The mutex is taken first, so this process never holds two
 // flocks on one file (they would exclude each other like separate processes).
+//
+// Each bucket's file stays open (fds, guarded by the bucket's mutex): a lock is flock(LOCK_EX) and fstat, an
+// unlock flock(LOCK_UN), instead of an open, a flock and a close per placement (issue 20). A lock file removed
+// (or replaced) by hand is noticed on the next lock of its bucket: once the flock is held, the descriptor's file
+// must still have a name (st_nlink > 0), else the flock is dropped and the file at the path is opened (created)
+// and locked instead. Every holder of the old file does the same before it proceeds, so all of them meet on the
+// file at the path again, as they did when the file was reopened on every lock. The window is the same as then:
+// a placement that holds the old file while it is removed excludes only those still waiting on the old file.
 type nameLocks struct {
 	dir string
 	mu  [lockBuckets]sync.Mutex
+	fds [lockBuckets]int // each bucket's open lock file (-1: none), used under mu[b]
 }
 
 func newNameLocks(dir string) (*nameLocks, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create lock dir: %w", err)
 	}
-	// Every bucket's file exists from the start, so a disk that fills up later (out of inodes) cannot keep a
-	// placement or removal from taking its lock.
+	l := &nameLocks{dir: dir}
+	for b := range l.fds {
+		l.fds[b] = -1
+	}
+	// Every bucket's file exists (and is open) from the start, so a disk that fills up later (out of inodes)
+	// cannot keep a placement or removal from taking its lock.
 	for b := range uint32(lockBuckets) {
-		f, err := os.OpenFile(filepath.Join(dir, fmt.Sprintf("place-%02d.lock", b)), os.O_RDWR|os.O_CREATE, 0o600)
+		fd, err := l.open(b)
 		if err != nil {
+			l.close()
 			return nil, fmt.Errorf("create lock file: %w", err)
 		}
-		f.Close()
+		l.fds[b] = fd
 	}
-	return &nameLocks{dir: dir}, nil
+	return l, nil
+}
+
+// open opens (creates) bucket b's lock file. A bare descriptor: os.OpenFile would also try to register the file
+// with the poller. Read-only, as the staging lock (StagingLock): flock needs no write access, and a file kept open
+// for writing would keep an operator from remounting the tree read-only.
+func (l *nameLocks) open(b uint32) (int, error) {
+	return unix.Open(l.path(b), unix.O_RDONLY|unix.O_CREAT|unix.O_CLOEXEC, 0o600)
+}
+
+func (l *nameLocks) path(b uint32) string {
+	return filepath.Join(l.dir, fmt.Sprintf("place-%02d.lock", b))
+}
+
+// close closes every lock file (no lock may be held).
+func (l *nameLocks) close() {
+	for b, fd := range l.fds {
+		if fd >= 0 {
+			unix.Close(fd)
+		}
+		l.fds[b] = -1
+	}
 }
 
 // bucketOf is the lock bucket of a file name.
@@ -51,28 +86,46 @@ func bucketOf(name string) uint32 {
 // lockBucket blocks until bucket b is free and returns the function that frees it.
 func (l *nameLocks) lockBucket(b uint32) (unlock func(), err error) {
 	l.mu[b].Lock()
-	path := filepath.Join(l.dir, fmt.Sprintf("place-%02d.lock", b))
-	// A bare descriptor: os.OpenFile would also try to register the file with the poller, three more system
-	// calls per upload. The file is opened on every lock, so a lock file removed by hand is simply recreated.
-	fd, err := unix.Open(path, unix.O_RDWR|unix.O_CREAT|unix.O_CLOEXEC, 0o600)
-	if err == nil {
-		for {
-			if err = unix.Flock(fd, unix.LOCK_EX); err != unix.EINTR {
-				break
-			}
-		}
-		if err != nil {
-			unix.Close(fd)
-		}
-	}
+	fd, err := l.flock(b)
 	if err != nil {
 		l.mu[b].Unlock()
-		return nil, fmt.Errorf("lock %s: %w", path, err)
+		return nil, fmt.Errorf("lock %s: %w", l.path(b), err)
 	}
 	return func() {
-		unix.Close(fd) // releases the flock
+		if unix.Flock(fd, unix.LOCK_UN) != nil {
+			unix.Close(fd) // closing releases it too
+			l.fds[b] = -1
+		}
 		l.mu[b].Unlock()
 	}, nil
+}
+
+// flock takes the flock of bucket b's lock file (under mu[b]) and returns its descriptor: the open one, unless
+// that file has lost its name (removed by hand), then the one at the path, opened anew.
+func (l *nameLocks) flock(b uint32) (int, error) {
+	for {
+		fd := l.fds[b]
+		if fd < 0 {
+			var err error
+			if fd, err = l.open(b); err != nil {
+				return -1, err
+			}
+			l.fds[b] = fd
+		}
+		err := ignoringEINTR(func() error { return unix.Flock(fd, unix.LOCK_EX) })
+		var st unix.Stat_t
+		if err == nil {
+			err = unix.Fstat(fd, &st)
+		}
+		if err == nil && st.Nlink > 0 {
+			return fd, nil
+		}
+		unix.Close(fd) // releases the flock, if taken
+		l.fds[b] = -1
+		if err != nil {
+			return -1, err
+		}
+	}
 }
 
 // lockAll locks the buckets of all names, each once and in bucket order, so that two callers holding several

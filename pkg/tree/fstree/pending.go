@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/rpm-ingestd/rpm-ingestd/internal/durable"
 	"github.com/rpm-ingestd/rpm-ingestd/pkg/tree"
 )
@@ -33,7 +35,8 @@ const (
 // publisher's before/after listing.
 func MarkDirty(repoDir string) error {
 	marker := filepath.Join(repoDir, DirtyMarker)
-	if _, err := os.Lstat(marker); err == nil {
+	var st unix.Stat_t // unix.Lstat: os.Lstat would allocate a FileInfo on every upload
+	if unix.Lstat(marker, &st) == nil {
 		return nil
 	}
 	if err := durable.MkdirAll(repoDir, durable.SyncDir); err != nil {

@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/rpm-ingestd/rpm-ingestd/internal/durable"
 	"github.com/rpm-ingestd/rpm-ingestd/pkg/tree"
 )
@@ -21,8 +23,7 @@ import (
 // unit is one file to place: its staged name (on the top's filesystem, outside every repository), its sha256,
 // and where it goes.
 type unit struct {
-	staged string
-	fi     os.FileInfo // the staged file's identity: a new name linked to it is this inode
+	staged *staged // its name, or only its open file (lazy staging); its identity: a new name linked to it is this inode
 	sum    string
 	refs   []tree.Ref
 }
@@ -49,7 +50,7 @@ func (t *Tree) Place(ctx context.Context, units []tree.Unit, opts tree.PlaceOpti
 		if !ok || s.t != t {
 			return tree.Placed{}, fmt.Errorf("%w: %T was not staged by this tree", tree.ErrInvalid, u.Staged)
 		}
-		us[i] = unit{staged: s.name, fi: s.fi, sum: u.SHA256}
+		us[i] = unit{staged: s, sum: u.SHA256}
 		for _, repo := range u.Repos {
 			ref := tree.Ref{Repo: repo, Name: u.Name}
 			if err := checkRef(ref); err != nil {
@@ -76,27 +77,39 @@ func (t *Tree) placeUnits(units []unit, names []string, out *outcome, opts tree.
 
 	// Judge every target before touching any, so a refused noarch package (or one refused file of a promoted
 	// build) is placed nowhere; each stored file is hashed once, here.
+	//
+	// Except for the commonest placement, one file into one repository whose dirty marker exists already
+	// (markedAlready; issue 20): there the target is not looked at first (an open that fails with ENOENT for
+	// every new upload). Its link (if-absent) judges it instead: EEXIST makes link() look at and judge the
+	// stored file exactly as the pre-check would have, and nothing else has been touched yet. There is nothing to
+	// keep all-or-nothing with one target, and prepare has nothing to write: the marker is there, as durable as
+	// MarkDirty leaves it, before the link, which is all MarkDirty's no-op asks. A marker absent (the first upload
+	// after a publish) or any other placement takes the judged path, unchanged. A conflict on the fast path
+	// reports no pending repository, as the judged path's refusal does: it recorded nothing.
+	fast := len(units) == 1 && len(units[0].refs) == 1 && t.markedAlready(units[0].refs[0].Repo)
 	targets := make([][]target, len(units))
 	var repos, dsts []string
 	for i, u := range units {
 		for _, ref := range u.refs {
-			tg, err := stored(ref, t.pkgPath(ref))
-			if err != nil {
-				return err
-			}
-			if err := judge(tg, u.sum, opts.Overwrite); err != nil {
-				return err
+			tg := target{ref: ref, dst: t.pkgPath(ref)}
+			if !fast {
+				if tg, err = stored(ref, tg.dst); err != nil {
+					return err
+				}
+				if err := judge(tg, u.sum, opts.Overwrite); err != nil {
+					return err
+				}
 			}
 			targets[i] = append(targets[i], tg)
 			repos, dsts = append(repos, ref.Repo), append(dsts, tg.dst)
 		}
 	}
-	if err := t.prepare(repos, dsts, out); err != nil {
+	if err := t.prepare(repos, dsts, out, fast); err != nil {
 		return err
 	}
 	pls := make([]*placement, len(units))
 	for i, u := range units {
-		pls[i] = &placement{t: t, staged: u.staged, fi: u.fi, sum: u.sum, overwrite: opts.Overwrite}
+		pls[i] = &placement{t: t, s: u.staged, sum: u.sum, overwrite: opts.Overwrite}
 	}
 	defer func() {
 		for _, pl := range pls {
@@ -123,6 +136,9 @@ func (t *Tree) placeUnits(units []unit, names []string, out *outcome, opts tree.
 			if !tg.exists {
 				if err := pl.link(tg, out); err != nil {
 					undo()
+					if ee := (*tree.ExistsError)(nil); fast && errors.As(err, &ee) {
+						out.status, out.dirty = "", nil // refused before anything was done, as by the judged path
+					}
 					return err
 				}
 			}
@@ -165,10 +181,10 @@ func (t *Tree) placeUnits(units []unit, names []string, out *outcome, opts tree.
 	return t.markRepos(out.dirty)
 }
 
-// prepare creates each target's Packages/ durably and marks its repository dirty, recording it in out.dirty.
-// A Packages/ this tree has already made sure of is not looked at again (t.ready): link recreates one removed
-// since when the link fails for want of it.
-func (t *Tree) prepare(repos, dsts []string, out *outcome) error {
+// prepare creates each target's Packages/ durably and marks its repository dirty (unless marked: the caller saw
+// the marker), recording it in out.dirty. A Packages/ this tree has already made sure of is not looked at again
+// (t.ready): link recreates one removed since when the link fails for want of it.
+func (t *Tree) prepare(repos, dsts []string, out *outcome, marked bool) error {
 	for _, dst := range dsts {
 		if err := t.ensurePackages(filepath.Dir(dst)); err != nil {
 			return err
@@ -179,7 +195,20 @@ func (t *Tree) prepare(repos, dsts []string, out *outcome) error {
 			out.dirty = append(out.dirty, repo)
 		}
 	}
+	if marked {
+		return nil
+	}
 	return t.markRepos(out.dirty)
+}
+
+// markedAlready reports whether repo's dirty marker exists, where marking is MarkDirty's (which then does nothing
+// but this very lstat).
+func (t *Tree) markedAlready(repo string) bool {
+	if !t.plainMarker {
+		return false
+	}
+	var st unix.Stat_t // unix.Lstat: os.Lstat would allocate the FileInfo
+	return unix.Lstat(t.RepoDir(repo)+string(filepath.Separator)+DirtyMarker, &st) == nil
 }
 
 // ensurePackages creates the Packages/ directory dir durably (durable.MkdirAll), once per directory for the life
@@ -210,8 +239,7 @@ func (t *Tree) markRepos(repos []string) error {
 // replace existing files come last and need none.
 type placement struct {
 	t         *Tree
-	staged    string
-	fi        os.FileInfo // the staged file's identity (nil: look at each new name)
+	s         *staged // its fi is the staged file's identity (nil: look at each new name)
 	sum       string
 	overwrite bool
 	made      []madeLink // new names linked into the tree by this unit
@@ -225,10 +253,14 @@ type madeLink struct {
 	fi  os.FileInfo
 }
 
-// addReplacement stages a name for replacing tg.
+// addReplacement stages a name for replacing tg. A lazily staged file gets its staging name here (ensureName):
+// retime and the copy fallback work on that name.
 func (pl *placement) addReplacement(tg target) error {
+	if err := pl.t.ensureName(pl.s); err != nil {
+		return err
+	}
 	tmp := pl.t.stagingName("replace")
-	if err := pl.t.Link(pl.staged, tmp); err != nil {
+	if err := pl.t.Link(pl.s.name, tmp); err != nil {
 		return classify(err, "stage package")
 	}
 	pl.olds, pl.tmps = append(pl.olds, tg), append(pl.tmps, tmp)
@@ -238,14 +270,14 @@ func (pl *placement) addReplacement(tg target) error {
 // link creates tg.dst as a new name for the unit's bytes. A name that appeared meanwhile (another process sharing
 // the tree, or an admin) is judged like any stored file, and replaced if it differs and overwrite is on.
 func (pl *placement) link(tg target, out *outcome) error {
-	copied, err := pl.t.linkOrCopy(pl.staged, tg.dst)
+	copied, err := pl.linkNew(tg.dst)
 	if errors.Is(err, fs.ErrNotExist) {
 		// Packages/ was removed since prepare last made sure of it (t.ready): make it again, durably, and retry.
 		pl.t.ready.Delete(filepath.Dir(tg.dst))
 		if err = pl.t.ensurePackages(filepath.Dir(tg.dst)); err != nil {
 			return err
 		}
-		copied, err = pl.t.linkOrCopy(pl.staged, tg.dst)
+		copied, err = pl.linkNew(tg.dst)
 	}
 	if errors.Is(err, fs.ErrExist) {
 		if tg, err = stored(tg.ref, tg.dst); err != nil {
@@ -263,7 +295,7 @@ func (pl *placement) link(tg target, out *outcome) error {
 		return classify(err, "place package")
 	}
 	// A link is the staged inode, whose identity Stage took; a copy is a new one.
-	fi := pl.fi
+	fi := pl.s.fi
 	if copied || fi == nil {
 		if fi, err = os.Lstat(tg.dst); err != nil {
 			return err
@@ -272,6 +304,34 @@ func (pl *placement) link(tg target, out *outcome) error {
 	pl.made = append(pl.made, madeLink{dst: tg.dst, fi: fi})
 	out.status = tree.Created
 	return nil
+}
+
+// linkNew links dst, which must not exist, to the unit's bytes: from the staged name (linkOrCopy), or, for a file
+// staged lazily, straight from its descriptor. There only EXDEV (dst on another mount) and ENOENT with the file
+// left without any name (nlink 0: a descriptor of a removed file cannot be linked) fall back to a staging name
+// (a copy where needed) and linkOrCopy from it; any other error, like EEXIST, ENOSPC or ENOENT for a missing
+// Packages/, is the caller's, exactly as for a staged name.
+func (pl *placement) linkNew(dst string) (copied bool, err error) {
+	s := pl.s
+	if s.name == "" {
+		err = pl.t.Link(fdPath(s.file), dst)
+		switch {
+		case errors.Is(err, syscall.EXDEV):
+		case errors.Is(err, fs.ErrNotExist) && unlinked(s.file):
+		default:
+			return false, err
+		}
+		if err := pl.t.ensureName(s); err != nil {
+			return false, err
+		}
+	}
+	return pl.t.linkOrCopy(s.name, dst)
+}
+
+// unlinked reports whether f's file has no name left.
+func unlinked(f *os.File) bool {
+	var st unix.Stat_t
+	return unix.Fstat(int(f.Fd()), &st) == nil && st.Nlink == 0
 }
 
 // linkOrCopy links staged to dst, which must not exist. Where dst is on another filesystem than the staging
@@ -326,7 +386,7 @@ func (pl *placement) retime() error {
 			mtime = tg.mtime.Add(time.Second)
 		}
 	}
-	return os.Chtimes(pl.staged, mtime, mtime)
+	return os.Chtimes(pl.s.name, mtime, mtime) // named by addReplacement
 }
 
 // replace renames the staged names over the files they replace. A rename that fails leaves a partial

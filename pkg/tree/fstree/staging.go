@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -42,6 +43,7 @@ const legacyStagedAge = time.Hour
 type staging struct {
 	dir  string
 	lock *os.File
+	dev  uint64 // st_dev of dir: Stage stages a file on another device eagerly
 }
 
 // openStaging creates and locks a new per-process directory under base. A concurrent Cleanup of another process
@@ -59,7 +61,11 @@ func openStaging(base string) (*staging, error) {
 		}
 		lock, err := ownlock.Open(filepath.Join(dir, StagingLock), os.O_RDONLY|os.O_CREATE)
 		if err == nil {
-			return &staging{dir: dir, lock: lock}, nil
+			var st unix.Stat_t
+			if err = unix.Fstat(int(lock.Fd()), &st); err == nil {
+				return &staging{dir: dir, lock: lock, dev: uint64(st.Dev)}, nil
+			}
+			lock.Close()
 		}
 		lastErr = err
 		os.RemoveAll(dir) // ours, or already removed by the Cleanup that raced us
@@ -128,14 +134,34 @@ func cleanStaging(base, own string) (int, error) {
 	return n, errors.Join(errs...)
 }
 
-// staged is a name in this process's staging directory for bytes to place, read through r.
+// staged is bytes to place, read through r: a name in this process's staging directory, or (Stage, lazy staging)
+// only the caller's open file until a name is really needed.
+//
+// Lazy staging (issue 20, third pass): a new package name is linked straight from the open descriptor
+// (linkat with AT_EMPTY_PATH, or /proc/self/fd/N: Tree.link), so an upload that only creates names makes no
+// staging name at all: no linkat into the staging directory before the placement and no unlinkat after it.
+// Nothing the staging name did is lost:
+//   - durability: the name linked into Packages/ is the same inode the staging name was, fsynced by Stage, and
+//     the directory is fsynced after the link as before;
+//   - kill -9: a staging name was only a leftover for Cleanup; without one nothing is left behind at all (the spool
+//     name stays the caller's, removed by its own cleanup as before);
+//   - "what lands is exactly what was checked": the descriptor is the checked inode, as the staging link was;
+//   - the file losing its last name before the placement (nlink 0: a link from the descriptor fails with ENOENT):
+//     the bytes are copied from the descriptor into a staging name first (ensureName), exactly as when f is on
+//     another filesystem.
+//
+// A staging name is still made when one is needed: for a replacement under overwrite (it is renamed over the old
+// file; ensureName, then the replacement name, as before), where a link from the descriptor fails with EXDEV (a
+// bind mount, or f on another filesystem, which Stage detects from st_dev and stages eagerly), and for promotion
+// (StageStored keeps the eager name: the bytes must survive a replacement or removal of the stored file between
+// staging and placement, and the descriptor of a removed file cannot be linked).
 type staged struct {
 	t    *Tree
-	name string
+	name string // the staged name; "" while only file holds the bytes (lazy staging)
 	r    io.ReaderAt
 	file *os.File
 	size int64
-	fi   os.FileInfo // the staged name's file, for the identity of the names Place links to it
+	fi   os.FileInfo // the staged file, for the identity of the names Place links to it
 	own  *os.File    // closed with the staged name, when Stage did not get the file from the caller
 }
 
@@ -143,13 +169,15 @@ func (s *staged) ReadAt(p []byte, off int64) (int, error) { return s.r.ReadAt(p,
 func (s *staged) Size() int64                             { return s.size }
 func (s *staged) File() *os.File                          { return s.file }
 
-// Name is the staged file's path (for tests).
+// Name is the staged file's path, "" while it has none (for tests).
 func (s *staged) Name() string { return s.name }
 
 func (s *staged) Close() error {
-	err := os.Remove(s.name)
-	if errors.Is(err, fs.ErrNotExist) {
-		err = nil
+	var err error
+	if s.name != "" {
+		if err = os.Remove(s.name); errors.Is(err, fs.ErrNotExist) {
+			err = nil
+		}
 	}
 	if s.own != nil {
 		s.own.Close()
@@ -157,10 +185,74 @@ func (s *staged) Close() error {
 	return err
 }
 
-// Stage makes f (made readable for the web server: 0644) durable and gives its bytes a name in the staging
-// directory, on the top's filesystem: a hard link to f's inode (so what lands is exactly what was checked; through
-// /proc/self/fd, which needs no privilege where AT_EMPTY_PATH would), or, when f is on another filesystem, one
-// fsynced copy.
+// ensureName gives s a name in the staging directory if it has none yet: a link to its inode, or a copy of its
+// bytes where no link can be made (then s.fi becomes the copy's identity).
+func (t *Tree) ensureName(s *staged) error {
+	if s.name != "" {
+		return nil
+	}
+	name, copied, err := t.stage(s.file)
+	if err != nil {
+		return classify(err, "stage package")
+	}
+	if copied {
+		fi, err := os.Lstat(name)
+		if err != nil {
+			os.Remove(name)
+			return err
+		}
+		s.fi = fi
+	}
+	s.name = name
+	return nil
+}
+
+// fdPath is the /proc name of f's descriptor, which linkat with AT_SYMLINK_FOLLOW (Tree.Link's default, for this
+// prefix only) resolves to f's inode: no privilege needed, unlike AT_EMPTY_PATH on kernels before 6.10.
+func fdPath(f *os.File) string { return procFDPrefix + strconv.Itoa(int(f.Fd())) }
+
+const procFDPrefix = "/proc/self/fd/"
+
+// link is Tree.Link's default: os.Link, except that a /proc/self/fd/N name (fdPath) stands for the open file N.
+// Only our own descriptors are named so; every other old name is linked as itself (never followed).
+//
+// The descriptor is linked with AT_EMPTY_PATH where New found that to work (t.emptyPath: Linux 6.10 allows it
+// without privilege for a file this process opened, and always with CAP_DAC_READ_SEARCH): it skips the /proc
+// lookup (/proc, self, fd, N, and a ptrace access check), which under load cost as much as the link itself. Any
+// ENOENT from it (its answer both to "not allowed" and to a missing directory or a file without a name) is
+// retried through /proc/self/fd, whose answer stands.
+func (t *Tree) link(oldname, newname string) error {
+	if !strings.HasPrefix(oldname, procFDPrefix) {
+		return os.Link(oldname, newname)
+	}
+	var err error = unix.ENOENT
+	if fd, perr := strconv.Atoi(oldname[len(procFDPrefix):]); perr == nil && t.emptyPath {
+		err = ignoringEINTR(func() error { return unix.Linkat(fd, "", unix.AT_FDCWD, newname, unix.AT_EMPTY_PATH) })
+	}
+	if err == unix.ENOENT {
+		err = ignoringEINTR(func() error {
+			return unix.Linkat(unix.AT_FDCWD, oldname, unix.AT_FDCWD, newname, unix.AT_SYMLINK_FOLLOW)
+		})
+	}
+	if err != nil {
+		return &os.LinkError{Op: "link", Old: oldname, New: newname, Err: err}
+	}
+	return nil
+}
+
+func ignoringEINTR(fn func() error) error {
+	for {
+		if err := fn(); err != unix.EINTR {
+			return err
+		}
+	}
+}
+
+// Stage makes f (made readable for the web server: 0644) durable and makes its bytes placeable on the top's
+// filesystem. Where f is on the staging directory's filesystem and /proc/self/fd works, it gets no staging name:
+// Place links new names straight from f's descriptor (lazy staging, see staged). Otherwise it gets one now: a hard
+// link to f's inode (so what lands is exactly what was checked; through /proc/self/fd, which needs no privilege
+// where AT_EMPTY_PATH would), or, when f is on another filesystem, one fsynced copy.
 func (t *Tree) Stage(_ context.Context, f *os.File) (tree.Staged, error) {
 	if err := f.Chmod(0o644); err != nil { // the proxy spools 0600; clients read through the web server
 		return nil, fmt.Errorf("chmod spool file: %w", err)
@@ -170,25 +262,24 @@ func (t *Tree) Stage(_ context.Context, f *os.File) (tree.Staged, error) {
 	if err := f.Sync(); err != nil {
 		return nil, classify(err, "sync upload")
 	}
-	name, copied, err := t.stage(f)
-	if err != nil {
-		return nil, classify(err, "stage package")
-	}
 	fi, err := f.Stat()
-	if err == nil && copied {
-		fi, err = os.Lstat(name) // another inode than f's
-	}
 	if err != nil {
-		os.Remove(name)
 		return nil, err
 	}
-	return &staged{t: t, name: name, r: f, file: f, size: fi.Size(), fi: fi}, nil
+	s := &staged{t: t, r: f, file: f, size: fi.Size(), fi: fi}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok && t.fdLinks && uint64(st.Dev) == t.staging.dev {
+		return s, nil // lazy: Place links from the descriptor
+	}
+	if err := t.ensureName(s); err != nil {
+		return nil, err
+	}
+	return s, nil
 }
 
 // stage links or copies (copied) f into a new staging name.
 func (t *Tree) stage(f *os.File) (name string, copied bool, err error) {
 	name = t.stagingName("stage")
-	err = unix.Linkat(unix.AT_FDCWD, fmt.Sprintf("/proc/self/fd/%d", f.Fd()), unix.AT_FDCWD, name, unix.AT_SYMLINK_FOLLOW)
+	err = t.link(fdPath(f), name)
 	if err == nil {
 		return name, false, nil
 	}
@@ -256,6 +347,22 @@ func unwrapPath(err error) error {
 		return pe.Err
 	}
 	return err
+}
+
+// probeFDLinks reports whether a new name can be linked from an open descriptor through /proc/self/fd here (no
+// /proc in a minimal container: Stage then stages every file eagerly, by copy, as before), and whether
+// linkat(AT_EMPTY_PATH) can do it without /proc (see Tree.link).
+func (s *staging) probeFDLinks() (fdLinks, emptyPath bool) {
+	probe := filepath.Join(s.dir, "probe-"+pidString)
+	if unix.Linkat(unix.AT_FDCWD, fdPath(s.lock), unix.AT_FDCWD, probe, unix.AT_SYMLINK_FOLLOW) == nil {
+		fdLinks = true
+		os.Remove(probe)
+	}
+	if unix.Linkat(int(s.lock.Fd()), "", unix.AT_FDCWD, probe, unix.AT_EMPTY_PATH) == nil {
+		emptyPath = true
+		os.Remove(probe)
+	}
+	return fdLinks, emptyPath
 }
 
 // copyInto writes f's bytes to the new file name, 0644 and fsynced, and removes it again on failure.
