@@ -185,7 +185,8 @@ const scenarioDoc = `## What each scenario measures
    client_body_in_file_only clean, proxy to the socket), concurrency 8, 10 KiB and 10 MiB packages. The
    comparison is nginx alone: a location with the same auth, body size and spool settings that stores the body
    with nginx's own DAV PUT (nginx spools the body, renames it into place and answers 204 on replacement) and
-   never proxies.
+   never proxies (nor fsyncs). nginx alone runs first; both runs start after a sync(2), so neither pays for the
+   other's writeback.
 3. **Direct mode streaming**: the body goes to the daemon's socket (server.direct_upload) and is spooled by the
    daemon itself. One big package against ` + "`cp`" + ` of the same file into the same filesystem followed by an
    fsync (the daemon fsyncs; plain cp is given too). Then 16 concurrent uploads of the same size (to 16
