@@ -286,9 +286,12 @@ func (t *Tree) begin(ctx context.Context, l tree.Lock, retain time.Duration, fro
 	// later) has a change time at or after it; one changed between the mark and the listing only costs one more run.
 	var st unix.Stat_t
 	markErr := unix.Stat(markDir, &st)
+	pkgDir := filepath.Join(dir, packagesDir)
+	if markErr == nil {
+		markErr = fineMark(markDir, &st)
+	}
 	// Names only: createrepo_c needs the --pkglist, not the stamps, and they are taken after the exchange (see
 	// Publish), off the time readers wait for the new metadata.
-	pkgDir := filepath.Join(dir, packagesDir)
 	listed, err := listNames(pkgDir)
 	if err != nil {
 		return nil, err
@@ -306,6 +309,24 @@ func (t *Tree) begin(ctx context.Context, l tree.Lock, retain time.Duration, fro
 		return nil, err
 	}
 	return w, nil
+}
+
+// fineMark takes the mark, markDir's change time, as a precise one where the filesystem keeps multigrain
+// timestamps (Linux 6.13 and later, ext4, xfs, btrfs, tmpfs): it reads markDir's change time, so that the next
+// change to it is stamped with the precise clock rather than the clock tick (4 ms here), touches it, and reads it
+// again. Every change after that is stamped at least that late (the filesystem never hands out a coarse stamp
+// older than a precise one it gave), and a change before it, in the same tick, earlier. With the coarse stamp, a
+// package placed in the tick the mark was taken in (an upload answered just before its publish=now run: the
+// placement's last step, the unlink of its staging name, sets the file's change time) had the mark's very change
+// time, counted as changed since the listing, and left a pending change: a whole second run, or after a restart a
+// repository shown dirty that was not. Where timestamps are coarse only, the touch changes nothing: the mark is the
+// tick, as before.
+func fineMark(markDir string, st *unix.Stat_t) error {
+	now := time.Now()
+	if err := os.Chtimes(markDir, now, now); err != nil {
+		return err
+	}
+	return unix.Stat(markDir, st)
 }
 
 // currentGeneration returns the file names in repodata/ that make up the published generation: repomd.xml and
