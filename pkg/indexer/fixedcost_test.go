@@ -1,12 +1,15 @@
 package indexer
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/rpm-ingestd/rpm-ingestd/pkg/tree/fstree"
 )
 
 // spyCreaterepo puts, first on PATH, a "createrepo_c" that records its arguments and what its --outputdir holds
@@ -84,5 +87,65 @@ func TestRealRunForksNoRm(t *testing.T) {
 	}
 	if got, want := repoquery(t, repo), []string{"alpha", "bravo"}; !slices.Equal(got, want) {
 		t.Errorf("published packages %v, want %v", got, want)
+	}
+}
+
+// BenchmarkBeginToExec is the daemon's own work between taking a run and starting createrepo_c, on a repository of
+// 1,000 packages with published metadata: the lock, the claim, Begin (the metadata mtimes, Output, the mark, the
+// listing) and the --pkglist; then Close. Compare it across versions on the same machine; absolute times are noise.
+func BenchmarkBeginToExec(b *testing.B) {
+	top := b.TempDir()
+	repo := filepath.Join(top, "r")
+	pkgs := filepath.Join(repo, "Packages")
+	if err := os.MkdirAll(filepath.Join(repo, "repodata"), 0o755); err != nil {
+		b.Fatal(err)
+	}
+	if err := os.MkdirAll(pkgs, 0o755); err != nil {
+		b.Fatal(err)
+	}
+	for i := range 1000 {
+		if err := os.WriteFile(filepath.Join(pkgs, fmt.Sprintf("pkg%05d-1.0-1.el9.x86_64.rpm", i)), nil, 0o644); err != nil {
+			b.Fatal(err)
+		}
+	}
+	repomd := `<?xml version="1.0" encoding="UTF-8"?><repomd xmlns="http://linux.duke.edu/metadata/repo">`
+	for _, typ := range []string{"primary", "filelists", "other"} {
+		repomd += fmt.Sprintf(`<data type="%s"><location href="repodata/%s.xml.gz"/></data>`, typ, typ)
+		if err := os.WriteFile(filepath.Join(repo, "repodata", typ+".xml.gz"), []byte(typ), 0o644); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(repo, "repodata", "repomd.xml"), []byte(repomd+"</repomd>"), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	tr, err := fstree.New(fstree.Options{TopDir: top})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer tr.Close()
+	c := NewCreaterepo(DefaultCommand())
+	argv, retain, _ := c.retention()
+	ctx := b.Context()
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := MarkDirty(repo); err != nil {
+			b.Fatal(err)
+		}
+		l, err := tr.TryLock(ctx, "r")
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := tr.ClaimPending(ctx, "r"); err != nil {
+			b.Fatal(err)
+		}
+		w, err := tr.BeginFromPublished(ctx, l, retain)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := c.pkglist(argv, w.Output(), w.Packages()); err != nil {
+			b.Fatal(err)
+		}
+		w.Close()
+		l.Release()
 	}
 }
