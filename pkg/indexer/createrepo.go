@@ -158,6 +158,24 @@ type retainingTree interface {
 	BeginRetaining(ctx context.Context, l tree.Lock, retain time.Duration) (tree.Work, error)
 }
 
+// publishedMetadataTree is a backend that can leave Output empty and let createrepo_c --update read the previous
+// generation from the published repodata/ (fstree.Tree.BeginFromPublished): no seeding, and createrepo_c then has
+// no old Output/repodata to rename aside and remove with a forked "rm -r" at the end of each run. The Work tells,
+// through previousMetadataWork, where that generation is; "" means Output was seeded after all.
+type publishedMetadataTree interface {
+	BeginFromPublished(ctx context.Context, l tree.Lock, retain time.Duration) (tree.Work, error)
+}
+
+type previousMetadataWork interface {
+	PreviousMetadata() string
+}
+
+// readsPrevious tells whether argv is a createrepo_c --update, which takes the previous generation from
+// --update-md-path as well as from its output directory.
+func readsPrevious(argv []string) bool {
+	return filepath.Base(argv[0]) == "createrepo_c" && slices.Contains(argv, "--update")
+}
+
 // treeFor returns the tree and repository name that repoDir is.
 func (c *Createrepo) treeFor(repoDir string) (tree.Tree, string, error) {
 	dir := filepath.Clean(repoDir)
@@ -233,9 +251,11 @@ func (e *RunError) Unwrap() error { return e.Err }
 //   - claims the dirty marker (DirtyMarker → IndexingMarker);
 //   - Begin: removes a stale .repodata/ left by a killed createrepo_c (it is createrepo_c's own lock and every
 //     later run fails while it exists; our lock proves no run of ours owns it), refreshes the mtime of the
-//     current metadata files (see DefaultCommand), lists Packages/ by name only (no stat per package) and seeds
-//     <repoDir>/.rpm-ingestd-out with hard links to the current repodata/ so --update and the retention of old
-//     files work as in place;
+//     current metadata files (see DefaultCommand), lists Packages/ by name only (no stat per package) and makes
+//     <repoDir>/.rpm-ingestd-out: empty for a createrepo_c --update whose published generation is package
+//     metadata alone (it reads that from repodata/ through --update-md-path, see fstree.Tree.BeginFromPublished),
+//     otherwise seeded with hard links to the current repodata/ so --update, --keep-all-metadata and the
+//     retention of old files work as in place;
 //   - runs the command with --outputdir <repoDir>/.rpm-ingestd-out and the --pkglist of that listing; ctx
 //     cancellation sends SIGTERM (createrepo_c then removes its work directory itself) and SIGKILL after
 //     KillDelay;
@@ -321,9 +341,13 @@ func (c *Createrepo) publishOnce(ctx context.Context, tr tree.Tree, lock tree.Lo
 	rt, canRetain := tr.(retainingTree)
 	var w tree.Work
 	var err error
-	if own && canRetain {
+	pt, fromPublished := tr.(publishedMetadataTree)
+	switch {
+	case own && fromPublished && readsPrevious(argv):
+		w, err = pt.BeginFromPublished(ctx, lock, retain)
+	case own && canRetain:
 		w, err = rt.BeginRetaining(ctx, lock, retain)
-	} else {
+	default:
 		argv = c.Argv
 		w, err = tr.Begin(ctx, lock)
 	}
@@ -339,6 +363,9 @@ func (c *Createrepo) publishOnce(ctx context.Context, tr tree.Tree, lock tree.Lo
 	extra, err := c.pkglist(argv, w.Output(), w.Packages())
 	if err != nil {
 		return nil, err
+	}
+	if pw, ok := w.(previousMetadataWork); ok && pw.PreviousMetadata() != "" {
+		extra = append(extra, "--update-md-path", pw.PreviousMetadata())
 	}
 	if err := c.underLease(ctx, lock, func(ctx context.Context) error {
 		if err := c.execArgv(ctx, argv, w.Dir(), w.Output(), extra...); err != nil {

@@ -290,7 +290,8 @@ type Work interface {
 	Incremental() bool
 	// Output is the directory createrepo_c writes into (--outputdir); its repodata/ is seeded with the current
 	// published generation (repomd.xml and the files it names; fs seeds every file of repodata/) so --update
-	// works as in place. Keeping superseded generations fetchable for readers is the backend's job, not the
+	// works as in place. (fstree's BeginFromPublished may leave it empty instead and name, in its Work's
+	// PreviousMetadata, the directory createrepo_c --update-md-path reads that generation from.) Keeping superseded generations fetchable for readers is the backend's job, not the
 	// caller's (fs: the files createrepo_c --retain-old-md-by-age keeps, or, with fstree's BeginRetaining, those
 	// Publish links into Output; s3: old data files are deleted only after the retention age). Signatures
 	// (repomd.xml.asc) are written there before Publish; the caller may keep its own files (the --pkglist) in

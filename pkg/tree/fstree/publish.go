@@ -106,6 +106,9 @@ type work struct {
 	before map[string]snapEntry
 	pkgs   []tree.Entry
 	retain time.Duration // > 0: Publish links superseded metadata younger than this into Output (BeginRetaining)
+	// previous is the directory whose repodata/ holds the generation this publish updates when Output was left
+	// empty for createrepo_c --update-md-path (BeginFromPublished); "" when Output/repodata is seeded with it.
+	previous string
 }
 
 func (w *work) Dir() string            { return w.dir }
@@ -113,6 +116,11 @@ func (w *work) Output() string         { return w.out }
 func (w *work) Packages() []tree.Entry { return w.pkgs }
 func (w *work) Incremental() bool      { return false } // Dir is the live repository: every package is there
 func (w *work) Close() error           { return os.RemoveAll(w.out) }
+
+// PreviousMetadata names the directory whose repodata/ holds the published generation when BeginFromPublished left
+// Output empty: createrepo_c --update must read the previous entries from there (--update-md-path). "" when
+// Output/repodata was seeded (or there is no previous generation).
+func (w *work) PreviousMetadata() string { return w.previous }
 
 // Publish links the superseded metadata files still within the retention age into Output (BeginRetaining),
 // exchanges Output/repodata with the published repodata/ (RENAME_EXCHANGE) and then, with readers already on the
@@ -184,6 +192,38 @@ func (t *Tree) Begin(ctx context.Context, l tree.Lock) (tree.Work, error) {
 // every file of the published repodata/ that the new generation does not replace and whose mtime is at most
 // retain old into Output first. A repomd.xml that cannot be read seeds every file, as without retention.
 func (t *Tree) BeginRetaining(ctx context.Context, l tree.Lock, retain time.Duration) (tree.Work, error) {
+	return t.begin(ctx, l, retain, false)
+}
+
+// BeginFromPublished is BeginRetaining (retain > 0) for a createrepo_c --update that can read the previous generation
+// from the published repodata/ itself (--update-md-path <PreviousMetadata>): Output is left empty instead of seeded.
+// createrepo_c then finds no Output/repodata of its own, so at its end it has none to rename aside and remove with
+// a forked "rm -r" (createrepo_c 0.17 spawns rm for that: a fork, an exec and a wait per run, a few milliseconds
+// on the path to the new metadata), and Begin makes no hard links. The entries it reuses, and so the metadata, are
+// the same. Output is seeded as BeginRetaining does when the published repomd.xml names anything but primary,
+// filelists and other (and their _db/_zck forms): --keep-all-metadata carries additional metadata (an updateinfo, a
+// comps file, modules) only from Output/repodata. Likewise when repomd.xml cannot be read.
+func (t *Tree) BeginFromPublished(ctx context.Context, l tree.Lock, retain time.Duration) (tree.Work, error) {
+	return t.begin(ctx, l, retain, true)
+}
+
+// onlyPackageMetadata reports whether every entry of a repomd.xml is package metadata that createrepo_c --update
+// loads through --update-md-path (primary, filelists, other, and the types that start with them, as createrepo_c
+// 0.17's cr_locate_metadata sorts them) at a plain repodata/<name>; anything else is what --keep-all-metadata
+// keeps, from Output only, and an href elsewhere is left to the seeding's own checks.
+func onlyPackageMetadata(files []tree.MetadataFile) bool {
+	for _, f := range files {
+		if !strings.HasPrefix(f.Type, "primary") && !strings.HasPrefix(f.Type, "filelists") && !strings.HasPrefix(f.Type, "other") {
+			return false
+		}
+		if _, ok := tree.RepodataName(f.Href); !ok {
+			return false
+		}
+	}
+	return true
+}
+
+func (t *Tree) begin(ctx context.Context, l tree.Lock, retain time.Duration, fromPublished bool) (tree.Work, error) {
 	lock, ok := l.(*fsLock)
 	if !ok || lock.t != t {
 		return nil, fmt.Errorf("%w: lock %T is not this tree's", tree.ErrInvalid, l)
@@ -223,17 +263,35 @@ func (t *Tree) BeginRetaining(ctx context.Context, l tree.Lock, retain time.Dura
 		}
 	}
 	out := filepath.Join(dir, OutputDir)
-	if err := PrepareOutput(dir, out, seed); err != nil {
+	// Unseeded: createrepo_c reads the published generation itself (see BeginFromPublished).
+	unseeded := fromPublished && retain > 0 && readErr == nil && onlyPackageMetadata(files)
+	markDir := filepath.Join(out, "repodata")
+	var previous string
+	if unseeded {
+		if err := os.RemoveAll(out); err != nil {
+			return nil, fmt.Errorf("clear %s: %w", out, err)
+		}
+		if err := os.Mkdir(out, 0o755); err != nil {
+			return nil, err
+		}
+		markDir = out
+		if files != nil { // a repomd.xml to load; a repository never published has none
+			previous = dir
+		}
+	} else if err := PrepareOutput(dir, out, seed); err != nil {
 		return nil, err
 	}
-	// The mark: Output/repodata's change time, which PrepareOutput has just set, before the listing, on the
-	// filesystem's own clock. A file of Packages/ changed after the mark (during the listing or later) has a change
-	// time at or after it; one changed between the mark and the listing only costs one more run.
+	// The mark: the change time of the directory just made (Output/repodata, or Output when unseeded), before the
+	// listing, on the filesystem's own clock. A file of Packages/ changed after the mark (during the listing or
+	// later) has a change time at or after it; one changed between the mark and the listing only costs one more run.
 	var st unix.Stat_t
-	markErr := unix.Stat(filepath.Join(out, "repodata"), &st)
+	markErr := unix.Stat(markDir, &st)
+	pkgDir := filepath.Join(dir, packagesDir)
+	if markErr == nil {
+		markErr = fineMark(markDir, &st)
+	}
 	// Names only: createrepo_c needs the --pkglist, not the stamps, and they are taken after the exchange (see
 	// Publish), off the time readers wait for the new metadata.
-	pkgDir := filepath.Join(dir, packagesDir)
 	listed, err := listNames(pkgDir)
 	if err != nil {
 		return nil, err
@@ -242,7 +300,7 @@ func (t *Tree) BeginRetaining(ctx context.Context, l tree.Lock, retain time.Dura
 	if err != nil {
 		return nil, err
 	}
-	w := &work{t: t, lock: lock, dir: dir, out: out, listed: listed, pkgs: pkgs, retain: retain}
+	w := &work{t: t, lock: lock, dir: dir, out: out, listed: listed, pkgs: pkgs, retain: retain, previous: previous}
 	// When Output is on another filesystem than Packages/ (a mount point), the clocks may differ: stat every
 	// package now instead, and compare sizes and mtimes after the exchange, as before there was a mark.
 	if markErr == nil && st.Dev == listed.dev {
@@ -251,6 +309,24 @@ func (t *Tree) BeginRetaining(ctx context.Context, l tree.Lock, retain time.Dura
 		return nil, err
 	}
 	return w, nil
+}
+
+// fineMark takes the mark, markDir's change time, as a precise one where the filesystem keeps multigrain
+// timestamps (Linux 6.13 and later, ext4, xfs, btrfs, tmpfs): it reads markDir's change time, so that the next
+// change to it is stamped with the precise clock rather than the clock tick (4 ms here), touches it, and reads it
+// again. Every change after that is stamped at least that late (the filesystem never hands out a coarse stamp
+// older than a precise one it gave), and a change before it, in the same tick, earlier. With the coarse stamp, a
+// package placed in the tick the mark was taken in (an upload answered just before its publish=now run: the
+// placement's last step, the unlink of its staging name, sets the file's change time) had the mark's very change
+// time, counted as changed since the listing, and left a pending change: a whole second run, or after a restart a
+// repository shown dirty that was not. Where timestamps are coarse only, the touch changes nothing: the mark is the
+// tick, as before.
+func fineMark(markDir string, st *unix.Stat_t) error {
+	now := time.Now()
+	if err := os.Chtimes(markDir, now, now); err != nil {
+		return err
+	}
+	return unix.Stat(markDir, st)
 }
 
 // currentGeneration returns the file names in repodata/ that make up the published generation: repomd.xml and
