@@ -202,9 +202,11 @@ const scenarioDoc = `## What each scenario measures
    added through it. Measured: from the end of the quiet period (the run's last_start in /api/v1/repos, stamped
    when a worker takes the run, before its lock) to repodata/repomd.xml being replaced (seen through inotify,
    with no polling beside the run; checked in primary.xml). The target compares it, on
-   the same tree reset to the same warm state, with the daemon's own createrepo_c command run bare: the same
-   flags, --outputdir seeded with the current metadata and the sorted --pkglist, both made before the clock
-   starts (so the difference is the daemon's own work per run). Also shown: bare
+   the same tree reset to the same warm state, with createrepo_c run bare with the daemon's flags,
+   --outputdir seeded with the current metadata and the sorted --pkglist, both made before the clock
+   starts. The daemon itself now runs createrepo_c with --outputdir empty and --update-md-path (it no longer
+   has createrepo_c fork an "rm -r" of the old metadata at the end); that exact command is also run bare, and
+   ours against it is the daemon's own work per run. Also shown: bare
    ` + "`createrepo_c --update --no-database`" + ` (walking Packages/), ` + "`createrepo_c --update`" + `
    (with sqlite) and ` + "`createrepo_c`" + ` with its default flags (full re-read, sqlite).
 6. **Time to visible for a CI job**: the wall time of one ` + "`curl -T ...?wait=visible&publish=now`" + ` through
