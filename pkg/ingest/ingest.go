@@ -261,7 +261,7 @@ func (in *Ingester) Ingest(ctx context.Context, req Request) (*Result, error) {
 	if err := checkSums(f, req.Checksums, sp.digests); err != nil {
 		return nil, err
 	}
-	pkg, err := rpmmeta.InspectDigested(f, sp.digests)
+	pkg, err := rpmmeta.InspectStat(f, sp.fi, sp.digests)
 	if err != nil {
 		return nil, err
 	}
@@ -295,6 +295,8 @@ func (in *Ingester) Ingest(ctx context.Context, req Request) (*Result, error) {
 type spooled struct {
 	size    int64
 	digests *rpmmeta.Digests
+	// fi is the file's stat, when open made one (a file the proxy spooled): rpmmeta then does not stat it again.
+	fi os.FileInfo
 }
 
 // open returns the upload as a file in the spool, a function that removes it from the spool, and its size.
@@ -457,7 +459,7 @@ func (in *Ingester) openSpooled(name string) (*os.File, func() error, spooled, e
 	if fi.Size() >= writebackFrom && fi.Size() <= in.opts.MaxSize {
 		startWriteback(f, 0, 0)
 	}
-	return f, spooledName.remove, spooled{size: fi.Size()}, nil
+	return f, spooledName.remove, spooled{size: fi.Size(), fi: fi}, nil
 }
 
 // checkSums compares the checksums the client claimed with the file, in one pass over it (none when only SHA-256

@@ -86,7 +86,7 @@ func TestDecodedTagsSuffice(t *testing.T) {
 func TestLibraryDecodesOnlyTagsRead(t *testing.T) {
 	for name, data := range decodeFixtures(t) {
 		t.Run(name, func(t *testing.T) {
-			_, lay, pkg, err := readHeaders(writeOpen(t, t.TempDir(), data), false)
+			_, lay, pkg, err := readHeaders(writeOpen(t, t.TempDir(), data), nil, false)
 			if err != nil {
 				t.Fatal(err)
 			}
