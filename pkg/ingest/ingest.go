@@ -99,6 +99,11 @@ type Result struct {
 	// Pruned lists the files retention removed after this upload was created (slash-separated, relative to
 	// TopDir); their repositories are in Dirty.
 	Pruned []string
+	// Stamps is parallel to Paths once the package is placed (by the time Request.Commit is called): the size
+	// and mtime of each name this upload created, as the tree knew them without a stat (tree.PlaceOptions.Made);
+	// a zero Stamp where the tree did not say (a name found present or replaced, or a backend that does not
+	// know). The package index describes the new files from it.
+	Stamps []tree.Stamp
 }
 
 // LayoutFunc maps a channel ("" without channels), a package's distribution and arch ("SRPMS" for sources) to
@@ -643,7 +648,21 @@ func (in *Ingester) place(ctx context.Context, f *os.File, res *Result, record f
 			return record(res)
 		}
 	}
-	status, dirty, err := in.placeUnits(ctx, []unit{{staged: staged, pkg: res.Package, repos: res.Repos}}, commit)
+	var made func(tree.Ref, tree.Stamp)
+	if record != nil {
+		made = func(ref tree.Ref, st tree.Stamp) {
+			p := ref.Path()
+			for i, rp := range res.Paths {
+				if rp == p {
+					if res.Stamps == nil {
+						res.Stamps = make([]tree.Stamp, len(res.Paths))
+					}
+					res.Stamps[i] = st
+				}
+			}
+		}
+	}
+	status, dirty, err := in.placeUnits(ctx, []unit{{staged: staged, pkg: res.Package, repos: res.Repos}}, commit, made)
 	res.Status, res.Dirty = status, dirty
 	return err
 }
@@ -661,7 +680,7 @@ type unit struct {
 // tree says into ingest's terms: the Status, the repositories it recorded pending changes for (absolute; the
 // caller must Trigger each, also when placeUnits fails), and a conflict, a full disk or a failed commit as an
 // *Error.
-func (in *Ingester) placeUnits(ctx context.Context, units []unit, commit func(Status) error) (Status, []string, error) {
+func (in *Ingester) placeUnits(ctx context.Context, units []unit, commit func(Status) error, made func(tree.Ref, tree.Stamp)) (Status, []string, error) {
 	tus := make([]tree.Unit, len(units))
 	for i, u := range units {
 		tus[i] = tree.Unit{Staged: u.staged, SHA256: u.pkg.SHA256, Name: u.pkg.FileName()}
@@ -669,7 +688,7 @@ func (in *Ingester) placeUnits(ctx context.Context, units []unit, commit func(St
 			tus[i].Repos = append(tus[i].Repos, in.rel(repo))
 		}
 	}
-	opts := tree.PlaceOptions{Overwrite: in.opts.Overwrite}
+	opts := tree.PlaceOptions{Overwrite: in.opts.Overwrite, Made: made}
 	if commit != nil {
 		opts.Commit = func(s tree.Status) error { return commit(Status(s)) }
 	}

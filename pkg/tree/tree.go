@@ -165,6 +165,12 @@ type PlaceOptions struct {
 	// Status the placement will end with. Its error undoes every name Place created (and only those: a name
 	// someone else created meanwhile is kept) and fails Place with ErrAborted.
 	Commit func(Status) error
+	// Made, when set, is told before Commit about each name this Place created (not the ones found present or
+	// to be replaced), with the stamp that name has, as far as the backend knows it without asking the storage
+	// again (fs: the staged inode's size and mtime, which its new names share). A backend that does not know
+	// it (s3) does not call it; the caller then stats the name as before. Issue 20: the package index describes
+	// a new upload from this instead of a stat of the file just placed.
+	Made func(ref Ref, st Stamp)
 }
 
 // Placed is what Place did.
