@@ -536,7 +536,8 @@ func validate(p *rpmmeta.Package, arches []string) error {
 			return fail(ErrRejected, "package %s %.80q is not allowed: use %s", f.field, f.value, f.want)
 		}
 	}
-	if n := len(p.FileName()); n > maxFileName {
+	// The name's length without building it: every upload passes here.
+	if n := len(p.Name) + len(p.Version) + len(p.Release) + len(p.FileArch()) + len("--..rpm"); n > maxFileName {
 		return fail(ErrRejected, "package file name %s… is %d bytes, more than the %d a filesystem allows", p.FileName()[:40], n, maxFileName)
 	}
 	if p.Source || p.Arch == "noarch" || slices.Contains(arches, p.Arch) {
@@ -598,8 +599,10 @@ func (in *Ingester) route(res *Result, override string) error {
 		return fail(ErrRejected, "release %q of %s has no dist tag (like el9 or fc40; known: %s): rebuild with one, or choose the OS release with ?os_release=9 or the header X-OS-Release: 9",
 			p.Release, p.NEVRA(), strings.Join(in.opts.DistTags, ", "))
 	}
-	if err := in.checkOSRelease(res.OSRelease, p.NEVRA()); err != nil {
-		return err
+	if len(in.opts.OSReleases) > 0 { // checked here so that the NEVRA for the message is made only when needed
+		if err := in.checkOSRelease(res.OSRelease, p.NEVRA()); err != nil {
+			return err
+		}
 	}
 	var arches []string
 	switch {
@@ -610,6 +613,7 @@ func (in *Ingester) route(res *Result, override string) error {
 	default:
 		arches = []string{p.Arch}
 	}
+	fileName := p.FileName()
 	for _, arch := range arches {
 		rel, err := in.opts.Layout(res.Channel, dist.Abbr, res.OSRelease, arch)
 		if err != nil {
@@ -618,7 +622,7 @@ func (in *Ingester) route(res *Result, override string) error {
 			return &Error{Kind: ErrRejected, Msg: "cannot route " + p.NEVRA() + ": " + err.Error(), cause: err}
 		}
 		res.Repos = append(res.Repos, filepath.Join(in.opts.TopDir, rel))
-		res.Paths = append(res.Paths, filepath.ToSlash(filepath.Join(rel, "Packages", p.FileName())))
+		res.Paths = append(res.Paths, filepath.ToSlash(filepath.Join(rel, "Packages", fileName)))
 	}
 	return nil
 }

@@ -434,18 +434,28 @@ func (want expected) verify(sum fileSums, hdrStart int64) error {
 		}
 	}
 	if want.headerHash != "" {
-		if got := hex.EncodeToString(sum.header); got != want.headerDigest {
-			return invalidf("header %s digest mismatch: got %s, signature says %s", want.headerHash, got,
+		if !hexEqual(sum.header, want.headerDigest) {
+			return invalidf("header %s digest mismatch: got %x, signature says %s", want.headerHash, sum.header,
 				want.headerDigest)
 		}
 	}
 	if want.payloadHash != "" {
-		if got := hex.EncodeToString(sum.payload); got != want.payloadDigest {
-			return invalidf("payload %s digest mismatch: got %s, package says %s", want.payloadHash, got,
+		if !hexEqual(sum.payload, want.payloadDigest) {
+			return invalidf("payload %s digest mismatch: got %x, package says %s", want.payloadHash, sum.payload,
 				want.payloadDigest)
 		}
 	}
 	return nil
+}
+
+// hexEqual reports whether the lowercase hex of b is want, without allocating it (every upload compares two).
+func hexEqual(b []byte, want string) bool {
+	var buf [2 * 64]byte
+	if 2*len(b) != len(want) || len(want) > len(buf) {
+		return 2*len(b) == len(want) && hex.EncodeToString(b) == want
+	}
+	hex.Encode(buf[:], b)
+	return string(buf[:len(want)]) == want
 }
 
 // metadata extracts and validates the fields of Package that come from the tags: identity and signatures (the

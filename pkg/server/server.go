@@ -305,7 +305,8 @@ type uploadResponse struct {
 func (s *Server) upload(w http.ResponseWriter, r *http.Request) {
 	start := s.now()
 	r = s.trackDecision(r)
-	req := ingest.Request{OSRelease: r.URL.Query().Get("os_release"), Commit: s.commitFunc(r)}
+	query := r.URL.Query() // parsed once: parseWait reads it too
+	req := ingest.Request{OSRelease: query.Get("os_release"), Commit: s.commitFunc(r)}
 	if req.OSRelease == "" {
 		req.OSRelease = r.Header.Get("X-OS-Release")
 	}
@@ -346,7 +347,7 @@ func (s *Server) upload(w http.ResponseWriter, r *http.Request) {
 		s.finish(w, r, start, nil, &http.MaxBytesError{Limit: s.opts.MaxUploadSize})
 		return
 	}
-	wo, err := s.parseWait(r)
+	wo, err := s.parseWait(r, query)
 	if err != nil {
 		s.finish(w, r, start, nil, err)
 		return
