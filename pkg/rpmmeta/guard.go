@@ -254,6 +254,10 @@ func guard(r io.Reader, size int64) (layout, error) {
 	return lay, nil
 }
 
+// smallHeader is the size up to which checkHeader allocates a header's buffer before its index is checked against
+// the decode budget: so small an allocation is no bomb, and it saves an allocation and a copy per header.
+const smallHeader = 64 << 10
+
 // checkHeader reads one header starting at file offset start and validates its intro and every index entry. spent
 // is the decode budget already used by the headers before this one; the returned cost includes only this header.
 func checkHeader(r io.Reader, start int64, what string, size int64, spent uint64) (headerLayout, error) {
@@ -290,18 +294,28 @@ func checkHeader(r io.Reader, start int64, what string, size int64, spent uint64
 	if err := overBudget(what, spent+headerCost(h.il, h.dl)); err != nil {
 		return h, err
 	}
-	index := make([]byte, int(h.il)*entrySize)
+	// The header's bytes are kept in one buffer: the library decodes this very store (decodeReader), and the main
+	// header's is what its signatures sign (Package.HeaderBytes). A small header's buffer is allocated at once
+	// and its index read into it; a larger one's only after the index passed the budget, its index (at most
+	// 1 MiB) then copied twice.
+	var index []byte
+	if n := h.end() - h.start; n <= smallHeader {
+		h.raw = make([]byte, n)
+		index = h.raw[introSize : introSize+int(h.il)*entrySize]
+	} else {
+		index = make([]byte, int(h.il)*entrySize)
+	}
 	if err := readFull(r, index, what+" header index", size); err != nil {
 		return h, err
 	}
 	if err := overBudget(what, spent+headerCost(h.il, h.dl)+countsCost(index, h.dl)); err != nil {
 		return h, err
 	}
-	// The header's bytes are kept in one buffer: the library decodes this very store (decodeReader), and the main
-	// header's is what its signatures sign (Package.HeaderBytes). Only the index, at most 1 MiB, is copied twice.
-	h.raw = make([]byte, h.end()-h.start)
+	if h.raw == nil {
+		h.raw = make([]byte, h.end()-h.start)
+		copy(h.raw[introSize:], index)
+	}
 	copy(h.raw, intro[:])
-	copy(h.raw[introSize:], index)
 	store := h.raw[introSize+len(index):]
 	if err := readFull(r, store, what+" header store", size); err != nil {
 		return h, err
