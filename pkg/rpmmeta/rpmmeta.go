@@ -194,12 +194,10 @@ func InspectStat(f *os.File, fi os.FileInfo, d *Digests) (*Package, error) {
 	}
 	sum, ok := d.forInspect(fi.Size(), lay.hdr.start, lay.hdr.end(), want.headerHash, want.payloadHash)
 	if !ok {
-		var ra io.ReaderAt = f
 		if lay.tail != nil {
 			// The guard read the whole file: hash those bytes instead of reading it again.
-			ra = lay.memFile()
-		}
-		if sum, err = hashFileAt(ra, &lay, fi.Size(), lay.hdr.start, lay.hdr.end(), want.headerHash, want.payloadHash); err != nil {
+			sum = hashMem(&lay, want.headerHash, want.payloadHash)
+		} else if sum, err = hashFileAt(f, &lay, fi.Size(), lay.hdr.start, lay.hdr.end(), want.headerHash, want.payloadHash); err != nil {
 			return nil, err
 		}
 	}
@@ -269,7 +267,7 @@ func readHeaders(f *os.File, fi os.FileInfo, withTail bool) (os.FileInfo, layout
 	}
 	if n := br.Buffered(); withTail && lay.hdr.end()+int64(n) == fi.Size() {
 		// The read-ahead holds the rest of the file (a small package: it fits the buffer): the hashing pass
-		// hashes it (layout.memFile) instead of reading the file again. It stays the buffer's until release.
+		// hashes it (hashMem) instead of reading the file again. It stays the buffer's until release.
 		lay.tail, _ = br.Peek(n)
 		if lay.tail == nil {
 			lay.tail = []byte{}
