@@ -444,13 +444,14 @@ func clientChecksums(h http.Header) map[string]string {
 // It runs before the direct_upload check on purpose: a peer that may not upload learns nothing about the
 // configuration, and a local client (the usual case) still gets the 400 that says the header is missing.
 func (s *Server) uploading(next http.Handler) http.Handler {
+	direct, proxied := s.authorize(next, s.opts.Auth.Authorize), s.authorize(next, s.opts.Auth.Proxied) // once, not per request
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Header.Get(s.opts.UploadHeader) == "" {
-			s.authorize(next, s.opts.Auth.Authorize).ServeHTTP(w, r)
+			direct.ServeHTTP(w, r)
 			return
 		}
 		// Header mode: the proxy, not the client, set X-Real-IP (see auth.RealIPHeader for the rule).
-		s.authorize(next, s.opts.Auth.Proxied).ServeHTTP(w, auth.Forwarded(r))
+		proxied.ServeHTTP(w, auth.Forwarded(r))
 	})
 }
 
@@ -484,6 +485,11 @@ func (s *Server) authorize(next http.Handler, decide func(*http.Request) (string
 			}
 			s.refusals.Fail(key)
 			s.refuse(w, r, err)
+			return
+		}
+		if user == "" {
+			// Every reader takes a missing value as "" (a local peer without htpasswd): no copy of the request.
+			next.ServeHTTP(w, r)
 			return
 		}
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), userKey{}, user)))
@@ -578,10 +584,8 @@ func (s *Server) finishVisible(w http.ResponseWriter, r *http.Request, start tim
 
 	var visible time.Time
 	urls := make([]string, len(res.Paths))
-	repos := make([]string, len(res.Repos))
 	for i := range res.Paths {
 		urls[i] = s.opts.RepoURL + "/" + res.Paths[i]
-		repos[i] = s.url(res.Repos[i])
 		if t := s.idx.ExpectedAt(res.Repos[i]); t.After(visible) {
 			visible = t
 		}
@@ -591,6 +595,10 @@ func (s *Server) finishVisible(w http.ResponseWriter, r *http.Request, start tim
 	}
 	p := res.Package
 	if wantsJSON(r) {
+		repos := make([]string, len(res.Repos)) // only the JSON answer names them
+		for i, repo := range res.Repos {
+			repos[i] = s.url(repo)
+		}
 		resp := uploadResponse{
 			Name: p.Name, Epoch: p.Epoch, Version: p.Version, Release: p.Release, Arch: p.FileArch(),
 			OSRelease: res.OSRelease, Repos: repos, Paths: urls, SHA256: p.SHA256, Size: p.Size,
@@ -756,6 +764,10 @@ func (s *Server) logUpload(r *http.Request, start time.Time, status int, res *in
 // accessLog logs every request at debug level; uploads also get their own info line from logUpload.
 func (s *Server) accessLog(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !s.log.Core().Enabled(zap.DebugLevel) {
+			next.ServeHTTP(w, r) // no line to write: no wrapper to count the status and bytes (debug is off by default)
+			return
+		}
 		ww := middleware.NewWrapResponseWriter(w, r.ProtoMajor)
 		start := s.now()
 		next.ServeHTTP(ww, r)
@@ -770,9 +782,12 @@ func (s *Server) accessLog(next http.Handler) http.Handler {
 }
 
 func wantsJSON(r *http.Request) bool {
-	return slices.ContainsFunc(strings.Split(r.Header.Get("Accept"), ","), func(v string) bool {
-		return strings.HasPrefix(strings.TrimSpace(v), "application/json")
-	})
+	for v := range strings.SplitSeq(r.Header.Get("Accept"), ",") { // no slice: every upload's answer asks
+		if strings.HasPrefix(strings.TrimSpace(v), "application/json") {
+			return true
+		}
+	}
+	return false
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
