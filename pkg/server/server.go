@@ -147,6 +147,8 @@ type Server struct {
 	refusals *auth.Limiter
 	plans    retentionCache
 	inflight inflight // running handlers, for Wait
+	// logFields holds logUpload's field slices (*[]zap.Field), reused: 1 KiB per upload otherwise.
+	logFields sync.Pool
 
 	planning    sync.Mutex   // held by the one retention dry run that may run at a time
 	metrics     *metrics     // nil without Options.Registerer
@@ -714,7 +716,18 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, status int, 
 
 // logUpload writes the one line that answers "what happened to my upload?".
 func (s *Server) logUpload(r *http.Request, start time.Time, status int, res *ingest.Result, err error) {
-	fields := make([]zap.Field, 0, 16) // room for every field below: one allocation per upload, not several
+	// Room for every field below, reused (s.logFields): zap encodes the fields before Info returns and keeps
+	// none of them (its observer for tests copies them).
+	fp, _ := s.logFields.Get().(*[]zap.Field)
+	if fp == nil {
+		fs := make([]zap.Field, 0, 16)
+		fp = &fs
+	}
+	defer func() {
+		clear((*fp)[:cap(*fp)])
+		s.logFields.Put(fp)
+	}()
+	fields := (*fp)[:0]
 	fields = append(fields,
 		zap.String("req_id", middleware.GetReqID(r.Context())),
 		zap.String("remote", r.RemoteAddr),
