@@ -446,6 +446,19 @@ func (want expected) verify(sum fileSums, hdrStart int64) error {
 	return nil
 }
 
+// isLowerHex reports whether s is the lowercase hex of size bytes.
+func isLowerHex(s string, size int) bool {
+	if len(s) != 2*size {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}
+
 // hexEqual reports whether the lowercase hex of b is want, without allocating it (every upload compares two).
 func hexEqual(b []byte, want string) bool {
 	var buf [2 * 64]byte
@@ -555,6 +568,9 @@ func hexTag(h *rpm.Header, where string, id, size int) (digest string, ok bool, 
 		return "", false, nil
 	}
 	s := t.String()
+	if isLowerHex(s, size) {
+		return s, true, nil // the usual case, as rpm writes it: no decode and re-encode
+	}
 	b, herr := hex.DecodeString(s)
 	if herr != nil || len(b) != size {
 		return "", false, invalidf("%s tag %d is not a %d-byte hex digest: %.80q", where, id, size, s)

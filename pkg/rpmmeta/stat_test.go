@@ -48,3 +48,32 @@ func TestInspectLeavesOffsetAndUsesCallersStat(t *testing.T) {
 		})
 	}
 }
+
+// TestHexHelpers: the digest tags' fast path takes only lowercase hex of the right length (anything else goes
+// the old way: decoded, refused or re-encoded in lowercase), and digests are compared with their hex without
+// building it.
+func TestHexHelpers(t *testing.T) {
+	for _, tc := range []struct {
+		s    string
+		size int
+		want bool
+	}{
+		{"00ff", 2, true}, {"00FF", 2, false}, {"00f", 2, false}, {"00ff00", 2, false}, {"0g00", 2, false}, {"", 0, true},
+	} {
+		if got := isLowerHex(tc.s, tc.size); got != tc.want {
+			t.Errorf("isLowerHex(%q, %d) = %v, want %v", tc.s, tc.size, got, tc.want)
+		}
+	}
+	for _, tc := range []struct {
+		b    []byte
+		s    string
+		want bool
+	}{
+		{[]byte{0, 0xff}, "00ff", true}, {[]byte{0, 0xff}, "00FF", false}, {[]byte{0, 0xfe}, "00ff", false},
+		{[]byte{0, 0xff}, "00ff0", false}, {make([]byte, 80), strings.Repeat("00", 80), true},
+	} {
+		if got := hexEqual(tc.b, tc.s); got != tc.want {
+			t.Errorf("hexEqual(%x, %q) = %v, want %v", tc.b, tc.s, got, tc.want)
+		}
+	}
+}
