@@ -286,7 +286,7 @@ func (in *Ingester) Ingest(ctx context.Context, req Request) (*Result, error) {
 	if err := ctx.Err(); err != nil {
 		return res, err
 	}
-	if err := in.place(ctx, f, res, req.Commit); err != nil {
+	if err := in.place(ctx, f, sp.fi, res, req.Commit); err != nil {
 		return res, err
 	}
 	if res.Status != Present { // new bytes were placed (created, or replaced with overwrite on)
@@ -639,8 +639,14 @@ func (in *Ingester) checkOSRelease(release, what string) error {
 
 // place puts the upload f into every repository of res, all or nothing as far as the tree allows: the tree stages
 // the checked file (readable and durable) and places it, the same placement promotion uses (see tree.Tree.Place).
-func (in *Ingester) place(ctx context.Context, f *os.File, res *Result, record func(*Result) error) error {
-	staged, err := in.tree.Stage(ctx, f)
+func (in *Ingester) place(ctx context.Context, f *os.File, fi os.FileInfo, res *Result, record func(*Result) error) error {
+	var staged tree.Staged
+	var err error
+	if ss, ok := in.tree.(tree.StatStager); ok && fi != nil {
+		staged, err = ss.StageStat(ctx, f, fi) // the open's fstat: not a second one (fi: open's, nil for a direct upload)
+	} else {
+		staged, err = in.tree.Stage(ctx, f)
+	}
 	if err != nil {
 		return classifyIO(err, "stage package")
 	}

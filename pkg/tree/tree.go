@@ -181,6 +181,13 @@ type Placed struct {
 	Pending []string
 }
 
+// StatStager is implemented by a Tree whose Stage can take the caller's stat of f instead of making its own (fs:
+// one fstat less per upload, issue 20). fi must come from f's open descriptor (f.Stat), made after the file was
+// written, and f must stay unchanged as Stage requires; StageStat is then Stage.
+type StatStager interface {
+	StageStat(ctx context.Context, f *os.File, fi os.FileInfo) (Staged, error)
+}
+
 // Tree is the repository tree. See the package documentation for the contracts every method shares.
 type Tree interface {
 	// Stage makes the bytes of f, a regular local file the caller has checked, placeable. f must stay unchanged
