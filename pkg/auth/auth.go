@@ -194,8 +194,8 @@ func (a *Authenticator) ReportedAddr(r *http.Request) string {
 	if !a.trust.TrustedProxy(peer) {
 		return ""
 	}
-	ip, err := netip.ParseAddr(strings.TrimSpace(r.Header.Get(RealIPHeader)))
-	if err != nil {
+	ip, ok := realIP(r)
+	if !ok {
 		return ""
 	}
 	if reported := cleanAddr(ip).String(); reported != a.clientKey(r, peer) {
@@ -208,7 +208,7 @@ func (a *Authenticator) ReportedAddr(r *http.Request) string {
 // host usually gets: counting single addresses would give an attacker 2^64 fresh tries.
 func (a *Authenticator) clientKey(r *http.Request, peer Peer) string {
 	if a.trust.TrustedProxy(peer) && (IsForwarded(r) || a.htpasswd == nil) {
-		if ip, err := netip.ParseAddr(strings.TrimSpace(r.Header.Get(RealIPHeader))); err == nil {
+		if ip, ok := realIP(r); ok {
 			return addrKey(cleanAddr(ip))
 		}
 	}
@@ -219,6 +219,17 @@ func (a *Authenticator) clientKey(r *http.Request, peer Peer) string {
 		return "unix uid " + strconv.Itoa(peer.UID) // not the pid: each connection has its own
 	}
 	return peer.String() // "unix (no credentials)" or "unknown": such peers share one count
+}
+
+// realIP is the address in RealIPHeader, if it holds a valid one. A missing header is not parsed: ParseAddr's
+// error for "" is an allocation, and ClientAddr runs several times per request (issue 20).
+func realIP(r *http.Request) (netip.Addr, bool) {
+	h := strings.TrimSpace(r.Header.Get(RealIPHeader))
+	if h == "" {
+		return netip.Addr{}, false
+	}
+	ip, err := netip.ParseAddr(h)
+	return ip, err == nil
 }
 
 func addrKey(a netip.Addr) string {

@@ -99,6 +99,11 @@ type Result struct {
 	// Pruned lists the files retention removed after this upload was created (slash-separated, relative to
 	// TopDir); their repositories are in Dirty.
 	Pruned []string
+	// Stamps is parallel to Paths once the package is placed (by the time Request.Commit is called): the size
+	// and mtime of each name this upload created, as the tree knew them without a stat (tree.PlaceOptions.Made);
+	// a zero Stamp where the tree did not say (a name found present or replaced, or a backend that does not
+	// know). The package index describes the new files from it.
+	Stamps []tree.Stamp
 }
 
 // LayoutFunc maps a channel ("" without channels), a package's distribution and arch ("SRPMS" for sources) to
@@ -261,7 +266,7 @@ func (in *Ingester) Ingest(ctx context.Context, req Request) (*Result, error) {
 	if err := checkSums(f, req.Checksums, sp.digests); err != nil {
 		return nil, err
 	}
-	pkg, err := rpmmeta.InspectDigested(f, sp.digests)
+	pkg, err := rpmmeta.InspectStat(f, sp.fi, sp.digests)
 	if err != nil {
 		return nil, err
 	}
@@ -281,7 +286,7 @@ func (in *Ingester) Ingest(ctx context.Context, req Request) (*Result, error) {
 	if err := ctx.Err(); err != nil {
 		return res, err
 	}
-	if err := in.place(ctx, f, res, req.Commit); err != nil {
+	if err := in.place(ctx, f, sp.fi, res, req.Commit); err != nil {
 		return res, err
 	}
 	if res.Status != Present { // new bytes were placed (created, or replaced with overwrite on)
@@ -295,6 +300,8 @@ func (in *Ingester) Ingest(ctx context.Context, req Request) (*Result, error) {
 type spooled struct {
 	size    int64
 	digests *rpmmeta.Digests
+	// fi is the file's stat, when open made one (a file the proxy spooled): rpmmeta then does not stat it again.
+	fi os.FileInfo
 }
 
 // open returns the upload as a file in the spool, a function that removes it from the spool, and its size.
@@ -457,7 +464,7 @@ func (in *Ingester) openSpooled(name string) (*os.File, func() error, spooled, e
 	if fi.Size() >= writebackFrom && fi.Size() <= in.opts.MaxSize {
 		startWriteback(f, 0, 0)
 	}
-	return f, spooledName.remove, spooled{size: fi.Size()}, nil
+	return f, spooledName.remove, spooled{size: fi.Size(), fi: fi}, nil
 }
 
 // checkSums compares the checksums the client claimed with the file, in one pass over it (none when only SHA-256
@@ -529,7 +536,8 @@ func validate(p *rpmmeta.Package, arches []string) error {
 			return fail(ErrRejected, "package %s %.80q is not allowed: use %s", f.field, f.value, f.want)
 		}
 	}
-	if n := len(p.FileName()); n > maxFileName {
+	// The name's length without building it: every upload passes here.
+	if n := len(p.Name) + len(p.Version) + len(p.Release) + len(p.FileArch()) + len("--..rpm"); n > maxFileName {
 		return fail(ErrRejected, "package file name %s… is %d bytes, more than the %d a filesystem allows", p.FileName()[:40], n, maxFileName)
 	}
 	if p.Source || p.Arch == "noarch" || slices.Contains(arches, p.Arch) {
@@ -591,8 +599,10 @@ func (in *Ingester) route(res *Result, override string) error {
 		return fail(ErrRejected, "release %q of %s has no dist tag (like el9 or fc40; known: %s): rebuild with one, or choose the OS release with ?os_release=9 or the header X-OS-Release: 9",
 			p.Release, p.NEVRA(), strings.Join(in.opts.DistTags, ", "))
 	}
-	if err := in.checkOSRelease(res.OSRelease, p.NEVRA()); err != nil {
-		return err
+	if len(in.opts.OSReleases) > 0 { // checked here so that the NEVRA for the message is made only when needed
+		if err := in.checkOSRelease(res.OSRelease, p.NEVRA()); err != nil {
+			return err
+		}
 	}
 	var arches []string
 	switch {
@@ -603,6 +613,7 @@ func (in *Ingester) route(res *Result, override string) error {
 	default:
 		arches = []string{p.Arch}
 	}
+	fileName := p.FileName()
 	for _, arch := range arches {
 		rel, err := in.opts.Layout(res.Channel, dist.Abbr, res.OSRelease, arch)
 		if err != nil {
@@ -611,7 +622,7 @@ func (in *Ingester) route(res *Result, override string) error {
 			return &Error{Kind: ErrRejected, Msg: "cannot route " + p.NEVRA() + ": " + err.Error(), cause: err}
 		}
 		res.Repos = append(res.Repos, filepath.Join(in.opts.TopDir, rel))
-		res.Paths = append(res.Paths, filepath.ToSlash(filepath.Join(rel, "Packages", p.FileName())))
+		res.Paths = append(res.Paths, filepath.ToSlash(filepath.Join(rel, "Packages", fileName)))
 	}
 	return nil
 }
@@ -628,8 +639,14 @@ func (in *Ingester) checkOSRelease(release, what string) error {
 
 // place puts the upload f into every repository of res, all or nothing as far as the tree allows: the tree stages
 // the checked file (readable and durable) and places it, the same placement promotion uses (see tree.Tree.Place).
-func (in *Ingester) place(ctx context.Context, f *os.File, res *Result, record func(*Result) error) error {
-	staged, err := in.tree.Stage(ctx, f)
+func (in *Ingester) place(ctx context.Context, f *os.File, fi os.FileInfo, res *Result, record func(*Result) error) error {
+	var staged tree.Staged
+	var err error
+	if ss, ok := in.tree.(tree.StatStager); ok && fi != nil {
+		staged, err = ss.StageStat(ctx, f, fi) // the open's fstat: not a second one (fi: open's, nil for a direct upload)
+	} else {
+		staged, err = in.tree.Stage(ctx, f)
+	}
 	if err != nil {
 		return classifyIO(err, "stage package")
 	}
@@ -641,7 +658,21 @@ func (in *Ingester) place(ctx context.Context, f *os.File, res *Result, record f
 			return record(res)
 		}
 	}
-	status, dirty, err := in.placeUnits(ctx, []unit{{staged: staged, pkg: res.Package, repos: res.Repos}}, commit)
+	var made func(tree.Ref, tree.Stamp)
+	if record != nil {
+		made = func(ref tree.Ref, st tree.Stamp) {
+			p := ref.Path()
+			for i, rp := range res.Paths {
+				if rp == p {
+					if res.Stamps == nil {
+						res.Stamps = make([]tree.Stamp, len(res.Paths))
+					}
+					res.Stamps[i] = st
+				}
+			}
+		}
+	}
+	status, dirty, err := in.placeUnits(ctx, []unit{{staged: staged, pkg: res.Package, repos: res.Repos}}, commit, made)
 	res.Status, res.Dirty = status, dirty
 	return err
 }
@@ -659,7 +690,7 @@ type unit struct {
 // tree says into ingest's terms: the Status, the repositories it recorded pending changes for (absolute; the
 // caller must Trigger each, also when placeUnits fails), and a conflict, a full disk or a failed commit as an
 // *Error.
-func (in *Ingester) placeUnits(ctx context.Context, units []unit, commit func(Status) error) (Status, []string, error) {
+func (in *Ingester) placeUnits(ctx context.Context, units []unit, commit func(Status) error, made func(tree.Ref, tree.Stamp)) (Status, []string, error) {
 	tus := make([]tree.Unit, len(units))
 	for i, u := range units {
 		tus[i] = tree.Unit{Staged: u.staged, SHA256: u.pkg.SHA256, Name: u.pkg.FileName()}
@@ -667,7 +698,7 @@ func (in *Ingester) placeUnits(ctx context.Context, units []unit, commit func(St
 			tus[i].Repos = append(tus[i].Repos, in.rel(repo))
 		}
 	}
-	opts := tree.PlaceOptions{Overwrite: in.opts.Overwrite}
+	opts := tree.PlaceOptions{Overwrite: in.opts.Overwrite, Made: made}
 	if commit != nil {
 		opts.Commit = func(s tree.Status) error { return commit(Status(s)) }
 	}

@@ -121,7 +121,7 @@ func (in *Ingester) Promote(ctx context.Context, req PromoteRequest) (*PromoteRe
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	res.Status, res.Dirty, err = in.placeUnits(ctx, units, nil)
+	res.Status, res.Dirty, err = in.placeUnits(ctx, units, nil, nil)
 	if err == nil && res.Status != Present {
 		// The target channel's retention rule, as after an upload: a channel fed only by promotion would
 		// otherwise never prune. Failures are logged; the promotion stands whatever retention does.

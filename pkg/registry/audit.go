@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/rpm-ingestd/rpm-ingestd/pkg/tree"
 )
 
 // The actions a Record describes. Only uploads exist today; the others are reserved for delete, promote and
@@ -61,6 +63,10 @@ type Record struct {
 	Status       int      `json:"status"`
 	Result       string   `json:"result"`
 	Reason       string   `json:"reason"`
+	// Stamps, when set, is parallel to Paths: the size and mtime of each file the placement created as the tree
+	// knew them (ingest.Result.Stamps), a zero Stamp where unknown. Index.Placed describes a new entry from it
+	// instead of a stat. Not written to the audit file, and not kept by the index.
+	Stamps []tree.Stamp `json:"-"`
 }
 
 // Removed reports whether r took the files at r.Paths out of the tree: a deletion or a prune that succeeded.

@@ -311,11 +311,14 @@ func (ix *Index) Placed(rec Record) {
 	if !rec.Placed() {
 		return
 	}
+	stamps := rec.Stamps
+	rec.Stamps = nil
 	r := &rec
 	// The paths the index does not hold yet are stat'ed before the write lock: a stat is system calls (on s3 a
 	// request), and every upload records here, so under the lock it would hold up every other upload's record
 	// and every reader. A path removed or placed meanwhile is handled as before: an entry exists afterwards,
-	// described by what the stat found or, failing that, by rec.
+	// described by what the stat found or, failing that, by rec. A path the placement itself created comes
+	// with its stamp (rec.Stamps: the tree's own identity of the linked file), which needs no stat at all.
 	infos := make([]fs.FileInfo, len(rec.Paths))
 	ix.mu.RLock()
 	missing := make([]bool, len(rec.Paths))
@@ -324,7 +327,11 @@ func (ix *Index) Placed(rec Record) {
 	}
 	ix.mu.RUnlock()
 	for i, p := range rec.Paths {
-		if missing[i] {
+		switch {
+		case !missing[i]:
+		case i < len(stamps) && !stamps[i].ModTime.IsZero():
+			infos[i] = stampInfo{stamps[i]}
+		default:
 			infos[i] = ix.statInfo(p)
 		}
 	}
@@ -613,6 +620,7 @@ func (f *file) entry() Entry {
 
 // remember adds rec to the ring of recent decisions.
 func (ix *Index) remember(rec Record) {
+	rec.Stamps = nil
 	if len(ix.recent) < recentMax {
 		ix.recent = append(ix.recent, rec)
 		return

@@ -47,3 +47,31 @@ func TestPlacedStatsOutsideLock(t *testing.T) {
 		t.Errorf("%d Stat calls after placing a path the index holds, want still 1", len(probe.readable))
 	}
 }
+
+// TestPlacedTakesStampsFromRecord (issue 20): a path the placement created comes with its stamp (Record.Stamps,
+// from the tree's own identity of the linked file), and is described from it without a stat; a path without
+// one (zero Stamp: found present, or a backend that did not say) is stat'ed as before. The stamps are neither
+// kept in Recent nor written anywhere.
+func TestPlacedTakesStampsFromRecord(t *testing.T) {
+	ix := NewIndex(t.TempDir(), fakeLocate)
+	probe := &lockProbeTree{ix: ix}
+	ix.UseTree(probe)
+	const p1, p2 = "9/x86_64/Packages/a-1-1.el9.noarch.rpm", "9/aarch64/Packages/a-1-1.el9.noarch.rpm"
+	mt := time.Date(2026, 5, 6, 7, 8, 9, 123456789, time.UTC)
+	rec := Record{Action: ActionUpload, Status: 201, Result: ResultCreated, SHA256: "aaa", Size: 42, Paths: []string{p1, p2},
+		Stamps: []tree.Stamp{{Size: 42, ModTime: mt}, {}}}
+	ix.Noted(rec)
+	ix.Placed(rec)
+	if len(probe.readable) != 1 {
+		t.Errorf("%d Stat calls, want 1 (only the path without a stamp)", len(probe.readable))
+	}
+	if e, ok := ix.Get(p1); !ok || e.Size != 42 || !e.ModTime.Equal(mt) {
+		t.Errorf("entry %+v (found %v), want the stamp's size and mtime %v", e, ok, mt)
+	}
+	if e, ok := ix.Get(p2); !ok || !e.ModTime.Equal(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)) {
+		t.Errorf("entry %+v (found %v), want the stat's mtime", e, ok)
+	}
+	if r := ix.Recent(1); len(r) != 1 || r[0].Stamps != nil {
+		t.Errorf("Recent: %+v, want the record without its stamps", r)
+	}
+}

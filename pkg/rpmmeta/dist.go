@@ -17,19 +17,29 @@ func (d Dist) String() string { return d.Abbr + d.Major }
 // when no part matches, e.g. for "1", "1.el" or "1.rhel9" with abbrs ["el"]: the abbr must match a whole part
 // prefix, not a suffix of something longer.
 func ParseDist(release string, abbrs []string) (d Dist, ok bool) {
-	tokens := strings.Split(release, ".")
-	for i := len(tokens) - 1; i >= 0; i-- {
-		parts := strings.Split(tokens[i], "+")
-		for j := len(parts) - 1; j >= 0; j-- {
-			part := strings.TrimPrefix(parts[j], "module_")
+	// The "."-separated tokens from the last, and in each its "+"-separated parts from the last (without
+	// strings.Split: this runs for every upload, and the slices were garbage).
+	for rest := release; ; {
+		i := strings.LastIndexByte(rest, '.')
+		token := rest[i+1:] // i is -1 for the first token
+		for {
+			j := strings.LastIndexByte(token, '+')
+			part := strings.TrimPrefix(token[j+1:], "module_")
 			for _, abbr := range abbrs {
 				if major, ok := matchDist(part, abbr); ok {
 					return Dist{Abbr: abbr, Major: major}, true
 				}
 			}
+			if j < 0 {
+				break
+			}
+			token = token[:j]
 		}
+		if i < 0 {
+			return Dist{}, false
+		}
+		rest = rest[:i]
 	}
-	return Dist{}, false
 }
 
 // matchDist reports whether part is a dist tag for abbr and returns its first digits, the major version. A dist

@@ -101,12 +101,39 @@ type layout struct {
 	decodedSig, decodedHdr int
 }
 
-// reader returns the bytes the guard checked, file range [0, hdr.end()), as one stream for the library. Each part
-// is returned whole by its bytes.Reader and the library's reads end exactly at part boundaries (lead, header,
-// padding), so it never sees the short reads it misparses.
+// reader returns the bytes the guard checked, file range [0, hdr.end()), as one stream for the library. Reads are
+// full (partsReader), so the library never sees the short reads it misparses.
 func (lay *layout) reader() io.Reader {
-	return io.MultiReader(bytes.NewReader(lay.lead), bytes.NewReader(lay.sig.raw), bytes.NewReader(lay.pad),
-		bytes.NewReader(lay.hdr.raw))
+	return newPartsReader(lay.lead, lay.sig.raw, lay.pad, lay.hdr.raw)
+}
+
+// partsReader reads its parts one after the other as one stream, filling each read as far as the parts go: a
+// read never ends short at a part boundary (io.MultiReader's would), and it is one allocation where MultiReader
+// of bytes.Readers was seven (issue 20: every upload decodes through it).
+type partsReader struct {
+	parts [6][]byte
+	n, i  int
+}
+
+func newPartsReader(parts ...[]byte) *partsReader {
+	r := &partsReader{n: len(parts)}
+	copy(r.parts[:], parts)
+	return r
+}
+
+func (r *partsReader) Read(p []byte) (int, error) {
+	total := 0
+	for len(p) > 0 && r.i < r.n {
+		c := copy(p, r.parts[r.i])
+		r.parts[r.i], p, total = r.parts[r.i][c:], p[c:], total+c
+		if len(r.parts[r.i]) == 0 {
+			r.i++
+		}
+	}
+	if total == 0 && len(p) > 0 {
+		return 0, io.EOF
+	}
+	return total, nil
 }
 
 // Tags whose values rpmmeta reads from the library's decode (metadata, sourceAgrees, expectations), by header.
@@ -139,8 +166,7 @@ func (lay *layout) decodeReader() io.Reader {
 	sigIndex := cutIndex(lay.sig, sigTagsRead)
 	hdrIndex := cutIndex(lay.hdr, hdrTagsRead)
 	lay.decodedSig, lay.decodedHdr = len(sigIndex), len(hdrIndex)
-	return io.MultiReader(bytes.NewReader(lay.lead), bytes.NewReader(sigIndex), bytes.NewReader(lay.sig.store()),
-		bytes.NewReader(lay.pad), bytes.NewReader(hdrIndex), bytes.NewReader(lay.hdr.store()))
+	return newPartsReader(lay.lead, sigIndex, lay.sig.store(), lay.pad, hdrIndex, lay.hdr.store())
 }
 
 // decodedRange is the main header's range as the library reports it (rpm.Package.HeaderRange) after reading
@@ -228,6 +254,10 @@ func guard(r io.Reader, size int64) (layout, error) {
 	return lay, nil
 }
 
+// smallHeader is the size up to which checkHeader allocates a header's buffer before its index is checked against
+// the decode budget: so small an allocation is no bomb, and it saves an allocation and a copy per header.
+const smallHeader = 64 << 10
+
 // checkHeader reads one header starting at file offset start and validates its intro and every index entry. spent
 // is the decode budget already used by the headers before this one; the returned cost includes only this header.
 func checkHeader(r io.Reader, start int64, what string, size int64, spent uint64) (headerLayout, error) {
@@ -264,18 +294,28 @@ func checkHeader(r io.Reader, start int64, what string, size int64, spent uint64
 	if err := overBudget(what, spent+headerCost(h.il, h.dl)); err != nil {
 		return h, err
 	}
-	index := make([]byte, int(h.il)*entrySize)
+	// The header's bytes are kept in one buffer: the library decodes this very store (decodeReader), and the main
+	// header's is what its signatures sign (Package.HeaderBytes). A small header's buffer is allocated at once
+	// and its index read into it; a larger one's only after the index passed the budget, its index (at most
+	// 1 MiB) then copied twice.
+	var index []byte
+	if n := h.end() - h.start; n <= smallHeader {
+		h.raw = make([]byte, n)
+		index = h.raw[introSize : introSize+int(h.il)*entrySize]
+	} else {
+		index = make([]byte, int(h.il)*entrySize)
+	}
 	if err := readFull(r, index, what+" header index", size); err != nil {
 		return h, err
 	}
 	if err := overBudget(what, spent+headerCost(h.il, h.dl)+countsCost(index, h.dl)); err != nil {
 		return h, err
 	}
-	// The header's bytes are kept in one buffer: the library decodes this very store (decodeReader), and the main
-	// header's is what its signatures sign (Package.HeaderBytes). Only the index, at most 1 MiB, is copied twice.
-	h.raw = make([]byte, h.end()-h.start)
+	if h.raw == nil {
+		h.raw = make([]byte, h.end()-h.start)
+		copy(h.raw[introSize:], index)
+	}
 	copy(h.raw, intro[:])
-	copy(h.raw[introSize:], index)
 	store := h.raw[introSize+len(index):]
 	if err := readFull(r, store, what+" header store", size); err != nil {
 		return h, err

@@ -169,6 +169,41 @@ func hashFileAt(ra io.ReaderAt, lay *layout, size, hdrStart, hdrEnd int64, heade
 	return sum, nil
 }
 
+// hashMem is hashFileAt for a package the guard's read-ahead holds whole (lay.tail, see readHeaders): its parts
+// are hashed where they lie, with no copy into a read buffer; the whole-file and SHA-256 payload digests are
+// computed together (writePair) where the CPU has the SHA extensions; and the lead and headers are not compared
+// with themselves, the guard's bytes being the very ones hashed (unchanged has nothing to find). Issue 20: most
+// uploads are this small.
+func hashMem(lay *layout, headerHash, payloadHash string) fileSums {
+	s := newSplitHasher(lay.hdr.start, lay.hdr.end(), headerHash, payloadHash)
+	s.cmp, s.head = &headCmp{}, nil // no parts: nothing to compare, nothing differs
+	var w io.Writer = s
+	var pair *pairHasher
+	if pairHashing && payloadHash != "md5" {
+		pair = newPairHasher(s)
+		w = pair
+	} else {
+		s.whole = sha256.New()
+	}
+	var n int64
+	for _, b := range [...][]byte{lay.lead, lay.sig.raw, lay.pad, lay.hdr.raw, lay.tail} {
+		w.Write(b)
+		n += int64(len(b))
+	}
+	sum := fileSums{size: n}
+	if pair == nil {
+		sum.whole = s.whole.Sum(nil)
+		s.sums(&sum)
+		return sum
+	}
+	sum.whole = pair.whole.sum()
+	s.sums(&sum)
+	if pair.payload != nil {
+		sum.payload = pair.payload.sum()
+	}
+	return sum
+}
+
 // newSplitHasher returns a splitHasher without the whole-file hash (the caller sets it when it wants it).
 func newSplitHasher(hdrStart, hdrEnd int64, headerHash, payloadHash string) *splitHasher {
 	s := &splitHasher{hdrStart: hdrStart, hdrEnd: hdrEnd, head: sha256.New()}

@@ -11,7 +11,7 @@ import "os"
 // f must be a plain *os.File on a regular file; Identify seeks it. Errors wrap ErrInvalidPackage when the headers
 // are not a valid RPM's; other errors (stat, seek, read I/O) are returned as they are.
 func Identify(f *os.File) (*Package, error) {
-	fi, _, pkg, err := readHeaders(f, false)
+	fi, _, pkg, err := readHeaders(f, nil, false)
 	if err != nil {
 		return nil, err
 	}

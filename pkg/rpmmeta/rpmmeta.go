@@ -17,8 +17,10 @@ import (
 	"os"
 	"strconv"
 	"sync"
+	"syscall"
 
 	"github.com/cavaliergopher/rpm"
+	"golang.org/x/sys/unix"
 )
 
 // ErrInvalidPackage is wrapped by every error that means "these bytes are not a complete, intact RPM package":
@@ -139,9 +141,9 @@ const (
 // Inspect reads it twice: the guard reads the lead and headers, which the library then decodes from memory, and
 // one pass hashes the whole file; if the two reads disagree, Inspect fails with an error that is not
 // ErrInvalidPackage. A small package, whose every byte the guard's read-ahead (16 KiB) already holds, is read
-// once: the hashing pass hashes those bytes. It seeks f (so it must not be used concurrently on the same f) and leaves its offset
-// unspecified. It never panics, and whatever the input its memory use is bounded by the guard's header
-// caps and decode budget (MaxDecodeBytes, for both headers together), not by the file size: headers over the
+// once: the hashing pass hashes those bytes. It reads f with pread and leaves its offset alone. It never panics,
+// and whatever the input its memory use is bounded by the guard's header caps and decode budget (MaxDecodeBytes,
+// for both headers together), not by the file size: headers over the
 // budget are refused with ErrInvalidPackage before the library decodes them.
 //
 // Verification: the guard checks the lead and both headers' structure; the library decodes them; then one
@@ -161,7 +163,14 @@ func Inspect(f *os.File) (*Package, error) {
 // must have written exactly the bytes now in f to the Digester. The guard's read of the lead and headers from f is
 // still compared with the Digester's hash of them.
 func InspectDigested(f *os.File, d *Digests) (*Package, error) {
-	fi, lay, pkg, err := readHeaders(f, true)
+	return InspectStat(f, nil, d)
+}
+
+// InspectStat is InspectDigested for a caller that has just stat'ed f itself: fi is that stat (nil: f is stat'ed
+// here), so the file is not stat'ed twice (issue 20). fi must describe f's open file, not a path that may name
+// another file by now; a non-regular one is refused as by Inspect.
+func InspectStat(f *os.File, fi os.FileInfo, d *Digests) (*Package, error) {
+	fi, lay, pkg, err := readHeaders(f, fi, true)
 	if err != nil {
 		return nil, err
 	}
@@ -185,12 +194,10 @@ func InspectDigested(f *os.File, d *Digests) (*Package, error) {
 	}
 	sum, ok := d.forInspect(fi.Size(), lay.hdr.start, lay.hdr.end(), want.headerHash, want.payloadHash)
 	if !ok {
-		var ra io.ReaderAt = f
 		if lay.tail != nil {
 			// The guard read the whole file: hash those bytes instead of reading it again.
-			ra = lay.memFile()
-		}
-		if sum, err = hashFileAt(ra, &lay, fi.Size(), lay.hdr.start, lay.hdr.end(), want.headerHash, want.payloadHash); err != nil {
+			sum = hashMem(&lay, want.headerHash, want.payloadHash)
+		} else if sum, err = hashFileAt(f, &lay, fi.Size(), lay.hdr.start, lay.hdr.end(), want.headerHash, want.payloadHash); err != nil {
 			return nil, err
 		}
 	}
@@ -232,22 +239,26 @@ func unchanged(name string, lay *layout, sum fileSums) error {
 // those bytes only), with each header's index cut down to the tags rpmmeta reads (layout.decodeReader). Inspect
 // and Identify share it. With withTail, the layout keeps the rest of a file that the read-ahead holds whole
 // (layout.tail), and the caller must call its release when done hashing.
-func readHeaders(f *os.File, withTail bool) (os.FileInfo, layout, *rpm.Package, error) {
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, layout{}, nil, fmt.Errorf("rpmmeta: stat: %w", err)
+func readHeaders(f *os.File, fi os.FileInfo, withTail bool) (os.FileInfo, layout, *rpm.Package, error) {
+	if fi == nil {
+		var err error
+		if fi, err = f.Stat(); err != nil {
+			return nil, layout{}, nil, fmt.Errorf("rpmmeta: stat: %w", err)
+		}
 	}
 	if !fi.Mode().IsRegular() {
 		// A pipe or device has no stable size and cannot be re-read; that is a caller bug, not a bad package.
 		return nil, layout{}, nil, fmt.Errorf("rpmmeta: %s is not a regular file", f.Name())
 	}
-	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		return nil, layout{}, nil, fmt.Errorf("rpmmeta: seek: %w", err)
-	}
 	// Buffered: the guard reads the lead and headers in many small pieces, each a system call on a bare file.
-	// Reading ahead past the headers is harmless: nothing reads f sequentially after the guard.
+	// Read from offset 0 with pread, not seek and read: f's offset is not used, and the seek was one more system
+	// call per upload.
+	pr, err := newPreader(f)
+	if err != nil {
+		return nil, layout{}, nil, fmt.Errorf("rpmmeta: %w", err)
+	}
 	br := guardBufs.Get().(*bufio.Reader)
-	br.Reset(f)
+	br.Reset(pr)
 	lay, err := guard(br, fi.Size())
 	if err != nil {
 		br.Reset(nil)
@@ -256,7 +267,7 @@ func readHeaders(f *os.File, withTail bool) (os.FileInfo, layout, *rpm.Package, 
 	}
 	if n := br.Buffered(); withTail && lay.hdr.end()+int64(n) == fi.Size() {
 		// The read-ahead holds the rest of the file (a small package: it fits the buffer): the hashing pass
-		// hashes it (layout.memFile) instead of reading the file again. It stays the buffer's until release.
+		// hashes it (hashMem) instead of reading the file again. It stays the buffer's until release.
 		lay.tail, _ = br.Peek(n)
 		if lay.tail == nil {
 			lay.tail = []byte{}
@@ -272,6 +283,48 @@ func readHeaders(f *os.File, withTail bool) (os.FileInfo, layout, *rpm.Package, 
 		return nil, layout{}, nil, err
 	}
 	return fi, lay, pkg, nil
+}
+
+// preader reads a file from offset 0 on, one pread(2) per Read (os.File.ReadAt would repeat it until the buffer
+// is full, which at the end of a small file costs a second call that reads nothing).
+type preader struct {
+	rc   syscall.RawConn
+	name string
+	off  int64
+}
+
+func newPreader(f *os.File) (*preader, error) {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return nil, err
+	}
+	return &preader{rc: rc, name: f.Name()}, nil
+}
+
+func (r *preader) Read(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	var n int
+	var rerr error
+	if err := r.rc.Read(func(fd uintptr) bool {
+		for {
+			n, rerr = unix.Pread(int(fd), p, r.off)
+			if rerr != unix.EINTR {
+				return rerr != unix.EAGAIN
+			}
+		}
+	}); err != nil {
+		return 0, err
+	}
+	switch {
+	case rerr != nil:
+		return 0, &os.PathError{Op: "read", Path: r.name, Err: rerr}
+	case n == 0:
+		return 0, io.EOF
+	}
+	r.off += int64(n)
+	return n, nil
 }
 
 // guardBufs are the read buffers of readHeaders.
@@ -379,18 +432,41 @@ func (want expected) verify(sum fileSums, hdrStart int64) error {
 		}
 	}
 	if want.headerHash != "" {
-		if got := hex.EncodeToString(sum.header); got != want.headerDigest {
-			return invalidf("header %s digest mismatch: got %s, signature says %s", want.headerHash, got,
+		if !hexEqual(sum.header, want.headerDigest) {
+			return invalidf("header %s digest mismatch: got %x, signature says %s", want.headerHash, sum.header,
 				want.headerDigest)
 		}
 	}
 	if want.payloadHash != "" {
-		if got := hex.EncodeToString(sum.payload); got != want.payloadDigest {
-			return invalidf("payload %s digest mismatch: got %s, package says %s", want.payloadHash, got,
+		if !hexEqual(sum.payload, want.payloadDigest) {
+			return invalidf("payload %s digest mismatch: got %x, package says %s", want.payloadHash, sum.payload,
 				want.payloadDigest)
 		}
 	}
 	return nil
+}
+
+// isLowerHex reports whether s is the lowercase hex of size bytes.
+func isLowerHex(s string, size int) bool {
+	if len(s) != 2*size {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// hexEqual reports whether the lowercase hex of b is want, without allocating it (every upload compares two).
+func hexEqual(b []byte, want string) bool {
+	var buf [2 * 64]byte
+	if 2*len(b) != len(want) || len(want) > len(buf) {
+		return 2*len(b) == len(want) && hex.EncodeToString(b) == want
+	}
+	hex.Encode(buf[:], b)
+	return string(buf[:len(want)]) == want
 }
 
 // metadata extracts and validates the fields of Package that come from the tags: identity and signatures (the
@@ -492,6 +568,9 @@ func hexTag(h *rpm.Header, where string, id, size int) (digest string, ok bool, 
 		return "", false, nil
 	}
 	s := t.String()
+	if isLowerHex(s, size) {
+		return s, true, nil // the usual case, as rpm writes it: no decode and re-encode
+	}
 	b, herr := hex.DecodeString(s)
 	if herr != nil || len(b) != size {
 		return "", false, invalidf("%s tag %d is not a %d-byte hex digest: %.80q", where, id, size, s)

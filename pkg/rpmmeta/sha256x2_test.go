@@ -4,7 +4,10 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"math/rand/v2"
+	"strings"
 	"testing"
+
+	"github.com/rpm-ingestd/rpm-ingestd/internal/testrpm"
 )
 
 // TestSHA256Pair checks the interleaved SHA-256 against crypto/sha256: two streams of random lengths, the second
@@ -103,6 +106,39 @@ func TestHashFileAtPairMatchesCrypto(t *testing.T) {
 				}
 				if want := sha256.Sum256(data); !bytes.Equal(b.whole, want[:]) {
 					t.Errorf("header %q payload %q: whole %x, want %x", hh, ph, b.whole, want)
+				}
+			}
+		}
+	}
+}
+
+// TestHashMemMatchesHashFile (issue 20): a package the read-ahead holds whole is hashed from the guard's parts
+// (hashMem) to the same sums as a pass over the file, for every header digest and payload digest, with the pair
+// hashing on and off; the head, being the guard's own bytes, is reported as compared and equal.
+func TestHashMemMatchesHashFile(t *testing.T) {
+	for _, data := range [][]byte{
+		testrpm.Build(t, testrpm.Spec{Name: "small", Version: "1", Release: "1.el9", Arch: "x86_64"}),
+		testrpm.Build(t, testrpm.Spec{Name: "small", Version: "1", Release: "1.el9", Arch: "x86_64",
+			Files: map[string]string{"/usr/share/small/a": strings.Repeat("0123456789abcdef", 500)}}),
+	} {
+		lay := layoutOf(t, data)
+		lay.tail = data[lay.hdr.end():]
+		start, end := lay.hdr.start, lay.hdr.end()
+		for _, hh := range []string{"", "sha1", "sha256"} {
+			for _, ph := range []string{"", "sha256", "md5"} {
+				want, err := hashFile(bytes.NewReader(data), start, end, hh, ph)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, pair := range []bool{false, pairHashing} {
+					was := pairHashing
+					pairHashing = pair
+					got := hashMem(&lay, hh, ph)
+					pairHashing = was
+					if got.size != want.size || !bytes.Equal(got.whole, want.whole) || !bytes.Equal(got.header, want.header) ||
+						!bytes.Equal(got.payload, want.payload) || !got.headCompared || got.headDiffers {
+						t.Errorf("%d bytes, header %q payload %q pair %v: got %+v, want %+v", len(data), hh, ph, pair, got, want)
+					}
 				}
 			}
 		}

@@ -112,7 +112,7 @@ func (s *Server) newRecord(r *http.Request, status int, result string, res *inge
 	p := res.Package
 	rec.NEVRA, rec.Name, rec.Arch, rec.SHA256, rec.Size, rec.SignedBy = p.NEVRA(), p.Name, p.FileArch(), p.SHA256, p.Size, res.SignedBy
 	rec.ClaimedKeyID = res.ClaimedKeyID
-	rec.Paths = res.Paths
+	rec.Paths, rec.Stamps = res.Paths, res.Stamps
 	for _, repo := range res.Repos {
 		rec.Repos = append(rec.Repos, s.relRepo(repo))
 	}

@@ -147,6 +147,8 @@ type Server struct {
 	refusals *auth.Limiter
 	plans    retentionCache
 	inflight inflight // running handlers, for Wait
+	// logFields holds logUpload's field slices (*[]zap.Field), reused: 1 KiB per upload otherwise.
+	logFields sync.Pool
 
 	planning    sync.Mutex   // held by the one retention dry run that may run at a time
 	metrics     *metrics     // nil without Options.Registerer
@@ -305,7 +307,8 @@ type uploadResponse struct {
 func (s *Server) upload(w http.ResponseWriter, r *http.Request) {
 	start := s.now()
 	r = s.trackDecision(r)
-	req := ingest.Request{OSRelease: r.URL.Query().Get("os_release"), Commit: s.commitFunc(r)}
+	query := r.URL.Query() // parsed once: parseWait reads it too
+	req := ingest.Request{OSRelease: query.Get("os_release"), Commit: s.commitFunc(r)}
 	if req.OSRelease == "" {
 		req.OSRelease = r.Header.Get("X-OS-Release")
 	}
@@ -346,7 +349,7 @@ func (s *Server) upload(w http.ResponseWriter, r *http.Request) {
 		s.finish(w, r, start, nil, &http.MaxBytesError{Limit: s.opts.MaxUploadSize})
 		return
 	}
-	wo, err := s.parseWait(r)
+	wo, err := s.parseWait(r, query)
 	if err != nil {
 		s.finish(w, r, start, nil, err)
 		return
@@ -443,13 +446,14 @@ func clientChecksums(h http.Header) map[string]string {
 // It runs before the direct_upload check on purpose: a peer that may not upload learns nothing about the
 // configuration, and a local client (the usual case) still gets the 400 that says the header is missing.
 func (s *Server) uploading(next http.Handler) http.Handler {
+	direct, proxied := s.authorize(next, s.opts.Auth.Authorize), s.authorize(next, s.opts.Auth.Proxied) // once, not per request
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Header.Get(s.opts.UploadHeader) == "" {
-			s.authorize(next, s.opts.Auth.Authorize).ServeHTTP(w, r)
+			direct.ServeHTTP(w, r)
 			return
 		}
 		// Header mode: the proxy, not the client, set X-Real-IP (see auth.RealIPHeader for the rule).
-		s.authorize(next, s.opts.Auth.Proxied).ServeHTTP(w, auth.Forwarded(r))
+		proxied.ServeHTTP(w, auth.Forwarded(r))
 	})
 }
 
@@ -483,6 +487,11 @@ func (s *Server) authorize(next http.Handler, decide func(*http.Request) (string
 			}
 			s.refusals.Fail(key)
 			s.refuse(w, r, err)
+			return
+		}
+		if user == "" {
+			// Every reader takes a missing value as "" (a local peer without htpasswd): no copy of the request.
+			next.ServeHTTP(w, r)
 			return
 		}
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), userKey{}, user)))
@@ -577,10 +586,8 @@ func (s *Server) finishVisible(w http.ResponseWriter, r *http.Request, start tim
 
 	var visible time.Time
 	urls := make([]string, len(res.Paths))
-	repos := make([]string, len(res.Repos))
 	for i := range res.Paths {
 		urls[i] = s.opts.RepoURL + "/" + res.Paths[i]
-		repos[i] = s.url(res.Repos[i])
 		if t := s.idx.ExpectedAt(res.Repos[i]); t.After(visible) {
 			visible = t
 		}
@@ -590,6 +597,10 @@ func (s *Server) finishVisible(w http.ResponseWriter, r *http.Request, start tim
 	}
 	p := res.Package
 	if wantsJSON(r) {
+		repos := make([]string, len(res.Repos)) // only the JSON answer names them
+		for i, repo := range res.Repos {
+			repos[i] = s.url(repo)
+		}
 		resp := uploadResponse{
 			Name: p.Name, Epoch: p.Epoch, Version: p.Version, Release: p.Release, Arch: p.FileArch(),
 			OSRelease: res.OSRelease, Repos: repos, Paths: urls, SHA256: p.SHA256, Size: p.Size,
@@ -705,7 +716,18 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, status int, 
 
 // logUpload writes the one line that answers "what happened to my upload?".
 func (s *Server) logUpload(r *http.Request, start time.Time, status int, res *ingest.Result, err error) {
-	fields := make([]zap.Field, 0, 16) // room for every field below: one allocation per upload, not several
+	// Room for every field below, reused (s.logFields): zap encodes the fields before Info returns and keeps
+	// none of them (its observer for tests copies them).
+	fp, _ := s.logFields.Get().(*[]zap.Field)
+	if fp == nil {
+		fs := make([]zap.Field, 0, 16)
+		fp = &fs
+	}
+	defer func() {
+		clear((*fp)[:cap(*fp)])
+		s.logFields.Put(fp)
+	}()
+	fields := (*fp)[:0]
 	fields = append(fields,
 		zap.String("req_id", middleware.GetReqID(r.Context())),
 		zap.String("remote", r.RemoteAddr),
@@ -755,6 +777,10 @@ func (s *Server) logUpload(r *http.Request, start time.Time, status int, res *in
 // accessLog logs every request at debug level; uploads also get their own info line from logUpload.
 func (s *Server) accessLog(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !s.log.Core().Enabled(zap.DebugLevel) {
+			next.ServeHTTP(w, r) // no line to write: no wrapper to count the status and bytes (debug is off by default)
+			return
+		}
 		ww := middleware.NewWrapResponseWriter(w, r.ProtoMajor)
 		start := s.now()
 		next.ServeHTTP(ww, r)
@@ -769,9 +795,12 @@ func (s *Server) accessLog(next http.Handler) http.Handler {
 }
 
 func wantsJSON(r *http.Request) bool {
-	return slices.ContainsFunc(strings.Split(r.Header.Get("Accept"), ","), func(v string) bool {
-		return strings.HasPrefix(strings.TrimSpace(v), "application/json")
-	})
+	for v := range strings.SplitSeq(r.Header.Get("Accept"), ",") { // no slice: every upload's answer asks
+		if strings.HasPrefix(strings.TrimSpace(v), "application/json") {
+			return true
+		}
+	}
+	return false
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

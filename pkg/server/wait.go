@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"os"
 	"path"
 	"path/filepath"
@@ -84,8 +85,7 @@ func (s *Server) StopWaiting() { s.wait.cancel() }
 // parseWait reads ?wait=visible / X-Wait, ?publish=now / X-Publish and ?timeout= (Go duration text like 90s, or
 // whole seconds). The query wins over the header. Anything else is refused before the upload is stored, so a
 // typo never turns a waiting CI job into one that races dnf.
-func (s *Server) parseWait(r *http.Request) (waitOptions, error) {
-	q := r.URL.Query()
+func (s *Server) parseWait(r *http.Request, q url.Values) (waitOptions, error) {
 	get := func(param, header string) string {
 		if v := q.Get(param); v != "" {
 			return v

@@ -292,7 +292,8 @@ func TestTimeoutInSeconds(t *testing.T) {
 		want time.Duration
 	}{{"90", 90 * time.Second}, {"2m", 2 * time.Minute}, {"3h", time.Hour}, {"", time.Hour}}
 	for _, tc := range tests {
-		wo, err := s.parseWait(httptest.NewRequest("PUT", "/upload?wait=visible&timeout="+tc.give, nil))
+		r := httptest.NewRequest("PUT", "/upload?wait=visible&timeout="+tc.give, nil)
+		wo, err := s.parseWait(r, r.URL.Query())
 		if err != nil || wo.timeout != tc.want {
 			t.Errorf("timeout=%s: %s, %v; want %s", tc.give, wo.timeout, err, tc.want)
 		}

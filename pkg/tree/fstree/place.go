@@ -158,6 +158,19 @@ func (t *Tree) placeUnits(units []unit, names []string, out *outcome, opts tree.
 			return err
 		}
 	}
+	if opts.Made != nil {
+		// Each made name is the staged inode (a link: Stage took its identity after its last change, the fsync)
+		// or the copy that link looked at after making it. A unit that also replaces files is left out: retime
+		// set a new mtime on its staged inode, which its links share.
+		for _, pl := range pls {
+			if len(pl.olds) > 0 {
+				continue
+			}
+			for _, m := range pl.made {
+				opts.Made(m.ref, stampOf(m.fi))
+			}
+		}
+	}
 	if opts.Commit != nil {
 		status := out.status
 		for _, pl := range pls {
@@ -249,6 +262,7 @@ type placement struct {
 
 // madeLink is a name placement created, with the identity of the file it created, so undo removes only that.
 type madeLink struct {
+	ref tree.Ref
 	dst string
 	fi  os.FileInfo
 }
@@ -301,7 +315,7 @@ func (pl *placement) link(tg target, out *outcome) error {
 			return err
 		}
 	}
-	pl.made = append(pl.made, madeLink{dst: tg.dst, fi: fi})
+	pl.made = append(pl.made, madeLink{ref: tg.ref, dst: tg.dst, fi: fi})
 	out.status = tree.Created
 	return nil
 }

@@ -253,7 +253,14 @@ func ignoringEINTR(fn func() error) error {
 // Place links new names straight from f's descriptor (lazy staging, see staged). Otherwise it gets one now: a hard
 // link to f's inode (so what lands is exactly what was checked; through /proc/self/fd, which needs no privilege
 // where AT_EMPTY_PATH would), or, when f is on another filesystem, one fsynced copy.
-func (t *Tree) Stage(_ context.Context, f *os.File) (tree.Staged, error) {
+func (t *Tree) Stage(ctx context.Context, f *os.File) (tree.Staged, error) {
+	return t.StageStat(ctx, f, nil)
+}
+
+// StageStat is Stage with the caller's fstat of f (tree.StatStager; nil: f is stat'ed here, after its fsync).
+// What the staged file is taken from it: its identity (device and inode, fixed for an open descriptor), its size
+// and mtime, which neither the chmod nor the fsync change; not its mode, which nothing reads.
+func (t *Tree) StageStat(_ context.Context, f *os.File, fi os.FileInfo) (tree.Staged, error) {
 	if err := f.Chmod(0o644); err != nil { // the proxy spools 0600; clients read through the web server
 		return nil, fmt.Errorf("chmod spool file: %w", err)
 	}
@@ -262,9 +269,11 @@ func (t *Tree) Stage(_ context.Context, f *os.File) (tree.Staged, error) {
 	if err := f.Sync(); err != nil {
 		return nil, classify(err, "sync upload")
 	}
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, err
+	if fi == nil {
+		var err error
+		if fi, err = f.Stat(); err != nil {
+			return nil, err
+		}
 	}
 	s := &staged{t: t, r: f, file: f, size: fi.Size(), fi: fi}
 	if st, ok := fi.Sys().(*syscall.Stat_t); ok && t.fdLinks && uint64(st.Dev) == t.staging.dev {
