@@ -21,18 +21,23 @@ const lockBuckets = 64
 // sharing the tree, flock(2) on a bucket file in dir. The mutex is taken first, so this process never holds two
 // flocks on one file (they would exclude each other like separate processes).
 //
-// Each bucket's file stays open (fds, guarded by the bucket's mutex): a lock is flock(LOCK_EX) and fstat, an
-// unlock flock(LOCK_UN), instead of an open, a flock and a close per placement (issue 20). A lock file removed
-// (or replaced) by hand is noticed on the next lock of its bucket: once the flock is held, the descriptor's file
-// must still have a name (st_nlink > 0), else the flock is dropped and the file at the path is opened (created)
-// and locked instead. Every holder of the old file does the same before it proceeds, so all of them meet on the
+// Each bucket's file stays open (fds, guarded by the bucket's mutex): a lock is flock(LOCK_EX) and stat, an
+// unlock flock(LOCK_UN), instead of an open, a flock and a close per placement (issue 20). A lock file removed,
+// replaced or moved away by hand (mv place-07.lock elsewhere, or the whole directory: the moved file keeps its
+// name, so its link count alone would not tell) is noticed on the next lock of its bucket: once the flock is
+// held, the file at the path must still be the descriptor's (stat of the path against the identity taken at
+// open), else the flock is dropped and the file at the path is opened (created) and locked instead. Every holder of the old file does the same before it proceeds, so all of them meet on the
 // file at the path again, as they did when the file was reopened on every lock. The window is the same as then:
 // a placement that holds the old file while it is removed excludes only those still waiting on the old file.
 type nameLocks struct {
 	dir string
 	mu  [lockBuckets]sync.Mutex
-	fds [lockBuckets]int // each bucket's open lock file (-1: none), used under mu[b]
+	fds [lockBuckets]int    // each bucket's open lock file (-1: none), used under mu[b]
+	ids [lockBuckets]fileID // the identity of fds[b]'s file, taken when it was opened
 }
+
+// fileID is a file's device and inode.
+type fileID struct{ dev, ino uint64 }
 
 func newNameLocks(dir string) (*nameLocks, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -45,12 +50,12 @@ func newNameLocks(dir string) (*nameLocks, error) {
 	// Every bucket's file exists (and is open) from the start, so a disk that fills up later (out of inodes)
 	// cannot keep a placement or removal from taking its lock.
 	for b := range uint32(lockBuckets) {
-		fd, err := l.open(b)
+		fd, id, err := l.open(b)
 		if err != nil {
 			l.close()
 			return nil, fmt.Errorf("create lock file: %w", err)
 		}
-		l.fds[b] = fd
+		l.fds[b], l.ids[b] = fd, id
 	}
 	return l, nil
 }
@@ -58,8 +63,17 @@ func newNameLocks(dir string) (*nameLocks, error) {
 // open opens (creates) bucket b's lock file. A bare descriptor: os.OpenFile would also try to register the file
 // with the poller. Read-only, as the staging lock (StagingLock): flock needs no write access, and a file kept open
 // for writing would keep an operator from remounting the tree read-only.
-func (l *nameLocks) open(b uint32) (int, error) {
-	return unix.Open(l.path(b), unix.O_RDONLY|unix.O_CREAT|unix.O_CLOEXEC, 0o600)
+func (l *nameLocks) open(b uint32) (int, fileID, error) {
+	fd, err := unix.Open(l.path(b), unix.O_RDONLY|unix.O_CREAT|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return -1, fileID{}, err
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		unix.Close(fd)
+		return -1, fileID{}, err
+	}
+	return fd, fileID{dev: uint64(st.Dev), ino: st.Ino}, nil
 }
 
 func (l *nameLocks) path(b uint32) string {
@@ -101,23 +115,30 @@ func (l *nameLocks) lockBucket(b uint32) (unlock func(), err error) {
 }
 
 // flock takes the flock of bucket b's lock file (under mu[b]) and returns its descriptor: the open one, unless
-// that file has lost its name (removed by hand), then the one at the path, opened anew.
+// the file at the path is no longer that one (removed, replaced or moved away by hand), then the one at the
+// path, opened anew.
 func (l *nameLocks) flock(b uint32) (int, error) {
+	path := l.path(b)
 	for {
 		fd := l.fds[b]
 		if fd < 0 {
 			var err error
-			if fd, err = l.open(b); err != nil {
+			var id fileID
+			if fd, id, err = l.open(b); err != nil {
 				return -1, err
 			}
-			l.fds[b] = fd
+			l.fds[b], l.ids[b] = fd, id
 		}
 		err := ignoringEINTR(func() error { return unix.Flock(fd, unix.LOCK_EX) })
 		var st unix.Stat_t
 		if err == nil {
-			err = unix.Fstat(fd, &st)
+			// The path, not the descriptor: a file moved away keeps a name (nlink > 0) but is not where a
+			// daemon started since (or this one, reopening) meets the others.
+			if err = unix.Stat(path, &st); err == unix.ENOENT {
+				err = nil // gone: reopen (create) below
+			}
 		}
-		if err == nil && st.Nlink > 0 {
+		if err == nil && (fileID{dev: uint64(st.Dev), ino: st.Ino}) == l.ids[b] {
 			return fd, nil
 		}
 		unix.Close(fd) // releases the flock, if taken
