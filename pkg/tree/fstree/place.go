@@ -339,7 +339,7 @@ func (pl *placement) linkNew(dst string) (copied bool, err error) {
 			return false, err
 		}
 	}
-	return pl.t.linkOrCopy(s.name, dst)
+	return pl.t.linkOrCopy(s.name, dst, s.size)
 }
 
 // unlinked reports whether f's file has no name left.
@@ -352,13 +352,13 @@ func unlinked(f *os.File) bool {
 // directory (a channel or repository mounted on its own), it copies the bytes into a hidden name beside dst's
 // Packages/ (createrepo_c indexes only *.rpm names there), fsyncs them, and links that in: the name still
 // appears whole or not at all, and an existing one is never replaced.
-func (t *Tree) linkOrCopy(staged, dst string) (copied bool, err error) {
+func (t *Tree) linkOrCopy(staged, dst string, size int64) (copied bool, err error) {
 	err = t.Link(staged, dst)
 	if !errors.Is(err, syscall.EXDEV) {
 		return false, err
 	}
 	tmp := filepath.Join(filepath.Dir(filepath.Dir(dst)), fmt.Sprintf(".rpm-ingestd-copy-%d-%d", os.Getpid(), t.seq.Add(1)))
-	if err := copyFile(staged, tmp); err != nil {
+	if err := copyFile(staged, tmp, size); err != nil {
 		return true, err
 	}
 	defer os.Remove(tmp)

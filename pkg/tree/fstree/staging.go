@@ -191,7 +191,7 @@ func (t *Tree) ensureName(s *staged) error {
 	if s.name != "" {
 		return nil
 	}
-	name, copied, err := t.stage(s.file)
+	name, copied, err := t.stage(s.file, s.size)
 	if err != nil {
 		return classify(err, "stage package")
 	}
@@ -285,15 +285,15 @@ func (t *Tree) StageStat(_ context.Context, f *os.File, fi os.FileInfo) (tree.St
 	return s, nil
 }
 
-// stage links or copies (copied) f into a new staging name.
-func (t *Tree) stage(f *os.File) (name string, copied bool, err error) {
+// stage links or copies (copied) f, of size bytes as staged, into a new staging name.
+func (t *Tree) stage(f *os.File, size int64) (name string, copied bool, err error) {
 	name = t.stagingName("stage")
 	err = t.link(fdPath(f), name)
 	if err == nil {
 		return name, false, nil
 	}
 	// EXDEV (f on another filesystem), or no /proc: copy.
-	if err := copyInto(f, name); err != nil {
+	if err := copyInto(f, name, size); err != nil {
 		return "", true, err
 	}
 	return name, true, nil
@@ -333,7 +333,7 @@ func (t *Tree) StageStored(_ context.Context, ref tree.Ref) (tree.Staged, error)
 		f.Close()
 		return nil, fmt.Errorf("%w: %s changed while it was opened; try again", tree.ErrInvalid, ref)
 	}
-	name, copied, err := t.stage(f)
+	name, copied, err := t.stage(f, lfi.Size())
 	if err != nil {
 		f.Close()
 		return nil, classify(err, "stage package")
@@ -374,17 +374,20 @@ func (s *staging) probeFDLinks() (fdLinks, emptyPath bool) {
 	return fdLinks, emptyPath
 }
 
-// copyInto writes f's bytes to the new file name, 0644 and fsynced, and removes it again on failure.
-func copyInto(f *os.File, name string) error {
-	fi, err := f.Stat()
-	if err != nil {
-		return err
-	}
+// copyInto writes the size bytes of f that were checked to the new file name, 0644 and fsynced, and removes it
+// again on failure. A file found shorter than size (cut since it was checked, by a writer still holding it) is an
+// error, never a shorter copy: a lazily staged file is copied only at placement (ensureName), when it lost its
+// name after Stage, so the copy must not trust the size the file has by then.
+func copyInto(f *os.File, name string, size int64) error {
 	tmp, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
 		return err
 	}
-	_, err = io.Copy(tmp, io.NewSectionReader(f, 0, fi.Size()))
+	var n int64
+	n, err = io.Copy(tmp, io.NewSectionReader(f, 0, size))
+	if err == nil && n != size {
+		err = fmt.Errorf("%s is %d bytes, not the %d checked: it changed after it was checked", f.Name(), n, size)
+	}
 	if err == nil {
 		err = tmp.Chmod(0o644) // against the umask
 	}
@@ -400,14 +403,14 @@ func copyInto(f *os.File, name string) error {
 	return err
 }
 
-// copyFile is copyInto for a source named by its path.
-func copyFile(src, dst string) error {
+// copyFile is copyInto for a source named by its path, of size bytes.
+func copyFile(src, dst string, size int64) error {
 	f, err := os.Open(src)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	return copyInto(f, dst)
+	return copyInto(f, dst, size)
 }
 
 // pidString is this process's id, for staging names (os.Getpid is a system call each time).
