@@ -1,10 +1,15 @@
 package fstree
 
 import (
+	"context"
 	"errors"
 	"os"
+	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+
+	"github.com/rpm-ingestd/rpm-ingestd/pkg/tree"
 )
 
 // TestLazyCopyOfTruncatedFile: the spool name removed after Stage (nlink 0: the bytes must be copied from the
@@ -62,5 +67,56 @@ func TestLazyDescriptorClosed(t *testing.T) {
 			t.Errorf("emptyPath %v: the package name exists: %v", emptyPath, serr)
 		}
 		s.Close()
+	}
+}
+
+// TestMadeStampsOfCopies: the stamp Place reports for a created name (PlaceOptions.Made, which the package index
+// takes instead of a stat) is the placed file's when the name is not the uploaded inode: the spool name removed
+// before Place (copied from the descriptor into a staging name), Packages/ on another mount (EXDEV: copied beside
+// it), and both at once across two repositories.
+func TestMadeStampsOfCopies(t *testing.T) {
+	for _, tc := range []struct {
+		name           string
+		removed, exdev bool
+	}{{"linked", false, false}, {"spool name removed", true, false}, {"across mounts", false, true}, {"both", true, true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newLazyEnv(t)
+			if tc.exdev {
+				e.tr.Link = func(oldname, newname string) error {
+					if strings.Contains(newname, "/aarch64/Packages/") && !strings.Contains(oldname, ".rpm-ingestd-copy") {
+						return &os.LinkError{Op: "link", Old: oldname, New: newname, Err: syscall.EXDEV}
+					}
+					return e.tr.link(oldname, newname)
+				}
+			}
+			s, f, sum := e.stage(t, "upload", "stamped bytes")
+			if tc.removed {
+				if err := os.Remove(f.Name()); err != nil {
+					t.Fatal(err)
+				}
+			}
+			stamps := map[string]tree.Stamp{}
+			res, err := e.tr.Place(context.Background(), []tree.Unit{{Staged: s, SHA256: sum, Name: "p-1-1.el9.noarch.rpm",
+				Repos: []string{"9/x86_64", "9/aarch64"}}}, tree.PlaceOptions{Made: func(ref tree.Ref, st tree.Stamp) {
+				stamps[ref.Path()] = st
+			}})
+			if err != nil || res.Status != tree.Created {
+				t.Fatalf("%+v, %v", res, err)
+			}
+			if len(stamps) != 2 {
+				t.Fatalf("stamps %v, want one per created name", stamps)
+			}
+			for p, st := range stamps {
+				fi, err := os.Lstat(filepath.Join(e.tr.top, p))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if st.Size != fi.Size() || !st.ModTime.Equal(fi.ModTime()) {
+					t.Errorf("%s: stamp %d %v, the file has %d %v", p, st.Size, st.ModTime, fi.Size(), fi.ModTime())
+				}
+			}
+			s.Close()
+			e.assertStagingEmpty(t)
+		})
 	}
 }
