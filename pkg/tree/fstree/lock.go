@@ -65,6 +65,13 @@ func newNameLocks(dir string) (*nameLocks, error) {
 // for writing would keep an operator from remounting the tree read-only.
 func (l *nameLocks) open(b uint32) (int, fileID, error) {
 	fd, err := unix.Open(l.path(b), unix.O_RDONLY|unix.O_CREAT|unix.O_CLOEXEC, 0o600)
+	if err == unix.ENOENT {
+		// The directory itself was removed by hand (rm -r): make it again rather than fail every placement of
+		// the bucket until a restart.
+		if err = os.MkdirAll(l.dir, 0o700); err == nil {
+			fd, err = unix.Open(l.path(b), unix.O_RDONLY|unix.O_CREAT|unix.O_CLOEXEC, 0o600)
+		}
+	}
 	if err != nil {
 		return -1, fileID{}, err
 	}

@@ -73,3 +73,27 @@ func TestLockFileMovedAwayByHand(t *testing.T) {
 		})
 	}
 }
+
+// TestLockDirRemovedByHand: the whole lock directory removed by hand (rm -r .locks) while the tree is open: the
+// next placement recreates it and its file, as it would one removed file, instead of failing every upload of the
+// bucket until a restart; and the lock it takes is on the file now at the path.
+func TestLockDirRemovedByHand(t *testing.T) {
+	tr, err := New(Options{TopDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	const b = 12
+	if err := os.RemoveAll(filepath.Dir(tr.locks.path(b))); err != nil {
+		t.Fatal(err)
+	}
+	unlock, err := tr.locks.lockBucket(b)
+	if err != nil {
+		t.Fatalf("lock after the lock directory was removed: %v", err)
+	}
+	held := heldAtPath(t, tr.locks.path(b))
+	unlock()
+	if !held {
+		t.Error("the lock is not on the file at the path")
+	}
+}
