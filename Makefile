@@ -10,7 +10,7 @@ LDFLAGS   := -s -w -X main.version=$(VERSION)
 GOFILES   := $(shell find cmd pkg internal e2e -name '*.go' 2>/dev/null)
 SCRIPTS   := $(shell git ls-files '*.sh' 2>/dev/null)
 
-.PHONY: help deps deps-run build run test unit docs fuzz e2e bench bench-go rules lint rpm rpm-noselinux selinux clean
+.PHONY: help deps deps-run build run test fmtcheck unit docs fuzz e2e bench bench-go rules lint rpm rpm-noselinux selinux clean
 
 help: ## list the targets
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -30,8 +30,7 @@ run: deps-run build ## build and start the embedded default: uploads and the rep
 	@mkdir -p var/repo var/spool
 	$(BIN) -c $(CONFIG)
 
-test: deps ## install what the tests need, then run every test (unit, integration, end-to-end, selinux, unit file)
-	@test -z "$$(gofmt -l $(GOFILES))" || { gofmt -l $(GOFILES); echo "gofmt: files above need formatting"; exit 1; }
+test: deps fmtcheck ## install what the tests need, then run every test (unit, integration, end-to-end, selinux, unit file)
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 10m ./cmd/... ./pkg/... ./internal/...
 	$(MAKE) --no-print-directory rules
@@ -75,8 +74,10 @@ bench: deps build ## the daemon through nginx against its floors and createrepo_
 bench-go: ## the Go micro-benchmarks (ingest, inspect, createrepo flags, coalescing), as ratios against floors
 	$(GO) test -run '^$$' -bench . -benchtime 5x ./pkg/...
 
-lint: ## gofmt, go vet, staticcheck, shellcheck
+fmtcheck: ## fail on Go files gofmt would change
 	@test -z "$$(gofmt -l $(GOFILES))" || { gofmt -l $(GOFILES); echo "gofmt: files above need formatting"; exit 1; }
+
+lint: fmtcheck ## gofmt, go vet, staticcheck, shellcheck
 	$(GO) vet ./...
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.6.1 ./...
 	shellcheck $(SCRIPTS)
