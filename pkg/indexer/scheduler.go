@@ -235,10 +235,11 @@ type repoState struct {
 	// sumsLoading is non-nil while one goroutine reads sums.
 	sumsLoading chan struct{}
 	// With Options.RefreshPublished: when repomd.xml's stamp was last read, the stamp then (zero: not known
-	// for the current published set, as after this process's own publish), and whether a read is under way.
+	// for the current published set, as after this process's own publish), and, while one goroutine reads
+	// it, a channel closed when that read is done (the others wait for it).
 	checkedAt  time.Time
 	mdStamp    tree.Stamp
-	refreshing bool
+	refreshing chan struct{}
 	// label is the metrics' repo label.
 	label string
 }

@@ -94,7 +94,8 @@ func (s *Scheduler) WaitVisible(ctx context.Context, repoDir, href, sha256 strin
 // refresh notices a publish by another process (Options.RefreshPublished): at most once per period per
 // repository it reads repomd.xml's stamp, and when that is not the stamp the cached published set and checksums
 // were read under, it drops them (the next reader reads the new generation) and wakes WaitVisible. One caller
-// reads; the others go on with what is cached. A repomd.xml that cannot be read changes nothing.
+// reads; the others wait for that read rather than answer from a cache it may be about to drop. A repomd.xml
+// that cannot be read changes nothing.
 func (s *Scheduler) refresh(st *repoState) {
 	if s.opts.RefreshPublished <= 0 {
 		return
@@ -105,11 +106,17 @@ func (s *Scheduler) refresh(st *repoState) {
 	}
 	now := s.clock.Now()
 	s.mu.Lock()
-	if st.refreshing || (!st.checkedAt.IsZero() && now.Sub(st.checkedAt) < s.opts.RefreshPublished) {
+	if wait := st.refreshing; wait != nil {
+		s.mu.Unlock()
+		<-wait
+		return
+	}
+	if !st.checkedAt.IsZero() && now.Sub(st.checkedAt) < s.opts.RefreshPublished {
 		s.mu.Unlock()
 		return
 	}
-	st.refreshing = true
+	done := make(chan struct{})
+	st.refreshing = done
 	gen := st.gen
 	s.mu.Unlock()
 
@@ -122,7 +129,8 @@ func (s *Scheduler) refresh(st *repoState) {
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	st.refreshing = false
+	st.refreshing = nil
+	close(done)
 	st.checkedAt = now
 	if err != nil || st.gen != gen {
 		return // unreadable, or this process published meanwhile (which reset the stamp): look next time
