@@ -563,21 +563,20 @@ func (c *Createrepo) pkglist(argv []string, out string, pkgs []tree.Entry) ([]st
 	if filepath.Base(argv[0]) != "createrepo_c" {
 		return nil, nil
 	}
-	names := make([]string, 0, len(pkgs))
 	size := 0
 	for _, e := range pkgs {
-		names = append(names, e.Name)
 		size += len(packagesDir) + len(e.Name) + 2
 	}
 	// Ascending: the order createrepo_c's list insertion is fast for. Packages is sorted already, and checking
-	// that costs a tenth of sorting again.
-	if !slices.IsSorted(names) {
-		slices.Sort(names)
+	// that costs a tenth of sorting again (and no copy of the names).
+	byName := func(a, b tree.Entry) int { return strings.Compare(a.Name, b.Name) }
+	if !slices.IsSortedFunc(pkgs, byName) {
+		pkgs = slices.SortedFunc(slices.Values(pkgs), byName)
 	}
 	b := make([]byte, 0, size)
-	for _, n := range names {
+	for _, e := range pkgs {
 		b = append(b, packagesDir+"/"...)
-		b = append(b, n...)
+		b = append(b, e.Name...)
 		b = append(b, '\n')
 	}
 	list := filepath.Join(out, "pkglist")

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -165,8 +166,14 @@ type dirent struct {
 	kind fs.FileMode
 }
 
-// direntBuf is listNames' getdents buffer: a 10,000-entry Packages/ is about 550 KB of records.
-const direntBuf = 256 << 10
+// direntBuf is the size of listNames' getdents buffer. A 1,000-entry Packages/ is about 56 KB of records, read in
+// one call; a 10,000-entry one (about 550 KB) takes nine. The buffer is scratch, reused from direntBufs: the names
+// are copied out of it, one string per call. (It was a fresh 256 KB per listing, half of what a publish allocated
+// before createrepo_c starts, cleared by the runtime each time.)
+const direntBuf = 64 << 10
+
+// direntBufs holds listNames' scratch buffers.
+var direntBufs = sync.Pool{New: func() any { b := make([]byte, direntBuf); return &b }}
 
 // listNames lists dir without looking at the entries themselves: the directory's own records give names and
 // types (d_type; an entry whose filesystem does not record it costs one lstat). A missing dir is empty. It reads
@@ -185,8 +192,13 @@ func listNames(dir string) (names, error) {
 	if err := unix.Fstat(fd, &st); err != nil {
 		return names{}, fmt.Errorf("list %s: %w", dir, &fs.PathError{Op: "fstat", Path: dir, Err: err})
 	}
-	out := names{dev: st.Dev}
-	buf := make([]byte, direntBuf)
+	// Room for the entries up front (grown by append, a 1,000-entry listing reallocated the slice ten times): an
+	// ext4 directory's size is its blocks, at least 32 bytes per entry of package names; elsewhere (tmpfs counts 20
+	// per entry) this is a floor and append grows it as before.
+	out := names{dev: st.Dev, entries: make([]dirent, 0, min(max(st.Size/32, 16), 1<<20))}
+	bp := direntBufs.Get().(*[]byte)
+	defer direntBufs.Put(bp)
+	buf := *bp
 	for {
 		n, err := unix.Getdents(fd, buf)
 		for err == unix.EINTR {
