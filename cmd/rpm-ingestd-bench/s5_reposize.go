@@ -55,7 +55,7 @@ func (b *bench) scenarioRepoSize() error {
 		// --outputdir empty and passes --update-md-path, which spares createrepo_c the "rm -r" of the old
 		// metadata it would fork at the end; that exact command is measured bare too, to show the daemon's own
 		// work per run apart from what the invocation saves.
-		seeded, err := b.exactCommand(t, reps, false)
+		seeded, seededIdle, err := b.exactCommandLeads(t, reps, false)
 		if err != nil {
 			return err
 		}
@@ -68,6 +68,9 @@ func (b *bench) scenarioRepoSize() error {
 			abs: fmt.Sprintf("ours %s to repomd.xml (whole run %s; the first run after start %s); bare %s (%.2f CPU-s): --update --no-database --error-exit-val --retain-old-md-by-age=10m --outputdir <seeded> --pkglist <sorted>; median of %d",
 				ms(ours.wall), ms(whole.wall), ms(cold.wall), ms(seeded.wall), seeded.cpu, reps),
 			target: "≤ 1.05×", met: verdict(r <= 1.05)})
+		b.add(row{scen: "5", what: fmt.Sprintf("%d packages + 1: that bare command started after %s idle (the daemon's quiet period before its run) / started at once", n, idleLead),
+			ratio: x(seededIdle.wall.Seconds() / seeded.wall.Seconds()),
+			abs:   fmt.Sprintf("%s (%.2f CPU-s) against %s (%.2f CPU-s); %d of each, alternating", ms(seededIdle.wall), seededIdle.cpu, ms(seeded.wall), seeded.cpu, reps)})
 		b.add(row{scen: "5", what: fmt.Sprintf("%d packages + 1: publish ours/bare createrepo_c --update --no-database (walks Packages/)", n),
 			ratio: x(ours.wall.Seconds() / bare.wall.Seconds()), abs: fmt.Sprintf("bare %s (%.2f CPU-s); median of %d", ms(bare.wall), bare.cpu, reps)})
 		b.add(row{scen: "5", what: fmt.Sprintf("%d packages + 1: createrepo_c --update (sqlite) / ours", n), ratio: x(upd.wall.Seconds() / ours.wall.Seconds()),
@@ -305,59 +308,95 @@ func (b *bench) warmUpAt(d *daemon, t *tree, spool, repoDir string) (time.Durati
 func (b *bench) exactCommand(t *tree, reps int, fromPublished bool) (crResult, error) {
 	var walls, cpus []time.Duration
 	for range reps {
-		if err := t.reset(); err != nil {
-			return crResult{}, err
-		}
-		if err := t.addPackage(); err != nil {
-			return crResult{}, err
-		}
-		out := filepath.Join(t.repo, ".bench-out")
-		os.RemoveAll(out)
-		if err := os.MkdirAll(filepath.Join(out, "repodata"), 0o755); err != nil {
-			return crResult{}, err
-		}
-		files, err := os.ReadDir(filepath.Join(t.repo, "repodata"))
+		w, c, err := b.exactOnce(t, fromPublished, 0)
 		if err != nil {
 			return crResult{}, err
 		}
-		for _, f := range files {
-			if fromPublished {
-				break
-			}
-			if err := os.Link(filepath.Join(t.repo, "repodata", f.Name()), filepath.Join(out, "repodata", f.Name())); err != nil {
-				return crResult{}, err
-			}
-		}
-		if fromPublished {
-			if err := os.Remove(filepath.Join(out, "repodata")); err != nil {
-				return crResult{}, err
-			}
-		}
-		entries, err := os.ReadDir(filepath.Join(t.repo, "Packages")) // sorted ascending by name
-		if err != nil {
-			return crResult{}, err
-		}
-		var list strings.Builder
-		for _, e := range entries {
-			if strings.HasSuffix(e.Name(), ".rpm") {
-				list.WriteString("Packages/" + e.Name() + "\n")
-			}
-		}
-		listPath := filepath.Join(out, "pkglist")
-		if err := os.WriteFile(listPath, []byte(list.String()), 0o644); err != nil {
-			return crResult{}, err
-		}
-		args := []string{"--update", "--no-database", "--error-exit-val", "--retain-old-md-by-age=10m", "--outputdir", out, "--pkglist", listPath}
-		if fromPublished {
-			args = append(args, "--update-md-path", t.repo)
-		}
-		w, c, err := timedRun("", append(append([]string{"createrepo_c"}, args...), t.repo)...)
-		if err != nil {
-			return crResult{}, err
-		}
-		walls, cpus = append(walls, w), append(cpus, time.Duration(c*float64(time.Second)))
+		walls, cpus = append(walls, w), append(cpus, c)
 	}
 	return crResult{wall: median(walls), cpu: median(cpus).Seconds()}, t.reset()
+}
+
+// idleLead is the daemon's quiet period in scenario 5: its measured run starts when that much time has passed
+// since the upload, with nothing else to do meanwhile.
+const idleLead = time.Second
+
+// exactCommandLeads is exactCommand run reps times started at once and reps times after idleLead of doing
+// nothing once the state is prepared (the lead-in the daemon's run has: its quiet period), the two alternating
+// (which goes first alternates too), so a change of load weighs on both. It returns both medians.
+func (b *bench) exactCommandLeads(t *tree, reps int, fromPublished bool) (atOnce, afterIdle crResult, err error) {
+	var walls, cpus [2][]time.Duration
+	for i := range 2 * reps {
+		k := i % 2
+		if (i/2)%2 == 1 {
+			k = 1 - k
+		}
+		w, c, err := b.exactOnce(t, fromPublished, time.Duration(k)*idleLead)
+		if err != nil {
+			return atOnce, afterIdle, err
+		}
+		walls[k], cpus[k] = append(walls[k], w), append(cpus[k], c)
+	}
+	atOnce = crResult{wall: median(walls[0]), cpu: median(cpus[0]).Seconds()}
+	afterIdle = crResult{wall: median(walls[1]), cpu: median(cpus[1]).Seconds()}
+	return atOnce, afterIdle, t.reset()
+}
+
+// exactOnce is one run of exactCommand: the state is prepared, then after lead (0: at once) the clock starts.
+func (b *bench) exactOnce(t *tree, fromPublished bool, lead time.Duration) (time.Duration, time.Duration, error) {
+	fail := func(err error) (time.Duration, time.Duration, error) { return 0, 0, err }
+	if err := t.reset(); err != nil {
+		return fail(err)
+	}
+	if err := t.addPackage(); err != nil {
+		return fail(err)
+	}
+	out := filepath.Join(t.repo, ".bench-out")
+	os.RemoveAll(out)
+	if err := os.MkdirAll(filepath.Join(out, "repodata"), 0o755); err != nil {
+		return fail(err)
+	}
+	files, err := os.ReadDir(filepath.Join(t.repo, "repodata"))
+	if err != nil {
+		return fail(err)
+	}
+	for _, f := range files {
+		if fromPublished {
+			break
+		}
+		if err := os.Link(filepath.Join(t.repo, "repodata", f.Name()), filepath.Join(out, "repodata", f.Name())); err != nil {
+			return fail(err)
+		}
+	}
+	if fromPublished {
+		if err := os.Remove(filepath.Join(out, "repodata")); err != nil {
+			return fail(err)
+		}
+	}
+	entries, err := os.ReadDir(filepath.Join(t.repo, "Packages")) // sorted ascending by name
+	if err != nil {
+		return fail(err)
+	}
+	var list strings.Builder
+	for _, e := range entries {
+		if strings.HasSuffix(e.Name(), ".rpm") {
+			list.WriteString("Packages/" + e.Name() + "\n")
+		}
+	}
+	listPath := filepath.Join(out, "pkglist")
+	if err := os.WriteFile(listPath, []byte(list.String()), 0o644); err != nil {
+		return fail(err)
+	}
+	args := []string{"--update", "--no-database", "--error-exit-val", "--retain-old-md-by-age=10m", "--outputdir", out, "--pkglist", listPath}
+	if fromPublished {
+		args = append(args, "--update-md-path", t.repo)
+	}
+	time.Sleep(lead)
+	w, c, err := timedRun("", append(append([]string{"createrepo_c"}, args...), t.repo)...)
+	if err != nil {
+		return fail(err)
+	}
+	return w, time.Duration(c * float64(time.Second)), nil
 }
 
 // perfPublish records one warm publish of the tree's added package with perf (perfDaemon), the daemon's child
