@@ -55,3 +55,17 @@ func TestStageStatTakesCallersStat(t *testing.T) {
 		t.Errorf("Made reported %v, want the placed file's %d %v", made, got.Size(), got.ModTime())
 	}
 }
+
+// TestStageFsyncsThroughRing (issue 20, fifth pass): Stage's fsync of the upload runs through the tree's io_uring
+// (durable.Ring), so the goroutine waiting for it holds no thread in a blocking call; one fsync per staged file.
+func TestStageFsyncsThroughRing(t *testing.T) {
+	e := newLazyEnv(t)
+	if e.tr.ring == nil {
+		t.Fatal("the tree has no io_uring for its fsyncs (durable.NewRing failed: see TestRingFsync)")
+	}
+	before := e.tr.ring.Fsyncs()
+	e.stage(t, "up", "package bytes")
+	if got := e.tr.ring.Fsyncs() - before; got != 1 {
+		t.Errorf("Stage made %d fsyncs through the ring, want 1", got)
+	}
+}
