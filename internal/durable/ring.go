@@ -19,7 +19,8 @@ import (
 // (futex waits and wakes, thread switches, and sysmon polling every 20 µs while any call is blocked). Through the
 // ring the kernel runs the same fsync (vfs_fsync, the whole file, data and metadata) on one of its io-wq worker
 // threads of this process, and the caller returns only when its completion says it has ended, with its result: a
-// Ring's Fsync is exactly fsync(2), only waited for differently.
+// Ring's Fsync is exactly fsync(2), only waited for differently. An fsync with no other in flight is made
+// directly (see FsyncFD).
 //
 // Where io_uring is not available (an old kernel, io_uring_disabled, a seccomp profile that refuses it: Docker's
 // default does), NewRing fails and the caller keeps plain fsync(2).
@@ -43,9 +44,12 @@ type Ring struct {
 	cqMask uint32
 	cqes   []byte
 
-	rings  [][]byte // the mmaps, unmapped by Close
-	done   chan struct{}
-	fsyncs atomic.Uint64 // fsyncs completed through the ring (Fsyncs)
+	rings     [][]byte // the mmaps, unmapped by Close
+	done      chan struct{}
+	fsyncs    atomic.Uint64 // every FsyncFD (Fsyncs)
+	submitted atomic.Uint64 // those completed through the ring (Submitted)
+	inflight  atomic.Int64  // FsyncFD calls not yet returned
+	direct    int64         // up to this many in flight, fsync directly (1; tests set 0)
 }
 
 const (
@@ -86,7 +90,8 @@ func NewRing() (*Ring, error) {
 	if errno != 0 {
 		return nil, fmt.Errorf("io_uring_setup: %w", errno)
 	}
-	r := &Ring{fd: int(fd), waiters: map[uint64]chan int32{}, slots: make(chan struct{}, p.sqEntries), done: make(chan struct{})}
+	r := &Ring{fd: int(fd), waiters: map[uint64]chan int32{}, slots: make(chan struct{}, p.sqEntries), done: make(chan struct{}),
+		direct: 1}
 	fail := func(err error) (*Ring, error) {
 		r.unmap()
 		unix.Close(r.fd)
@@ -166,14 +171,25 @@ func (r *Ring) SyncDir(dir string) error {
 }
 
 // FsyncFD fsyncs the open descriptor fd, which must stay open until it returns. The error is a bare errno.
+//
+// An fsync with no other one of this Ring in flight is made directly: the daemon is then mostly idle, an idle P
+// lets the runtime leave the blocking call alone (no hand-off), and the ring's round trip (the submission, an
+// io-wq worker's wake-up, the eventfd through the poller) would cost more than it saves: at one upload at a time,
+// 0.54 CPU-s per 1,000 header-mode uploads through the ring against 0.42 directly.
 func (r *Ring) FsyncFD(fd int) error {
+	r.fsyncs.Add(1)
+	if r.inflight.Add(1) <= r.direct {
+		defer r.inflight.Add(-1)
+		return fsyncEINTR(fd)
+	}
+	defer r.inflight.Add(-1)
 	r.slots <- struct{}{}
 	defer func() { <-r.slots }()
 	ch := make(chan int32, 1)
 	r.mu.Lock()
 	if r.waiters == nil {
 		r.mu.Unlock()
-		return unix.Fsync(fd) // closed: a plain fsync
+		return fsyncEINTR(fd) // closed: a plain fsync
 	}
 	id := r.next
 	r.next++
@@ -200,12 +216,12 @@ func (r *Ring) FsyncFD(fd int) error {
 			atomic.StoreUint32(r.sqTail, tail)
 			delete(r.waiters, id)
 			r.mu.Unlock()
-			return unix.Fsync(fd)
+			return fsyncEINTR(fd)
 		}
 	}
 	r.mu.Unlock()
 	res := <-ch
-	r.fsyncs.Add(1)
+	r.submitted.Add(1)
 	if res < 0 {
 		return syscall.Errno(-res)
 	}
@@ -255,9 +271,18 @@ func (r *Ring) Close() error {
 	return unix.Close(r.fd)
 }
 
-// Fsyncs is the number of fsyncs that ran through the ring (not the direct ones of a closed ring or a refused
-// submission).
+// Fsyncs is the number of fsyncs made by the Ring, directly or through the ring.
 func (r *Ring) Fsyncs() uint64 { return r.fsyncs.Load() }
+
+// Submitted is the number of fsyncs that ran through the ring (not the direct ones: alone in flight, of a closed
+// ring, or of a refused submission).
+func (r *Ring) Submitted() uint64 { return r.submitted.Load() }
+
+// fsyncEINTR is fsync(2), repeated while it fails with EINTR.
+func fsyncEINTR(fd int) error {
+	_, err := ignoringEINTR(func() (int, error) { return 0, unix.Fsync(fd) })
+	return err
+}
 
 func (r *Ring) unmap() {
 	for _, m := range r.rings {

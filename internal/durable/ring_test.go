@@ -11,12 +11,14 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// newTestRing is a Ring that submits every fsync to the ring (direct 0), not only those with another in flight.
 func newTestRing(t *testing.T) *Ring {
 	t.Helper()
 	r, err := NewRing()
 	if err != nil {
 		t.Fatalf("NewRing: %v (io_uring is needed here: the daemon falls back to fsync(2) without it, this test does not)", err)
 	}
+	r.direct = 0
 	return r
 }
 
@@ -37,8 +39,8 @@ func TestRingFsync(t *testing.T) {
 	if err := r.Fsync(f); err != nil {
 		t.Fatalf("Fsync of a file: %v", err)
 	}
-	if n := r.Fsyncs(); n != 1 {
-		t.Errorf("Fsyncs = %d after one, want 1", n)
+	if n := r.Submitted(); n != 1 {
+		t.Errorf("Submitted = %d after one, want 1", n)
 	}
 	pr, pw, err := os.Pipe()
 	if err != nil {
@@ -52,8 +54,8 @@ func TestRingFsync(t *testing.T) {
 	if err := r.FsyncFD(1 << 20); err != unix.EBADF {
 		t.Errorf("FsyncFD of a descriptor not open: %v, want EBADF", err)
 	}
-	if n := r.Fsyncs(); n != 3 {
-		t.Errorf("Fsyncs = %d after three, want 3", n)
+	if n, all := r.Submitted(), r.Fsyncs(); n != 3 || all != 3 {
+		t.Errorf("Submitted, Fsyncs = %d, %d after three, want 3, 3", n, all)
 	}
 	dir := t.TempDir()
 	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
@@ -110,11 +112,41 @@ func TestRingConcurrentAndClose(t *testing.T) {
 			t.Errorf("fsync %d: %v", i, err)
 		}
 	}
-	before := r.Fsyncs()
+	before := r.Submitted()
 	if err := r.Fsync(files[0]); err != nil {
 		t.Errorf("Fsync after Close: %v", err)
 	}
-	if r.Fsyncs() != before {
+	if r.Submitted() != before {
 		t.Error("Fsync after Close went through the closed ring")
+	}
+}
+
+// TestRingAloneIsDirect: with the default direct 1, an fsync with no other in flight is made directly (the ring's
+// round trip costs more than an idle daemon's blocking call), one with another in flight through the ring.
+func TestRingAloneIsDirect(t *testing.T) {
+	r, err := NewRing()
+	if err != nil {
+		t.Fatalf("NewRing: %v", err)
+	}
+	defer r.Close()
+	f, err := os.Create(filepath.Join(t.TempDir(), "f"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := r.Fsync(f); err != nil {
+		t.Fatal(err)
+	}
+	if r.Fsyncs() != 1 || r.Submitted() != 0 {
+		t.Errorf("alone: Fsyncs %d, Submitted %d; want 1, 0", r.Fsyncs(), r.Submitted())
+	}
+	r.inflight.Add(1) // another fsync in flight
+	err = r.Fsync(f)
+	r.inflight.Add(-1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Fsyncs() != 2 || r.Submitted() != 1 {
+		t.Errorf("with another in flight: Fsyncs %d, Submitted %d; want 2, 1", r.Fsyncs(), r.Submitted())
 	}
 }
