@@ -62,10 +62,10 @@ type Tree struct {
 	// dirSync shares the fsync of Packages/ that makes new links durable among concurrent uploads (group
 	// commit); it calls SyncDir.
 	dirSync *groupSync
-	// ring runs the fsyncs of uploads and of Packages/ without holding a thread in the call (durable.Ring); made
-	// at the first fsync (fsyncRing), nil where io_uring is refused: plain fsync(2).
-	ring     *durable.Ring
-	ringOnce sync.Once
+	// ring runs the fsyncs of uploads and of Packages/ without holding a thread in the call (durable.Ring); nil
+	// where io_uring is refused: plain fsync(2). Made with the tree (two descriptors and a goroutine, held until
+	// Close), so an upload opens nothing that outlives it.
+	ring *durable.Ring
 }
 
 var _ tree.Tree = (*Tree)(nil)
@@ -93,6 +93,7 @@ func New(opts Options) (*Tree, error) {
 	}
 	t := &Tree{top: top, staging: stage, locks: locks, topDir: topDir, markDirty: opts.MarkDirty, log: opts.Log,
 		Now: time.Now}
+	t.ring, _ = durable.NewRing() // nil where io_uring is refused: plain fsync(2)
 	t.SyncDir = func(dir string) error { return t.fsyncRing().SyncDir(dir) }
 	t.Link = t.link
 	t.fdLinks, t.emptyPath = stage.probeFDLinks()
@@ -111,18 +112,14 @@ func (t *Tree) Close() error {
 	err := t.staging.close()
 	t.locks.close()
 	t.topDir.Close()
-	t.ringOnce.Do(func() {}) // none made after Close
 	if t.ring != nil {
 		t.ring.Close()
 	}
 	return err
 }
 
-// fsyncRing is the tree's io_uring for fsyncs, made at the first call; nil where there is none.
-func (t *Tree) fsyncRing() *durable.Ring {
-	t.ringOnce.Do(func() { t.ring, _ = durable.NewRing() })
-	return t.ring
-}
+// fsyncRing is the tree's io_uring for fsyncs; nil where there is none.
+func (t *Tree) fsyncRing() *durable.Ring { return t.ring }
 
 // TopDir is the tree's top directory.
 func (t *Tree) TopDir() string { return t.top }
