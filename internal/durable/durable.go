@@ -16,12 +16,15 @@ import (
 // SyncDir fsyncs dir, making the entries created, renamed or removed in it durable.
 // It uses the bare descriptor: os.Open would also try (and fail) to register a directory with the poller, three
 // more system calls on every upload's path.
-func SyncDir(dir string) error {
+func SyncDir(dir string) error { return syncDir(dir, unix.Fsync) }
+
+// syncDir is SyncDir with fsync the call that syncs the open directory.
+func syncDir(dir string, fsync func(fd int) error) error {
 	fd, err := ignoringEINTR(func() (int, error) { return unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0) })
 	if err != nil {
 		return fmt.Errorf("open %s for sync: %w", dir, &fs.PathError{Op: "open", Path: dir, Err: err})
 	}
-	_, err = ignoringEINTR(func() (int, error) { return 0, unix.Fsync(fd) })
+	_, err = ignoringEINTR(func() (int, error) { return 0, fsync(fd) })
 	if cerr := unix.Close(fd); err == nil {
 		err = cerr
 	}

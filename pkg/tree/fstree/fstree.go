@@ -56,12 +56,16 @@ type Tree struct {
 
 	// Test seams: the filesystem calls whose failure or timing tests provoke. Set them before first use.
 	Link    func(oldname, newname string) error // os.Link; an old name /proc/self/fd/N is followed (see link)
-	SyncDir func(dir string) error              // durable.SyncDir
+	SyncDir func(dir string) error              // durable.SyncDir, through ring where there is one
 	Now     func() time.Time                    // time.Now: replacement mtimes, metadata mtime refresh
 
 	// dirSync shares the fsync of Packages/ that makes new links durable among concurrent uploads (group
 	// commit); it calls SyncDir.
 	dirSync *groupSync
+	// ring runs the fsyncs of uploads and of Packages/ without holding a thread in the call (durable.Ring); nil
+	// where io_uring is refused: plain fsync(2). Made with the tree (two descriptors and a goroutine, held until
+	// Close), so an upload opens nothing that outlives it.
+	ring *durable.Ring
 }
 
 var _ tree.Tree = (*Tree)(nil)
@@ -88,7 +92,9 @@ func New(opts Options) (*Tree, error) {
 		return nil, fmt.Errorf("open top dir: %w", err)
 	}
 	t := &Tree{top: top, staging: stage, locks: locks, topDir: topDir, markDirty: opts.MarkDirty, log: opts.Log,
-		SyncDir: durable.SyncDir, Now: time.Now}
+		Now: time.Now}
+	t.ring, _ = durable.NewRing() // nil where io_uring is refused: plain fsync(2)
+	t.SyncDir = func(dir string) error { return t.fsyncRing().SyncDir(dir) }
 	t.Link = t.link
 	t.fdLinks, t.emptyPath = stage.probeFDLinks()
 	t.dirSync = newGroupSync(func(dir string) error { return t.SyncDir(dir) }) // SyncDir read at call time: a seam
@@ -106,8 +112,14 @@ func (t *Tree) Close() error {
 	err := t.staging.close()
 	t.locks.close()
 	t.topDir.Close()
+	if t.ring != nil {
+		t.ring.Close()
+	}
 	return err
 }
+
+// fsyncRing is the tree's io_uring for fsyncs; nil where there is none.
+func (t *Tree) fsyncRing() *durable.Ring { return t.ring }
 
 // TopDir is the tree's top directory.
 func (t *Tree) TopDir() string { return t.top }

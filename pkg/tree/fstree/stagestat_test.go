@@ -55,3 +55,27 @@ func TestStageStatTakesCallersStat(t *testing.T) {
 		t.Errorf("Made reported %v, want the placed file's %d %v", made, got.Size(), got.ModTime())
 	}
 }
+
+// TestStageFsyncsThroughRing (issue 20, fifth pass): Stage's fsync of the upload runs through the tree's io_uring
+// (durable.Ring), so the goroutine waiting for it holds no thread in a blocking call; one fsync per staged file.
+func TestStageFsyncsThroughRing(t *testing.T) {
+	e := newLazyEnv(t)
+	r := e.tr.fsyncRing()
+	if r == nil {
+		t.Fatal("the tree has no io_uring for its fsyncs (durable.NewRing failed: see TestRingFsync)")
+	}
+	before := r.Fsyncs()
+	s, _, _ := e.stage(t, "up", "package bytes")
+	if got := r.Fsyncs() - before; got != 1 {
+		t.Errorf("Stage made %d fsyncs through the ring, want 1", got)
+	}
+	// The placement's fsync of Packages/ (through the group commit) goes the same way.
+	before = r.Fsyncs()
+	if _, err := e.tr.Place(context.Background(), []tree.Unit{{Staged: s, SHA256: hex.EncodeToString(make([]byte, 32)),
+		Name: "p-1-1.el9.x86_64.rpm", Repos: []string{"9/x86_64"}}}, tree.PlaceOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if r.Fsyncs() == before {
+		t.Error("Place fsynced no directory through the ring")
+	}
+}
