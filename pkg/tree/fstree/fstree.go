@@ -93,8 +93,9 @@ func New(opts Options) (*Tree, error) {
 	}
 	t := &Tree{top: top, staging: stage, locks: locks, topDir: topDir, markDirty: opts.MarkDirty, log: opts.Log,
 		Now: time.Now}
-	t.ring, _ = durable.NewRing() // nil where io_uring is refused: plain fsync(2)
-	t.SyncDir = func(dir string) error { return t.fsyncRing().SyncDir(dir) }
+	ring, ringErr := durable.NewRing() // nil where io_uring is refused: plain fsync(2)
+	t.ring = ring
+	t.SyncDir = func(dir string) error { return t.ring.SyncDir(dir) }
 	t.Link = t.link
 	t.fdLinks, t.emptyPath = stage.probeFDLinks()
 	t.dirSync = newGroupSync(func(dir string) error { return t.SyncDir(dir) }) // SyncDir read at call time: a seam
@@ -103,6 +104,11 @@ func New(opts Options) (*Tree, error) {
 	}
 	if t.log == nil {
 		t.log = zap.NewNop()
+	}
+	if ringErr != nil {
+		// Not an error: the same fsyncs, made directly (an old kernel, kernel.io_uring_disabled, a seccomp or
+		// SELinux policy that refuses io_uring_setup).
+		t.log.Info("fsyncs are made directly, not through io_uring", zap.String("top_dir", top), zap.Error(ringErr))
 	}
 	return t, nil
 }
@@ -117,9 +123,6 @@ func (t *Tree) Close() error {
 	}
 	return err
 }
-
-// fsyncRing is the tree's io_uring for fsyncs; nil where there is none.
-func (t *Tree) fsyncRing() *durable.Ring { return t.ring }
 
 // TopDir is the tree's top directory.
 func (t *Tree) TopDir() string { return t.top }

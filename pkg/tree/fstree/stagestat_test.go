@@ -60,7 +60,7 @@ func TestStageStatTakesCallersStat(t *testing.T) {
 // (durable.Ring), so the goroutine waiting for it holds no thread in a blocking call; one fsync per staged file.
 func TestStageFsyncsThroughRing(t *testing.T) {
 	e := newLazyEnv(t)
-	r := e.tr.fsyncRing()
+	r := e.tr.ring
 	if r == nil {
 		t.Fatal("the tree has no io_uring for its fsyncs (durable.NewRing failed: see TestRingFsync)")
 	}

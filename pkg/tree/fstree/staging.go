@@ -423,8 +423,8 @@ func (t *Tree) stagingName(kind string) string {
 
 // syncFile fsyncs f, through the ring where there is one.
 func (t *Tree) syncFile(f *os.File) error {
-	if r := t.fsyncRing(); r != nil {
-		return r.Fsync(f)
+	if t.ring != nil {
+		return t.ring.Fsync(f)
 	}
 	return f.Sync()
 }
