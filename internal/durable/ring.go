@@ -46,6 +46,8 @@ type Ring struct {
 
 	rings     [][]byte // the mmaps, unmapped by Close
 	done      chan struct{}
+	closeOnce sync.Once // a second Close must not unmap or close again what may be another's by then
+	closeErr  error
 	fsyncs    atomic.Uint64 // every FsyncFD (Fsyncs)
 	submitted atomic.Uint64 // those completed through the ring (Submitted)
 	inflight  atomic.Int64  // FsyncFD calls not yet returned
@@ -254,8 +256,14 @@ func (r *Ring) reap() {
 	}
 }
 
-// Close waits for the fsyncs in flight to end, then releases the ring; later calls fsync directly.
+// Close waits for the fsyncs in flight to end, then releases the ring; later calls fsync directly. Only the first
+// Close releases anything: later ones return its result.
 func (r *Ring) Close() error {
+	r.closeOnce.Do(func() { r.closeErr = r.close() })
+	return r.closeErr
+}
+
+func (r *Ring) close() error {
 	for range cap(r.slots) {
 		r.slots <- struct{}{}
 	}
