@@ -124,3 +124,46 @@ func TestRingCloseTwice(t *testing.T) {
 		t.Errorf("Fsync of a file after a second Close: %v", err)
 	}
 }
+
+// TestRingSubmitRefused: io_uring_enter failing (here the ring's descriptor swapped for one that is not open) takes
+// the SQE back and fsyncs directly with the right result; the ring then still works, with no stale SQE submitted
+// in place of the next one.
+func TestRingSubmitRefused(t *testing.T) {
+	r := newTestRing(t)
+	defer r.Close()
+	f, err := os.Create(filepath.Join(t.TempDir(), "f"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pr.Close()
+	defer pw.Close()
+	ringFD := r.fd
+	r.fd = 1 << 20 // io_uring_enter: EBADF
+	errFile, errPipe := r.Fsync(f), r.Fsync(pw)
+	r.fd = ringFD
+	if errFile != nil || !errors.Is(errPipe, unix.EINVAL) {
+		t.Errorf("refused submission: file %v, pipe %v; want nil, EINVAL", errFile, errPipe)
+	}
+	if r.Submitted() != 0 {
+		t.Errorf("Submitted %d after refused submissions, want 0", r.Submitted())
+	}
+	for i := range 3 * ringEntries {
+		var err error
+		if i%2 == 0 {
+			err = r.Fsync(pw)
+		} else {
+			err = r.Fsync(f)
+		}
+		if (i%2 == 0) != errors.Is(err, unix.EINVAL) || (i%2 == 1 && err != nil) {
+			t.Fatalf("fsync %d after refused submissions: %v", i, err)
+		}
+	}
+	if n := r.Submitted(); n != 3*ringEntries {
+		t.Errorf("Submitted %d, want %d", n, 3*ringEntries)
+	}
+}
