@@ -205,14 +205,17 @@ func (r *Ring) FsyncFD(fd int) error {
 	r.sqArray[idx] = idx
 	atomic.StoreUint32(r.sqTail, tail+1)
 	r.waiters[id] = ch
-	var errno syscall.Errno
+	var (
+		n     uintptr
+		errno syscall.Errno
+	)
 	for {
-		_, _, errno = unix.Syscall6(sysIOURingEnter, uintptr(r.fd), 1, 0, 0, 0, 0)
+		n, _, errno = unix.Syscall6(sysIOURingEnter, uintptr(r.fd), 1, 0, 0, 0, 0)
 		if errno != unix.EINTR {
 			break
 		}
 	}
-	if errno != 0 {
+	if errno != 0 || n == 0 {
 		// Not submitted (the kernel takes an SQE only when it consumes it): take it back and fsync here.
 		if atomic.LoadUint32(r.sqHead) == tail {
 			atomic.StoreUint32(r.sqTail, tail)
@@ -224,6 +227,9 @@ func (r *Ring) FsyncFD(fd int) error {
 	r.mu.Unlock()
 	res := <-ch
 	r.submitted.Add(1)
+	if res == -int32(unix.EINTR) {
+		return fsyncEINTR(fd) // as the direct path does: an interrupted fsync is made again
+	}
 	if res < 0 {
 		return syscall.Errno(-res)
 	}
