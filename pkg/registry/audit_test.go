@@ -291,7 +291,7 @@ func TestAuditReopenFileAppearsWithTheSwap(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer a.Close()
-	for round := range 300 {
+	for round := range 100 {
 		rotated := fmt.Sprintf("%s.%d", path, round)
 		if err := os.Rename(path, rotated); err != nil {
 			t.Fatal(err)
