@@ -31,7 +31,7 @@ func newBenchRepo(b *testing.B, n int) string {
 func timeRun(b *testing.B, argv []string, repo string) time.Duration {
 	b.Helper()
 	start := time.Now()
-	if err := NewCreaterepo(argv).Run(context.Background(), repo); err != nil {
+	if err := testCreaterepo(b, argv).Run(context.Background(), repo); err != nil {
 		b.Fatal(err)
 	}
 	return time.Since(start)

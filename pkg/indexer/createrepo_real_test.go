@@ -114,7 +114,7 @@ type realScheduler struct {
 
 func newRealScheduler(t *testing.T) *realScheduler {
 	t.Helper()
-	c := NewCreaterepo(DefaultCommand())
+	c := testCreaterepo(t, DefaultCommand())
 	c.Log = zaptest.NewLogger(t)
 	s := NewScheduler(c, Options{QuietPeriod: 50 * time.Millisecond, MaxDelay: 2 * time.Second,
 		Timeout: time.Minute, ShutdownTimeout: time.Minute, Workers: 2}, zaptest.NewLogger(t))
@@ -286,7 +286,7 @@ func TestRealPublishIsAtomic(t *testing.T) {
 	requireTools(t)
 	repo := filepath.Join(t.TempDir(), "9", "x86_64")
 	addRPM(t, repo, "base")
-	c := NewCreaterepo(DefaultCommand())
+	c := testCreaterepo(t, DefaultCommand())
 	if err := c.Run(t.Context(), repo); err != nil {
 		t.Fatal(err)
 	}
@@ -353,8 +353,8 @@ func TestRealPkglistMatchesWalk(t *testing.T) {
 	if err := os.WriteFile(recorder, []byte(script), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	withList := NewCreaterepo(append([]string{recorder}, DefaultCommand()[1:]...))
-	walk := NewCreaterepo(append([]string{walker}, DefaultCommand()[1:]...))
+	withList := testCreaterepo(t, append([]string{recorder}, DefaultCommand()[1:]...))
+	walk := testCreaterepo(t, append([]string{walker}, DefaultCommand()[1:]...))
 
 	for _, names := range [][]string{nil, {"zeta", "alpha", "mid"}} {
 		sets := map[string][]string{}

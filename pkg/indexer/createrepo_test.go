@@ -34,7 +34,7 @@ func fakeCreaterepo(t *testing.T, env ...string) (*Createrepo, string) {
 	log := filepath.Join(t.TempDir(), "argv.log")
 	argv := append([]string{"env", "FAKE_CREATEREPO_LOG=" + log}, env...)
 	argv = append(argv, fakeScript(t), "--update", "--no-database")
-	c := NewCreaterepo(argv)
+	c := testCreaterepo(t, argv)
 	c.Log = zaptest.NewLogger(t)
 	return c, log
 }

@@ -60,7 +60,7 @@ func TestRealRunForksNoRm(t *testing.T) {
 	requireTools(t)
 	log := spyCreaterepo(t)
 	repo := filepath.Join(t.TempDir(), "9", "x86_64")
-	c := NewCreaterepo(DefaultCommand())
+	c := testCreaterepo(t, DefaultCommand())
 	addRPM(t, repo, "alpha")
 	if err := c.Run(t.Context(), repo); err != nil {
 		t.Fatal(err)
@@ -126,7 +126,7 @@ func BenchmarkBeginToExec(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer tr.Close()
-	c := NewCreaterepo(DefaultCommand())
+	c := testCreaterepo(b, DefaultCommand())
 	argv, retain, _ := c.retention()
 	ctx := b.Context()
 	b.ReportAllocs()

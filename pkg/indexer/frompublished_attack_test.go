@@ -17,7 +17,7 @@ func TestFromPublishedKeepsOldGenerations(t *testing.T) {
 	requireTools(t)
 	log := spyCreaterepo(t)
 	repo := filepath.Join(t.TempDir(), "9", "x86_64")
-	c := NewCreaterepo(DefaultCommand())
+	c := testCreaterepo(t, DefaultCommand())
 	var gens [][]string
 	for _, name := range []string{"alpha", "bravo", "charlie"} {
 		addRPM(t, repo, name)
@@ -55,7 +55,7 @@ func TestFromPublishedKeepsOldGenerations(t *testing.T) {
 func TestFromPublishedHandEdits(t *testing.T) {
 	requireTools(t)
 	repo := filepath.Join(t.TempDir(), "9", "x86_64")
-	c := NewCreaterepo(DefaultCommand())
+	c := testCreaterepo(t, DefaultCommand())
 	addRPM(t, repo, "alpha")
 	if err := c.Run(t.Context(), repo); err != nil {
 		t.Fatal(err)

@@ -14,7 +14,7 @@ import (
 func BenchmarkPublishRun(b *testing.B) {
 	requireTools(b)
 	repo := newBenchRepo(b, 2000)
-	c := NewCreaterepo(DefaultCommand())
+	c := testCreaterepo(b, DefaultCommand())
 	if err := c.Run(b.Context(), repo); err != nil {
 		b.Fatal(err)
 	}

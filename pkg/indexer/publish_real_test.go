@@ -21,7 +21,7 @@ import (
 // newRealSchedulerWith is newRealScheduler with its Options adjusted.
 func newRealSchedulerWith(t *testing.T, adjust func(*Options)) *realScheduler {
 	t.Helper()
-	c := NewCreaterepo(DefaultCommand())
+	c := testCreaterepo(t, DefaultCommand())
 	c.Log = zaptest.NewLogger(t)
 	opts := Options{QuietPeriod: 50 * time.Millisecond, MaxDelay: 2 * time.Second,
 		Timeout: time.Minute, ShutdownTimeout: time.Minute, Workers: 2}

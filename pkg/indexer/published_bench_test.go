@@ -16,7 +16,7 @@ func BenchmarkPublishedSet(b *testing.B) {
 	requireTools(b)
 	const n = 2000
 	repo := newBenchRepo(b, n)
-	if err := NewCreaterepo(DefaultCommand()).Run(b.Context(), repo); err != nil {
+	if err := testCreaterepo(b, DefaultCommand()).Run(b.Context(), repo); err != nil {
 		b.Fatal(err)
 	}
 	b.Run("list", func(b *testing.B) {

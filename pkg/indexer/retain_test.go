@@ -15,7 +15,7 @@ import (
 func TestRealRetentionByLinks(t *testing.T) {
 	requireTools(t)
 	repo := filepath.Join(t.TempDir(), "9", "x86_64")
-	c := NewCreaterepo(DefaultCommand())
+	c := testCreaterepo(t, DefaultCommand())
 	if argv, age, own := c.retention(); !own || age != 10*time.Minute || slices.ContainsFunc(argv, func(a string) bool { return a == "--retain-old-md-by-age=10m" }) {
 		t.Fatalf("retention() = %v, %v, %t; want the flag taken over with 10m", argv, age, own)
 	}
@@ -78,11 +78,11 @@ func TestParseAge(t *testing.T) {
 			t.Errorf("parseAge(%q) accepted", in)
 		}
 	}
-	c := NewCreaterepo([]string{"createrepo_c", "--update", "--retain-old-md-by-age=soon"})
+	c := testCreaterepo(t, []string{"createrepo_c", "--update", "--retain-old-md-by-age=soon"})
 	if argv, _, own := c.retention(); own || len(argv) != 3 {
 		t.Errorf("an unreadable age was taken over: %v", argv)
 	}
-	c = NewCreaterepo([]string{"createrepo", "--update", "--retain-old-md-by-age=10m"})
+	c = testCreaterepo(t, []string{"createrepo", "--update", "--retain-old-md-by-age=10m"})
 	if _, _, own := c.retention(); own {
 		t.Error("retention taken over for a program other than createrepo_c")
 	}

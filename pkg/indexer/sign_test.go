@@ -72,7 +72,7 @@ mv "$out/.repodata" "$out/repodata"
 // carryingCreaterepo returns a Createrepo running carryingScript.
 func carryingCreaterepo(t *testing.T) *Createrepo {
 	t.Helper()
-	c := NewCreaterepo([]string{"sh", "-c", carryingScript, "fake-createrepo"})
+	c := testCreaterepo(t, []string{"sh", "-c", carryingScript, "fake-createrepo"})
 	c.Log = zaptest.NewLogger(t)
 	return c
 }
@@ -459,7 +459,7 @@ func TestRealSignedRepository(t *testing.T) {
 		t.Fatal(err)
 	}
 	md := filepath.Join(repo, "repodata", "repomd.xml")
-	c := NewCreaterepo(DefaultCommand())
+	c := testCreaterepo(t, DefaultCommand())
 	c.Signer = NewGPG(home, fpr)
 
 	// Two generations: the second must carry its own signature, not the
@@ -611,7 +611,7 @@ func TestRealKeepsHandAddedMetadata(t *testing.T) {
 	}
 	md := filepath.Join(repo, "repodata", "repomd.xml")
 	// The command an existing configuration has (no --keep-all-metadata): the daemon adds the flag itself.
-	c := NewCreaterepo([]string{"createrepo_c", "--update", "--no-database", "--error-exit-val", "--retain-old-md-by-age=10m"})
+	c := testCreaterepo(t, []string{"createrepo_c", "--update", "--no-database", "--error-exit-val", "--retain-old-md-by-age=10m"})
 	c.Signer = NewGPG(home, fpr)
 	addRPM(t, repo, "alpha")
 	if err := c.Run(t.Context(), repo); err != nil {

@@ -250,13 +250,15 @@ func marshalLine(rec Record) ([]byte, error) {
 
 // Reopen opens the audit file's path afresh and switches to it: after logrotate renamed the file, new lines go to
 // a new file at the configured path. Call it on SIGHUP. If the path cannot be opened, Append keeps writing to the
-// old file, which is never lost, and the error says why.
+// old file, which is never lost, and the error says why. The file is created under the lock Append takes, so
+// once it exists every later record goes into it (logrotate, or a test, can only watch the file appear).
 func (a *Audit) Reopen() error {
+	a.mu.Lock()
 	f, err := a.openAppend()
 	if err != nil {
+		a.mu.Unlock()
 		return err
 	}
-	a.mu.Lock()
 	old := a.f
 	if old != nil { // not closed meanwhile: a closed Audit stays closed
 		a.f = f

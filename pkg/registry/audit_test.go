@@ -277,3 +277,53 @@ func TestAuditSealsTornTail(t *testing.T) {
 		})
 	}
 }
+
+// TestAuditReopenFileAppearsWithTheSwap: once the new file exists after a rotation, every later record goes into
+// it. What watches for the reopen (logrotate's next step, the daemon tests after a SIGHUP) can only see the file
+// appear; a record appended after that and written into the rotated file instead is lost to whoever reads the
+// new one. Each round renames, reopens on another goroutine, appends as soon as the file is there, and checks
+// where the record went.
+func TestAuditReopenFileAppearsWithTheSwap(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "audit.log")
+	a, err := Open(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	for round := range 100 {
+		rotated := fmt.Sprintf("%s.%d", path, round)
+		if err := os.Rename(path, rotated); err != nil {
+			t.Fatal(err)
+		}
+		reopened := make(chan error, 1)
+		go func() { reopened <- a.Reopen() }()
+		for {
+			if _, err := os.Stat(path); err == nil {
+				break
+			}
+			select {
+			case err := <-reopened:
+				if err != nil {
+					t.Fatal(err)
+				}
+				reopened <- err // Reopen is done, so the file is there: the next Stat sees it
+			default:
+			}
+		}
+		id := fmt.Sprintf("round-%d", round)
+		if err := a.Append(Record{Action: ActionUpload, RequestID: id}); err != nil {
+			t.Fatal(err)
+		}
+		if err := <-reopened; err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, r := range readLines(t, path) {
+			got = append(got, r.RequestID)
+		}
+		if strings.Join(got, ",") != id {
+			t.Fatalf("round %d: the new file holds %v, want only %s: the record went into the rotated file", round, got, id)
+		}
+	}
+}
