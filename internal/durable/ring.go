@@ -147,8 +147,11 @@ func NewRing() (*Ring, error) {
 	return r, nil
 }
 
-// Fsync fsyncs f: it returns when the fsync has ended, with its error.
+// Fsync fsyncs f: it returns when the fsync has ended, with its error. A nil Ring is f.Sync.
 func (r *Ring) Fsync(f *os.File) error {
+	if r == nil {
+		return f.Sync()
+	}
 	rc, err := f.SyscallConn()
 	if err != nil {
 		return err
@@ -263,8 +266,11 @@ func (r *Ring) reap() {
 }
 
 // Close waits for the fsyncs in flight to end, then releases the ring; later calls fsync directly. Only the first
-// Close releases anything: later ones return its result.
+// Close releases anything: later ones return its result. Closing a nil Ring does nothing.
 func (r *Ring) Close() error {
+	if r == nil {
+		return nil
+	}
 	r.closeOnce.Do(func() { r.closeErr = r.close() })
 	return r.closeErr
 }

@@ -118,9 +118,7 @@ func (t *Tree) Close() error {
 	err := t.staging.close()
 	t.locks.close()
 	t.topDir.Close()
-	if t.ring != nil {
-		t.ring.Close()
-	}
+	t.ring.Close()
 	return err
 }
 

@@ -79,3 +79,21 @@ func TestStageFsyncsThroughRing(t *testing.T) {
 		t.Error("Place fsynced no directory through the ring")
 	}
 }
+
+// TestStageWithoutRing: where io_uring is refused (New keeps a nil ring), Stage and Place make their fsyncs
+// directly and still work, and Close closes no ring.
+func TestStageWithoutRing(t *testing.T) {
+	e := newLazyEnv(t)
+	if err := e.tr.ring.Close(); err != nil {
+		t.Fatal(err)
+	}
+	e.tr.ring = nil // as New leaves it when durable.NewRing fails
+	s, _, _ := e.stage(t, "up", "package bytes")
+	if _, err := e.tr.Place(context.Background(), []tree.Unit{{Staged: s, SHA256: hex.EncodeToString(make([]byte, 32)),
+		Name: "p-1-1.el9.x86_64.rpm", Repos: []string{"9/x86_64"}}}, tree.PlaceOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(e.tr.TopDir(), "9", "x86_64", "Packages", "p-1-1.el9.x86_64.rpm")); err != nil {
+		t.Errorf("not placed without a ring: %v", err)
+	}
+}

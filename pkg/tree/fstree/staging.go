@@ -266,7 +266,7 @@ func (t *Tree) StageStat(_ context.Context, f *os.File, fi os.FileInfo) (tree.St
 	}
 	// Neither nginx nor our own spooling fsyncs: do it once here, so the package survives a power loss once
 	// it has a name in the tree.
-	if err := t.syncFile(f); err != nil {
+	if err := t.ring.Fsync(f); err != nil {
 		return nil, classify(err, "sync upload")
 	}
 	if fi == nil {
@@ -419,12 +419,4 @@ var pidString = strconv.Itoa(os.Getpid())
 // stagingName returns a new, unused name in the staging directory.
 func (t *Tree) stagingName(kind string) string {
 	return filepath.Join(t.staging.dir, kind+"-"+pidString+"-"+strconv.FormatUint(t.seq.Add(1), 10))
-}
-
-// syncFile fsyncs f, through the ring where there is one.
-func (t *Tree) syncFile(f *os.File) error {
-	if t.ring != nil {
-		return t.ring.Fsync(f)
-	}
-	return f.Sync()
 }
