@@ -194,8 +194,9 @@ func listNames(dir string) (names, error) {
 	}
 	// Room for the entries up front (grown by append, a 1,000-entry listing reallocated the slice ten times): an
 	// ext4 directory's size is its blocks, at least 32 bytes per entry of package names; elsewhere (tmpfs counts 20
-	// per entry) this is a floor and append grows it as before.
-	out := names{dev: st.Dev, entries: make([]dirent, 0, min(max(st.Size/32, 16), 1<<20))}
+	// per entry) this is a floor and append grows it as before. Capped at 65,536 entries (1.5 MB): a directory that
+	// once held far more keeps its size after they are gone.
+	out := names{dev: st.Dev, entries: make([]dirent, 0, min(max(st.Size/32, 16), 1<<16))}
 	bp := direntBufs.Get().(*[]byte)
 	defer direntBufs.Put(bp)
 	buf := *bp
