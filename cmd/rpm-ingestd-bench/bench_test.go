@@ -39,6 +39,28 @@ func TestPercentile(t *testing.T) {
 	}
 }
 
+// TestMerge: scenario 2's rounds are merged into one result per side; its p50 must be that of all the
+// latencies together, its rate over the rounds' summed wall time, and refusals added.
+func TestMerge(t *testing.T) {
+	ms := time.Millisecond
+	a := loadResult{n: 3, wall: time.Second, lat: []time.Duration{1 * ms, 5 * ms, 9 * ms}, others: map[int]int{503: 1}}
+	b := loadResult{n: 2, wall: time.Second, lat: []time.Duration{2 * ms, 3 * ms}, others: map[int]int{503: 2, 500: 1}}
+	var m loadResult
+	m = m.merge(a).merge(b)
+	if m.n != 5 || m.wall != 2*time.Second || m.perSec() != 2.5 {
+		t.Errorf("merged n %d, wall %v, rate %v; want 5, 2s, 2.5/s", m.n, m.wall, m.perSec())
+	}
+	if got := m.pct(0.5); got != 3*ms {
+		t.Errorf("merged p50 = %v, want 3ms (the median of 1, 2, 3, 5, 9 ms)", got)
+	}
+	if m.refused() != 4 || m.others[503] != 3 {
+		t.Errorf("merged refusals %v, want 503: 3, 500: 1", m.others)
+	}
+	if a.pct(0.5) != 5*ms || len(b.lat) != 2 {
+		t.Error("merge changed its inputs")
+	}
+}
+
 func TestRender(t *testing.T) {
 	tests := []struct {
 		name, text string

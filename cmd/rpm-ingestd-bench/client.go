@@ -30,6 +30,19 @@ func (r loadResult) refused() int {
 	return n
 }
 
+// merge returns r and o as one result: their answers and latencies together, their wall times added (the
+// batches ran one after the other).
+func (r loadResult) merge(o loadResult) loadResult {
+	m := loadResult{n: r.n + o.n, wall: r.wall + o.wall, lat: slices.Concat(r.lat, o.lat), others: map[int]int{}}
+	slices.Sort(m.lat)
+	for _, x := range []map[int]int{r.others, o.others} {
+		for k, v := range x {
+			m.others[k] += v
+		}
+	}
+	return m
+}
+
 // perSec is the throughput: requests with a wanted answer per second of wall time.
 func (r loadResult) perSec() float64 { return float64(r.n) / r.wall.Seconds() }
 

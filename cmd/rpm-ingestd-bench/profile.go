@@ -12,7 +12,8 @@ import (
 )
 
 // profBin builds the daemon once per run without -s -w, so perf can name its functions: the shipped binary is
-// stripped, and the daemon has no pprof endpoint. The code is the same as bin/rpm-ingestd's.
+// stripped, and perf, unlike the pprof of server.debug_listen, also shows the kernel's share. The code is the same
+// as bin/rpm-ingestd's.
 func (b *bench) profBin() (string, error) {
 	p := filepath.Join(b.var_, "rpm-ingestd.symbols")
 	if b.profBuilt {

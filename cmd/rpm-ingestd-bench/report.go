@@ -185,8 +185,12 @@ const scenarioDoc = `## What each scenario measures
    client_body_in_file_only clean, proxy to the socket), concurrency 8, 10 KiB and 10 MiB packages. The
    comparison is nginx alone: a location with the same auth, body size and spool settings that stores the body
    with nginx's own DAV PUT (nginx spools the body, renames it into place and answers 204 on replacement) and
-   never proxies (nor fsyncs). nginx alone runs first; both runs start after a sync(2), so neither pays for the
-   other's writeback.
+   never proxies (nor fsyncs). Both check the same bcrypt password: nginx alone with auth_basic on every
+   request, the daemon on nginx's login check, where it remembers a password that passed for
+   server.htpasswd_cache (5 min by default). The uploads of each size run in four alternating rounds (nginx
+   alone first in the first and third, the daemon first in the others), each after a sync(2), so neither pays
+   for the other's writeback and both see the same machine over time. The 10 KiB size runs once more against a
+   daemon with server.htpasswd_cache: 0, which hashes every login as nginx alone does (no target).
 3. **Direct mode streaming**: the body goes to the daemon's socket (server.direct_upload) and is spooled by the
    daemon itself. One big package against ` + "`cp`" + ` of the same file into the same filesystem followed by an
    fsync (the daemon fsyncs; plain cp is given too). Then 16 concurrent uploads of the same size (to 16
@@ -211,7 +215,8 @@ const scenarioDoc = `## What each scenario measures
    has createrepo_c fork an "rm -r" of the old metadata at the end); that exact command is also run bare, and
    ours against it is the daemon's own work per run. Also shown: bare
    ` + "`createrepo_c --update --no-database`" + ` (walking Packages/), ` + "`createrepo_c --update`" + `
-   (with sqlite) and ` + "`createrepo_c`" + ` with its default flags (full re-read, sqlite).
+   (with sqlite) and ` + "`createrepo_c`" + ` with its default flags (full re-read, sqlite). Medians of 5 for the
+   daemon, the seeded and the exact commands and the sorted list; of 3 for the others.
 6. **Time to visible for a CI job**: the wall time of one ` + "`curl -T ...?wait=visible&publish=now`" + ` through
    nginx (after one warm-up upload the same way) against bare createrepo_c on the same repository (the
    1,000-package tree of scenario 5) plus one HTTP round trip through nginx (curl GET of repomd.xml).

@@ -88,7 +88,7 @@ func (b *bench) scenarioDirect() error {
 		}
 		b.note("Scenario 3: one direct upload of %s took %s against %s for cp+fsync (cp copies inside the kernel with "+
 			"copy_file_range; the upload crosses a socket from this program, sent with sendfile, and is written by the daemon, which hashes it as it "+
-			"arrives: the whole-file SHA-256 and the payload digest on two goroutines). perf record of the daemon (a build with symbols) during %d more "+
+			"arrives: the whole-file SHA-256 and the payload digest, interleaved on one goroutine where the CPU has the SHA extensions). perf record of the daemon (a build with symbols) during %d more "+
 			"uploads, functions by share of its samples: %s", human(int64(huge.size)), ms(o), ms(cs), reps, prof)
 	}
 

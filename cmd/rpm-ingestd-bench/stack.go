@@ -25,6 +25,8 @@ type daemonConf struct {
 	// htpasswd is server.htpasswd ("" for none). Behind the shipped nginx it is required: nginx asks the daemon
 	// about every login (auth_request). withHtpasswd makes one.
 	htpasswd string
+	// server is YAML added to the server section, each line indented by two spaces (scenario 2's variant).
+	server string
 	// extra is YAML appended to the configuration (scenario 8: the storage section).
 	extra string
 }
@@ -57,7 +59,7 @@ server:
   max_upload_size: 512MiB
   serve_repo: false
   repo_url: /repo
-%srepo:
+%s%srepo:
   top_dir: %s
   layout: "{{.OSRelease}}/{{.Arch}}"
   arches: [x86_64]
@@ -71,7 +73,7 @@ indexer:
 log:
   level: info
   format: json
-%s`, d.socket, c.spool, c.direct, htpasswdKey(c.htpasswd), c.top, c.quiet, c.maxDelay, c.extra)
+%s`, d.socket, c.spool, c.direct, htpasswdKey(c.htpasswd), c.server, c.top, c.quiet, c.maxDelay, c.extra)
 	confPath := filepath.Join(c.dir, "config.yml")
 	if err := os.WriteFile(confPath, []byte(cfg), 0o644); err != nil {
 		return nil, err

@@ -14,8 +14,9 @@ import (
 
 // traceDaemonRun adds the tree's package through a daemon traced by strace (file-system and process calls
 // only, with their durations) and splits the index run into: before createrepo_c starts, createrepo_c itself,
-// and after it exits. This is the evidence for scenario 5's overhead: the daemon has no pprof endpoint, and its
-// binary is stripped, so perf cannot name its functions; the system calls show what it waits for.
+// and after it exits. This is the evidence for scenario 5's overhead: the measured binary is stripped, so perf
+// cannot name its functions, and a CPU profile (server.debug_listen) shows work, not waiting; the system calls show
+// what it waits for.
 func (b *bench) traceDaemonRun(t *tree) (string, error) {
 	if err := t.resetCold(); err != nil {
 		return "", err

@@ -405,6 +405,7 @@ func newAuthenticator(s config.Server, log *zap.Logger) (*auth.Authenticator, er
 		if h, err = auth.LoadHtpasswd(s.Htpasswd, log); err != nil {
 			return nil, fmt.Errorf("server.htpasswd: %w", err)
 		}
+		h.CacheVerified(time.Duration(s.HtpasswdCache))
 	}
 	trust, err := auth.NewTrust(s.TrustedProxies, os.Getuid())
 	if err != nil {

@@ -1,6 +1,10 @@
 package auth
 
 import (
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/binary"
 	"fmt"
 	"io"
 	"os"
@@ -35,12 +39,51 @@ type Htpasswd struct {
 	// together they keep a broken file from being re-parsed (and logged) on every request. Guarded by mu.
 	seen   fileID
 	failed string
+
+	// cacheFor is how long a password that passed its hash check is accepted again without the check (0: never;
+	// see CacheVerified). key is the HMAC key that stands in for the password in the cache, made at load and
+	// never written anywhere. now is the clock (a fake one in tests).
+	cacheFor time.Duration
+	key      [32]byte
+	now      func() time.Time
 }
 
 // snapshot is one successfully parsed version of the file.
 type snapshot struct {
 	users *users
 	id    fileID
+	// verified is the cache of passwords that passed their check against these users; a reload starts an empty
+	// one with the new snapshot, so a changed or removed entry is checked against its hash again at once.
+	verified verifiedCache
+}
+
+// verifiedCache holds, per user, the last password that passed its check, as an HMAC under Htpasswd.key (never
+// the password), and when it passed. One entry per user of the file bounds its size by the file's.
+type verifiedCache struct {
+	mu sync.Mutex
+	m  map[string]verifiedEntry
+}
+
+type verifiedEntry struct {
+	mac [sha256.Size]byte
+	at  time.Time
+}
+
+// hit reports whether mac is user's cached password and was checked within maxAge before now.
+func (c *verifiedCache) hit(user string, mac [sha256.Size]byte, now time.Time, maxAge time.Duration) bool {
+	c.mu.Lock()
+	e, ok := c.m[user]
+	c.mu.Unlock()
+	return ok && hmac.Equal(e.mac[:], mac[:]) && now.Sub(e.at) < maxAge && !now.Before(e.at)
+}
+
+func (c *verifiedCache) put(user string, mac [sha256.Size]byte, now time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil {
+		c.m = map[string]verifiedEntry{}
+	}
+	c.m[user] = verifiedEntry{mac: mac, at: now}
 }
 
 // fileID tells versions of the file apart without reading it: editors and htpasswd replace the file (new
@@ -59,7 +102,10 @@ func LoadHtpasswd(path string, log *zap.Logger) (*Htpasswd, error) {
 	if log == nil {
 		log = zap.NewNop()
 	}
-	h := &Htpasswd{path: path, log: log}
+	h := &Htpasswd{path: path, log: log, now: time.Now}
+	if _, err := rand.Read(h.key[:]); err != nil {
+		return nil, fmt.Errorf("htpasswd: random key for the password cache: %w", err)
+	}
 	s, err := h.read()
 	if err != nil {
 		return nil, err
@@ -104,26 +150,61 @@ func idOf(fi os.FileInfo) fileID {
 	return id
 }
 
+// CacheVerified makes Check accept a password that passed its hash check again, for d after that check, without
+// hashing it again (0, the default, hashes every time). A bcrypt check costs milliseconds of CPU by design, and a
+// CI job's uploads, or nginx's login check of each one, repeat the same password many times a minute. The cache
+// holds one entry per user: an HMAC of the password under a key made at load, never the password. Only a
+// password that passed is cached; a wrong one is hashed every time, as is every login after the file changed
+// (the cache belongs to the version of the file it was filled from). Call it before the first Check.
+func (h *Htpasswd) CacheVerified(d time.Duration) { h.cacheFor = d }
+
 // maxPasswordLen bounds the work one request can cause: md5-crypt and SHA-crypt hash the password thousands of
 // times, and SHA-crypt's P sequence is quadratic in its length, so a megabyte Authorization header would cost
 // seconds of CPU. The htpasswd tool itself refuses passwords over 256 bytes.
 const maxPasswordLen = 1024
 
-// Check reports whether pass is user's password. A password longer than 1024 bytes is refused unchecked. Before checking it stats the file and, if it changed since it
-// was last read, reloads it (see the type's comment for failed reloads). An unknown user costs about as much
-// as a wrong password (see decoyFor), so timing does not tell which user names exist. Check never logs
-// credentials; it may log a reload failure.
+// Check reports whether pass is user's password. A password longer than 1024 bytes is refused unchecked. Before
+// checking it stats the file and, if it changed since it was last read, reloads it (see the type's comment for
+// failed reloads). An unknown user costs about as much as a wrong password (see decoyFor), so timing does not
+// tell which user names exist; with CacheVerified, a password that passed within its time answers faster, which
+// tells only someone who sent the right password that it is right. Check never logs credentials; it may log a
+// reload failure.
 func (h *Htpasswd) Check(user, pass string) bool {
 	if len(pass) > maxPasswordLen {
 		return false // whoever the user is: the refusal tells nothing about the file
 	}
-	u := h.current().users
-	v, ok := u.byName[user]
+	s := h.current()
+	v, ok := s.users.byName[user]
 	if !ok {
-		u.decoy.verify(pass)
+		s.users.decoy.verify(pass)
 		return false
 	}
-	return v.verify(pass)
+	if h.cacheFor <= 0 {
+		return v.verify(pass)
+	}
+	mac := h.mac(user, pass)
+	if s.verified.hit(user, mac, h.now(), h.cacheFor) {
+		return true
+	}
+	if !v.verify(pass) {
+		return false
+	}
+	s.verified.put(user, mac, h.now())
+	return true
+}
+
+// mac is the cache's stand-in for user's password pass: HMAC-SHA256 under h.key of both, the user first and
+// length-prefixed so that no two (user, password) pairs share an input.
+func (h *Htpasswd) mac(user, pass string) [sha256.Size]byte {
+	m := hmac.New(sha256.New, h.key[:])
+	var n [8]byte
+	binary.BigEndian.PutUint64(n[:], uint64(len(user)))
+	m.Write(n[:])
+	m.Write([]byte(user))
+	m.Write([]byte(pass))
+	var out [sha256.Size]byte
+	m.Sum(out[:0])
+	return out
 }
 
 // current returns the snapshot to check against, reloading first if the file changed. A stat per call costs

@@ -71,6 +71,9 @@ type Server struct {
 	// Htpasswd is the user file (nginx's auth_basic_user_file) that direct uploads and mutating requests
 	// authenticate against, relative to the config file. Empty: only loopback and the unix socket may upload.
 	Htpasswd string `yaml:"htpasswd"`
+	// HtpasswdCache is how long a password that passed its check against Htpasswd is accepted again without
+	// hashing it (auth.Htpasswd.CacheVerified); 0 hashes every login.
+	HtpasswdCache Duration `yaml:"htpasswd_cache"`
 	// TrustedProxies lists the CIDRs (or single addresses) of TCP peers that may name a spooled file in the
 	// upload header and speak for the client (X-Real-IP, X-Remote-User). An empty list trusts no TCP peer;
 	// unix-socket peers are judged by uid instead.
@@ -177,6 +180,7 @@ func Default() *Config {
 			MaxHeaderBytes:       64 << 10, // nginx and curl send well under 8 KiB; net/http's own default is 1 MiB
 			ShutdownTimeout:      Duration(20 * time.Second),
 			TrustedProxies:       DefaultTrustedProxies(),
+			HtpasswdCache:        Duration(5 * time.Minute),
 			RepoFile:             "rpm-ingestd.repo",
 			MaxWait:              Duration(5 * time.Minute),
 		},

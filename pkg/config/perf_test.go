@@ -73,3 +73,37 @@ func TestBadQueueAndDebugListen(t *testing.T) {
 		}
 	}
 }
+
+// TestHtpasswdCache: a right password is remembered for 5 minutes by default, 0 turns that off, and a negative
+// value is refused naming its key and line.
+func TestHtpasswdCache(t *testing.T) {
+	if got := time.Duration(Default().Server.HtpasswdCache); got != 5*time.Minute {
+		t.Errorf("htpasswd_cache default %s, want 5m", got)
+	}
+	dir := t.TempDir()
+	for _, d := range []string{"spool", "storage"} {
+		if err := os.Mkdir(filepath.Join(dir, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tc := range []struct{ value, want string }{
+		{"0", ""},
+		{"90s", ""},
+		{"-1s", "line 3: server.htpasswd_cache: must be 0 (check every login against its hash) or a duration"},
+	} {
+		path := filepath.Join(dir, "c.yaml")
+		yml := "server:\n  spool_dir: spool\n  htpasswd_cache: " + tc.value + "\nrepo:\n  top_dir: storage\n"
+		if err := os.WriteFile(path, []byte(yml), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		c, err := Load(path)
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("htpasswd_cache: %s: %v", tc.value, err)
+		case tc.want == "" && tc.value == "90s" && time.Duration(c.Server.HtpasswdCache) != 90*time.Second:
+			t.Errorf("htpasswd_cache: 90s loaded as %s", time.Duration(c.Server.HtpasswdCache))
+		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("htpasswd_cache: %s: %v; want it to contain %q", tc.value, err, tc.want)
+		}
+	}
+}

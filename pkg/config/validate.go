@@ -80,6 +80,9 @@ func (c *Config) validate() []problem {
 	if s.QueueTimeout < 0 {
 		bad("server.queue_timeout", "must be 0 (answer 503 at once) or a duration, like 30s")
 	}
+	if s.HtpasswdCache < 0 {
+		bad("server.htpasswd_cache", "must be 0 (check every login against its hash) or a duration, like 5m")
+	}
 	if msg := checkDebugListen(s.DebugListen); msg != "" {
 		bad("server.debug_listen", "%s", msg)
 	}
