@@ -160,7 +160,9 @@ func (a *Authenticator) checkBasic(r *http.Request, key string) (user string, er
 		a.limiter.Fail(key)
 		return "", fmt.Errorf("%w: wrong user name or password", ErrUnauthorized)
 	}
-	return user, nil
+	// A copy: BasicAuth's user is a substring of the decoded "user:password", and the user goes on into the
+	// audit record and the registry's in-memory index, which would keep every uploader's password in the heap.
+	return strings.Clone(user), nil
 }
 
 // Proxied decides a request in header mode, where the proxy names a file it spooled (and authenticated the

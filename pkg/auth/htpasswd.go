@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -77,13 +78,15 @@ func (c *verifiedCache) hit(user string, mac [sha256.Size]byte, now time.Time, m
 	return ok && hmac.Equal(e.mac[:], mac[:]) && now.Sub(e.at) < maxAge && !now.Before(e.at)
 }
 
+// put remembers mac as user's password. The key is a copy of user: the caller's string is typically a substring of
+// the decoded "user:password" of a Basic header (net/http's BasicAuth), and keeping it would keep the password.
 func (c *verifiedCache) put(user string, mac [sha256.Size]byte, now time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.m == nil {
 		c.m = map[string]verifiedEntry{}
 	}
-	c.m[user] = verifiedEntry{mac: mac, at: now}
+	c.m[strings.Clone(user)] = verifiedEntry{mac: mac, at: now} // (assigning to an existing string key stores the new key too)
 }
 
 // fileID tells versions of the file apart without reading it: editors and htpasswd replace the file (new
