@@ -185,8 +185,10 @@ func TestAttackSameSizeInPlaceRewrite(t *testing.T) {
 	if err := os.Chtimes(path, old, old); err != nil {
 		t.Fatal(err)
 	}
-	if !h.Check("alice", "a-pass") || !h.Check("alice", "a-pass") {
-		t.Fatal("the right password was refused")
+	for range 2 { // checked, then remembered
+		if !h.Check("alice", "a-pass") {
+			t.Fatal("the right password was refused")
+		}
 	}
 	before, err := os.Stat(path)
 	if err != nil {
