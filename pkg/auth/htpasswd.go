@@ -36,10 +36,12 @@ type Htpasswd struct {
 	// mu serialises reloads, so a burst of requests after an edit parses the file once. Check itself only
 	// takes it when the file looks changed.
 	mu sync.Mutex
-	// seen is the identity of the last version of the file we tried, parsed or not, and failed its error text;
-	// together they keep a broken file from being re-parsed (and logged) on every request. Guarded by mu.
-	seen   fileID
-	failed string
+	// seen is the identity of the last version of the file we tried, parsed or not, seenSettled whether that
+	// identity was settled when read (racyWindow), and failed the error text of the last failure; together they
+	// keep a broken file from being re-parsed (and logged) on every request. Guarded by mu.
+	seen        fileID
+	seenSettled bool
+	failed      string
 
 	// cacheFor is how long a password that passed its hash check is accepted again without the check (0: never;
 	// see CacheVerified). key is the HMAC key that stands in for the password in the cache, made at load and
@@ -53,9 +55,14 @@ type Htpasswd struct {
 type snapshot struct {
 	users *users
 	id    fileID
-	// verified is the cache of passwords that passed their check against these users; a reload starts an empty
-	// one with the new snapshot, so a changed or removed entry is checked against its hash again at once.
-	verified verifiedCache
+	sum   [sha256.Size]byte // of the file's bytes, so that a re-read can tell whether the content changed
+	// settled is whether id alone tells this version from any later one (see racyWindow); until then every
+	// Check reads the file again. Set at most once, from false to true.
+	settled atomic.Bool
+	// verified is the cache of passwords that passed their check against these users. A new content starts an
+	// empty one, so a changed or removed entry is checked against its hash again at once; a re-read that finds
+	// the same bytes (a touch, a rewrite with the same content) keeps it.
+	verified *verifiedCache
 }
 
 // verifiedCache holds, per user, the last password that passed its check, as an HMAC under Htpasswd.key (never
@@ -109,40 +116,74 @@ func LoadHtpasswd(path string, log *zap.Logger) (*Htpasswd, error) {
 	if _, err := rand.Read(h.key[:]); err != nil {
 		return nil, fmt.Errorf("htpasswd: random key for the password cache: %w", err)
 	}
-	s, err := h.read()
+	v, err := h.read()
+	if err != nil {
+		return nil, err
+	}
+	s, err := h.parse(v)
 	if err != nil {
 		return nil, err
 	}
 	h.cur.Store(s)
-	h.seen = s.id
+	h.seen, h.seenSettled = v.id, v.settled
 	return h, nil
 }
 
-// read stats, reads and parses the file. The stat comes first so that a write racing with the read makes the
-// recorded identity older than the content, and the next Check reads the file again.
-func (h *Htpasswd) read() (*snapshot, error) {
+// racyWindow is how long after a file's mtime a read of it is "racy", as git calls it: a later write within the
+// same tick of the filesystem's clock (coarse: milliseconds; seconds on some filesystems) can leave inode, size
+// and mtime all unchanged, as `htpasswd -B` run twice in a row on one user does (an in-place rewrite of the
+// same length). A version read less than racyWindow after its mtime is read again on every Check, and its bytes
+// compared, until a read comes later than that; from then on any write changes the mtime, and a stat suffices.
+const racyWindow = 2 * time.Second
+
+// version is one read of the file: its identity as stat-ed before the read, its bytes and their SHA-256, and
+// whether the identity was settled (read more than racyWindow after the mtime).
+type version struct {
+	id      fileID
+	data    []byte
+	sum     [sha256.Size]byte
+	settled bool
+}
+
+// read stats and reads the file. The clock is read first and the stat comes before the read, so that a write
+// racing with the read makes the recorded identity older than the content (the next Check reads the file again),
+// and a write after it has an mtime no earlier than the clock's reading, less one tick (see racyWindow). An error
+// may come with the identity (a version to remember as tried) or without (id zero).
+func (h *Htpasswd) read() (version, error) {
+	at := time.Now() // the real clock, as the filesystem's mtimes are, not h.now
 	f, err := os.Open(h.path)
 	if err != nil {
-		return nil, fmt.Errorf("htpasswd: %w", err)
+		return version{}, fmt.Errorf("htpasswd: %w", err)
 	}
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
-		return nil, fmt.Errorf("htpasswd: %w", err)
+		return version{}, fmt.Errorf("htpasswd: %w", err)
 	}
-	id := idOf(fi)
+	v := version{id: idOf(fi), settled: at.Sub(fi.ModTime()) > racyWindow}
 	if !fi.Mode().IsRegular() {
-		return &snapshot{id: id}, fmt.Errorf("%w file %s: not a regular file", errHtpasswd, h.path)
+		return v, fmt.Errorf("%w file %s: not a regular file", errHtpasswd, h.path)
 	}
-	data, err := io.ReadAll(io.LimitReader(f, maxHtpasswdSize+1))
+	if v.data, err = io.ReadAll(io.LimitReader(f, maxHtpasswdSize+1)); err != nil {
+		return v, fmt.Errorf("htpasswd: read %s: %w", h.path, err)
+	}
+	v.sum = sha256.Sum256(v.data)
+	return v, nil
+}
+
+// parse makes a snapshot of v, with an empty password cache.
+func (h *Htpasswd) parse(v version) (*snapshot, error) {
+	u, err := parseHtpasswd(h.path, v.data)
 	if err != nil {
-		return &snapshot{id: id}, fmt.Errorf("htpasswd: read %s: %w", h.path, err)
+		return nil, err
 	}
-	u, err := parseHtpasswd(h.path, data)
-	if err != nil {
-		return &snapshot{id: id}, err
-	}
-	return &snapshot{users: u, id: id}, nil
+	return newSnapshot(u, v, &verifiedCache{}), nil
+}
+
+func newSnapshot(u *users, v version, c *verifiedCache) *snapshot {
+	s := &snapshot{users: u, id: v.id, sum: v.sum, verified: c}
+	s.settled.Store(v.settled)
+	return s
 }
 
 func idOf(fi os.FileInfo) fileID {
@@ -211,34 +252,51 @@ func (h *Htpasswd) mac(user, pass string) [sha256.Size]byte {
 }
 
 // current returns the snapshot to check against, reloading first if the file changed. A stat per call costs
-// about a microsecond, negligible beside a bcrypt check, and means an edit takes effect on the next request.
+// about a microsecond, negligible beside a bcrypt check, and means an edit takes effect on the next request;
+// for racyWindow after an edit each call also reads the file and compares its bytes.
 func (h *Htpasswd) current() *snapshot {
 	s := h.cur.Load()
 	fi, err := os.Stat(h.path)
-	if err == nil && idOf(fi) == s.id {
+	if err == nil && idOf(fi) == s.id && s.settled.Load() {
 		return s
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if err != nil {
 		// Deleted or unreadable: keep the users we have. An admin who wants nobody to upload empties the file.
-		h.reportOnce(fileID{}, err)
+		h.reportOnce(fileID{}, false, err)
 		return h.cur.Load()
 	}
-	if id := idOf(fi); id == h.seen || id == h.cur.Load().id {
-		return h.cur.Load() // another request reloaded it, or this version already failed and was logged
+	cur := h.cur.Load()
+	if id := idOf(fi); (id == cur.id && cur.settled.Load()) || (id == h.seen && h.seenSettled && id != cur.id) {
+		return cur // another request reloaded it, or this version already failed and was logged
 	}
-	next, err := h.read()
+	v, err := h.read()
 	if err != nil {
-		id := fileID{}
-		if next != nil {
-			id = next.id
+		h.reportOnce(v.id, v.settled, err)
+		return cur
+	}
+	if v.sum == cur.sum {
+		// The same bytes (a racy version read again, a touch, a rewrite with the same content): the users and
+		// their cached passwords stay; only the identity, and whether it is settled, may have moved on.
+		if v.id == cur.id {
+			if v.settled {
+				cur.settled.Store(true)
+			}
+		} else {
+			cur = newSnapshot(cur.users, v, cur.verified)
+			h.cur.Store(cur)
 		}
-		h.reportOnce(id, err)
-		return h.cur.Load()
+		h.seen, h.seenSettled, h.failed = v.id, v.settled, ""
+		return cur
+	}
+	next, err := h.parse(v)
+	if err != nil {
+		h.reportOnce(v.id, v.settled, err)
+		return cur
 	}
 	h.cur.Store(next)
-	h.seen, h.failed = next.id, ""
+	h.seen, h.seenSettled, h.failed = v.id, v.settled, ""
 	h.log.Info("htpasswd reloaded", zap.String("file", h.path), zap.Int("users", len(next.users.byName)))
 	if weak := weakUsers(next.users); len(weak) > 0 {
 		h.log.Warn("htpasswd has weak password hashes; re-create these entries with htpasswd -B",
@@ -249,8 +307,8 @@ func (h *Htpasswd) current() *snapshot {
 
 // reportOnce logs a reload failure unless it is the one already logged for this version of the file. Called
 // with mu held.
-func (h *Htpasswd) reportOnce(id fileID, err error) {
-	h.seen = id
+func (h *Htpasswd) reportOnce(id fileID, settled bool, err error) {
+	h.seen, h.seenSettled = id, settled
 	if msg := err.Error(); msg != h.failed {
 		h.failed = msg
 		h.log.Error("htpasswd reload failed; the previous users stay in force until the file is fixed",
