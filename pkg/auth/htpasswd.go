@@ -134,6 +134,7 @@ func LoadHtpasswd(path string, log *zap.Logger) (*Htpasswd, error) {
 // and mtime all unchanged, as `htpasswd -B` run twice in a row on one user does (an in-place rewrite of the
 // same length). A version read less than racyWindow after its mtime is read again on every Check, and its bytes
 // compared, until a read comes later than that; from then on any write changes the mtime, and a stat suffices.
+// (A file whose mtime lies in the future is compared on every login until that time has passed.)
 const racyWindow = 2 * time.Second
 
 // version is one read of the file: its identity as stat-ed before the read, its bytes and their SHA-256, and
@@ -198,8 +199,8 @@ func idOf(fi os.FileInfo) fileID {
 // hashing it again (0, the default, hashes every time). A bcrypt check costs milliseconds of CPU by design, and a
 // CI job's uploads, or nginx's login check of each one, repeat the same password many times a minute. The cache
 // holds one entry per user: an HMAC of the password under a key made at load, never the password. Only a
-// password that passed is cached; a wrong one is hashed every time, as is every login after the file changed
-// (the cache belongs to the version of the file it was filled from). Call it before the first Check.
+// password that passed is cached; a wrong one is hashed every time, as is every login after the file's content
+// changed (the cache belongs to the content it was filled from). Call it before the first Check.
 func (h *Htpasswd) CacheVerified(d time.Duration) { h.cacheFor = d }
 
 // maxPasswordLen bounds the work one request can cause: md5-crypt and SHA-crypt hash the password thousands of
