@@ -87,7 +87,8 @@ func TestSettledVersionIsTrustedByStat(t *testing.T) {
 // its users and cached passwords (no reload). A touch (new mtime, same bytes) keeps them too.
 func TestRacyVersionSettles(t *testing.T) {
 	path := racyFile(t, "first-pass")
-	recent := time.Now().Add(-racyWindow + 300*time.Millisecond)
+	// Racy for 1.5 s from now: the first checks below have that long, even on a loaded machine.
+	recent := time.Now().Add(-racyWindow + 1500*time.Millisecond)
 	if err := os.Chtimes(path, recent, recent); err != nil {
 		t.Fatal(err)
 	}
@@ -103,7 +104,7 @@ func TestRacyVersionSettles(t *testing.T) {
 	if !h.Check("alice", "first-pass") || h.cur.Load() != s || s.settled.Load() {
 		t.Fatal("a re-read of the same bytes within the window replaced the snapshot or settled it")
 	}
-	time.Sleep(400 * time.Millisecond) // past the window: the next read settles the version
+	time.Sleep(time.Until(recent.Add(racyWindow + 100*time.Millisecond))) // past the window: the next read settles it
 	if !h.Check("alice", "first-pass") {
 		t.Fatal("the password was refused")
 	}
