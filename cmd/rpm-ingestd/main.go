@@ -283,6 +283,9 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 	if err != nil {
 		return err
 	}
+	if err := registerPasswordChecks(reg, authn); err != nil {
+		return err
+	}
 	webHandler, err := web.New(web.Options{Source: webSource{cfg: cfg, sched: sched, index: index, audited: audit != nil, tree: tr,
 		summaries: newSummaryCache()}}, log.Named("web"))
 	if err != nil {

@@ -6,6 +6,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/rpm-ingestd/rpm-ingestd/pkg/auth"
 )
 
 // newRegistry returns the one registry that every part registers its metrics with and GET /metrics serves. It is
@@ -26,6 +28,29 @@ func newRegistry() *prometheus.Registry {
 		info,
 	)
 	return reg
+}
+
+// registerPasswordChecks exports rpm_ingestd_password_checks_total{how}: the checks of a password against
+// server.htpasswd that ran its hash ("hashed": right, wrong, or an unknown user's decoy) and those answered from
+// server.htpasswd_cache ("cached"), so an admin sees what the logins cost and that the cache works.
+func registerPasswordChecks(reg prometheus.Registerer, a *auth.Authenticator) error {
+	for _, how := range []string{"hashed", "cached"} {
+		c := prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name:        "rpm_ingestd_password_checks_total",
+			Help:        "Password checks against server.htpasswd, by how they were answered: hashed (the hash ran: a right or wrong password, or an unknown user's decoy) or cached (a password that passed within server.htpasswd_cache).",
+			ConstLabels: prometheus.Labels{"how": how},
+		}, func() float64 {
+			hashed, cached := a.PasswordChecks()
+			if how == "cached" {
+				return float64(cached)
+			}
+			return float64(hashed)
+		})
+		if err := reg.Register(c); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // revision is the VCS commit the binary was built from, as the Go toolchain recorded it ("-dirty" when the work

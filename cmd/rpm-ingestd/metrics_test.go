@@ -400,3 +400,44 @@ func TestReadyzAndNoSpace(t *testing.T) {
 		t.Errorf("upload once there is room again: %d %q, want 201", code, body)
 	}
 }
+
+// TestPasswordChecksMetric: with the default server.htpasswd_cache a right password is hashed once and then answered
+// from the cache, a wrong one is hashed every time; with htpasswd_cache: 0 every login is hashed. Read from
+// rpm_ingestd_password_checks_total{how}, which also shows that main passes the setting to the user file.
+func TestPasswordChecksMetric(t *testing.T) {
+	hello := testrpm.Build(t, testrpm.Spec{Name: "hello", Release: "1.el9", Arch: "x86_64"})
+	for _, tc := range []struct {
+		name           string
+		extra          string
+		hashed, cached float64
+	}{
+		{"default cache", "", 2, 2},
+		{"cache off", "  htpasswd_cache: 0s\n", 4, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tr := newTree(t)
+			htpasswd := filepath.Join(tr.dir, "htpasswd")
+			if out, err := exec.Command("htpasswd", "-cbB", htpasswd, "ci", "pw").CombinedOutput(); err != nil {
+				t.Fatalf("htpasswd (install apache2-utils): %v\n%s", err, out)
+			}
+			d := tr.startWith(t, "1h", "  htpasswd: htpasswd\n  trusted_proxies: [127.0.0.1/32]\n"+tc.extra)
+			base := "http://" + d.addr
+			hc := tcpFrom("127.0.0.1")
+			// Three right logins (201, then 200 twice: the same package again) and one wrong one (401).
+			for i, want := range []int{201, 200, 200} {
+				if code, _, body := put(t, hc, base+"/upload/", hello, nil, "ci", "pw"); code != want {
+					t.Fatalf("upload %d: %d %q, want %d", i, code, body, want)
+				}
+			}
+			if code, _, body := put(t, hc, base+"/upload/", hello, nil, "ci", "wrong"); code != 401 {
+				t.Fatalf("wrong password: %d %q, want 401", code, body)
+			}
+			m := scrapeMetrics(t, base)
+			hashed := mustSample(t, m, "rpm_ingestd_password_checks_total", map[string]string{"how": "hashed"})
+			cached := mustSample(t, m, "rpm_ingestd_password_checks_total", map[string]string{"how": "cached"})
+			if hashed != tc.hashed || cached != tc.cached {
+				t.Errorf("password checks: hashed %v, cached %v; want %v and %v", hashed, cached, tc.hashed, tc.cached)
+			}
+		})
+	}
+}

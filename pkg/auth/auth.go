@@ -97,6 +97,14 @@ type Authenticator struct {
 	limiter  *Limiter
 }
 
+// PasswordChecks returns the htpasswd file's password checks so far (see Htpasswd.Checks); both 0 without one.
+func (a *Authenticator) PasswordChecks() (hashed, cached uint64) {
+	if a.htpasswd == nil {
+		return 0, 0
+	}
+	return a.htpasswd.Checks()
+}
+
 // NewAuthenticator returns an Authenticator. h is nil when server.htpasswd is not set: then only Local peers
 // may change anything. t is required. l may be nil to disable the failure limiter (tests).
 func NewAuthenticator(h *Htpasswd, t *Trust, l *Limiter) *Authenticator {

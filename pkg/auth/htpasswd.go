@@ -49,6 +49,10 @@ type Htpasswd struct {
 	cacheFor time.Duration
 	key      [32]byte
 	now      func() time.Time
+
+	// hashed counts the password checks that ran a hash (a known user's, or the decoy of an unknown one), cached
+	// those answered from the cache; see Checks.
+	hashed, cached atomic.Uint64
 }
 
 // snapshot is one successfully parsed version of the file.
@@ -221,22 +225,31 @@ func (h *Htpasswd) Check(user, pass string) bool {
 	s := h.current()
 	v, ok := s.users.byName[user]
 	if !ok {
+		h.hashed.Add(1)
 		s.users.decoy.verify(pass)
 		return false
 	}
 	if h.cacheFor <= 0 {
+		h.hashed.Add(1)
 		return v.verify(pass)
 	}
 	mac := h.mac(user, pass)
 	if s.verified.hit(user, mac, h.now(), h.cacheFor) {
+		h.cached.Add(1)
 		return true
 	}
+	h.hashed.Add(1)
 	if !v.verify(pass) {
 		return false
 	}
 	s.verified.put(user, mac, h.now())
 	return true
 }
+
+// Checks returns how many password checks Check has made since load: those that ran a hash (right, wrong, or the
+// decoy of an unknown user) and those answered from the cache (CacheVerified). A password refused unchecked (over
+// 1024 bytes) is in neither.
+func (h *Htpasswd) Checks() (hashed, cached uint64) { return h.hashed.Load(), h.cached.Load() }
 
 // mac is the cache's stand-in for user's password pass: HMAC-SHA256 under h.key of both, the user first and
 // length-prefixed so that no two (user, password) pairs share an input.
