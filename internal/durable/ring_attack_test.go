@@ -35,12 +35,7 @@ func TestRingEachGetsItsOwnResult(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer unix.Close(dfd)
-			pr, pw, err := os.Pipe()
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer pr.Close()
-			defer pw.Close()
+			_, pw := pipe(t)
 			const n = 600
 			errs := make([]error, n)
 			var wg sync.WaitGroup
@@ -114,11 +109,7 @@ func TestRingCloseTwice(t *testing.T) {
 	if err := r.Close(); err != nil {
 		t.Fatal(err)
 	}
-	f, err := os.Create(filepath.Join(t.TempDir(), "f")) // may reuse the ring's number
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
+	f := tempFile(t) // may reuse the ring's number
 	r.Close()
 	if err := r.Fsync(f); err != nil {
 		t.Errorf("Fsync of a file after a second Close: %v", err)
@@ -131,17 +122,8 @@ func TestRingCloseTwice(t *testing.T) {
 func TestRingSubmitRefused(t *testing.T) {
 	r := newTestRing(t)
 	defer r.Close()
-	f, err := os.Create(filepath.Join(t.TempDir(), "f"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	pr, pw, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pr.Close()
-	defer pw.Close()
+	f := tempFile(t)
+	_, pw := pipe(t)
 	ringFD := r.fd
 	r.fd = 1 << 20 // io_uring_enter: EBADF
 	errFile, errPipe := r.Fsync(f), r.Fsync(pw)

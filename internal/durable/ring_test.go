@@ -28,11 +28,7 @@ func newTestRing(t *testing.T) *Ring {
 func TestRingFsync(t *testing.T) {
 	r := newTestRing(t)
 	defer r.Close()
-	f, err := os.Create(filepath.Join(t.TempDir(), "f"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
+	f := tempFile(t)
 	if _, err := f.WriteString("data"); err != nil {
 		t.Fatal(err)
 	}
@@ -42,12 +38,7 @@ func TestRingFsync(t *testing.T) {
 	if n := r.Submitted(); n != 1 {
 		t.Errorf("Submitted = %d after one, want 1", n)
 	}
-	pr, pw, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pr.Close()
-	defer pw.Close()
+	_, pw := pipe(t)
 	if err := r.Fsync(pw); !errors.Is(err, unix.EINVAL) {
 		t.Errorf("Fsync of a pipe: %v, want EINVAL as fsync(2) answers", err)
 	}
@@ -83,12 +74,7 @@ func TestRingConcurrentAndClose(t *testing.T) {
 		defer f.Close()
 		files[i] = f
 	}
-	pr, pw, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pr.Close()
-	defer pw.Close()
+	_, pw := pipe(t)
 	var wg sync.WaitGroup
 	errs := make([]error, n)
 	for i := range n {
@@ -129,11 +115,7 @@ func TestRingAloneIsDirect(t *testing.T) {
 		t.Fatalf("NewRing: %v", err)
 	}
 	defer r.Close()
-	f, err := os.Create(filepath.Join(t.TempDir(), "f"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
+	f := tempFile(t)
 	if err := r.Fsync(f); err != nil {
 		t.Fatal(err)
 	}
@@ -149,4 +131,26 @@ func TestRingAloneIsDirect(t *testing.T) {
 	if r.Fsyncs() != 2 || r.Submitted() != 1 {
 		t.Errorf("with another in flight: Fsyncs %d, Submitted %d; want 2, 1", r.Fsyncs(), r.Submitted())
 	}
+}
+
+// tempFile creates a file in a test directory, closed when the test ends.
+func tempFile(t *testing.T) *os.File {
+	t.Helper()
+	f, err := os.Create(filepath.Join(t.TempDir(), "f"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return f
+}
+
+// pipe makes a pipe (whose fsync fails with EINVAL), closed when the test ends.
+func pipe(t *testing.T) (r, w *os.File) {
+	t.Helper()
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close(); w.Close() })
+	return r, w
 }
