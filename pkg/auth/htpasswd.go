@@ -282,8 +282,10 @@ func (h *Htpasswd) current() *snapshot {
 		return h.cur.Load()
 	}
 	cur := h.cur.Load()
-	if id := idOf(fi); (id == cur.id && cur.settled.Load()) || (id == h.seen && h.seenSettled && id != cur.id) {
-		return cur // another request reloaded it, or this version already failed and was logged
+	// A settled identity that was tried last holds the bytes tried then: another request loaded them, or they
+	// failed (and were logged), also when it is the loaded version's identity rewritten in its racy window.
+	if id := idOf(fi); (id == cur.id && cur.settled.Load()) || (id == h.seen && h.seenSettled) {
+		return cur
 	}
 	v, err := h.read()
 	if err != nil {
