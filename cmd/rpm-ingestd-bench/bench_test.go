@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -212,5 +213,39 @@ func TestRunLoadCountsRefusals(t *testing.T) {
 	}
 	if _, err := runLoad(srv.Client(), 10, 4, mk, 201); err == nil || !strings.Contains(err.Error(), "503") {
 		t.Errorf("runLoad with 503 answers: %v, want an error naming the 503", err)
+	}
+}
+
+// TestBareReceiver: scenario 3's receiver without hashing stores the body it is sent, byte for byte, and the
+// hashing part reads a whole file.
+func TestBareReceiver(t *testing.T) {
+	dir := t.TempDir()
+	src := filepath.Join(dir, "src")
+	data := make([]byte, 5<<20+123)
+	for i := range data {
+		data[i] = byte(i * 7)
+	}
+	if err := os.WriteFile(src, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r, err := newBareReceiver(filepath.Join(dir, "bare"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.close()
+	for i := 1; i <= 2; i++ {
+		if _, err := bareUpload(r, src); err != nil {
+			t.Fatal(err)
+		}
+		got, err := os.ReadFile(filepath.Join(dir, "bare", "body-"+strconv.Itoa(i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, data) {
+			t.Fatalf("upload %d: stored %d bytes, not the %d sent", i, len(got), len(data))
+		}
+	}
+	if _, err := hashOnce(src); err != nil {
+		t.Fatal(err)
 	}
 }
