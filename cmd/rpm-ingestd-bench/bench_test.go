@@ -248,4 +248,7 @@ func TestBareReceiver(t *testing.T) {
 	if _, err := hashOnce(src); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := hashTwoCores(src); err != nil {
+		t.Fatal(err)
+	}
 }
