@@ -49,6 +49,9 @@ type Htpasswd struct {
 	cacheFor time.Duration
 	key      [32]byte
 	now      func() time.Time
+	// fsNow is the clock that read judges a version's age by (see racyWindow): the real one, as the filesystem's
+	// timestamps are, not now. A test sets it to show a version read seconds after its last change.
+	fsNow func() time.Time
 
 	// hashed counts the password checks that ran a hash (a known user's, or the decoy of an unknown one), cached
 	// those answered from the cache; see Checks.
@@ -116,7 +119,7 @@ func LoadHtpasswd(path string, log *zap.Logger) (*Htpasswd, error) {
 	if log == nil {
 		log = zap.NewNop()
 	}
-	h := &Htpasswd{path: path, log: log, now: time.Now}
+	h := &Htpasswd{path: path, log: log, now: time.Now, fsNow: time.Now}
 	if _, err := rand.Read(h.key[:]); err != nil {
 		return nil, fmt.Errorf("htpasswd: random key for the password cache: %w", err)
 	}
@@ -155,7 +158,7 @@ type version struct {
 // and a write after it has an mtime no earlier than the clock's reading, less one tick (see racyWindow). An error
 // may come with the identity (a version to remember as tried) or without (id zero).
 func (h *Htpasswd) read() (version, error) {
-	at := time.Now() // the real clock, as the filesystem's mtimes are, not h.now
+	at := h.fsNow()
 	f, err := os.Open(h.path)
 	if err != nil {
 		return version{}, fmt.Errorf("htpasswd: %w", err)

@@ -58,15 +58,12 @@ func TestAttackRacyFailedVersionThenSameTickFix(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			path := writeFile(t, t.TempDir(), "users", first+"\n")
-			old := time.Now().Add(-time.Hour)
-			if err := os.Chtimes(path, old, old); err != nil {
-				t.Fatal(err)
-			}
 			h, err := LoadHtpasswd(path, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
 			h.CacheVerified(time.Hour)
+			settle(t, h)
 			if !h.Check("alice", "first-pass") {
 				t.Fatal("the first password was refused")
 			}
@@ -80,9 +77,7 @@ func TestAttackRacyFailedVersionThenSameTickFix(t *testing.T) {
 			}
 			brokenID := statID(t, path)
 			setStat(t, path, tc.fix+"\n", tick)
-			if statID(t, path) != brokenID {
-				t.Fatal("setup: the fix changed the file's identity")
-			}
+			sameTick(t, h, brokenID)
 			if !h.Check("alice", tc.good) {
 				t.Errorf("%s refused after a same-tick fix of a broken edit", tc.good)
 			}
@@ -114,14 +109,15 @@ func TestAttackRacyReplaceKinds(t *testing.T) {
 		setStat(t, path, content, mtime)
 	}
 	for _, tc := range []struct {
-		name    string
-		edit    func(t *testing.T, path, content string, mtime time.Time)
-		settled bool
+		name     string
+		edit     func(t *testing.T, path, content string, mtime time.Time)
+		settled  bool
+		sameTick bool // the edit also keeps the change time (sameTick)
 	}{
-		{"rename, racy", rename, false},
-		{"rename, settled", rename, true},
-		{"in place, racy", setStat, false},
-		{"delete and create, racy", recreate, false},
+		{"rename, racy", rename, false, false},
+		{"rename, settled", rename, true, false},
+		{"in place, racy, same tick", setStat, false, true},
+		{"delete and create, racy", recreate, false, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			path := writeFile(t, t.TempDir(), "users", first)
@@ -137,6 +133,9 @@ func TestAttackRacyReplaceKinds(t *testing.T) {
 				t.Fatal(err)
 			}
 			h.CacheVerified(time.Hour)
+			if tc.settled {
+				settle(t, h)
+			}
 			if h.cur.Load().settled.Load() != tc.settled {
 				t.Fatalf("setup: settled %v, want %v", !tc.settled, tc.settled)
 			}
@@ -147,6 +146,9 @@ func TestAttackRacyReplaceKinds(t *testing.T) {
 			tc.edit(t, path, second, mtime)
 			if after := statID(t, path); after.size != before.size || !after.mtime.Equal(before.mtime) {
 				t.Fatal("setup: the edit changed the size or the mtime")
+			}
+			if tc.sameTick {
+				sameTick(t, h, before)
 			}
 			if h.Check("alice", "first-pass") {
 				t.Error("the replaced password, cached, still works")
@@ -443,11 +445,7 @@ func TestAttackClientCannotKeepFileRacy(t *testing.T) {
 	if b := bytesPerCheck(h, "alice", "a-pass"); b < size {
 		t.Fatalf("probe: a Check of a racy version allocated %d bytes, want at least the file's %d (a re-read)", b, size)
 	}
-	past := time.Now().Add(-time.Hour)
-	if err := os.Chtimes(path, past, past); err != nil {
-		t.Fatal(err)
-	}
-	h.Check("alice", "a-pass") // the touch: one read, which settles the version
+	settle(t, h) // one read, a few seconds after the file's last change
 	for _, c := range []struct{ user, pass string }{
 		{"alice", "a-pass"}, {"alice", "wrong"}, {"nobody", "x"}, {"alice", strings.Repeat("x", 5000)}, {"", ""},
 	} {
@@ -466,10 +464,6 @@ func TestAttackRacySettledBrokenVersionIsNotReparsed(t *testing.T) {
 	users, alice := bigFile(t, 4000)
 	size := uint64(len(users))
 	path := writeFile(t, t.TempDir(), "users", users+alice+"\n")
-	mtime := time.Now().Add(-racyWindow + time.Second) // racy for another second: time enough to load and rewrite
-	if err := os.Chtimes(path, mtime, mtime); err != nil {
-		t.Fatal(err)
-	}
 	h, err := LoadHtpasswd(path, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -478,11 +472,13 @@ func TestAttackRacySettledBrokenVersionIsNotReparsed(t *testing.T) {
 	if !h.Check("alice", "a-pass") {
 		t.Fatal("alice refused")
 	}
-	setStat(t, path, users+broken(alice)+"\n", mtime)
+	before := statID(t, path)
+	setStat(t, path, users+broken(alice)+"\n", before.mtime)
+	sameTick(t, h, before)
 	if h.cur.Load().settled.Load() || !h.Check("alice", "a-pass") {
 		t.Fatal("setup: the version settled too early, or the broken edit did not keep alice")
 	}
-	time.Sleep(time.Until(mtime.Add(racyWindow + 100*time.Millisecond)))
+	clockAfter(t, h, path)
 	if !h.Check("alice", "a-pass") { // reads the broken bytes after the window: settled, and failed
 		t.Fatal("alice refused while the file is broken")
 	}
