@@ -106,25 +106,33 @@ func TestReloadSameTickRewrite(t *testing.T) {
 	}
 }
 
-// TestSettledVersionIsTrustedByStat: once a version was read more than racyWindow after its mtime, a stat alone
-// identifies it: no read per login. A writer that puts the old mtime back by hand is not noticed then (shown
-// here so that the limit is known); htpasswd and editors never do.
-func TestSettledVersionIsTrustedByStat(t *testing.T) {
-	path := racyFile(t, "first-pass")
-	old := time.Now().Add(-time.Hour)
-	if err := os.Chtimes(path, old, old); err != nil {
-		t.Fatal(err)
-	}
-	h, err := LoadHtpasswd(path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !h.cur.Load().settled.Load() {
-		t.Fatal("a version read an hour after its mtime is not settled")
-	}
-	rewriteKeepingStat(t, path, "other-pass")
-	if !h.Check("alice", "first-pass") || h.Check("alice", "other-pass") {
-		t.Error("a settled version was read again although its stat did not change")
+// TestSettledRewriteKeepingMtimeIsSeen: once a version was read more than racyWindow after its last change, a
+// stat alone identifies it. A same-size rewrite in place that puts the old mtime back (touch -d, cp -p) keeps
+// inode, size and mtime, but not the change time, which no writer can set: the revoked password is refused at
+// once, also when it was cached.
+func TestSettledRewriteKeepingMtimeIsSeen(t *testing.T) {
+	for _, cache := range []time.Duration{0, time.Hour} {
+		path := racyFile(t, "first-pass")
+		old := time.Now().Add(-time.Hour)
+		if err := os.Chtimes(path, old, old); err != nil {
+			t.Fatal(err)
+		}
+		h, err := LoadHtpasswd(path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.CacheVerified(cache)
+		settle(t, h)
+		if !h.Check("alice", "first-pass") || !h.Check("alice", "first-pass") { // checked, then (cache) remembered
+			t.Fatal("the first password was refused")
+		}
+		rewriteKeepingStat(t, path, "other-pass")
+		if h.Check("alice", "first-pass") {
+			t.Errorf("cache %v: the revoked password still works after a same-size rewrite that put the mtime back", cache)
+		}
+		if !h.Check("alice", "other-pass") {
+			t.Errorf("cache %v: the new password is refused after a same-size rewrite that put the mtime back", cache)
+		}
 	}
 }
 
