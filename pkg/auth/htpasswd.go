@@ -163,13 +163,17 @@ type version struct {
 	settled bool
 }
 
-// read stats and reads the file. The clock is read first and the fstat comes before the read, so that a write
-// racing with the read makes the recorded identity older than the content (the next Check reads the file again),
-// and a write after it has a ctime no earlier than the clock's reading, less one tick (see racyWindow). An error
-// may come with the identity (a version to remember as tried) or without (id zero).
+// read opens, fstats and reads the file; anything but a regular file is refused, without blocking on a FIFO. The
+// clock is read first and the fstat comes before the read, so that a write racing with the read makes the recorded
+// identity older than the content (the next Check reads the file again), and a write after it has a ctime no
+// earlier than the clock's reading, less one tick (see racyWindow). An error may come with the identity (a version
+// to remember as tried) or without (id zero).
 func (h *Htpasswd) read() (version, error) {
 	at := h.fsNow()
-	f, err := os.Open(h.path)
+	// O_NONBLOCK: an open(2) of a FIFO with no writer would otherwise wait for one, with mu held, and every login
+	// with it; the fstat below then refuses the FIFO. A regular file's reads ignore the flag. O_NOCTTY: a terminal
+	// at the path does not become the daemon's controlling terminal.
+	f, err := os.OpenFile(h.path, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOCTTY, 0)
 	if err != nil {
 		return version{}, fmt.Errorf("htpasswd: %w", err)
 	}
