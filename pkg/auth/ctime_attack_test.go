@@ -41,8 +41,10 @@ func TestAttackRenameBetweenStatAndRead(t *testing.T) {
 	}
 	h.CacheVerified(time.Hour)
 	settle(t, h)
-	if !h.Check("alice", "first-pass") || !h.Check("alice", "first-pass") {
-		t.Fatal("the first password was refused")
+	for range 2 { // checked, then remembered
+		if !h.Check("alice", "first-pass") {
+			t.Fatal("the first password was refused")
+		}
 	}
 	mtime := statID(t, path).mtime
 	renameIn := func(content string) {
@@ -101,8 +103,10 @@ func TestAttackWriteAcrossALogin(t *testing.T) {
 	}
 	h.CacheVerified(time.Hour)
 	settle(t, h)
-	if !h.Check("bob", "b-old") || !h.Check("bob", "b-old") {
-		t.Fatal("bob's old password was refused")
+	for range 2 { // checked, then remembered
+		if !h.Check("bob", "b-old") {
+			t.Fatal("bob's old password was refused")
+		}
 	}
 	mtime := statID(t, path).mtime
 	writeAt(t, path, alice, 0, mtime) // the first write: alice's line, unchanged
@@ -165,8 +169,10 @@ func TestAttackClockSetBack(t *testing.T) {
 	}
 	back := changeTime(fi).Add(-time.Hour)
 	h.fsNow = func() time.Time { return back }
-	if !h.Check("alice", "first-pass") || !h.Check("alice", "first-pass") {
-		t.Fatal("the first password was refused")
+	for range 2 { // checked, then remembered
+		if !h.Check("alice", "first-pass") {
+			t.Fatal("the first password was refused")
+		}
 	}
 	if h.cur.Load().settled.Load() {
 		t.Fatal("a version whose ctime lies an hour ahead of the clock is settled")

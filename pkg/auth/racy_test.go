@@ -123,8 +123,10 @@ func TestSettledRewriteKeepingMtimeIsSeen(t *testing.T) {
 		}
 		h.CacheVerified(cache)
 		settle(t, h)
-		if !h.Check("alice", "first-pass") || !h.Check("alice", "first-pass") { // checked, then (cache) remembered
-			t.Fatal("the first password was refused")
+		for range 2 { // checked, then (with the cache) remembered
+			if !h.Check("alice", "first-pass") {
+				t.Fatal("the first password was refused")
+			}
 		}
 		rewriteKeepingStat(t, path, "other-pass")
 		if h.Check("alice", "first-pass") {
