@@ -178,7 +178,7 @@ func TestAttackBrokenEditAndDeletedFile(t *testing.T) {
 }
 
 // TestAttackSameSizeInPlaceRewrite: htpasswd -B changing a password at the same cost rewrites the file in place
-// (same inode) with the same size; only the mtime tells. The cached old password must go with it.
+// (same inode) with the same size; only the mtime and the ctime tell. The cached old password must go with it.
 func TestAttackSameSizeInPlaceRewrite(t *testing.T) {
 	h, path, _ := cachedHtpasswd(t, time.Hour)
 	old := time.Now().Add(-time.Hour) // so the rewrite's own mtime differs whatever the filesystem clock's grain

@@ -49,6 +49,9 @@ type Htpasswd struct {
 	cacheFor time.Duration
 	key      [32]byte
 	now      func() time.Time
+	// fsNow is the clock that read judges a version's age by (see racyWindow): the real one, as the filesystem's
+	// ctimes are, not now. A test sets it to show a version read seconds after its last change.
+	fsNow func() time.Time
 
 	// hashed counts the password checks that ran a hash (a known user's, or the decoy of an unknown one), cached
 	// those answered from the cache; see Checks.
@@ -101,12 +104,16 @@ func (c *verifiedCache) put(user string, mac [sha256.Size]byte, now time.Time) {
 }
 
 // fileID tells versions of the file apart without reading it: editors and htpasswd replace the file (new
-// inode) or rewrite it (new mtime, usually new size). Nanosecond mtimes make a same-second edit visible.
+// inode) or rewrite it (new mtime, usually new size). The change time (ctime) is there for writers that put the
+// mtime back (touch -d, cp -p, rsync -t) and for an inode number reused by a delete and create: no process can set
+// it, and every write, chmod, utimes and rename sets it to the current time. Nanosecond times make a same-second
+// edit visible where the filesystem keeps them. (Outside Linux ctime is the mtime again: see changeTime.)
 type fileID struct {
 	ino   uint64
 	dev   uint64
 	size  int64
 	mtime time.Time
+	ctime time.Time
 }
 
 // LoadHtpasswd reads and parses the htpasswd file at path. An error names the file and each bad line; it is
@@ -116,7 +123,7 @@ func LoadHtpasswd(path string, log *zap.Logger) (*Htpasswd, error) {
 	if log == nil {
 		log = zap.NewNop()
 	}
-	h := &Htpasswd{path: path, log: log, now: time.Now}
+	h := &Htpasswd{path: path, log: log, now: time.Now, fsNow: time.Now}
 	if _, err := rand.Read(h.key[:]); err != nil {
 		return nil, fmt.Errorf("htpasswd: random key for the password cache: %w", err)
 	}
@@ -133,16 +140,22 @@ func LoadHtpasswd(path string, log *zap.Logger) (*Htpasswd, error) {
 	return h, nil
 }
 
-// racyWindow is how long after a file's mtime a read of it is "racy", as git calls it: a later write within the
-// same tick of the filesystem's clock (coarse: milliseconds; seconds on some filesystems) can leave inode, size
-// and mtime all unchanged, as `htpasswd -B` run twice in a row on one user does (an in-place rewrite of the
-// same length). A version read less than racyWindow after its mtime is read again on every Check, and its bytes
-// compared, until a read comes later than that; from then on any write changes the mtime, and a stat suffices.
-// (A file whose mtime lies in the future is compared on every login until that time has passed.)
+// racyWindow is how long after a file's last change (its ctime) a read of it is "racy", as git calls it: a later
+// write within the same tick of the filesystem's clock (coarse: milliseconds; whole seconds on some filesystems)
+// can leave inode, size, mtime and ctime all unchanged, as `htpasswd -B` run twice in a row on one user can (an
+// in-place rewrite of the same length). A version read less than racyWindow after its ctime is read again on
+// every Check, and its bytes compared, until a read comes later than that; from then on any write sets a later
+// ctime, and a stat suffices. The ctime, not the mtime, because a writer can set the mtime to anything: an old
+// mtime put back (touch -d) would otherwise hide a same-size rewrite of a settled version, and an mtime in the
+// future would keep a version racy, its bytes read on every login, until that time. What is left: a system clock
+// set back to within a tick of a settled version's ctime can give a later write that same ctime (with a coarse
+// filesystem clock, a same-size rewrite that keeps the mtime is then missed); and a version whose ctime lies in the
+// future (the clock was set back) is read on every login until that time has passed. Outside Linux the mtime
+// stands in for the ctime (changeTime), with the limits above.
 const racyWindow = 2 * time.Second
 
-// version is one read of the file: its identity as stat-ed before the read, its bytes and their SHA-256, and
-// whether the identity was settled (read more than racyWindow after the mtime).
+// version is one read of the file: its identity as fstat-ed before the read, its bytes and their SHA-256, and
+// whether the identity was settled (read more than racyWindow after the ctime).
 type version struct {
 	id      fileID
 	data    []byte
@@ -150,13 +163,17 @@ type version struct {
 	settled bool
 }
 
-// read stats and reads the file. The clock is read first and the stat comes before the read, so that a write
-// racing with the read makes the recorded identity older than the content (the next Check reads the file again),
-// and a write after it has an mtime no earlier than the clock's reading, less one tick (see racyWindow). An error
-// may come with the identity (a version to remember as tried) or without (id zero).
+// read opens, fstats and reads the file; anything but a regular file is refused, without blocking on a FIFO. The
+// clock is read first and the fstat comes before the read, so that a write racing with the read makes the recorded
+// identity older than the content (the next Check reads the file again), and a write after it has a ctime no
+// earlier than the clock's reading, less one tick (see racyWindow). An error may come with the identity (a version
+// to remember as tried) or without (id zero).
 func (h *Htpasswd) read() (version, error) {
-	at := time.Now() // the real clock, as the filesystem's mtimes are, not h.now
-	f, err := os.Open(h.path)
+	at := h.fsNow()
+	// O_NONBLOCK: an open(2) of a FIFO with no writer would otherwise wait for one, with mu held, and every login
+	// with it; the fstat below then refuses the FIFO. A regular file's reads ignore the flag. O_NOCTTY: a terminal
+	// at the path does not become the daemon's controlling terminal.
+	f, err := os.OpenFile(h.path, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOCTTY, 0)
 	if err != nil {
 		return version{}, fmt.Errorf("htpasswd: %w", err)
 	}
@@ -165,7 +182,8 @@ func (h *Htpasswd) read() (version, error) {
 	if err != nil {
 		return version{}, fmt.Errorf("htpasswd: %w", err)
 	}
-	v := version{id: idOf(fi), settled: at.Sub(fi.ModTime()) > racyWindow}
+	v := version{id: idOf(fi)}
+	v.settled = at.Sub(v.id.ctime) > racyWindow
 	if !fi.Mode().IsRegular() {
 		return v, fmt.Errorf("%w file %s: not a regular file", errHtpasswd, h.path)
 	}
@@ -192,7 +210,7 @@ func newSnapshot(u *users, v version, c *verifiedCache) *snapshot {
 }
 
 func idOf(fi os.FileInfo) fileID {
-	id := fileID{size: fi.Size(), mtime: fi.ModTime()}
+	id := fileID{size: fi.Size(), mtime: fi.ModTime(), ctime: changeTime(fi)}
 	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
 		id.ino, id.dev = st.Ino, uint64(st.Dev) //nolint:unconvert // Dev is uint32 on some platforms
 	}

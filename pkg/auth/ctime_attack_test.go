@@ -1,0 +1,190 @@
+package auth
+
+import (
+	"os"
+	"testing"
+	"time"
+)
+
+// Attacks on the change-time identity (fileID.ctime, racyWindow judged by the ctime): writers and interleavings
+// that could leave a version loaded that the file no longer holds.
+
+// writeAt writes b at off into path in place (same inode, same size when b overwrites bytes) and puts mtime back.
+func writeAt(t *testing.T, path string, b string, off int64, mtime time.Time) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt([]byte(b), off); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chtimes(path, mtime, mtime); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestAttackRenameBetweenStatAndRead: a new version is renamed over the file, and a third one over that between
+// the login's stat (which saw the second) and its open (which gets the third). What is loaded is what was read,
+// under the identity of what was read: the third version, whose later same-size rewrite with its mtime put back is
+// seen like any other.
+func TestAttackRenameBetweenStatAndRead(t *testing.T) {
+	dir := t.TempDir()
+	entry := func(pass string) string { return htpasswdEntry(t, "alice", pass, "-B", "-C", "4") + "\n" }
+	path := writeFile(t, dir, "users", entry("first-pass"))
+	h, err := LoadHtpasswd(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.CacheVerified(time.Hour)
+	settle(t, h)
+	for range 2 { // checked, then remembered
+		if !h.Check("alice", "first-pass") {
+			t.Fatal("the first password was refused")
+		}
+	}
+	mtime := statID(t, path).mtime
+	renameIn := func(content string) {
+		tmp := writeFile(t, dir, "users.tmp", content)
+		if err := os.Chtimes(tmp, mtime, mtime); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, path); err != nil {
+			t.Fatal(err)
+		}
+	}
+	renameIn(entry("second-pass"))
+	third := entry("third-pass")
+	raced := false
+	h.fsNow = func() time.Time { // read calls it after the login's stat and before its open
+		if !raced {
+			raced = true
+			renameIn(third)
+		}
+		return time.Now()
+	}
+	if h.Check("alice", "first-pass") {
+		t.Error("the replaced, cached password still works")
+	}
+	if !raced {
+		t.Fatal("setup: the login did not read the file")
+	}
+	if h.Check("alice", "second-pass") {
+		t.Error("the version the login's stat saw, replaced before its open, was loaded")
+	}
+	if !h.Check("alice", "third-pass") {
+		t.Error("the version the login read was not loaded")
+	}
+	if got, want := h.cur.Load().id, statID(t, path); got != want {
+		t.Errorf("the loaded version's identity %+v is not the file's %+v", got, want)
+	}
+	settle(t, h)
+	writeAt(t, path, entry("fourth-pass"), 0, mtime)
+	if h.Check("alice", "third-pass") || !h.Check("alice", "fourth-pass") {
+		t.Error("a same-size rewrite of the raced-in version, mtime put back, was missed")
+	}
+}
+
+// TestAttackWriteAcrossALogin: a writer that rewrites the file in two write calls, putting the mtime back after
+// each, with a login between them, seconds after the first (a slow writer, or one stopped). That login reads a
+// mix: alice's line, written again unchanged, and bob's old line. The second write, which revokes bob's password,
+// must still be seen, although the mixed version was settled and inode, size and mtime never moved.
+func TestAttackWriteAcrossALogin(t *testing.T) {
+	alice := htpasswdEntry(t, "alice", "a-pass", "-B", "-C", "4") + "\n"
+	bobOld := htpasswdEntry(t, "bob", "b-old", "-B", "-C", "4") + "\n"
+	bobNew := htpasswdEntry(t, "bob", "b-new", "-B", "-C", "4") + "\n"
+	path := writeFile(t, t.TempDir(), "users", alice+bobOld)
+	h, err := LoadHtpasswd(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.CacheVerified(time.Hour)
+	settle(t, h)
+	for range 2 { // checked, then remembered
+		if !h.Check("bob", "b-old") {
+			t.Fatal("bob's old password was refused")
+		}
+	}
+	mtime := statID(t, path).mtime
+	writeAt(t, path, alice, 0, mtime) // the first write: alice's line, unchanged
+	clockAfter(t, h, path)            // the login comes seconds later
+	if !h.Check("bob", "b-old") {
+		t.Fatal("between the writes, bob's old password (still in the file) was refused")
+	}
+	if !h.cur.Load().settled.Load() {
+		t.Fatal("setup: the version read between the writes is not settled")
+	}
+	writeAt(t, path, bobNew, int64(len(alice)), mtime) // the second write: bob's new line
+	if h.Check("bob", "b-old") {
+		t.Error("bob's revoked password, cached, still works after the second write")
+	}
+	if !h.Check("bob", "b-new") || !h.Check("alice", "a-pass") {
+		t.Error("the file as written was not loaded")
+	}
+}
+
+// TestAttackSettledBrokenVersionFixedKeepingMtime: an edit that does not parse is settled (read again after the
+// window), then fixed in place, same size, with the mtime put back. The fix is loaded on the next login.
+func TestAttackSettledBrokenVersionFixedKeepingMtime(t *testing.T) {
+	first := htpasswdEntry(t, "alice", "first-pass", "-B", "-C", "4") + "\n"
+	second := htpasswdEntry(t, "alice", "second-pass", "-B", "-C", "4") + "\n"
+	path := writeFile(t, t.TempDir(), "users", first)
+	h, err := LoadHtpasswd(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.CacheVerified(time.Hour)
+	settle(t, h)
+	mtime := statID(t, path).mtime
+	setStat(t, path, broken(second), mtime)
+	clockAfter(t, h, path)
+	if !h.Check("alice", "first-pass") {
+		t.Fatal("a broken edit did not leave the previous users in force")
+	}
+	if !h.seenSettled || h.failed == "" {
+		t.Fatal("setup: the broken version was not tried and settled")
+	}
+	setStat(t, path, second, mtime)
+	if h.Check("alice", "first-pass") || !h.Check("alice", "second-pass") {
+		t.Error("the fix of a settled broken version, same size and mtime, was not loaded")
+	}
+}
+
+// TestAttackClockSetBack: the system clock set back after the file's last change (its ctime lies in the future of
+// every read). No read is then settled: every login compares the bytes, so even a rewrite that keeps every field
+// of the stat (sameTick) is seen; once the clock has passed the ctime by the window, the version settles.
+func TestAttackClockSetBack(t *testing.T) {
+	path := racyFile(t, "first-pass")
+	h, err := LoadHtpasswd(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.CacheVerified(time.Hour)
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	back := changeTime(fi).Add(-time.Hour)
+	h.fsNow = func() time.Time { return back }
+	for range 2 { // checked, then remembered
+		if !h.Check("alice", "first-pass") {
+			t.Fatal("the first password was refused")
+		}
+	}
+	if h.cur.Load().settled.Load() {
+		t.Fatal("a version whose ctime lies an hour ahead of the clock is settled")
+	}
+	before := statID(t, path)
+	rewriteKeepingStat(t, path, "other-pass")
+	sameTick(t, h, before)
+	if h.Check("alice", "first-pass") || !h.Check("alice", "other-pass") {
+		t.Error("with the clock set back, a rewrite that kept the whole stat was missed")
+	}
+	clockAfter(t, h, path)
+	if !h.Check("alice", "other-pass") || !h.cur.Load().settled.Load() {
+		t.Error("the version did not settle once the clock had passed its ctime")
+	}
+}
