@@ -94,6 +94,7 @@ type mpkg struct {
 	answer string // its body or error
 	retry  string // the Retry-After of the last answer
 	tries  int
+	acked  time.Time // when the last answer came, if it was a 2xx
 }
 
 func makePkgs(t *testing.T, prefix string, n int) []*mpkg {
@@ -145,6 +146,9 @@ func uploadAll(ds []*s3Daemon, pkgs []*mpkg, workers int, retry503 bool, deadlin
 					d := ds[p.daemon%len(ds)]
 					r, err := d.tryDo(client, d.base, http.MethodPut, "/upload/"+p.spec.FileName()+p.query, p.body, nil, false)
 					p.code, p.answer, p.retry = r.code, r.body, ""
+					if p.code/100 == 2 {
+						p.acked = time.Now()
+					}
 					if err != nil {
 						p.answer = err.Error()
 					} else {
@@ -570,7 +574,8 @@ func pidOf(d *s3Daemon) int { return d.proc.cmd.Process.Pid }
 // TestS3MultiUploads: two daemons on one bucket take 200 concurrent uploads (x86_64, aarch64 and noarch, spread
 // over both) into the same repositories. Every 2xx ends up in the final metadata with its sha256, no two
 // createrepo_c runs of one repository overlap (from the logs: run start and end with the lease holder), the 412
-// redos are counted, and a reader fetching repomd.xml and every file it names meanwhile sees none missing.
+// redos are counted, a reader fetching repomd.xml and every file it names meanwhile sees none missing, and each
+// daemon's package list holds what docs/deploy.md promises (checkPackageLists).
 func TestS3MultiUploads(t *testing.T) {
 	t.Parallel()
 	srv := sharedSeaweed(t) // buckets of its own on the shared server
@@ -607,14 +612,6 @@ func TestS3MultiUploads(t *testing.T) {
 			d.eventually(t, "/repo/"+repo+"/", nevrasIn(ok, repo))
 		}
 	}
-	// The package list answers the same on both daemons, whichever took the upload.
-	for i, d := range ds {
-		p := pkgs[1-i] // pkgs[1] went to daemon 1, pkgs[0] to daemon 0
-		r := d.do(t, http.MethodGet, "/api/v1/packages?name="+p.spec.Name, nil, nil, false)
-		if r.code != http.StatusOK || !strings.Contains(r.body, p.spec.FileName()) {
-			t.Errorf("daemon %d: /api/v1/packages?name=%s lacks the other daemon's upload: %d %.300s", i, p.spec.Name, r.code, r.body)
-		}
-	}
 
 	// Both daemons publish: one that found the lease held retries with backoff (1 s, 2 s, 4 s, …) and runs
 	// createrepo_c once it gets the lease, which may come after the other has published everything.
@@ -626,6 +623,7 @@ func TestS3MultiUploads(t *testing.T) {
 	}
 	runs := runsFromLogs(t, ds, nil)
 	checkNoOverlap(t, runs)
+	checkPackageLists(t, ds, ok, runs)
 	holders := map[string]bool{}
 	for _, r := range runs {
 		holders[r.holder] = true
@@ -650,6 +648,46 @@ func TestS3MultiUploads(t *testing.T) {
 		len(runs), len(holders), redos(ds), locked)
 	if len(runs) == 0 {
 		t.Fatal("no createrepo_c run in the logs")
+	}
+}
+
+// checkPackageLists: each daemon's GET /api/v1/packages lists what docs/deploy.md promises, "the packages the
+// daemon took, and every package of the repositories it published": every upload it acknowledged, and every
+// upload the other daemon acknowledged before this daemon's last createrepo_c run of one of its repositories
+// began (that run's metadata lists it). An upload the other daemon took after that is not promised.
+func checkPackageLists(t *testing.T, ds []*s3Daemon, ok []*mpkg, runs []run) {
+	t.Helper()
+	lastRun := func(d *s3Daemon, repo string) (last run) {
+		for _, r := range runs {
+			if strings.HasSuffix(r.holder, ":"+strconv.Itoa(pidOf(d))) && (r.repo == repo || strings.HasSuffix(r.repo, "/"+repo)) && r.start.After(last.start) {
+				last = r
+			}
+		}
+		return last
+	}
+	for i, d := range ds {
+		own, others := 0, 0
+		for _, p := range ok {
+			mine := p.daemon%len(ds) == i
+			promised := mine
+			for _, repo := range p.reposOf() {
+				promised = promised || lastRun(d, repo).start.After(p.acked)
+			}
+			if !promised {
+				continue
+			}
+			if mine {
+				own++
+			} else {
+				others++
+			}
+			r := d.do(t, http.MethodGet, "/api/v1/packages?name="+p.spec.Name, nil, nil, false)
+			if r.code != http.StatusOK || !strings.Contains(r.body, p.spec.FileName()) {
+				t.Errorf("daemon %d: /api/v1/packages?name=%s lacks %s (taken by daemon %d, acknowledged at %s): %d %.300s",
+					i, p.spec.Name, p.spec.FileName(), p.daemon%len(ds), p.acked.Format(time.StampMilli), r.code, r.body)
+			}
+		}
+		t.Logf("daemon %d lists its %d uploads and the %d of the other daemon's that its own runs published", i, own, others)
 	}
 }
 
