@@ -237,7 +237,7 @@ func TestBareReceiver(t *testing.T) {
 		if _, err := bareUpload(r, src); err != nil {
 			t.Fatal(err)
 		}
-		got, err := os.ReadFile(filepath.Join(dir, "bare", "body-"+strconv.Itoa(i)))
+		got, err := os.ReadFile(r.body())
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -29,7 +28,6 @@ import (
 type bareReceiver struct {
 	ln  net.Listener
 	dir string
-	n   int
 }
 
 func newBareReceiver(dir string) (*bareReceiver, error) {
@@ -46,7 +44,10 @@ func newBareReceiver(dir string) (*bareReceiver, error) {
 }
 
 func (b *bareReceiver) socket() string { return b.ln.Addr().String() }
-func (b *bareReceiver) close()         { b.ln.Close() }
+
+// body is the file each upload is written to, replacing the last one.
+func (b *bareReceiver) body() string { return filepath.Join(b.dir, "body") }
+func (b *bareReceiver) close()       { b.ln.Close() }
 
 // once serves one upload and returns the first error.
 func (b *bareReceiver) once() error {
@@ -60,8 +61,7 @@ func (b *bareReceiver) once() error {
 	if err != nil {
 		return err
 	}
-	b.n++
-	f, err := os.Create(filepath.Join(b.dir, "body-"+strconv.Itoa(b.n)))
+	f, err := os.Create(b.body())
 	if err != nil {
 		return err
 	}
