@@ -1,9 +1,17 @@
 package auth
 
 import (
+	"net"
 	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
 )
 
 // Attacks on the change-time identity (fileID.ctime, racyWindow judged by the ctime): writers and interleavings
@@ -186,5 +194,114 @@ func TestAttackClockSetBack(t *testing.T) {
 	clockAfter(t, h, path)
 	if !h.Check("alice", "other-pass") || !h.cur.Load().settled.Load() {
 		t.Error("the version did not settle once the clock had passed its ctime")
+	}
+}
+
+// TestAttackSymlinkRetargeted: the configured path is a symlink (config management's usual layout), retargeted
+// (ln -sfn: a new link renamed over it) to another existing file, settled long ago, then back to the first. Stat
+// and open follow the link, so the identity is the target's: each retarget is a new identity, and a cached
+// password of the target left behind stops working on the next login.
+func TestAttackSymlinkRetargeted(t *testing.T) {
+	dir := t.TempDir()
+	a := writeFile(t, dir, "a.users", htpasswdEntry(t, "alice", "first-pass", "-B", "-C", "4")+"\n")
+	b := writeFile(t, dir, "b.users", htpasswdEntry(t, "alice", "second-pass", "-B", "-C", "4")+"\n")
+	path := filepath.Join(dir, "users")
+	retarget := func(target string) {
+		tmp := path + ".new"
+		if err := os.Symlink(target, tmp); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, path); err != nil {
+			t.Fatal(err)
+		}
+	}
+	retarget(a)
+	h, err := LoadHtpasswd(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.CacheVerified(time.Hour)
+	clockAfter(t, h, b) // both targets settled: the clock is seconds past the later ctime
+	for _, step := range []struct{ target, good, revoked string }{
+		{a, "first-pass", "second-pass"},
+		{b, "second-pass", "first-pass"},
+		{a, "first-pass", "second-pass"},
+	} {
+		retarget(step.target)
+		if h.Check("alice", step.revoked) {
+			t.Errorf("with the link on %s, the other target's password still works", filepath.Base(step.target))
+		}
+		for range 2 { // checked, then remembered
+			if !h.Check("alice", step.good) {
+				t.Errorf("with the link on %s, its password is refused", filepath.Base(step.target))
+			}
+		}
+		if got, want := h.cur.Load().id, statID(t, step.target); got != want || !h.cur.Load().settled.Load() {
+			t.Errorf("the loaded identity %+v is not the target's %+v, or not settled", got, want)
+		}
+	}
+}
+
+// TestAttackNonRegularAtPath: a directory, a unix socket (whose open fails: ENXIO) and a character device (as
+// /dev/null: open succeeds, reads return nothing) replace a good user file. Logins keep the last good users, the
+// failure is logged once naming the file, a good file put back is loaded; at start-up each is a one-line error
+// naming the file.
+func TestAttackNonRegularAtPath(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		make func(t *testing.T, path string)
+	}{
+		{"directory", func(t *testing.T, path string) {
+			if err := os.Mkdir(path, 0o700); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"unix socket", func(t *testing.T, path string) {
+			l, err := net.Listen("unix", path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			l.(*net.UnixListener).SetUnlinkOnClose(false)
+			t.Cleanup(func() { l.Close() })
+		}},
+		{"character device", func(t *testing.T, path string) {
+			if err := syscall.Mknod(path, syscall.S_IFCHR|0o600, 1<<8|3); err != nil { // 1,3: /dev/null
+				t.Fatalf("mknod (the tests run as root): %v", err)
+			}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			path := writeFile(t, dir, "users", htpasswdEntry(t, "alice", "a-pass", "-B", "-C", "4")+"\n")
+			core, logs := observer.New(zapcore.InfoLevel)
+			h, err := LoadHtpasswd(path, zap.New(core))
+			if err != nil {
+				t.Fatal(err)
+			}
+			h.CacheVerified(time.Hour)
+			if err := os.Remove(path); err != nil {
+				t.Fatal(err)
+			}
+			tc.make(t, path)
+			for range 3 {
+				if !h.Check("alice", "a-pass") || h.Check("alice", "wrong") {
+					t.Fatal("the last good users are not in force")
+				}
+			}
+			failed := logs.FilterMessageSnippet("reload failed").All()
+			if len(failed) != 1 || !strings.Contains(failed[0].ContextMap()["error"].(string), path) {
+				t.Errorf("want one reload failure naming %s, got %v", path, failed)
+			}
+			if _, err := LoadHtpasswd(path, nil); err == nil || !strings.Contains(err.Error(), path) || strings.Contains(err.Error(), "\n") {
+				t.Errorf("start-up error %q: want one line naming the file", err)
+			}
+			if err := os.RemoveAll(path); err != nil {
+				t.Fatal(err)
+			}
+			writeFile(t, dir, "users", htpasswdEntry(t, "alice", "new-pass", "-B", "-C", "4")+"\n")
+			if h.Check("alice", "a-pass") || !h.Check("alice", "new-pass") {
+				t.Error("the good file put back was not loaded")
+			}
+		})
 	}
 }
