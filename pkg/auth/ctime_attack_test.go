@@ -305,3 +305,32 @@ func TestAttackNonRegularAtPath(t *testing.T) {
 		})
 	}
 }
+
+// TestAttackSocketNotOpenedOnEveryLogin: a unix socket at the path cannot be opened (ENXIO), so read returned no
+// identity to remember, and every login tried to open it again with mu held. Once settled it is tried once.
+func TestAttackSocketNotOpenedOnEveryLogin(t *testing.T) {
+	path := writeFile(t, t.TempDir(), "users", htpasswdEntry(t, "alice", "a-pass", "-B", "-C", "4")+"\n")
+	h, err := LoadHtpasswd(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	reads := 0
+	at := statID(t, path).ctime.Add(racyWindow + time.Second)
+	h.fsNow = func() time.Time { reads++; return at } // read calls it once per attempt
+	for range 5 {
+		if !h.Check("alice", "a-pass") {
+			t.Fatal("the last good users are not in force")
+		}
+	}
+	if reads != 1 {
+		t.Errorf("a settled socket at the path was tried %d times in 5 logins, want once", reads)
+	}
+}

@@ -177,7 +177,15 @@ func (h *Htpasswd) read() (version, error) {
 	// at the path does not become the daemon's controlling terminal.
 	f, err := os.OpenFile(h.path, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOCTTY, 0)
 	if err != nil {
-		return version{}, fmt.Errorf("htpasswd: %w", err)
+		// Something not a regular file that could not be opened (a unix socket: ENXIO) is remembered as tried, so
+		// that a settled one is not opened again, mu held, on every login; it would be refused anyway. Only that:
+		// this stat comes after the open, and a symlink retargeted between them to an old regular file must be read.
+		var v version
+		if fi, serr := os.Stat(h.path); serr == nil && !fi.Mode().IsRegular() {
+			v.id = idOf(fi)
+			v.settled = at.Sub(v.id.ctime) > racyWindow
+		}
+		return v, fmt.Errorf("htpasswd: %w", err)
 	}
 	defer f.Close()
 	fi, err := f.Stat()
