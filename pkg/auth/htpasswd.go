@@ -182,8 +182,7 @@ func (h *Htpasswd) read() (version, error) {
 		// this stat comes after the open, and a symlink retargeted between them to an old regular file must be read.
 		var v version
 		if fi, serr := os.Stat(h.path); serr == nil && !fi.Mode().IsRegular() {
-			v.id = idOf(fi)
-			v.settled = at.Sub(v.id.ctime) > racyWindow
+			v = versionOf(fi, at)
 		}
 		return v, fmt.Errorf("htpasswd: %w", err)
 	}
@@ -192,8 +191,7 @@ func (h *Htpasswd) read() (version, error) {
 	if err != nil {
 		return version{}, fmt.Errorf("htpasswd: %w", err)
 	}
-	v := version{id: idOf(fi)}
-	v.settled = at.Sub(v.id.ctime) > racyWindow
+	v := versionOf(fi, at)
 	if !fi.Mode().IsRegular() {
 		return v, fmt.Errorf("%w file %s: not a regular file", errHtpasswd, h.path)
 	}
@@ -202,6 +200,13 @@ func (h *Htpasswd) read() (version, error) {
 	}
 	v.sum = sha256.Sum256(v.data)
 	return v, nil
+}
+
+// versionOf is the version fi describes, read at the time at (see racyWindow), without its bytes.
+func versionOf(fi os.FileInfo, at time.Time) version {
+	v := version{id: idOf(fi)}
+	v.settled = at.Sub(v.id.ctime) > racyWindow
+	return v
 }
 
 // parse makes a snapshot of v, with an empty password cache.
