@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/xml"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -56,12 +55,7 @@ func TestS3NginxReadSnippet(t *testing.T) {
 	}
 	writeFile(t, filepath.Join(ngx, "rpm-ingestd-s3-read.conf"), conf)
 	writeFile(t, filepath.Join(ngx, "rpm-ingestd-s3-proxy.conf"), string(proxy))
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
+	port := freePort(t)
 	main := filepath.Join(ngx, "nginx.conf")
 	writeFile(t, main, fmt.Sprintf(`daemon off;
 master_process on;

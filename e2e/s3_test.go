@@ -3,7 +3,6 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -55,12 +54,7 @@ func prepareS3Daemon(t *testing.T, srv *seaweed.Server, bucket, prefix string, e
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
+	port := freePort(t)
 	d := &s3Daemon{srv: srv, bucket: bucket, prefix: prefix, logPath: filepath.Join(dir, "daemon.log")}
 	d.stack = &stack{t: t, tools: tools, dir: dir, top: filepath.Join(dir, "storage"), spool: filepath.Join(dir, "incoming"),
 		dnfDir: filepath.Join(dir, "dnf"), port: port, base: fmt.Sprintf("http://127.0.0.1:%d", port),

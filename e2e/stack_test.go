@@ -23,6 +23,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/rpm-ingestd/rpm-ingestd/internal/testport"
 )
 
 // The stack's fixed names. The upload user's password only guards a loopback port for the test's lifetime.
@@ -823,14 +825,10 @@ func (s *stack) run(t testing.TB, name string, args ...string) string {
 	return stdout.String()
 }
 
+// freePort is a loopback port for a server the test starts, below the ephemeral ports (testport).
 func freePort(t testing.TB) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	return testport.FreePort(t)
 }
 
 func writeFile(t testing.TB, p, content string) {

@@ -64,17 +64,6 @@ func (d *authDaemon) stop(t *testing.T) string {
 	return d.log.String()
 }
 
-// freePort returns a TCP address on host that was free a moment ago.
-func freePort(t *testing.T, host string) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
-	if err != nil {
-		t.Fatalf("listen on %s: %v", host, err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 // tcpFrom is a client whose connections come from the local address from.
 func tcpFrom(from string) *http.Client {
 	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}}
@@ -133,7 +122,7 @@ func (tr tree) stored(t *testing.T) []string {
 // server.htpasswd).
 func TestAuthTCPPeers(t *testing.T) {
 	tr := newTree(t)
-	addr := freePort(t, "127.0.0.1")
+	addr := freeAddr(t)
 	d := tr.startAuth(t, addr, "  trusted_proxies: [127.0.0.1/32]\n", tcpFrom("127.0.0.1"), "http://"+addr)
 	from2 := tcpFrom("127.0.0.2")
 

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rpm-ingestd/rpm-ingestd/internal/testport"
 	"github.com/rpm-ingestd/rpm-ingestd/internal/testrpm"
 )
 
@@ -98,15 +99,10 @@ func (tr tree) writeConfig(t *testing.T, text string) string {
 	return cfg
 }
 
-// freeAddr returns a loopback TCP address that was free a moment ago.
+// freeAddr returns a loopback TCP address that was free a moment ago, below the ephemeral ports (testport).
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
+	return testport.Free(t, "127.0.0.1")
 }
 
 // launch runs the daemon on the configuration file cfg (which listens on addr) with extraEnv added to its

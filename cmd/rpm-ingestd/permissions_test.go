@@ -55,7 +55,7 @@ func TestPermissionsDaemon(t *testing.T) {
 		}
 	}
 	cfgPath := filepath.Join(tr.dir, "config.yml")
-	addr := freePort(t, "127.0.0.1")
+	addr := freeAddr(t)
 
 	// --check-config: four mistakes, each named with its rule and line, all in one run.
 	bad := permConfig(addr, `  permissions:

@@ -39,7 +39,7 @@ func TestProbeAgainstRealDaemon(t *testing.T) {
 			case "unix":
 				listen, base = "unix:"+filepath.Join(tr.dir, "d.sock"), "http://rpm-ingestd"
 			default:
-				addr := freePort(t, "127.0.0.1")
+				addr := freeAddr(t)
 				_, port, _ := net.SplitHostPort(addr)
 				listen, base, hc = net.JoinHostPort(tc.listen, port), "http://"+addr, tcpFrom("127.0.0.1")
 			}
