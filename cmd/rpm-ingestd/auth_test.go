@@ -49,7 +49,7 @@ func (tr tree) startAuth(t *testing.T, listen, serverKeys string, hc *http.Clien
 		case <-time.After(50 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("daemon not healthy\n%s", d.log)
+			t.Fatalf("daemon not healthy\n%s", d.killedLog())
 		}
 	}
 }
@@ -62,6 +62,12 @@ func (d *authDaemon) stop(t *testing.T) string {
 		t.Fatalf("exit code %d\n%s", code, d.log)
 	}
 	return d.log.String()
+}
+
+// keepAliveFrom is tcpFrom's client with keep-alive on: it sends no "Connection: close".
+func keepAliveFrom(from string) *http.Client {
+	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}}
+	return &http.Client{Transport: &http.Transport{DialContext: d.DialContext}}
 }
 
 // tcpFrom is a client whose connections come from the local address from.

@@ -33,10 +33,11 @@ func TestMain(m *testing.M) {
 
 // child is one rpm-ingestd process.
 type child struct {
-	cmd  *exec.Cmd
-	addr string
-	log  *bytes.Buffer
-	done chan error
+	cmd    *exec.Cmd
+	addr   string
+	log    *bytes.Buffer // written by exec's copying goroutine until the process has exited: read it after exited
+	done   chan error
+	exited chan struct{} // closed once Wait has returned, and with it the copying into log
 }
 
 // tree is a top_dir and spool_dir pair with a config writer.
@@ -110,18 +111,20 @@ func freeAddr(t *testing.T) string {
 // daemon to answer.
 func (tr tree) launch(t *testing.T, addr, cfg string, extraEnv ...string) *child {
 	t.Helper()
-	d := &child{addr: addr, log: &bytes.Buffer{}, done: make(chan error, 1)}
+	d := &child{addr: addr, log: &bytes.Buffer{}, done: make(chan error, 1), exited: make(chan struct{})}
 	d.cmd = exec.Command(os.Args[0])
 	d.cmd.Env = append(append(os.Environ(), daemonEnv+"="+cfg), extraEnv...)
 	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
 	if err := d.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	go func() { d.done <- d.cmd.Wait() }()
+	go func() {
+		d.done <- d.cmd.Wait()
+		close(d.exited)
+	}()
 	t.Cleanup(func() {
-		d.cmd.Process.Kill()
-		if t.Failed() {
-			t.Logf("daemon log:\n%s", d.log)
+		if log := d.killedLog(); t.Failed() {
+			t.Logf("daemon log:\n%s", log)
 		}
 	})
 	return d
@@ -141,7 +144,7 @@ func (d *child) waitHealthy(t *testing.T) {
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
-	t.Fatalf("daemon not healthy\n%s", d.log)
+	t.Fatalf("daemon not healthy\n%s", d.killedLog())
 }
 
 func (d *child) upload(t *testing.T, data []byte) {
@@ -158,6 +161,18 @@ func (d *child) upload(t *testing.T, data []byte) {
 }
 
 // wait waits for the process to exit and returns its exit code.
+// killedLog kills the daemon if it still runs and returns its log once the process has exited (reading it before
+// races with the copying of its output).
+func (d *child) killedLog() string {
+	d.cmd.Process.Kill()
+	select {
+	case <-d.exited:
+		return d.log.String()
+	case <-time.After(10 * time.Second):
+		return "(not shown: the daemon did not exit within 10 s of SIGKILL)"
+	}
+}
+
 func (d *child) wait(t *testing.T) int {
 	t.Helper()
 	select {
@@ -170,7 +185,7 @@ func (d *child) wait(t *testing.T) int {
 		}
 		return 0
 	case <-time.After(60 * time.Second):
-		t.Fatalf("daemon did not exit\n%s", d.log)
+		t.Fatalf("daemon did not exit within 60 s; killed it. Its log:\n%s", d.killedLog())
 		return -1
 	}
 }

@@ -72,7 +72,7 @@ func TestSIGTERMCutsOffTricklingUpload(t *testing.T) {
 	// The upload is in flight once its spool file exists.
 	for deadline := time.Now().Add(30 * time.Second); len(partFiles(t, tr.spool)) == 0; {
 		if time.Now().After(deadline) {
-			t.Fatalf("no spool file for the trickling upload\n%s", d.log)
+			t.Fatalf("no spool file for the trickling upload\n%s", d.killedLog())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
