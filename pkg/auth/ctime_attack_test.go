@@ -43,17 +43,7 @@ func TestAttackRenameBetweenStatAndRead(t *testing.T) {
 	dir := t.TempDir()
 	entry := func(pass string) string { return htpasswdEntry(t, "alice", pass, "-B", "-C", "4") + "\n" }
 	path := writeFile(t, dir, "users", entry("first-pass"))
-	h, err := LoadHtpasswd(path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h.CacheVerified(time.Hour)
-	settle(t, h)
-	for range 2 { // checked, then remembered
-		if !h.Check("alice", "first-pass") {
-			t.Fatal("the first password was refused")
-		}
-	}
+	h := loadRemembered(t, path, "alice", "first-pass")
 	mtime := statID(t, path).mtime
 	renameIn := func(content string) {
 		tmp := writeFile(t, dir, "users.tmp", content)
@@ -105,17 +95,7 @@ func TestAttackWriteAcrossALogin(t *testing.T) {
 	bobOld := htpasswdEntry(t, "bob", "b-old", "-B", "-C", "4") + "\n"
 	bobNew := htpasswdEntry(t, "bob", "b-new", "-B", "-C", "4") + "\n"
 	path := writeFile(t, t.TempDir(), "users", alice+bobOld)
-	h, err := LoadHtpasswd(path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h.CacheVerified(time.Hour)
-	settle(t, h)
-	for range 2 { // checked, then remembered
-		if !h.Check("bob", "b-old") {
-			t.Fatal("bob's old password was refused")
-		}
-	}
+	h := loadRemembered(t, path, "bob", "b-old")
 	mtime := statID(t, path).mtime
 	writeAt(t, path, alice, 0, mtime) // the first write: alice's line, unchanged
 	clockAfter(t, h, path)            // the login comes seconds later
@@ -333,4 +313,22 @@ func TestAttackSocketNotOpenedOnEveryLogin(t *testing.T) {
 	if reads != 1 {
 		t.Errorf("a settled socket at the path was tried %d times in 5 logins, want once", reads)
 	}
+}
+
+// loadRemembered loads the file at path with the login cache on, settles the version, and logs user in twice
+// (hashed, then remembered), failing the test if either login is refused.
+func loadRemembered(t *testing.T, path, user, pass string) *Htpasswd {
+	t.Helper()
+	h, err := LoadHtpasswd(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.CacheVerified(time.Hour)
+	settle(t, h)
+	for range 2 {
+		if !h.Check(user, pass) {
+			t.Fatalf("%s's password %q was refused", user, pass)
+		}
+	}
+	return h
 }
