@@ -365,6 +365,7 @@ func logEvents(d *s3Daemon) []logEvent {
 type run struct {
 	repo, holder string
 	start, end   time.Time // end zero: never ended (the daemon was killed)
+	failed       bool      // it ended with an error: it published nothing
 }
 
 // runsFromLogs pairs "createrepo_c run started" and "… ended" per daemon and repository; a run without an end
@@ -397,7 +398,7 @@ func runsFromLogs(t *testing.T, ds []*s3Daemon, cut map[*s3Daemon]time.Time) []r
 				open[e.Repo] = &run{repo: e.Repo, holder: e.Holder, start: e.TS}
 			case "createrepo_c run ended":
 				if r := open[e.Repo]; r != nil {
-					r.end = e.TS
+					r.end, r.failed = e.TS, e.Error != ""
 					runs = append(runs, *r)
 					delete(open, e.Repo)
 				} else {
@@ -653,13 +654,13 @@ func TestS3MultiUploads(t *testing.T) {
 
 // checkPackageLists: each daemon's GET /api/v1/packages lists what docs/deploy.md promises, "the packages the
 // daemon took, and every package of the repositories it published": every upload it acknowledged, and every
-// upload the other daemon acknowledged before this daemon's last createrepo_c run of one of its repositories
-// began (that run's metadata lists it). An upload the other daemon took after that is not promised.
+// upload the other daemon acknowledged before this daemon's last successful createrepo_c run of one of its
+// repositories began (that run's metadata lists it). An upload the other daemon took after that is not promised.
 func checkPackageLists(t *testing.T, ds []*s3Daemon, ok []*mpkg, runs []run) {
 	t.Helper()
 	lastRun := func(d *s3Daemon, repo string) (last run) {
 		for _, r := range runs {
-			if strings.HasSuffix(r.holder, ":"+strconv.Itoa(pidOf(d))) && (r.repo == repo || strings.HasSuffix(r.repo, "/"+repo)) && r.start.After(last.start) {
+			if !r.failed && strings.HasSuffix(r.holder, ":"+strconv.Itoa(pidOf(d))) && (r.repo == repo || strings.HasSuffix(r.repo, "/"+repo)) && r.start.After(last.start) {
 				last = r
 			}
 		}
