@@ -120,11 +120,7 @@ func TestAttackSettledBrokenVersionFixedKeepingMtime(t *testing.T) {
 	first := htpasswdEntry(t, "alice", "first-pass", "-B", "-C", "4") + "\n"
 	second := htpasswdEntry(t, "alice", "second-pass", "-B", "-C", "4") + "\n"
 	path := writeFile(t, t.TempDir(), "users", first)
-	h, err := LoadHtpasswd(path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h.CacheVerified(time.Hour)
+	h := loadCached(t, path)
 	settle(t, h)
 	mtime := statID(t, path).mtime
 	setStat(t, path, broken(second), mtime)
@@ -146,11 +142,7 @@ func TestAttackSettledBrokenVersionFixedKeepingMtime(t *testing.T) {
 // of the stat (sameTick) is seen; once the clock has passed the ctime by the window, the version settles.
 func TestAttackClockSetBack(t *testing.T) {
 	path := racyFile(t, "first-pass")
-	h, err := LoadHtpasswd(path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h.CacheVerified(time.Hour)
+	h := loadCached(t, path)
 	fi, err := os.Stat(path)
 	if err != nil {
 		t.Fatal(err)
@@ -196,11 +188,7 @@ func TestAttackSymlinkRetargeted(t *testing.T) {
 		}
 	}
 	retarget(a)
-	h, err := LoadHtpasswd(path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h.CacheVerified(time.Hour)
+	h := loadCached(t, path)
 	clockAfter(t, h, b) // both targets settled: the clock is seconds past the later ctime
 	for _, step := range []struct{ target, good, revoked string }{
 		{a, "first-pass", "second-pass"},
@@ -315,15 +303,22 @@ func TestAttackSocketNotOpenedOnEveryLogin(t *testing.T) {
 	}
 }
 
-// loadRemembered loads the file at path with the login cache on, settles the version, and logs user in twice
-// (hashed, then remembered), failing the test if either login is refused.
-func loadRemembered(t *testing.T, path, user, pass string) *Htpasswd {
+// loadCached loads the file at path with the login cache on (an hour).
+func loadCached(t *testing.T, path string) *Htpasswd {
 	t.Helper()
 	h, err := LoadHtpasswd(path, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	h.CacheVerified(time.Hour)
+	return h
+}
+
+// loadRemembered loads the file at path with the login cache on, settles the version, and logs user in twice
+// (hashed, then remembered), failing the test if either login is refused.
+func loadRemembered(t *testing.T, path, user, pass string) *Htpasswd {
+	t.Helper()
+	h := loadCached(t, path)
 	settle(t, h)
 	for range 2 {
 		if !h.Check(user, pass) {

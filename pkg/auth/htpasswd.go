@@ -152,8 +152,8 @@ func LoadHtpasswd(path string, log *zap.Logger) (*Htpasswd, error) {
 // filesystem clock, a same-size rewrite that keeps the mtime is then missed); and a version whose ctime lies in the
 // future (the clock was set back) is read on every login until that time has passed; and a write through a shared
 // mmap to a page still dirty from an earlier one sets no time at all (the kernel stamps the first write to a clean
-// page only), so it is missed until the next change. Outside Linux the mtime
-// stands in for the ctime (changeTime), with the limits above.
+// page only), so it is missed until the next change. Outside Linux the mtime stands in for the ctime (changeTime),
+// with the limits above.
 const racyWindow = 2 * time.Second
 
 // version is one read of the file: its identity as fstat-ed before the read, its bytes and their SHA-256, and

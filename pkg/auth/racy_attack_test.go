@@ -180,11 +180,7 @@ func TestAttackRacyMtimeSetByWriter(t *testing.T) {
 	if err := os.Chtimes(path, future, future); err != nil {
 		t.Fatal(err)
 	}
-	h, err := LoadHtpasswd(path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h.CacheVerified(time.Hour)
+	h := loadCached(t, path)
 	clockAfter(t, h, path)
 	if !h.Check("alice", "first-pass") {
 		t.Fatal("the first password was refused")
@@ -285,11 +281,7 @@ func TestAttackCacheFollowsContent(t *testing.T) {
 	bob := htpasswdEntry(t, "bob", "b-pass", "-B", "-C", "4") + "\n"
 	bob2 := htpasswdEntry(t, "bob", "b-new", "-B", "-C", "4") + "\n"
 	path := writeFile(t, t.TempDir(), "users", alice+bob)
-	h, err := LoadHtpasswd(path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h.CacheVerified(time.Hour)
+	h := loadCached(t, path)
 	if !h.Check("alice", "a-pass") {
 		t.Fatal("alice refused")
 	}
@@ -438,11 +430,7 @@ func TestAttackClientCannotKeepFileRacy(t *testing.T) {
 	users, alice := bigFile(t, 4000)
 	size := uint64(len(users))
 	path := writeFile(t, t.TempDir(), "users", users+alice+"\n")
-	h, err := LoadHtpasswd(path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h.CacheVerified(time.Hour)
+	h := loadCached(t, path)
 	if !h.Check("alice", "a-pass") {
 		t.Fatal("alice refused")
 	}
@@ -471,11 +459,7 @@ func TestAttackRacySettledBrokenVersionIsNotReparsed(t *testing.T) {
 	users, alice := bigFile(t, 4000)
 	size := uint64(len(users))
 	path := writeFile(t, t.TempDir(), "users", users+alice+"\n")
-	h, err := LoadHtpasswd(path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h.CacheVerified(time.Hour)
+	h := loadCached(t, path)
 	if !h.Check("alice", "a-pass") {
 		t.Fatal("alice refused")
 	}

@@ -143,11 +143,7 @@ func TestSettledRewriteKeepingMtimeIsSeen(t *testing.T) {
 // its users and cached passwords (no reload). A touch (new mtime, same bytes) keeps them too.
 func TestRacyVersionSettles(t *testing.T) {
 	path := racyFile(t, "first-pass")
-	h, err := LoadHtpasswd(path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h.CacheVerified(time.Hour)
+	h := loadCached(t, path)
 	s := h.cur.Load()
 	if s.settled.Load() {
 		t.Fatal("a version read right after its last change is settled")
