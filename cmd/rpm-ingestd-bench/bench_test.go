@@ -252,3 +252,24 @@ func TestBareReceiver(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestParseSystemCPU: busy time is user, nice, system, irq and softirq of the summary line, idle, iowait and steal
+// are left out, the cpus are counted from the per-cpu lines, and text without them is an error.
+func TestParseSystemCPU(t *testing.T) {
+	const stat = "cpu  100 20 30 4000 500 6 7 800 0 0\ncpu0 50 10 15 2000 250 3 4 400 0 0\ncpu1 50 10 15 2000 250 3 3 400 0 0\nintr 1 2 3\nctxt 99\n"
+	s, err := parseSystemCPU([]byte(stat))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (100 + 20 + 30 + 6 + 7) / 100.0; s.busy != want || s.cpus != 2 {
+		t.Fatalf("busy %v s on %d cpus, want %v s on 2", s.busy, s.cpus, want)
+	}
+	for _, bad := range []string{"", "intr 1 2 3\n", "cpu  1 2 3 4 5 6 7 8\n", "cpu  1 x 3 4 5 6 7 8\ncpu0 1 2 3 4 5 6 7 8\n"} {
+		if _, err := parseSystemCPU([]byte(bad)); err == nil {
+			t.Errorf("%q: no error", bad)
+		}
+	}
+	if s, err := readSystemCPU(); err != nil || s.cpus < 1 || s.busy <= 0 {
+		t.Fatalf("this machine: %+v, %v", s, err)
+	}
+}

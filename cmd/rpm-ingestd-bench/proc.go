@@ -41,6 +41,51 @@ func readCPU(pid int) (cpuTimes, error) {
 	return cpuTimes{self: num(14) + num(15), children: num(16) + num(17)}, nil
 }
 
+// systemCPU is the machine's CPU time in seconds since boot, all processes and the kernel's own threads together:
+// busy is user, nice, system, irq and softirq (idle, iowait and steal left out; guest time is inside user), summed
+// over the cpus online, from the first line of /proc/stat.
+type systemCPU struct {
+	busy float64
+	cpus int
+}
+
+// readSystemCPU reads /proc/stat.
+func readSystemCPU() (systemCPU, error) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return systemCPU{}, err
+	}
+	return parseSystemCPU(b)
+}
+
+// parseSystemCPU parses /proc/stat's text b.
+func parseSystemCPU(b []byte) (systemCPU, error) {
+	var s systemCPU
+	seen := false
+	for line := range strings.Lines(string(b)) {
+		f := strings.Fields(line)
+		switch {
+		case len(f) > 7 && f[0] == "cpu":
+			var ticks int64
+			for _, i := range []int{1, 2, 3, 6, 7} { // user nice system idle iowait irq softirq: 1-3, 6, 7
+				v, err := strconv.ParseInt(f[i], 10, 64)
+				if err != nil {
+					return systemCPU{}, fmt.Errorf("/proc/stat: %q: %w", line, err)
+				}
+				ticks += v
+			}
+			s.busy = float64(ticks) / clockTicks
+			seen = true
+		case len(f) > 0 && strings.HasPrefix(f[0], "cpu"):
+			s.cpus++
+		}
+	}
+	if !seen || s.cpus == 0 {
+		return systemCPU{}, errors.New("/proc/stat has no cpu lines")
+	}
+	return s, nil
+}
+
 // memory is a process's resident set now (VmRSS) and its peak since start (VmHWM), in bytes.
 type memory struct{ rss, hwm int64 }
 
@@ -159,3 +204,6 @@ func tail(s string, n int) string {
 	}
 	return s
 }
+
+// seconds converts a CPU time in seconds to a Duration.
+func seconds(s float64) time.Duration { return time.Duration(s * float64(time.Second)) }

@@ -193,7 +193,10 @@ const scenarioDoc = `## What each scenario measures
    daemon with server.htpasswd_cache: 0, which hashes every login as nginx alone does (no target).
 3. **Direct mode streaming**: the body goes to the daemon's socket (server.direct_upload) and is spooled by the
    daemon itself. One big package against ` + "`cp`" + ` of the same file into the same filesystem followed by an
-   fsync (the daemon fsyncs; plain cp is given too). Then 16 concurrent uploads of the same size (to 16
+   fsync (the daemon fsyncs; plain cp is given too). In the same repetitions, with no target: the same body
+   sent to a bare receiver that writes and fsyncs it without hashing, the two digests alone, and the CPU the
+   upload used on the whole machine (/proc/stat) against what the cores give in the time the target allows.
+   Then 16 concurrent uploads of the same size (to 16
    repositories via ?os_release) while VmHWM of the daemon is read: it must not grow with upload size.
 4. **Coalescing**: uploads spread evenly over the interval into one repository, quiet period 2 s. Index runs
    come from /api/v1/repos; the indexer's CPU is the daemon's reaped-children CPU (cutime+cstime, which is
