@@ -58,6 +58,16 @@ func readSystemCPU() (systemCPU, error) {
 	return parseSystemCPU(b)
 }
 
+// readCPUs reads the machine's CPU time and pid's.
+func readCPUs(pid int) (systemCPU, cpuTimes, error) {
+	s, err := readSystemCPU()
+	if err != nil {
+		return systemCPU{}, cpuTimes{}, err
+	}
+	p, err := readCPU(pid)
+	return s, p, err
+}
+
 // parseSystemCPU parses /proc/stat's text b.
 func parseSystemCPU(b []byte) (systemCPU, error) {
 	var s systemCPU
@@ -67,7 +77,7 @@ func parseSystemCPU(b []byte) (systemCPU, error) {
 		switch {
 		case len(f) > 7 && f[0] == "cpu":
 			var ticks int64
-			for _, i := range []int{1, 2, 3, 6, 7} { // user nice system idle iowait irq softirq: 1-3, 6, 7
+			for _, i := range []int{1, 2, 3, 6, 7} { // user, nice, system; irq, softirq (4-5: idle, iowait; 8: steal)
 				v, err := strconv.ParseInt(f[i], 10, 64)
 				if err != nil {
 					return systemCPU{}, fmt.Errorf("/proc/stat: %q: %w", line, err)

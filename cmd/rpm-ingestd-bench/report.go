@@ -196,8 +196,8 @@ const scenarioDoc = `## What each scenario measures
    fsync (the daemon fsyncs; plain cp is given too). In the same repetitions, with no target: the same body
    sent to a bare receiver that writes and fsyncs it without hashing, the two digests alone, and the CPU the
    upload used on the whole machine (/proc/stat) against what the cores give in the time the target allows.
-   Then 16 concurrent uploads of the same size (to 16
-   repositories via ?os_release) while VmHWM of the daemon is read: it must not grow with upload size.
+   Then 16 concurrent uploads of the same size (to 16 repositories via ?os_release) while VmHWM of the daemon
+   is read: it must not grow with upload size.
 4. **Coalescing**: uploads spread evenly over the interval into one repository, quiet period 2 s. Index runs
    come from /api/v1/repos; the indexer's CPU is the daemon's reaped-children CPU (cutime+cstime, which is
    createrepo_c). Time to visible is from the last upload's answer to a dnf repoquery (--refresh, reading the

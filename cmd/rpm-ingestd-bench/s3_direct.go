@@ -65,11 +65,7 @@ func (b *bench) scenarioDirect() error {
 	}
 	rep := func(i int) error {
 		next(filepath.Join(conf.top, "d"+strconv.Itoa(i))) // the upload's repository
-		sys0, err := readSystemCPU()
-		if err != nil {
-			return err
-		}
-		d0, err := readCPU(d.pid())
+		sys0, d0, err := readCPUs(d.pid())
 		if err != nil {
 			return err
 		}
@@ -82,11 +78,7 @@ func (b *bench) scenarioDirect() error {
 			return err
 		}
 		ours = append(ours, time.Since(t0))
-		sys1, err := readSystemCPU()
-		if err != nil {
-			return err
-		}
-		d1, err := readCPU(d.pid())
+		sys1, d1, err := readCPUs(d.pid())
 		if err != nil {
 			return err
 		}
