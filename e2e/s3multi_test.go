@@ -343,11 +343,12 @@ func checkStored(t *testing.T, st *objstore.Store, pkgs []*mpkg) {
 
 // logEvent is one line of a daemon's JSON log.
 type logEvent struct {
-	TS     time.Time `json:"ts"`
-	Msg    string    `json:"msg"`
-	Repo   string    `json:"repo"`
-	Holder string    `json:"holder"`
-	Error  string    `json:"error"`
+	TS        time.Time `json:"ts"`
+	Msg       string    `json:"msg"`
+	Repo      string    `json:"repo"`
+	Holder    string    `json:"holder"`
+	Error     string    `json:"error"`
+	WorkBegan time.Time `json:"work_began"` // "createrepo_c run started": before the run listed Packages/
 }
 
 func logEvents(d *s3Daemon) []logEvent {
@@ -365,6 +366,7 @@ func logEvents(d *s3Daemon) []logEvent {
 type run struct {
 	repo, holder string
 	start, end   time.Time // end zero: never ended (the daemon was killed)
+	began        time.Time // when its Work began: it indexes every package placed before (the log has ms)
 	failed       bool      // it ended with an error: it published nothing
 }
 
@@ -395,7 +397,10 @@ func runsFromLogs(t *testing.T, ds []*s3Daemon, cut map[*s3Daemon]time.Time) []r
 				if e.Holder == "" {
 					t.Errorf("%s: run start without a holder", d.logPath)
 				}
-				open[e.Repo] = &run{repo: e.Repo, holder: e.Holder, start: e.TS}
+				if e.WorkBegan.IsZero() || e.WorkBegan.After(e.TS) {
+					t.Errorf("%s: run start at %s with work_began %s", d.logPath, e.TS, e.WorkBegan)
+				}
+				open[e.Repo] = &run{repo: e.Repo, holder: e.Holder, start: e.TS, began: e.WorkBegan}
 			case "createrepo_c run ended":
 				if r := open[e.Repo]; r != nil {
 					r.end, r.failed = e.TS, e.Error != ""
@@ -654,8 +659,11 @@ func TestS3MultiUploads(t *testing.T) {
 
 // checkPackageLists: each daemon's GET /api/v1/packages lists what docs/deploy.md promises, "the packages the
 // daemon took, and every package of the repositories it published": every upload it acknowledged, and every
-// upload the other daemon acknowledged before this daemon's last successful createrepo_c run of one of its
-// repositories began (that run's metadata lists it). An upload the other daemon took after that is not promised.
+// upload the other daemon acknowledged before the Work of this daemon's last successful createrepo_c run of one
+// of its repositories began (work_began: that run's metadata lists it; the run itself starts only after the Work
+// has listed Packages/ and fetched the metadata). An upload the other daemon took after that is not promised.
+// The lists are asked again for up to 10 s in all: the daemon takes a run's packages into its index after
+// publishing, which follows the run's end in the log.
 func checkPackageLists(t *testing.T, ds []*s3Daemon, ok []*mpkg, runs []run) {
 	t.Helper()
 	lastRun := func(d *s3Daemon, repo string) (last run) {
@@ -666,13 +674,14 @@ func checkPackageLists(t *testing.T, ds []*s3Daemon, ok []*mpkg, runs []run) {
 		}
 		return last
 	}
+	deadline := time.Now().Add(10 * time.Second) // for all lists together: after it, each is asked once
 	for i, d := range ds {
 		own, others := 0, 0
 		for _, p := range ok {
 			mine := p.daemon%len(ds) == i
 			promised := mine
 			for _, repo := range p.reposOf() {
-				promised = promised || lastRun(d, repo).start.After(p.acked)
+				promised = promised || lastRun(d, repo).began.After(p.acked)
 			}
 			if !promised {
 				continue
@@ -682,10 +691,16 @@ func checkPackageLists(t *testing.T, ds []*s3Daemon, ok []*mpkg, runs []run) {
 			} else {
 				others++
 			}
-			r := d.do(t, http.MethodGet, "/api/v1/packages?name="+p.spec.Name, nil, nil, false)
-			if r.code != http.StatusOK || !strings.Contains(r.body, p.spec.FileName()) {
-				t.Errorf("daemon %d: /api/v1/packages?name=%s lacks %s (taken by daemon %d, acknowledged at %s): %d %.300s",
-					i, p.spec.Name, p.spec.FileName(), p.daemon%len(ds), p.acked.Format(time.StampMilli), r.code, r.body)
+			for ; ; time.Sleep(100 * time.Millisecond) {
+				r := d.do(t, http.MethodGet, "/api/v1/packages?name="+p.spec.Name, nil, nil, false)
+				if r.code == http.StatusOK && strings.Contains(r.body, p.spec.FileName()) {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Errorf("daemon %d: /api/v1/packages?name=%s lacks %s (taken by daemon %d, acknowledged at %s): %d %.300s",
+						i, p.spec.Name, p.spec.FileName(), p.daemon%len(ds), p.acked.Format(time.StampMilli), r.code, r.body)
+					break
+				}
 			}
 		}
 		t.Logf("daemon %d lists its %d uploads and the %d of the other daemon's that its own runs published", i, own, others)

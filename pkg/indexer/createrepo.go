@@ -338,6 +338,7 @@ func (c *Createrepo) run(ctx context.Context, repoDir string) ([]tree.Entry, err
 func (c *Createrepo) publishOnce(ctx context.Context, tr tree.Tree, lock tree.Lock) ([]tree.Entry, error) {
 	// With retention taken over by the backend, createrepo_c runs without its --retain-old-md-by-age.
 	argv, retain, own := c.retention()
+	began := time.Now() // before the Work lists Packages/: every package placed by then is in this run
 	rt, canRetain := tr.(retainingTree)
 	var w tree.Work
 	var err error
@@ -367,7 +368,7 @@ func (c *Createrepo) publishOnce(ctx context.Context, tr tree.Tree, lock tree.Lo
 	if pw, ok := w.(previousMetadataWork); ok && pw.PreviousMetadata() != "" {
 		extra = append(extra, "--update-md-path", pw.PreviousMetadata())
 	}
-	if err := c.underLease(ctx, lock, func(ctx context.Context) error {
+	if err := c.underLease(ctx, lock, began, func(ctx context.Context) error {
 		if err := c.execArgv(ctx, argv, w.Dir(), w.Output(), extra...); err != nil {
 			return err
 		}
@@ -400,13 +401,15 @@ func holderOf(l tree.Lock) string {
 
 // underLease runs fn, the createrepo_c run and the signing, logging its start and end with the repository and the
 // lock's holder ("createrepo_c run started" / "createrepo_c run ended": the multi-daemon tests check from these
-// that no two runs for one repository overlap). On an expiring lock it renews the lock every third of its
+// that no two runs for one repository overlap). The start also says when the run's Work began (began, logged as
+// work_began): every package placed before then is in the run's --pkglist, which the multi-daemon tests need
+// too, as the run starts only after the Work's listing and downloads. On an expiring lock it renews the lock every third of its
 // remaining time meanwhile, so a run longer than the lease TTL keeps it; when a renewal finds the lock lost (or
 // the store refuses renewals until less than a quarter is left) fn's context is cancelled, createrepo_c gets
 // SIGTERM, and the error is tree.ErrLockLost.
-func (c *Createrepo) underLease(ctx context.Context, lock tree.Lock, fn func(context.Context) error) error {
+func (c *Createrepo) underLease(ctx context.Context, lock tree.Lock, began time.Time, fn func(context.Context) error) error {
 	log := c.logger().With(zap.String("repo", lock.Repo()), zap.String("holder", holderOf(lock)))
-	log.Info("createrepo_c run started")
+	log.Info("createrepo_c run started", zap.Time("work_began", began))
 	start := time.Now()
 	err := c.keepAlive(ctx, lock, fn)
 	log.Info("createrepo_c run ended", zap.Duration("took", time.Since(start)), zap.Error(err))

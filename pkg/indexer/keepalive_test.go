@@ -55,7 +55,7 @@ func TestUnderLease(t *testing.T) {
 	run := func(l tree.Lock, d time.Duration) (*observer.ObservedLogs, error) {
 		core, logs := observer.New(zap.InfoLevel)
 		c := &Createrepo{Log: zap.New(core)}
-		err := c.underLease(context.Background(), l, func(ctx context.Context) error {
+		err := c.underLease(context.Background(), l, time.Now(), func(ctx context.Context) error {
 			select {
 			case <-time.After(d):
 				return nil
@@ -119,7 +119,7 @@ func TestUnderLease(t *testing.T) {
 		l.expires = time.Now().Add(-time.Second)
 		ran := false
 		c := &Createrepo{}
-		err := c.underLease(context.Background(), l, func(context.Context) error { ran = true; return nil })
+		err := c.underLease(context.Background(), l, time.Now(), func(context.Context) error { ran = true; return nil })
 		if !errors.Is(err, tree.ErrLockLost) || ran {
 			t.Fatalf("err = %v, ran = %v; want ErrLockLost before the run", err, ran)
 		}
