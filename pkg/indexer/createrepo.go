@@ -402,11 +402,11 @@ func holderOf(l tree.Lock) string {
 // underLease runs fn, the createrepo_c run and the signing, logging its start and end with the repository and the
 // lock's holder ("createrepo_c run started" / "createrepo_c run ended": the multi-daemon tests check from these
 // that no two runs for one repository overlap). The start also says when the run's Work began (began, logged as
-// work_began): every package placed before then is in the run's --pkglist, which the multi-daemon tests need
-// too, as the run starts only after the Work's listing and downloads. On an expiring lock it renews the lock every third of its
-// remaining time meanwhile, so a run longer than the lease TTL keeps it; when a renewal finds the lock lost (or
-// the store refuses renewals until less than a quarter is left) fn's context is cancelled, createrepo_c gets
-// SIGTERM, and the error is tree.ErrLockLost.
+// work_began): every package placed before then is in the run's --pkglist. The multi-daemon tests need that too,
+// as the run starts only after the Work's listing and downloads. On an expiring lock it renews the lock every
+// third of its remaining time meanwhile, so a run longer than the lease TTL keeps it; when a renewal finds the
+// lock lost (or the store refuses renewals until less than a quarter is left) fn's context is cancelled,
+// createrepo_c gets SIGTERM, and the error is tree.ErrLockLost.
 func (c *Createrepo) underLease(ctx context.Context, lock tree.Lock, began time.Time, fn func(context.Context) error) error {
 	log := c.logger().With(zap.String("repo", lock.Repo()), zap.String("holder", holderOf(lock)))
 	log.Info("createrepo_c run started", zap.Time("work_began", began))
