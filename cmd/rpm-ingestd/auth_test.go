@@ -70,10 +70,11 @@ func keepAliveFrom(from string) *http.Client {
 	return &http.Client{Transport: &http.Transport{DialContext: d.DialContext}}
 }
 
-// tcpFrom is a client whose connections come from the local address from.
+// tcpFrom is a client whose connections come from the local address from, one per request.
 func tcpFrom(from string) *http.Client {
-	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}}
-	return &http.Client{Transport: &http.Transport{DialContext: d.DialContext, DisableKeepAlives: true}}
+	hc := keepAliveFrom(from)
+	hc.Transport.(*http.Transport).DisableKeepAlives = true
+	return hc
 }
 
 // unixClient is a client whose connections all go to the socket at path.

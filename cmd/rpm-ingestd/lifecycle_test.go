@@ -160,7 +160,6 @@ func (d *child) upload(t *testing.T, data []byte) {
 	}
 }
 
-// wait waits for the process to exit and returns its exit code.
 // killedLog kills the daemon if it still runs and returns its log once the process has exited (reading it before
 // races with the copying of its output).
 func (d *child) killedLog() string {
@@ -173,6 +172,7 @@ func (d *child) killedLog() string {
 	}
 }
 
+// wait waits for the process to exit and returns its exit code.
 func (d *child) wait(t *testing.T) int {
 	t.Helper()
 	select {

@@ -306,11 +306,17 @@ func TestAttackSocketNotOpenedOnEveryLogin(t *testing.T) {
 // loadCached loads the file at path with the login cache on (an hour).
 func loadCached(t *testing.T, path string) *Htpasswd {
 	t.Helper()
+	return loadWithCache(t, path, time.Hour)
+}
+
+// loadWithCache loads the file at path with server.htpasswd_cache set to cache (0: every login hashed).
+func loadWithCache(t *testing.T, path string, cache time.Duration) *Htpasswd {
+	t.Helper()
 	h, err := LoadHtpasswd(path, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	h.CacheVerified(time.Hour)
+	h.CacheVerified(cache)
 	return h
 }
 

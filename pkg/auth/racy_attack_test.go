@@ -58,11 +58,7 @@ func TestAttackRacyFailedVersionThenSameTickFix(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			path := writeFile(t, t.TempDir(), "users", first+"\n")
-			h, err := LoadHtpasswd(path, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			h.CacheVerified(time.Hour)
+			h := loadCached(t, path)
 			settle(t, h)
 			if !h.Check("alice", "first-pass") {
 				t.Fatal("the first password was refused")
@@ -134,11 +130,7 @@ func TestAttackRacyReplaceKinds(t *testing.T) {
 			if err := os.Chtimes(path, mtime, mtime); err != nil {
 				t.Fatal(err)
 			}
-			h, err := LoadHtpasswd(path, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			h.CacheVerified(time.Hour)
+			h := loadCached(t, path)
 			if tc.settled {
 				settle(t, h)
 			}
@@ -226,11 +218,7 @@ func TestAttackRacyConcurrentFlips(t *testing.T) {
 			if err := os.Chtimes(path, tick, tick); err != nil {
 				t.Fatal(err)
 			}
-			h, err := LoadHtpasswd(path, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			h.CacheVerified(cache)
+			h := loadWithCache(t, path, cache)
 			var loaded atomic.Int64 // the newest version whose password a finished Check accepted
 			stop := make(chan struct{})
 			var wg sync.WaitGroup

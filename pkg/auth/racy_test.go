@@ -86,11 +86,7 @@ func sameTick(t *testing.T, h *Htpasswd, before fileID) {
 func TestReloadSameTickRewrite(t *testing.T) {
 	for _, cache := range []time.Duration{0, time.Hour} {
 		path := racyFile(t, "first-pass")
-		h, err := LoadHtpasswd(path, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		h.CacheVerified(cache)
+		h := loadWithCache(t, path, cache)
 		if !h.Check("alice", "first-pass") {
 			t.Fatal("the first password was refused")
 		}
@@ -117,11 +113,7 @@ func TestSettledRewriteKeepingMtimeIsSeen(t *testing.T) {
 		if err := os.Chtimes(path, old, old); err != nil {
 			t.Fatal(err)
 		}
-		h, err := LoadHtpasswd(path, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		h.CacheVerified(cache)
+		h := loadWithCache(t, path, cache)
 		settle(t, h)
 		for range 2 { // checked, then (with the cache) remembered
 			if !h.Check("alice", "first-pass") {
